@@ -1,0 +1,1 @@
+"""The offline demo: sample data and a tiny base model."""
