@@ -1,0 +1,150 @@
+"""The one config schema: a YAML file validated by pydantic; errors name the field."""
+from __future__ import annotations
+
+from pathlib import Path
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+DEFAULT_CONFIG_PATH = Path(__file__).parent / "configs" / "default.yaml"
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message names the file and the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProjectConfig(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9](-*[A-Za-z0-9]){0,60}$")
+    region: str = "us-east-1"
+    role_arn: str = "arn:aws:iam::000000000000:role/continuum-sagemaker-execution"
+    bucket: str = Field(min_length=3, max_length=63)
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class ModelConfig(_Strict):
+    base_model: str | None = Field(
+        default=None,
+        description="HF model id, local path or s3:// URI; None builds the tiny demo model locally",
+    )
+    model_package_group: str = Field(pattern=r"^[A-Za-z0-9](-*[A-Za-z0-9]){0,62}$")
+
+
+class DataConfig(_Strict):
+    source: str = Field(min_length=1, description="local path or s3:// prefix of the raw company data")
+    validation_fraction: float = Field(default=0.1, gt=0, lt=1)
+    min_examples: int = Field(default=32, ge=1)
+    seed: int = 42
+
+
+class LoraConfig(_Strict):
+    r: int = Field(default=16, ge=1)
+    alpha: int = Field(default=32, ge=1)
+    dropout: float = Field(default=0.0, ge=0, lt=1)
+    target_modules: str = "all-linear"
+
+
+class TrainingConfig(_Strict):
+    instance_type: str = "ml.g5.2xlarge"
+    instance_count: int = Field(default=1, ge=1)
+    transformers_version: str = "4.56.2"
+    pytorch_version: str = "2.8.0"
+    py_version: str = "py312"
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    learning_rate: float = Field(default=2e-4, gt=0)
+    epochs: float = Field(default=3, gt=0)
+    max_steps: int = -1
+    batch_size: int = Field(default=8, ge=1)
+    max_seq_length: int = Field(default=512, ge=16)
+    seed: int = 42
+
+
+class GateConfig(_Strict):
+    metric: str
+    higher_is_better: bool = True
+    threshold: float
+    max_regression: float = Field(default=0.05, ge=0)
+
+
+class EvaluationConfig(_Strict):
+    instance_type: str = "ml.g5.2xlarge"
+    suites: list[str] = Field(default_factory=lambda: ["company_facts"], min_length=1)
+    max_new_tokens: int = Field(default=32, ge=1)
+    gate: GateConfig
+
+
+class ProcessingConfig(_Strict):
+    instance_type: str = "ml.m5.xlarge"
+    framework_version: str = "2.3"
+    py_version: str = "py311"
+
+
+class DeployConfig(_Strict):
+    endpoint_name: str = Field(pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+    instance_type: str = "ml.g5.xlarge"
+    instance_count: int = Field(default=1, ge=1)
+    capture_percent: int = Field(default=100, ge=0, le=100)
+    inference_image_uri: str | None = None
+    transformers_version: str = "4.51.3"
+    pytorch_version: str = "2.6.0"
+    py_version: str = "py312"
+    smoke_prompts: list[str] = Field(default_factory=lambda: ["What is your return policy?"], min_length=1)
+
+
+class Config(_Strict):
+    project: ProjectConfig
+    model: ModelConfig
+    data: DataConfig
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    processing: ProcessingConfig = Field(default_factory=ProcessingConfig)
+    evaluation: EvaluationConfig
+    deploy: DeployConfig
+
+    @property
+    def training_pipeline_name(self) -> str:
+        return f"{self.project.name}-training"
+
+    @property
+    def deploy_pipeline_name(self) -> str:
+        return f"{self.project.name}-deploy"
+
+    @property
+    def s3_prefix(self) -> str:
+        return f"s3://{self.project.bucket}/{self.project.name}"
+
+
+def _format_errors(path: Path, error: ValidationError) -> str:
+    lines = [f"{path}: invalid config"]
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "(root)"
+        lines.append(f"  {field}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def load_config(path: Path | str | None = None, overrides: dict | None = None) -> Config:
+    """Read and validate a config file (the embedded default when `path` is None)."""
+    config_path = Path(path) if path else DEFAULT_CONFIG_PATH
+    try:
+        raw = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{config_path}: config file not found") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{config_path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{config_path}: expected a mapping at the top level, got {type(raw).__name__}")
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(raw, dotted, value)
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(config_path, exc)) from exc
+
+
+def _set_dotted(raw: dict, dotted: str, value: object) -> None:
+    node = raw
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value

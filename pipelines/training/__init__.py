@@ -1,0 +1,1 @@
+"""The training pipeline: resolve baseline → prepare → train → evaluate → gate → register | fail."""

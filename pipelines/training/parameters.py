@@ -1,0 +1,54 @@
+"""Pipeline parameters of the training pipeline: per-execution overrides of the config."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from sagemaker.workflow.parameters import Parameter, ParameterFloat, ParameterInteger, ParameterString
+
+from pipelines.config import Config
+
+
+@dataclass(frozen=True)
+class TrainingParameters:
+    input_data_uri: ParameterString
+    base_model_uri: ParameterString
+    approval_status: ParameterString
+    processing_instance_type: ParameterString
+    training_instance_type: ParameterString
+    training_instance_count: ParameterInteger
+    lora_r: ParameterInteger
+    lora_alpha: ParameterInteger
+    lora_dropout: ParameterFloat
+    target_modules: ParameterString
+    learning_rate: ParameterFloat
+    epochs: ParameterFloat
+    gate_threshold: ParameterFloat
+    max_regression: ParameterFloat
+
+    def as_list(self) -> list[Parameter]:
+        return [getattr(self, field.name) for field in fields(self)]
+
+
+def training_parameters(config: Config) -> TrainingParameters:
+    """Parameters whose defaults come from the config."""
+    training = config.training
+    return TrainingParameters(
+        input_data_uri=ParameterString("InputDataUri", default_value=f"{config.s3_prefix}/data/latest"),
+        base_model_uri=ParameterString("BaseModelUri", default_value=f"{config.s3_prefix}/base-model"),
+        approval_status=ParameterString(
+            "ModelApprovalStatus",
+            default_value="PendingManualApproval",
+            enum_values=["PendingManualApproval", "Approved"],
+        ),
+        processing_instance_type=ParameterString("ProcessingInstanceType", default_value=config.processing.instance_type),
+        training_instance_type=ParameterString("TrainingInstanceType", default_value=training.instance_type),
+        training_instance_count=ParameterInteger("TrainingInstanceCount", default_value=training.instance_count),
+        lora_r=ParameterInteger("LoraR", default_value=training.lora.r),
+        lora_alpha=ParameterInteger("LoraAlpha", default_value=training.lora.alpha),
+        lora_dropout=ParameterFloat("LoraDropout", default_value=training.lora.dropout),
+        target_modules=ParameterString("LoraTargetModules", default_value=training.lora.target_modules),
+        learning_rate=ParameterFloat("LearningRate", default_value=training.learning_rate),
+        epochs=ParameterFloat("Epochs", default_value=training.epochs),
+        gate_threshold=ParameterFloat("GateThreshold", default_value=config.evaluation.gate.threshold),
+        max_regression=ParameterFloat("MaxRegression", default_value=config.evaluation.gate.max_regression),
+    )

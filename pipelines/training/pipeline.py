@@ -1,0 +1,32 @@
+"""Assemble the training pipeline from its step builders."""
+from __future__ import annotations
+
+from sagemaker.workflow.pipeline import Pipeline
+from sagemaker.workflow.pipeline_context import PipelineSession
+
+from pipelines.common_steps import resolve_model_step
+from pipelines.config import Config
+from pipelines.training.evaluate_step import evaluate_step
+from pipelines.training.gate_steps import gate_steps
+from pipelines.training.parameters import training_parameters
+from pipelines.training.prepare_step import prepare_step
+from pipelines.training.register_step import register_step
+from pipelines.training.train_step import train_step
+
+
+def training_pipeline(config: Config, session: PipelineSession) -> Pipeline:
+    params = training_parameters(config)
+    resolve, resolved = resolve_model_step(
+        config, session, "ResolveBaseline", fallback_model_uri=params.base_model_uri, require_approved=False
+    )
+    prepare, report = prepare_step(config, session, params)
+    train = train_step(config, session, params, prepare, resolve, resolved)
+    evaluate, evaluation = evaluate_step(config, session, params, prepare, train, resolve, resolved)
+    register = register_step(config, session, params, train, evaluate, report, prepare, resolved, resolve)
+    gate = gate_steps(config.evaluation.gate, params, evaluate, evaluation, on_pass=[register])
+    return Pipeline(
+        name=config.training_pipeline_name,
+        parameters=params.as_list(),
+        steps=[resolve, prepare, train, evaluate, gate],
+        sagemaker_session=session,
+    )

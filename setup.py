@@ -1,0 +1,44 @@
+"""continuum: continuous LLM fine-tuning and deployment on SageMaker Pipelines (and on one machine)."""
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+CONTROL_PLANE = [
+    "sagemaker>=2.257.7,<3",
+    "boto3>=1.34",
+    "pydantic>=2.6",
+    "pyyaml>=6",
+]
+ML_STACK = [
+    "torch==2.13.0",
+    "transformers>=5,<6",
+    "peft>=0.17",
+    "accelerate>=1.0",
+    "datasets>=3",
+    "tokenizers>=0.20",
+    "safetensors>=0.4",
+    "rouge-score>=0.1.2",
+    "sacrebleu>=2.4",
+    "scikit-learn>=1.4",
+]
+TEST = ["pytest>=8", "moto[s3,sagemaker,events,iam,sts]>=5.1", "nbformat>=5", "nbclient>=0.10", "ipykernel>=6"]
+
+setup(
+    name="continuum",
+    version="0.1.0",
+    description=__doc__,
+    long_description=Path("README.md").read_text(encoding="utf-8") if Path("README.md").exists() else "",
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["pipelines", "pipelines.*"]),
+    package_data={"pipelines": ["configs/*.yaml"]},
+    install_requires=CONTROL_PLANE,
+    extras_require={"ml": ML_STACK, "test": TEST, "all": ML_STACK + TEST},
+    entry_points={
+        "console_scripts": [
+            "continuum=pipelines.cli:main",
+            "run-pipeline=pipelines.aws_compat:run_pipeline_main",
+            "get-pipeline-definition=pipelines.aws_compat:get_pipeline_definition_main",
+        ]
+    },
+)
