@@ -1,0 +1,53 @@
+"""JSON Lines files: write records one per line, read them back with errors that name file and line."""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+
+class JsonlError(ValueError):
+    """A JSONL file has a line that is not a JSON object; the message names file and line."""
+
+
+def dumps_line(record: Mapping[str, Any]) -> str:
+    """One record as a JSONL line (UTF-8 text kept readable, keys in the record's order)."""
+    return json.dumps(record, ensure_ascii=False) + "\n"
+
+
+def write_jsonl(path: Path, records: Iterable[Mapping[str, Any]]) -> int:
+    """Write `records` to `path` (parent folders created); return how many were written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    with path.open("w", encoding="utf-8", newline="\n") as handle:
+        for record in records:
+            handle.write(dumps_line(record))
+            count += 1
+    return count
+
+
+def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """Yield the objects of a JSONL file, skipping blank lines; raise JsonlError naming file:line."""
+    path = Path(path)
+    with path.open("rb") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise JsonlError(f"{path}:{line_no}: not valid UTF-8 at byte {exc.start + 1}") from exc
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise JsonlError(f"{path}:{line_no}: not valid JSON: {exc.msg} (column {exc.colno})") from exc
+            if not isinstance(record, dict):
+                raise JsonlError(f"{path}:{line_no}: expected a JSON object, got {type(record).__name__}")
+            yield record
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """All objects of a JSONL file (see iter_jsonl)."""
+    return list(iter_jsonl(path))
