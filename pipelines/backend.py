@@ -1,0 +1,40 @@
+"""Where the control plane sends its AWS calls: real AWS, or this machine's stand-ins.
+
+Both are a `boto3.Session`; locally its S3 and SageMaker calls are answered in-process by
+`pipelines.local.transport`. Everything above this module is the same code for both.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import boto3
+
+from pipelines.config import Config
+
+
+@dataclass(frozen=True)
+class Backend:
+    kind: Literal["local", "aws"]
+    session: boto3.Session
+    home: Path | None = None
+
+    def client(self, service: str) -> Any:
+        return self.session.client(service)
+
+    @property
+    def is_local(self) -> bool:
+        return self.kind == "local"
+
+
+def local_backend(config: Config, home: Path | None = None) -> Backend:
+    from pipelines.local.home import continuum_home
+    from pipelines.local.transport import local_boto3_session
+
+    root = home or continuum_home()
+    return Backend("local", local_boto3_session(root, region=config.project.region), root)
+
+
+def aws_backend(config: Config, profile: str | None = None) -> Backend:
+    return Backend("aws", boto3.Session(region_name=config.project.region, profile_name=profile))

@@ -1,0 +1,275 @@
+"""`continuum`: the command line of the control plane (local runtime by default, `--aws` for SageMaker)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from pipelines.backend import Backend, aws_backend, local_backend
+from pipelines.config import Config, ConfigError, load_config
+
+
+def _parameters(pairs: Sequence[str]) -> dict[str, str]:
+    parsed: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"--param expects NAME=VALUE, got {pair!r}")
+        parsed[name] = value
+    return parsed
+
+
+def _backend(args: argparse.Namespace, config: Config) -> Backend:
+    if getattr(args, "aws", False):
+        return aws_backend(config, getattr(args, "profile", None))
+    return local_backend(config, Path(args.home) if getattr(args, "home", None) else None)
+
+
+def _add_target(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--local", action="store_true", help="embedded local runtime (default)")
+    group.add_argument("--aws", action="store_true", help="SageMaker in your AWS account")
+    parser.add_argument("--profile", help="AWS profile (with --aws)")
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pipelines.demo.run_demo import format_summary, run_demo
+
+    summary = run_demo(Path(args.home) if args.home else None)
+    print(format_summary(summary))
+    return 0 if summary.succeeded else 1
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pipelines.execution import run_pipeline
+    from pipelines.staging import stage_training_inputs
+
+    config = load_config(args.config)
+    backend = _backend(args, config)
+    parameters = _parameters(args.param)
+    if args.pipeline == "training":
+        demo_model = None
+        if backend.is_local and config.model.base_model is None:
+            from pipelines.demo.run_demo import _tiny_base_model
+
+            demo_model = _tiny_base_model(backend.home)  # type: ignore[arg-type]
+        staged = stage_training_inputs(backend, config, demo_model)
+        parameters = {**staged.parameters(), **parameters}
+    outcome = run_pipeline(args.pipeline, config, backend, parameters, wait=not args.no_wait)
+    print(f"{outcome.pipeline_name} {outcome.execution_id}: {outcome.status}")
+    if outcome.failure_reason:
+        print(f"reason: {outcome.failure_reason}")
+    return 0 if outcome.status in ("Succeeded", "Executing") else 1
+
+
+def cmd_definition(args: argparse.Namespace) -> int:
+    from pipelines.definitions import definition_json
+
+    config = load_config(args.config)
+    _print_json(definition_json(args.pipeline, config, _backend(args, config)))
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from pipelines.registry_ops import find_version, list_versions, set_approval
+
+    config = load_config(args.config)
+    sagemaker = _backend(args, config).client("sagemaker")
+    group = config.model.model_package_group
+    if args.action == "list":
+        rows = [version.row() for version in list_versions(sagemaker, group)]
+        if not rows:
+            print(f"no model versions in {group}")
+        for row in rows:
+            print(f"v{row['version']:<4} {row['status']:<22} {row['created']:<26} data {row['data_version']}  {row['arn']}")
+        return 0
+    version = find_version(sagemaker, group, args.version)
+    status = "Approved" if args.action == "approve" else "Rejected"
+    set_approval(sagemaker, version.arn, status, args.reason or f"{status.lower()} with continuum models {args.action}")
+    print(f"version {version.version}: {status}")
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from pipelines.execution import run_pipeline
+
+    config = load_config(args.config)
+    outcome = run_pipeline("deploy", config, _backend(args, config), _parameters(args.param), wait=not args.no_wait)
+    print(f"{outcome.pipeline_name} {outcome.execution_id}: {outcome.status}")
+    if outcome.failure_reason:
+        print(f"reason: {outcome.failure_reason}")
+    return 0 if outcome.status in ("Succeeded", "Executing") else 1
+
+
+def cmd_invoke(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    runtime = _backend(args, config).client("sagemaker-runtime")
+    body = {"inputs": args.prompt, "parameters": {"max_new_tokens": args.max_new_tokens}}
+    started = time.perf_counter()
+    response = runtime.invoke_endpoint(
+        EndpointName=args.endpoint or config.deploy.endpoint_name,
+        ContentType="application/json",
+        Accept="application/json",
+        Body=json.dumps(body),
+    )
+    answer = json.loads(response["Body"].read())
+    print(json.dumps(answer, indent=2))
+    print(f"({(time.perf_counter() - started) * 1000:.0f} ms, variant {response.get('InvokedProductionVariant', '?')})",
+          file=sys.stderr)
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    """Reject the serving version and redeploy: the deploy pipeline then takes the previous Approved one."""
+    from pipelines.execution import run_pipeline
+    from pipelines.registry_ops import list_versions, set_approval
+
+    config = load_config(args.config)
+    backend = _backend(args, config)
+    sagemaker = backend.client("sagemaker")
+    approved = list_versions(sagemaker, config.model.model_package_group, "Approved")
+    if len(approved) < 2:
+        print(f"rollback needs two Approved versions; {config.model.model_package_group} has {len(approved)}")
+        return 1
+    started = time.perf_counter()
+    current, previous = approved[0], approved[1]
+    set_approval(sagemaker, current.arn, "Rejected", args.reason or "rolled back with continuum rollback")
+    outcome = run_pipeline("deploy", config, backend, {}, wait=True)
+    print(f"rolled back from version {current.version} to {previous.version}: {outcome.status} "
+          f"in {time.perf_counter() - started:.1f}s")
+    return 0 if outcome.succeeded else 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from pipelines.registry_ops import list_versions
+
+    config = load_config(args.config)
+    backend = _backend(args, config)
+    sagemaker = backend.client("sagemaker")
+    versions = list_versions(sagemaker, config.model.model_package_group)
+    print(f"model package group {config.model.model_package_group}: {len(versions)} version(s)")
+    for version in versions[:5]:
+        print(f"  v{version.version} {version.approval_status}")
+    try:
+        endpoint = sagemaker.describe_endpoint(EndpointName=config.deploy.endpoint_name)
+        print(f"endpoint {endpoint['EndpointName']}: {endpoint['EndpointStatus']} (config {endpoint['EndpointConfigName']})")
+    except Exception as exc:  # noqa: BLE001 - any "not found" shape is reported the same way
+        print(f"endpoint {config.deploy.endpoint_name}: not deployed ({exc.__class__.__name__})")
+    if backend.is_local and backend.home is not None:
+        executions = sorted((backend.home / "executions").glob("*/*/execution.json"), key=lambda p: p.stat().st_mtime)
+        for path in executions[-5:]:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            print(f"  execution {record['pipeline_name']} {record['execution_id']}: {record['status']}")
+    return 0
+
+
+def cmd_schedule(args: argparse.Namespace) -> int:
+    import boto3
+
+    from pipelines.schedule import put_training_schedule
+
+    config = load_config(args.config)
+    session = boto3.Session(region_name=config.project.region, profile_name=args.profile)
+    account = session.client("sts").get_caller_identity()["Account"]
+    result = put_training_schedule(
+        session.client("events"),
+        config,
+        account,
+        args.expression,
+        args.events_role_arn,
+        _parameters(args.param),
+        enabled=not args.disabled,
+    )
+    _print_json(result)
+    return 0
+
+
+def cmd_teardown(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    sagemaker = _backend(args, config).client("sagemaker")
+    for endpoint in sagemaker.list_endpoints()["Endpoints"]:
+        sagemaker.delete_endpoint(EndpointName=endpoint["EndpointName"])
+        print(f"deleted endpoint {endpoint['EndpointName']}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="continuum", description=__doc__)
+    parser.add_argument("--home", help="local home (default $CONTINUUM_HOME or ./.continuum)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
+        child = sub.add_parser(name, help=help_text, description=help_text)
+        child.add_argument("--config", help="config YAML (default: the embedded default)")
+        child.set_defaults(handler=handler)
+        return child
+
+    command("demo", cmd_demo, "one full round locally: train → gate → register → approve → deploy → invoke")
+
+    run = command("run", cmd_run, "run a pipeline (stages the training inputs first)")
+    _add_target(run)
+    run.add_argument("--pipeline", choices=["training", "deploy"], default="training")
+    run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="pipeline parameter override")
+    run.add_argument("--no-wait", action="store_true", help="with --aws: return once started")
+
+    definition = command("definition", cmd_definition, "print a pipeline definition JSON")
+    definition.add_argument("pipeline", choices=["training", "deploy"])
+    _add_target(definition)
+
+    models = command("models", cmd_models, "list, approve or reject model versions")
+    models.add_argument("action", choices=["list", "approve", "reject"])
+    models.add_argument("version", nargs="?", type=int, help="version number (default: the newest)")
+    models.add_argument("--reason", default="")
+    _add_target(models)
+
+    deploy = command("deploy", cmd_deploy, "run the deploy pipeline for the latest Approved version")
+    _add_target(deploy)
+    deploy.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    deploy.add_argument("--no-wait", action="store_true")
+
+    invoke = command("invoke", cmd_invoke, "send a prompt to the endpoint")
+    invoke.add_argument("prompt")
+    invoke.add_argument("--endpoint")
+    invoke.add_argument("--max-new-tokens", type=int, default=32)
+    _add_target(invoke)
+
+    rollback = command("rollback", cmd_rollback, "reject the serving version and redeploy the previous one")
+    rollback.add_argument("--reason", default="")
+    _add_target(rollback)
+
+    status = command("status", cmd_status, "model versions, endpoint and recent executions")
+    _add_target(status)
+
+    schedule = command("schedule", cmd_schedule, "create/update the EventBridge rule for scheduled retraining (AWS)")
+    schedule.add_argument("--expression", required=True, help="rate(7 days) or cron(0 3 ? * MON *)")
+    schedule.add_argument("--events-role-arn", required=True, help="role EventBridge assumes to start the pipeline")
+    schedule.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    schedule.add_argument("--disabled", action="store_true")
+    schedule.add_argument("--profile")
+
+    teardown = command("teardown", cmd_teardown, "delete the endpoints (local processes stop)")
+    _add_target(teardown)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    except (LookupError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,203 @@
+"""Processing and training jobs of a definition, run as local subprocesses of the same scripts.
+
+Input is the step's resolved `Arguments` (a CreateProcessingJob / CreateTrainingJob request);
+output is what Describe* would return, which later steps read as the step's properties.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from pipelines.local.container import ContainerRoot, JobFailed, host_environment, run_process
+from pipelines.local.s3 import LocalS3
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """Where a job runs and what it can reach."""
+
+    job_name: str
+    job_dir: Path
+    s3: LocalS3
+    runtime_env: dict[str, str]
+    echo: Callable[[str], None]
+
+
+def run_processing_job(request: dict[str, Any], context: JobContext) -> dict[str, Any]:
+    container = ContainerRoot(context.job_dir / "container")
+    for item in request.get("ProcessingInputs", []):
+        _download_processing_input(item, container, context.s3)
+    outputs = request.get("ProcessingOutputConfig", {}).get("Outputs", [])
+    for item in outputs:
+        container.host_path(item["S3Output"]["LocalPath"]).mkdir(parents=True, exist_ok=True)
+
+    app = request["AppSpecification"]
+    entrypoint = [container.remap(part) for part in app.get("ContainerEntrypoint", [])]
+    if not entrypoint:
+        raise JobFailed(f"{context.job_name}: AppSpecification.ContainerEntrypoint is required to run locally")
+    if Path(entrypoint[0]).name in {"bash", "sh"} and len(entrypoint) > 1 and Path(entrypoint[1]).is_file():
+        entrypoint[1] = str(container.remap_script(Path(entrypoint[1])))
+    if Path(entrypoint[0]).name in {"python", "python3"}:
+        entrypoint[0] = sys.executable
+    command = entrypoint + [container.remap(str(arg)) for arg in app.get("ContainerArguments", [])]
+    environment = host_environment(request.get("Environment", {}), context.runtime_env)
+    run_process(command, container.root, environment, context.job_dir / "job.log", context.echo)
+
+    for item in outputs:
+        local_dir = container.host_path(item["S3Output"]["LocalPath"])
+        context.s3.upload_dir(local_dir, item["S3Output"]["S3Uri"])
+    return {
+        **request,
+        "ProcessingJobName": context.job_name,
+        "ProcessingJobArn": f"arn:aws:sagemaker:local:000000000000:processing-job/{context.job_name.lower()}",
+        "ProcessingJobStatus": "Completed",
+        "ExitMessage": "",
+    }
+
+
+def _download_processing_input(item: dict[str, Any], container: ContainerRoot, s3: LocalS3) -> None:
+    name = item.get("InputName", "?")
+    source = item.get("S3Input")
+    if source is None:
+        raise JobFailed(f"processing input {name!r}: only S3Input is supported locally (not DatasetDefinition)")
+    if source.get("S3DataType", "S3Prefix") != "S3Prefix":
+        raise JobFailed(f"processing input {name!r}: S3DataType {source['S3DataType']!r} is not supported locally")
+    destination = container.host_path(source["LocalPath"])
+    destination.mkdir(parents=True, exist_ok=True)
+    s3.download_prefix(source["S3Uri"], destination)
+
+
+def run_training_job(request: dict[str, Any], context: JobContext) -> dict[str, Any]:
+    container = ContainerRoot(context.job_dir / "container")
+    hyperparameters = {key: _decode_hyperparameter(value) for key, value in request.get("HyperParameters", {}).items()}
+    program = hyperparameters.get("sagemaker_program")
+    submit_directory = hyperparameters.get("sagemaker_submit_directory")
+    if not program or not submit_directory:
+        raise JobFailed(
+            f"{context.job_name}: a local training job needs the sagemaker_program and "
+            "sagemaker_submit_directory hyperparameters (a framework estimator with entry_point/source_dir)"
+        )
+    code_dir = container.host_path("/opt/ml/code")
+    _unpack_source(context.s3, str(submit_directory), code_dir, context.job_dir)
+
+    channels = []
+    for channel in request.get("InputDataConfig", []):
+        name = channel["ChannelName"]
+        uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
+        target = container.host_path(f"/opt/ml/input/data/{name}")
+        target.mkdir(parents=True, exist_ok=True)
+        context.s3.download_prefix(uri, target)
+        channels.append(name)
+    model_dir = container.host_path("/opt/ml/model")
+    output_data_dir = container.host_path("/opt/ml/output/data")
+    checkpoint_dir = container.host_path(request.get("CheckpointConfig", {}).get("LocalPath", "/opt/ml/checkpoints"))
+    for folder in (model_dir, output_data_dir, checkpoint_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+
+    user_hyperparameters = {key: value for key, value in hyperparameters.items() if not key.startswith("sagemaker_")}
+    environment = host_environment(
+        request.get("Environment", {}),
+        {**context.runtime_env, **_training_env(container, channels, user_hyperparameters, str(program), model_dir)},
+    )
+    command = [sys.executable, str(program), *_cli_arguments(user_hyperparameters)]
+    lines = run_process(command, code_dir, environment, context.job_dir / "job.log", context.echo)
+
+    job_output = request["OutputDataConfig"]["S3OutputPath"].rstrip("/") + f"/{context.job_name}/output"
+    model_artifact = f"{job_output}/model.tar.gz"
+    context.s3.put_file(model_artifact, _tar_directory(model_dir, context.job_dir / "model.tar.gz"))
+    context.s3.put_file(f"{job_output}/output.tar.gz", _tar_directory(output_data_dir, context.job_dir / "output.tar.gz"))
+    metrics = _final_metrics(lines, request.get("AlgorithmSpecification", {}).get("MetricDefinitions", []))
+    return {
+        **request,
+        "TrainingJobName": context.job_name,
+        "TrainingJobArn": f"arn:aws:sagemaker:local:000000000000:training-job/{context.job_name.lower()}",
+        "TrainingJobStatus": "Completed",
+        "SecondaryStatus": "Completed",
+        "ModelArtifacts": {"S3ModelArtifacts": model_artifact},
+        "FinalMetricDataList": [{"MetricName": name, "Value": value} for name, value in metrics.items()],
+    }
+
+
+def _decode_hyperparameter(value: Any) -> Any:
+    """Hyperparameters travel as strings, JSON-encoded by the SDK (`"\\"train.py\\""`, `"8"`)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+def _cli_arguments(hyperparameters: dict[str, Any]) -> list[str]:
+    """As the SageMaker training toolkit passes them: `--name value`, collections as JSON."""
+    arguments: list[str] = []
+    for key, value in hyperparameters.items():
+        text = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+        arguments += [f"--{key}", text]
+    return arguments
+
+
+def _training_env(
+    container: ContainerRoot, channels: list[str], hyperparameters: dict[str, Any], program: str, model_dir: Path
+) -> dict[str, str]:
+    env = {
+        "SM_MODEL_DIR": str(model_dir),
+        "SM_INPUT_DIR": str(container.host_path("/opt/ml/input")),
+        "SM_INPUT_DATA_CONFIG_DIR": str(container.host_path("/opt/ml/input/config")),
+        "SM_OUTPUT_DIR": str(container.host_path("/opt/ml/output")),
+        "SM_OUTPUT_DATA_DIR": str(container.host_path("/opt/ml/output/data")),
+        "SM_CHECKPOINT_DIR": str(container.host_path("/opt/ml/checkpoints")),
+        "SM_CHANNELS": json.dumps(sorted(channels)),
+        "SM_HPS": json.dumps(hyperparameters),
+        "SM_USER_ENTRY_POINT": program,
+        "SM_HOSTS": json.dumps(["algo-1"]),
+        "SM_CURRENT_HOST": "algo-1",
+        "SM_NUM_GPUS": "0",
+        "SM_NUM_CPUS": str(os.cpu_count() or 1),
+    }
+    for channel in channels:
+        env[f"SM_CHANNEL_{channel.upper()}"] = str(container.host_path(f"/opt/ml/input/data/{channel}"))
+    for key, value in hyperparameters.items():
+        env[f"SM_HP_{key.upper()}"] = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+    return env
+
+
+def _unpack_source(s3: LocalS3, uri: str, code_dir: Path, job_dir: Path) -> None:
+    archive = job_dir / "sourcedir.tar.gz"
+    archive.write_bytes(s3.get_bytes(uri))
+    code_dir.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(code_dir, filter="data")
+
+
+def _tar_directory(directory: Path, archive: Path) -> Path:
+    with tarfile.open(archive, "w:gz") as tar:
+        for path in sorted(directory.rglob("*")):
+            tar.add(path, arcname=str(path.relative_to(directory)), recursive=False)
+    return archive
+
+
+def _final_metrics(lines: list[str], definitions: list[dict[str, str]]) -> dict[str, float]:
+    """The last value each metric definition's regex matched in the job's output."""
+    metrics: dict[str, float] = {}
+    for definition in definitions:
+        pattern = re.compile(definition["Regex"])
+        for line in lines:
+            for match in pattern.finditer(line):
+                try:
+                    metrics[definition["Name"]] = float(match.group(1))
+                except (ValueError, IndexError):
+                    continue
+    return metrics
+
+
+def remove_container(job_dir: Path) -> None:
+    """Free the disk a finished job's container folder used (its outputs are in S3 by then)."""
+    shutil.rmtree(job_dir / "container", ignore_errors=True)

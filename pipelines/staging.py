@@ -1,0 +1,137 @@
+"""Put a run's inputs where the pipeline reads them: data, base model and benchmark suites in S3.
+
+Local paths are uploaded under content-addressed prefixes (the same content → the same URI);
+`s3://` URIs are used as they are. Locally "S3" is the folder stand-in; the code is the same.
+"""
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from pipelines.backend import Backend
+from pipelines.config import Config
+from pipelines.paths import BENCHMARKS_DIR
+
+SAMPLE_SCHEME = "sample://round-"
+# One PutObject per file (S3 takes up to 5 GB that way); model shards stay below it.
+_SINGLE_PUT_LIMIT = 5 * 1024**3 - 1
+
+
+@dataclass(frozen=True)
+class StagedInputs:
+    input_data_uri: str
+    base_model_uri: str
+
+    def parameters(self) -> dict[str, str]:
+        return {"InputDataUri": self.input_data_uri, "BaseModelUri": self.base_model_uri}
+
+
+def directory_digest(directory: Path) -> str:
+    """A short content hash of every file (relative path + bytes) under `directory`."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(directory)).encode("utf-8") + b"\0")
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def upload_directory(backend: Backend, directory: Path, uri_prefix: str) -> str:
+    """Upload every file under `directory` to `uri_prefix/` through the backend's S3 client."""
+    from boto3.s3.transfer import TransferConfig
+
+    bucket, _, key_prefix = uri_prefix.removeprefix("s3://").partition("/")
+    s3 = backend.client("s3")
+    transfer = TransferConfig(multipart_threshold=_SINGLE_PUT_LIMIT)
+    files = sorted(p for p in directory.rglob("*") if p.is_file())
+    if not files:
+        raise FileNotFoundError(f"{directory}: no files to upload")
+    for path in files:
+        key = f"{key_prefix.rstrip('/')}/{path.relative_to(directory).as_posix()}"
+        s3.upload_file(str(path), bucket, key, Config=transfer)
+    return uri_prefix.rstrip("/")
+
+
+def ensure_bucket(backend: Backend, bucket: str) -> None:
+    from botocore.exceptions import ClientError
+
+    s3 = backend.client("s3")
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except ClientError:
+        s3.create_bucket(Bucket=bucket)
+
+
+def stage_directory(backend: Backend, directory: Path, uri_root: str) -> str:
+    """Upload `directory` under `uri_root/<content hash>` and return that URI."""
+    return upload_directory(backend, directory, f"{uri_root}/{directory_digest(directory)}")
+
+
+def stage_data(backend: Backend, config: Config, source: str) -> str:
+    if source.startswith("s3://"):
+        return source
+    if source.startswith(SAMPLE_SCHEME):
+        from pipelines.demo.sample_data import write_round
+
+        round_no = int(source.removeprefix(SAMPLE_SCHEME))
+        with tempfile.TemporaryDirectory(prefix="continuum-sample-") as tmp:
+            write_round(round_no, Path(tmp))
+            return stage_directory(backend, Path(tmp), f"{config.s3_prefix}/data")
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"data.source: {source} does not exist (expected a local path, s3:// URI or sample://round-N)")
+    if path.is_file():
+        with tempfile.TemporaryDirectory(prefix="continuum-data-") as tmp:
+            (Path(tmp) / path.name).write_bytes(path.read_bytes())
+            return stage_directory(backend, Path(tmp), f"{config.s3_prefix}/data")
+    return stage_directory(backend, path, f"{config.s3_prefix}/data")
+
+
+def stage_base_model(
+    backend: Backend, config: Config, build_demo_model: Callable[[], Path] | None = None
+) -> str:
+    """The base model as an S3 prefix: an s3:// URI, an uploaded local folder, or a hub snapshot."""
+    base = config.model.base_model
+    if base is None:
+        if build_demo_model is None:
+            raise ValueError("model.base_model is not set: give an HF model id, a local path or an s3:// URI")
+        return stage_directory(backend, build_demo_model(), f"{config.s3_prefix}/base-model")
+    if base.startswith("s3://"):
+        return base
+    path = Path(base).expanduser()
+    if path.is_dir():
+        return stage_directory(backend, path, f"{config.s3_prefix}/base-model")
+    return stage_directory(backend, _hub_snapshot(base), f"{config.s3_prefix}/base-model")
+
+
+def _hub_snapshot(model_id: str) -> Path:
+    """Download an HF hub model (needs network and `huggingface_hub`; never used by the demo or tests)."""
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(repo_id=model_id, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt"]))
+
+
+def stage_benchmarks(backend: Backend, config: Config, suites_dir: Path = BENCHMARKS_DIR) -> str:
+    """Upload the benchmark suites to the fixed prefix the evaluate step reads."""
+    uri = f"{config.s3_prefix}/benchmarks"
+    for suite in config.evaluation.suites:
+        if not (suites_dir / suite / "suite.yaml").is_file():
+            raise FileNotFoundError(f"evaluation.suites: no suite {suite!r} ({suites_dir / suite / 'suite.yaml'} is missing)")
+        upload_directory(backend, suites_dir / suite, f"{uri}/{suite}")
+    return uri
+
+
+def stage_training_inputs(
+    backend: Backend, config: Config, build_demo_model: Callable[[], Path] | None = None
+) -> StagedInputs:
+    ensure_bucket(backend, config.project.bucket)
+    stage_benchmarks(backend, config)
+    return StagedInputs(
+        input_data_uri=stage_data(backend, config, config.data.source),
+        base_model_uri=stage_base_model(backend, config, build_demo_model),
+    )
+
