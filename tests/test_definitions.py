@@ -1,0 +1,175 @@
+"""The two pipeline definitions, built with the SageMaker SDK against moto, and upsert/start on moto."""
+from __future__ import annotations
+
+import json
+from typing import Any, Iterator
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from pipelines.backend import Backend
+from pipelines.config import load_config
+from pipelines.definitions import build_pipeline, definition_json
+from pipelines.execution import aws_tags, upsert
+
+CONFIG = load_config()
+
+
+def _steps_by_name(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+
+    def visit(step: dict[str, Any]) -> None:
+        found[step["Name"]] = step
+        if step["Type"] == "Condition":
+            for child in step["Arguments"]["IfSteps"] + step["Arguments"]["ElseSteps"]:
+                visit(child)
+
+    for step in definition["Steps"]:
+        visit(step)
+    return found
+
+
+@pytest.fixture(scope="module")
+def aws() -> Iterator[Backend]:
+    with mock_aws():
+        session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
+        session.client("s3").create_bucket(Bucket=CONFIG.project.bucket)
+        yield Backend("aws", session)
+
+
+@pytest.fixture(scope="module")
+def training(aws: Backend) -> dict[str, Any]:
+    return definition_json("training", CONFIG, aws)
+
+
+@pytest.fixture(scope="module")
+def deploy(aws: Backend) -> dict[str, Any]:
+    return definition_json("deploy", CONFIG, aws)
+
+
+def test_training_steps_and_types(training: dict[str, Any]) -> None:
+    steps = _steps_by_name(training)
+    assert {name: step["Type"] for name, step in steps.items()} == {
+        "ResolveBaseline": "Processing",
+        "PrepareData": "Processing",
+        "TrainModel": "Training",
+        "EvaluateModel": "Processing",
+        "CheckQualityThreshold": "Condition",
+        "CheckNoRegression": "Condition",
+        "RegisterModel-RegisterModel": "RegisterModel",
+        "FailQualityThreshold": "Fail",
+        "FailRegression": "Fail",
+    }
+    gate = steps["CheckQualityThreshold"]["Arguments"]
+    assert [s["Name"] for s in gate["IfSteps"]] == ["CheckNoRegression"]
+    assert [s["Name"] for s in gate["ElseSteps"]] == ["FailQualityThreshold"]
+    regression = steps["CheckNoRegression"]["Arguments"]
+    assert [s["Name"] for s in regression["IfSteps"]] == ["RegisterModel-RegisterModel"]
+    assert [s["Name"] for s in regression["ElseSteps"]] == ["FailRegression"]
+
+
+def test_training_data_flow_between_steps(training: dict[str, Any]) -> None:
+    from pipelines.local.expressions import references_in
+
+    steps = _steps_by_name(training)
+    assert references_in(steps["TrainModel"]["Arguments"]) == {"PrepareData", "ResolveBaseline"}
+    assert references_in(steps["EvaluateModel"]["Arguments"]) == {"PrepareData", "TrainModel", "ResolveBaseline"}
+    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in steps["TrainModel"]["Arguments"]["InputDataConfig"]}
+    assert channels["train"] == {"Get": "Steps.PrepareData.ProcessingOutputConfig.Outputs['train'].S3Output.S3Uri"}
+    assert channels["base_model"] == {
+        "Std:JsonGet": {"PropertyFile": {"Get": "Steps.ResolveBaseline.PropertyFiles.ResolvedModel"}, "Path": "model_data_url"}
+    }
+    inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in steps["EvaluateModel"]["Arguments"]["ProcessingInputs"]}
+    assert inputs["model"] == {"Get": "Steps.TrainModel.ModelArtifacts.S3ModelArtifacts"}
+    assert steps["EvaluateModel"]["PropertyFiles"] == [
+        {"PropertyFileName": "EvaluationReport", "OutputName": "evaluation", "FilePath": "evaluation.json"}
+    ]
+
+
+def test_training_parameters_and_hyperparameters(training: dict[str, Any]) -> None:
+    parameters = {p["Name"]: p for p in training["Parameters"]}
+    assert parameters["LoraR"] == {"Name": "LoraR", "Type": "Integer", "DefaultValue": CONFIG.training.lora.r}
+    assert parameters["GateThreshold"]["DefaultValue"] == CONFIG.evaluation.gate.threshold
+    assert parameters["ModelApprovalStatus"]["DefaultValue"] == "PendingManualApproval"
+    assert {"InputDataUri", "BaseModelUri", "TrainingInstanceType", "MaxRegression", "LearningRate"} <= set(parameters)
+    hyper = _steps_by_name(training)["TrainModel"]["Arguments"]["HyperParameters"]
+    assert hyper["lora_r"] == {"Std:Join": {"On": "", "Values": [{"Get": "Parameters.LoraR"}]}}
+    assert hyper["target_modules"] == {"Get": "Parameters.LoraTargetModules"}
+    assert json.loads(hyper["sagemaker_program"]) == "train.py"
+    metrics = _steps_by_name(training)["TrainModel"]["Arguments"]["AlgorithmSpecification"]["MetricDefinitions"]
+    assert {m["Name"] for m in metrics} == {"train_loss", "eval_loss", "epoch"}
+
+
+def test_gate_reads_evaluation_json(training: dict[str, Any]) -> None:
+    steps = _steps_by_name(training)
+    metric = CONFIG.evaluation.gate.metric
+    threshold = steps["CheckQualityThreshold"]["Arguments"]["Conditions"]
+    assert threshold == [{
+        "Type": "GreaterThanOrEqualTo",
+        "LeftValue": {"Std:JsonGet": {"PropertyFile": {"Get": "Steps.EvaluateModel.PropertyFiles.EvaluationReport"},
+                                      "Path": f"metrics.{metric}.value"}},
+        "RightValue": {"Get": "Parameters.GateThreshold"},
+    }]
+    regression = steps["CheckNoRegression"]["Arguments"]["Conditions"][0]
+    assert regression["Type"] == "LessThanOrEqualTo"
+    assert regression["LeftValue"]["Std:JsonGet"]["Path"] == f"metrics.{metric}.regression"
+    assert regression["RightValue"] == {"Get": "Parameters.MaxRegression"}
+    message = json.dumps(steps["FailQualityThreshold"]["Arguments"]["ErrorMessage"])
+    assert metric in message and "Parameters.GateThreshold" in message
+
+
+def test_register_arguments(training: dict[str, Any]) -> None:
+    register = _steps_by_name(training)["RegisterModel-RegisterModel"]["Arguments"]
+    assert register["ModelPackageGroupName"] == CONFIG.model.model_package_group
+    assert register["ModelApprovalStatus"] == {"Get": "Parameters.ModelApprovalStatus"}
+    container = register["InferenceSpecification"]["Containers"][0]
+    assert container["ModelDataUrl"] == {"Get": "Steps.TrainModel.ModelArtifacts.S3ModelArtifacts"}
+    assert "huggingface-pytorch-inference" in container["Image"]
+    statistics = register["ModelMetrics"]["ModelQuality"]["Statistics"]
+    assert statistics["ContentType"] == "application/json"
+    assert statistics["S3Uri"]["Std:Join"]["Values"][-1] == "evaluation.json"
+    lineage = register["CustomerMetadataProperties"]
+    assert lineage["data_version"]["Std:JsonGet"]["Path"] == "data_version"
+    assert lineage["training_data_uri"] == {"Get": "Parameters.InputDataUri"}
+
+
+def test_deploy_definition(deploy: dict[str, Any]) -> None:
+    steps = _steps_by_name(deploy)
+    assert list(steps) == ["ResolveApprovedModel", "DeployEndpoint", "SmokeTest"]
+    resolve_args = steps["ResolveApprovedModel"]["Arguments"]["AppSpecification"]["ContainerArguments"]
+    assert "--require-approved" in resolve_args
+    deploy_args = steps["DeployEndpoint"]["Arguments"]["AppSpecification"]["ContainerArguments"]
+    pairs = dict(zip(deploy_args[::2], deploy_args[1::2]))
+    assert pairs["--model-package-arn"]["Std:JsonGet"]["Path"] == "model_package_arn"
+    assert pairs["--capture-percent"] == {"Std:Join": {"On": "", "Values": [{"Get": "Parameters.DataCapturePercent"}]}}
+    assert pairs["--capture-s3-uri"] == {"Get": "Parameters.DataCaptureS3Uri"}
+    assert steps["SmokeTest"]["DependsOn"] == ["DeployEndpoint"]
+    parameters = {p["Name"]: p["DefaultValue"] for p in deploy["Parameters"]}
+    assert parameters["DataCapturePercent"] == CONFIG.deploy.capture_percent
+    assert parameters["EndpointName"] == CONFIG.deploy.endpoint_name
+
+
+def test_definitions_are_deterministic(aws: Backend, training: dict[str, Any]) -> None:
+    assert definition_json("training", CONFIG, aws) == training
+
+
+def test_upsert_and_start_on_moto(aws: Backend) -> None:
+    pipeline = upsert("training", CONFIG, aws)
+    execution = pipeline.start(parameters={"LoraR": 4})
+    sagemaker = aws.client("sagemaker")
+    described = sagemaker.describe_pipeline(PipelineName=CONFIG.training_pipeline_name)
+    assert json.loads(described["PipelineDefinition"])["Parameters"][0]["Name"] == "InputDataUri"
+    assert described["RoleArn"] == CONFIG.project.role_arn
+    tags = sagemaker.list_tags(ResourceArn=described["PipelineArn"])["Tags"]
+    assert {(t["Key"], t["Value"]) for t in tags} >= {(t["Key"], t["Value"]) for t in aws_tags(CONFIG)}
+    status = sagemaker.describe_pipeline_execution(PipelineExecutionArn=execution.arn)["PipelineExecutionStatus"]
+    assert status in ("Executing", "Succeeded")
+    assert sagemaker.list_pipeline_executions(PipelineName=CONFIG.training_pipeline_name)["PipelineExecutionSummaries"]
+
+
+def test_build_uploads_step_code(aws: Backend) -> None:
+    build_pipeline("deploy", CONFIG, aws).definition()
+    keys = [o["Key"] for o in aws.client("s3").list_objects_v2(Bucket=CONFIG.project.bucket)["Contents"]]
+    assert any(key.endswith("sourcedir.tar.gz") for key in keys)
+    assert any(key.endswith("runproc.sh") for key in keys)

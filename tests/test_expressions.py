@@ -1,0 +1,156 @@
+"""The definition expression language as the local runtime evaluates it."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pipelines.local.expressions import (
+    EvaluationScope,
+    ExpressionError,
+    evaluate,
+    evaluate_condition,
+    property_path_get,
+    references_in,
+)
+from pipelines.local.runtime import DefinitionError, plan_steps, resolve_parameters
+
+EVALUATE_PROPERTIES = {
+    "ProcessingOutputConfig": {
+        "Outputs": [
+            {"OutputName": "evaluation", "S3Output": {"S3Uri": "s3://b/run/eval", "LocalPath": "/opt/ml/processing/output"}}
+        ]
+    }
+}
+EVALUATION = {"metrics": {"f1": {"value": 0.42, "baseline": 0.5, "delta": -0.08, "regression": 0.08}}, "list": [{"x": 3}]}
+
+
+def _scope(files: dict[str, str] | None = None) -> EvaluationScope:
+    store = files if files is not None else {"s3://b/run/eval/evaluation.json": json.dumps(EVALUATION)}
+
+    def read(uri: str) -> str:
+        if uri not in store:
+            raise FileNotFoundError(uri)
+        return store[uri]
+
+    return EvaluationScope(
+        parameters={"Threshold": 0.4, "Name": "demo", "Count": 3},
+        execution={"PipelineExecutionId": "abc123"},
+        step_properties={
+            "Evaluate": EVALUATE_PROPERTIES,
+            "Train": {"ModelArtifacts": {"S3ModelArtifacts": "s3://b/m/model.tar.gz"},
+                      "FinalMetricDataList": [{"MetricName": "train_loss", "Value": 0.3}]},
+        },
+        property_files={"Evaluate": {"Report": {"PropertyFileName": "Report", "OutputName": "evaluation",
+                                                 "FilePath": "evaluation.json"}}},
+        read_s3_text=read,
+    )
+
+
+def _json_get(path: str) -> dict:
+    return {"Std:JsonGet": {"PropertyFile": {"Get": "Steps.Evaluate.PropertyFiles.Report"}, "Path": path}}
+
+
+def test_get_parameters_execution_and_step_properties() -> None:
+    scope = _scope()
+    assert evaluate({"Get": "Parameters.Threshold"}, scope) == 0.4
+    assert evaluate({"Get": "Execution.PipelineExecutionId"}, scope) == "abc123"
+    assert evaluate({"Get": "Steps.Train.ModelArtifacts.S3ModelArtifacts"}, scope) == "s3://b/m/model.tar.gz"
+    assert evaluate({"Get": "Steps.Train.FinalMetricDataList['train_loss'].Value"}, scope) == 0.3
+    uri = {"Get": "Steps.Evaluate.ProcessingOutputConfig.Outputs['evaluation'].S3Output.S3Uri"}
+    assert evaluate(uri, scope) == "s3://b/run/eval"
+
+
+def test_join_renders_values_as_sagemaker_does() -> None:
+    join = {"Std:Join": {"On": "/", "Values": ["s3:/", {"Get": "Parameters.Name"}, {"Get": "Parameters.Count"}, True]}}
+    assert evaluate(join, _scope()) == "s3://demo/3/true"
+    nested = {"Args": [{"Std:Join": {"On": "", "Values": [{"Get": "Parameters.Count"}]}}, "literal"]}
+    assert evaluate(nested, _scope()) == {"Args": ["3", "literal"]}
+
+
+def test_json_get_reads_the_property_file_from_s3() -> None:
+    assert evaluate(_json_get("metrics.f1.value"), _scope()) == 0.42
+    assert evaluate(_json_get("list[0].x"), _scope()) == 3
+
+
+def test_json_get_errors_name_what_is_missing() -> None:
+    with pytest.raises(ExpressionError, match="'nope' not found"):
+        evaluate(_json_get("metrics.nope.value"), _scope())
+    with pytest.raises(ExpressionError, match="PropertyFile 'Report' not found at s3://b/run/eval/evaluation.json"):
+        evaluate(_json_get("metrics.f1.value"), _scope(files={}))
+    with pytest.raises(ExpressionError, match="unknown parameter 'Missing'"):
+        evaluate({"Get": "Parameters.Missing"}, _scope())
+    with pytest.raises(ExpressionError, match="has not run"):
+        evaluate({"Get": "Steps.Register.ModelPackageArn"}, _scope())
+
+
+@pytest.mark.parametrize(
+    ("kind", "right", "expected"),
+    [
+        ("GreaterThanOrEqualTo", {"Get": "Parameters.Threshold"}, True),
+        ("GreaterThanOrEqualTo", 0.43, False),
+        ("GreaterThan", 0.42, False),
+        ("LessThanOrEqualTo", "0.42", True),
+        ("LessThan", 0.5, True),
+        ("Equals", 0.42, True),
+    ],
+)
+def test_comparison_conditions(kind: str, right: object, expected: bool) -> None:
+    condition = {"Type": kind, "LeftValue": _json_get("metrics.f1.value"), "RightValue": right}
+    assert evaluate_condition(condition, _scope(), "test") is expected
+
+
+def test_logical_conditions() -> None:
+    scope = _scope()
+    low = {"Type": "LessThan", "LeftValue": _json_get("metrics.f1.value"), "RightValue": 0.1}
+    assert evaluate_condition({"Type": "Not", "Expression": low}, scope, "t") is True
+    assert evaluate_condition({"Type": "Or", "Conditions": [low, {**low, "RightValue": 1}]}, scope, "t") is True
+    assert evaluate_condition({"Type": "In", "QueryValue": {"Get": "Parameters.Name"}, "Values": ["x", "demo"]}, scope, "t")
+    with pytest.raises(ExpressionError, match="needs two numbers"):
+        evaluate_condition({"Type": "GreaterThan", "LeftValue": "abc", "RightValue": 1}, scope, "t")
+
+
+def test_property_path_selects_list_items_by_name() -> None:
+    data = {"Channels": [{"ChannelName": "train", "Uri": "a"}, {"ChannelName": "val", "Uri": "b"}]}
+    assert property_path_get(data, "Channels['val'].Uri", "t") == "b"
+    assert property_path_get(data, "Channels[0].Uri", "t") == "a"
+    with pytest.raises(ExpressionError, match="no element named 'test'"):
+        property_path_get(data, "Channels['test'].Uri", "t")
+
+
+def test_plan_follows_references_and_condition_branches() -> None:
+    definition = {
+        "Steps": [
+            {"Name": "A", "Type": "Processing", "Arguments": {}},
+            {"Name": "B", "Type": "Training", "Arguments": {"X": {"Get": "Steps.A.ProcessingJobName"}}},
+            {"Name": "Gate", "Type": "Condition", "Arguments": {
+                "Conditions": [{"Type": "Equals", "LeftValue": {"Get": "Steps.B.TrainingJobName"}, "RightValue": "x"}],
+                "IfSteps": [{"Name": "Yes", "Type": "Fail", "Arguments": {}}],
+                "ElseSteps": [{"Name": "No", "Type": "Fail", "Arguments": {}}]}},
+            {"Name": "C", "Type": "Processing", "Arguments": {}, "DependsOn": ["A"]},
+        ]
+    }
+    plan = plan_steps(definition)
+    assert plan["B"].depends_on == {"A"}
+    assert plan["Gate"].depends_on == {"B"}
+    assert plan["Yes"].guard == ("Gate", True) and plan["No"].guard == ("Gate", False)
+    assert plan["C"].depends_on == {"A"}
+    assert references_in(definition["Steps"][2]) == {"B"}
+    definition["Steps"].append({"Name": "D", "Type": "Processing", "Arguments": {}, "DependsOn": ["Nope"]})
+    with pytest.raises(DefinitionError, match="unknown step"):
+        plan_steps(definition)
+
+
+def test_parameters_are_typed_and_checked() -> None:
+    definition = {"Parameters": [
+        {"Name": "R", "Type": "Integer", "DefaultValue": 8},
+        {"Name": "Lr", "Type": "Float", "DefaultValue": 0.1},
+        {"Name": "Status", "Type": "String", "DefaultValue": "Pending", "EnumValues": ["Pending", "Approved"]},
+    ]}
+    assert resolve_parameters(definition, {"R": "4", "Lr": "0.5"}) == {"R": 4, "Lr": 0.5, "Status": "Pending"}
+    with pytest.raises(DefinitionError, match="unknown pipeline parameter"):
+        resolve_parameters(definition, {"Nope": "1"})
+    with pytest.raises(DefinitionError, match="not a valid Integer"):
+        resolve_parameters(definition, {"R": "four"})
+    with pytest.raises(DefinitionError, match="not one of"):
+        resolve_parameters(definition, {"Status": "Maybe"})
