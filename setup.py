@@ -21,7 +21,7 @@ ML_STACK = [
     "sacrebleu>=2.4",
     "scikit-learn>=1.4",
 ]
-TEST = ["pytest>=8", "moto[s3,sagemaker,events,iam,sts]>=5.1", "nbformat>=5", "nbclient>=0.10", "ipykernel>=6"]
+TEST = ["pytest>=8", "moto[s3,sagemaker,events,iam,sts]>=5.1", "nbformat>=5"]
 
 setup(
     name="continuum",

@@ -6,7 +6,7 @@ from typing import Any
 
 from pipelines.config import Config
 
-_RATE = re.compile(r"^rate\((1 (minute|hour|day)|[1-9][0-9]* (minutes|hours|days))\)$")
+_RATE = re.compile(r"^rate\((1 (minute|hour|day)|([2-9]|[1-9][0-9]+) (minutes|hours|days))\)$")
 _CRON = re.compile(r"^cron\(\S+( \S+){5}\)$")
 
 

@@ -1,0 +1,151 @@
+"""Both pipeline definitions end to end on the embedded runtime with the tiny model (two demo rounds)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from pipelines.backend import Backend, local_backend
+from pipelines.config import load_config
+from pipelines.definitions import definition_json
+from pipelines.demo.run_demo import DemoSummary, demo_config, run_demo
+from pipelines.local.capture import read_capture_records
+from pipelines.local.s3 import LocalS3
+from pipelines.registry_ops import list_versions
+from pipelines.staging import stage_training_inputs
+
+CONFIG = load_config()
+GROUP = CONFIG.model.model_package_group
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    root = tmp_path_factory.mktemp("continuum-home")
+    yield root
+    backend = local_backend(CONFIG, root)
+    sagemaker = backend.client("sagemaker")
+    for endpoint in sagemaker.list_endpoints()["Endpoints"]:
+        sagemaker.delete_endpoint(EndpointName=endpoint["EndpointName"])
+
+
+@pytest.fixture(scope="module")
+def backend(home: Path) -> Backend:
+    return local_backend(CONFIG, home)
+
+
+@pytest.fixture(scope="module")
+def round_one(home: Path) -> DemoSummary:
+    lines: list[str] = []
+    summary = run_demo(home, echo=lines.append)
+    assert summary.succeeded, "\n".join(lines[-60:])
+    return summary
+
+
+@pytest.fixture(scope="module")
+def round_two(home: Path, round_one: DemoSummary) -> DemoSummary:
+    lines: list[str] = []
+    summary = run_demo(home, echo=lines.append)
+    assert summary.succeeded, "\n".join(lines[-60:])
+    return summary
+
+
+def _step_statuses(summary: DemoSummary) -> dict[str, str]:
+    return {step["name"]: step["status"] for step in summary.training.steps}
+
+
+def test_round_one_runs_every_step_and_registers_version_one(round_one: DemoSummary, backend: Backend) -> None:
+    assert _step_statuses(round_one) == {
+        "ResolveBaseline": "Succeeded",
+        "PrepareData": "Succeeded",
+        "TrainModel": "Succeeded",
+        "EvaluateModel": "Succeeded",
+        "CheckQualityThreshold": "Succeeded",
+        "CheckNoRegression": "Succeeded",
+        "RegisterModel-RegisterModel": "Succeeded",
+        "FailQualityThreshold": "NotExecuted",
+        "FailRegression": "NotExecuted",
+    }
+    versions = list_versions(backend.client("sagemaker"), GROUP)
+    assert [(v.version, v.approval_status) for v in versions] == [(1, "Approved")]
+    train = next(step for step in round_one.training.steps if step["name"] == "TrainModel")
+    assert train["metrics"]["train_loss"] < 2.0
+    assert versions[0].model_data_url == train["model_artifacts"]
+
+
+def test_lineage_records_the_data_version(round_one: DemoSummary, home: Path) -> None:
+    assert round_one.version is not None
+    metadata = round_one.version.metadata
+    reports = [json.loads(path.read_text()) for path in (home / "s3").rglob("report/report.json")]
+    assert metadata["data_version"] in {report["data_version"] for report in reports}
+    assert metadata["training_data_uri"].startswith(f"{CONFIG.s3_prefix}/data/")
+    assert metadata["parent_model_package_arn"] == "none"
+
+
+def test_evaluation_json_follows_the_contract(round_one: DemoSummary) -> None:
+    assert round_one.evaluation_path is not None
+    evaluation = json.loads(round_one.evaluation_path.read_text())
+    gate_metric = CONFIG.evaluation.gate.metric
+    assert set(evaluation) >= {"metrics", "suites", "gate"}
+    for name, metric in evaluation["metrics"].items():
+        assert set(metric) >= {"value", "baseline", "delta", "higher_is_better", "regression"}, name
+        assert metric["delta"] == pytest.approx(metric["value"] - metric["baseline"])
+    gate = evaluation["metrics"][gate_metric]
+    assert gate["value"] >= CONFIG.evaluation.gate.threshold
+    assert gate["value"] > gate["baseline"], "fine-tuning must beat the untrained base model"
+    assert evaluation["gate"]["passed"] is True
+
+
+def test_endpoint_answers_and_captures_traffic(round_one: DemoSummary, backend: Backend, home: Path) -> None:
+    assert len(round_one.answers) == 4
+    assert all(item["answer"] for item in round_one.answers)
+    correct = sum(item["expected"].lower() in item["answer"].lower() for item in round_one.answers)
+    assert correct >= 2, round_one.answers
+    records = list(read_capture_records(LocalS3(home / "s3"), f"{CONFIG.s3_prefix}/data-capture", CONFIG.deploy.endpoint_name))
+    prompts = [json.loads(r["captureData"]["endpointInput"]["data"])["inputs"] for r in records]
+    for item in round_one.answers:
+        assert item["question"] in prompts
+    assert all(r["captureData"]["endpointOutput"]["observedContentType"].startswith("application/json") for r in records)
+
+
+def test_round_two_trains_from_version_one_and_compares_against_it(round_two: DemoSummary, round_one: DemoSummary) -> None:
+    assert round_two.round_no == 2
+    assert round_one.version is not None and round_two.version is not None
+    assert round_two.version.version == 2
+    assert round_two.version.metadata["parent_model_package_arn"] == round_one.version.arn
+    assert round_two.version.metadata["start_model_uri"] == round_one.version.model_data_url
+    assert round_two.version.metadata["data_version"] != round_one.version.metadata["data_version"]
+    evaluation = json.loads(round_two.evaluation_path.read_text())  # type: ignore[union-attr]
+    round_one_evaluation = json.loads(round_one.evaluation_path.read_text())  # type: ignore[union-attr]
+    gate_metric = CONFIG.evaluation.gate.metric
+    # The baseline of round 2 is version 1, scored again on the same cases.
+    assert evaluation["metrics"][gate_metric]["baseline"] == pytest.approx(
+        round_one_evaluation["metrics"][gate_metric]["value"], abs=1e-6
+    )
+
+
+def test_definition_change_changes_the_local_run(round_two: DemoSummary, backend: Backend) -> None:
+    """Raise the gate's threshold inside the definition JSON: the same run now ends in the FailStep."""
+    from pipelines.local.api_server import LocalApiServer, subprocess_env
+    from pipelines.local.runtime import LocalPipelineRuntime
+
+    config = demo_config(2)
+    definition = definition_json("training", config, backend)
+    for parameter in definition["Parameters"]:
+        if parameter["Name"] == "GateThreshold":
+            parameter["DefaultValue"] = 1.5
+    staged = stage_training_inputs(backend, config)
+    assert backend.home is not None
+    lines: list[str] = []
+    with LocalApiServer(backend.home, region=config.project.region) as url:
+        runtime = LocalPipelineRuntime(backend.home, backend.client("sagemaker"), subprocess_env(url, region="us-east-1"),
+                                       lines.append)
+        result = runtime.execute(definition, config.training_pipeline_name, {**staged.parameters(), "Epochs": 1})
+    assert result.status == "Failed"
+    assert result.step("FailQualityThreshold").status == "Failed"
+    assert result.step("RegisterModel-RegisterModel").status == "NotExecuted"
+    assert CONFIG.evaluation.gate.metric in (result.failure_reason or "")
+    assert "1.5" in (result.failure_reason or "")
+    versions = list_versions(backend.client("sagemaker"), GROUP)
+    assert [v.version for v in versions] == [2, 1]
