@@ -22,6 +22,9 @@ NUM_LAYERS = 2
 NUM_HEADS = 4
 INTERMEDIATE_SIZE = 128
 MAX_POSITIONS = 256
+# A random 64-wide model with the usual 0.02 init cannot produce confident logits through its frozen
+# lm_head, so LoRA could rank answers right but never drive the loss down; a wider head init fixes it.
+LM_HEAD_INIT_STD = 0.3
 
 
 def _train_tokenizer(corpus: Iterable[str], vocab_size: int):  # -> PreTrainedTokenizerFast
@@ -81,6 +84,8 @@ def build_tiny_model(out_dir: Path, corpus: Iterable[str], vocab_size: int = 512
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config).to(torch.float32)
+    with torch.no_grad():
+        model.lm_head.weight.normal_(mean=0.0, std=LM_HEAD_INIT_STD)
     model.generation_config = GenerationConfig(
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
