@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,9 +29,9 @@ def prepare_sdk_environment() -> None:
         if not path.exists():
             path.write_text(_TELEMETRY_OPT_OUT, encoding="utf-8")
         os.environ["SAGEMAKER_USER_CONFIG_OVERRIDE"] = str(path)
+    warnings.filterwarnings("ignore", message="Running within a PipelineSession")
     _memoize_config_validation()
-    for name in ("sagemaker", "sagemaker.config", "sagemaker.workflow", "sagemaker.image_uris", "sagemaker.processing"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    _quiet_loggers()
 
 
 def pipeline_session(boto_session: "boto3.Session", bucket: str) -> "PipelineSession":
@@ -38,10 +39,14 @@ def pipeline_session(boto_session: "boto3.Session", bucket: str) -> "PipelineSes
     prepare_sdk_environment()
     from sagemaker.workflow.pipeline_context import PipelineSession
 
-    session = PipelineSession(boto_session=boto_session, default_bucket=bucket)
-    for name in ("sagemaker", "sagemaker.config"):
+    _quiet_loggers()
+    return PipelineSession(boto_session=boto_session, default_bucket=bucket)
+
+
+def _quiet_loggers() -> None:
+    for name in ("sagemaker", "sagemaker.config", "sagemaker.workflow", "sagemaker.image_uris", "sagemaker.processing",
+                 "sagemaker.workflow.utilities"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    return session
 
 
 def _memoize_config_validation() -> None:

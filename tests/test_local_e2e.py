@@ -138,7 +138,7 @@ def test_definition_change_changes_the_local_run(round_two: DemoSummary, backend
     staged = stage_training_inputs(backend, config)
     assert backend.home is not None
     lines: list[str] = []
-    with LocalApiServer(backend.home, region=config.project.region) as url:
+    with LocalApiServer(backend.session.local_transport.api) as url:  # type: ignore[attr-defined]
         runtime = LocalPipelineRuntime(backend.home, backend.client("sagemaker"), subprocess_env(url, region="us-east-1"),
                                        lines.append)
         result = runtime.execute(definition, config.training_pipeline_name, {**staged.parameters(), "Epochs": 1})

@@ -35,6 +35,7 @@ def deploy_endpoint_step(
             "--capture-percent", params.capture_percent.to_string(),
             "--capture-s3-uri", params.capture_s3_uri,
             "--role-arn", config.project.role_arn,
+            "--output-dir", "/opt/ml/processing/output/deployment",
         ],
     )
     return ProcessingStep(name="DeployEndpoint", step_args=step_args)
@@ -49,7 +50,7 @@ def smoke_test_step(
         code="smoke_test.py",
         source_dir=str(STEPS_DIR),
         outputs=[ProcessingOutput(output_name="smoke", source="/opt/ml/processing/output/smoke")],
-        arguments=["--endpoint-name", params.endpoint_name, *prompts],
+        arguments=["--endpoint-name", params.endpoint_name, "--output-dir", "/opt/ml/processing/output/smoke", *prompts],
     )
     return ProcessingStep(name="SmokeTest", step_args=step_args, depends_on=[deploy])
 

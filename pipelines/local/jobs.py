@@ -170,6 +170,7 @@ def _training_env(
 
 
 def _unpack_source(s3: LocalS3, uri: str, code_dir: Path, job_dir: Path) -> None:
+    job_dir.mkdir(parents=True, exist_ok=True)
     archive = job_dir / "sourcedir.tar.gz"
     archive.write_bytes(s3.get_bytes(uri))
     code_dir.mkdir(parents=True, exist_ok=True)

@@ -51,6 +51,8 @@ def evaluate_step(
         ],
         outputs=[ProcessingOutput(output_name=EVALUATION_OUTPUT, source="/opt/ml/processing/output/evaluation")],
         arguments=[
+            *(f"--{name}-dir=/opt/ml/processing/input/{name}" for name in ("model", "baseline", "validation", "benchmarks")),
+            "--output-dir", "/opt/ml/processing/output/evaluation",
             "--suites", ",".join(config.evaluation.suites),
             "--max-new-tokens", str(config.evaluation.max_new_tokens),
             "--gate-metric", gate.metric,

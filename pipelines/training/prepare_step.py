@@ -26,6 +26,8 @@ def prepare_step(
             for name in ("train", "validation", "report")
         ],
         arguments=[
+            "--input-dir", "/opt/ml/processing/input/data",
+            "--output-dir", "/opt/ml/processing/output",
             "--validation-fraction", str(config.data.validation_fraction),
             "--seed", str(config.data.seed),
             "--min-examples", str(config.data.min_examples),
