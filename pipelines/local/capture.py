@@ -191,10 +191,10 @@ def _decoded_section(section: dict | None) -> dict[str, Any] | None:
 def read_capture_records(local_s3: S3PathResolver, destination_uri: str, endpoint: str) -> Iterator[dict[str, Any]]:
     """Parse an endpoint's capture files back, oldest file first, lines in order.
 
-    Yields ``{"event_id", "inference_time", "custom_attributes", "variant", "source" ("file:line"),
-    "input", "output", "record"}`` where ``input``/``output`` are ``None`` when not captured, else
-    ``{"content_type", "encoding", "body": bytes, "value"}`` with ``value`` the parsed JSON (JSON), the
-    text (CSV) or the bytes (BASE64); ``record`` is the raw record.
+    Yields each raw record (``captureData``, ``eventMetadata``, ``eventVersion``) plus decoded fields:
+    ``event_id``, ``inference_time``, ``custom_attributes``, ``variant``, ``source`` (``"file:line"``),
+    and ``input`` / ``output``: ``None`` when not captured, else ``{"content_type", "encoding",
+    "body": bytes, "value"}`` with ``value`` the parsed JSON (JSON), the text (CSV) or the bytes (BASE64).
     """
     root = local_s3.path(capture_prefix(destination_uri, endpoint))
     if not root.is_dir():
@@ -212,6 +212,7 @@ def read_capture_records(local_s3: S3PathResolver, destination_uri: str, endpoin
                     capture = record["captureData"]
                     metadata = record["eventMetadata"]
                     parsed = {
+                        **record,
                         "event_id": metadata["eventId"],
                         "inference_time": metadata["inferenceTime"],
                         "custom_attributes": metadata.get("customAttributes"),
@@ -219,7 +220,6 @@ def read_capture_records(local_s3: S3PathResolver, destination_uri: str, endpoin
                         "source": source,
                         "input": _decoded_section(capture.get("endpointInput")),
                         "output": _decoded_section(capture.get("endpointOutput")),
-                        "record": record,
                     }
                 except (ValueError, KeyError, TypeError) as exc:
                     raise ValueError(f"{source}: not a SageMaker data capture record ({exc!r})") from exc
