@@ -26,6 +26,7 @@ def resolve_model_step(
     arguments: list[str | PipelineVariable] = [
         "--model-package-group", config.model.model_package_group,
         "--fallback-model-uri", fallback_model_uri,
+        "--fallback-replay-uri", config.empty_replay_uri,
         "--output-dir", "/opt/ml/processing/output/resolved",
     ]
     if require_approved:

@@ -36,6 +36,7 @@ class DataConfig(_Strict):
     source: str = Field(min_length=1, description="local path or s3:// prefix of the raw company data")
     validation_fraction: float = Field(default=0.1, gt=0, lt=1)
     min_examples: int = Field(default=32, ge=1)
+    replay_fraction: float = Field(default=1.0, gt=0, le=1, description="share of the previous version's data replayed")
     seed: int = 42
 
 
@@ -113,6 +114,11 @@ class Config(_Strict):
     @property
     def s3_prefix(self) -> str:
         return f"s3://{self.project.bucket}/{self.project.name}"
+
+    @property
+    def empty_replay_uri(self) -> str:
+        """What a first version replays: a prefix holding only a `_EMPTY` marker (S3 inputs cannot be empty)."""
+        return f"{self.s3_prefix}/replay/empty"
 
 
 def _format_errors(path: Path, error: ValidationError) -> str:

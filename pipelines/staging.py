@@ -125,11 +125,20 @@ def stage_benchmarks(backend: Backend, config: Config, suites_dir: Path = BENCHM
     return uri
 
 
+def stage_empty_replay(backend: Backend, config: Config) -> str:
+    """The marker-only prefix a first version replays from (S3 inputs cannot be empty prefixes)."""
+    uri = config.empty_replay_uri
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    backend.client("s3").put_object(Bucket=bucket, Key=f"{key}/_EMPTY", Body=b"no previous training data\n")
+    return uri
+
+
 def stage_training_inputs(
     backend: Backend, config: Config, build_demo_model: Callable[[], Path] | None = None
 ) -> StagedInputs:
     ensure_bucket(backend, config.project.bucket)
     stage_benchmarks(backend, config)
+    stage_empty_replay(backend, config)
     return StagedInputs(
         input_data_uri=stage_data(backend, config, config.data.source),
         base_model_uri=stage_base_model(backend, config, build_demo_model),

@@ -73,6 +73,11 @@ def test_training_data_flow_between_steps(training: dict[str, Any]) -> None:
     from pipelines.local.expressions import references_in
 
     steps = _steps_by_name(training)
+    assert references_in(steps["PrepareData"]["Arguments"]) == {"ResolveBaseline"}
+    replay = {i["InputName"]: i["S3Input"]["S3Uri"] for i in steps["PrepareData"]["Arguments"]["ProcessingInputs"]}["replay"]
+    assert replay["Std:JsonGet"]["Path"] == "replay_data_uri"
+    resolve_args = steps["ResolveBaseline"]["Arguments"]["AppSpecification"]["ContainerArguments"]
+    assert resolve_args[resolve_args.index("--fallback-replay-uri") + 1] == CONFIG.empty_replay_uri
     assert references_in(steps["TrainModel"]["Arguments"]) == {"PrepareData", "ResolveBaseline"}
     assert references_in(steps["EvaluateModel"]["Arguments"]) == {"PrepareData", "TrainModel", "ResolveBaseline"}
     channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in steps["TrainModel"]["Arguments"]["InputDataConfig"]}
@@ -92,7 +97,7 @@ def test_training_parameters_and_hyperparameters(training: dict[str, Any]) -> No
     assert parameters["LoraR"] == {"Name": "LoraR", "Type": "Integer", "DefaultValue": CONFIG.training.lora.r}
     assert parameters["GateThreshold"]["DefaultValue"] == CONFIG.evaluation.gate.threshold
     assert parameters["ModelApprovalStatus"]["DefaultValue"] == "PendingManualApproval"
-    assert {"InputDataUri", "BaseModelUri", "TrainingInstanceType", "MaxRegression", "LearningRate"} <= set(parameters)
+    assert {"InputDataUri", "BaseModelUri", "ReplayFraction", "TrainingInstanceType", "MaxRegression", "LearningRate"} <= set(parameters)
     hyper = _steps_by_name(training)["TrainModel"]["Arguments"]["HyperParameters"]
     assert hyper["lora_r"] == {"Std:Join": {"On": "", "Values": [{"Get": "Parameters.LoraR"}]}}
     assert hyper["target_modules"] == {"Get": "Parameters.LoraTargetModules"}
@@ -132,6 +137,7 @@ def test_register_arguments(training: dict[str, Any]) -> None:
     lineage = register["CustomerMetadataProperties"]
     assert lineage["data_version"]["Std:JsonGet"]["Path"] == "data_version"
     assert lineage["training_data_uri"] == {"Get": "Parameters.InputDataUri"}
+    assert lineage["train_data_uri"] == {"Get": "Steps.PrepareData.ProcessingOutputConfig.Outputs['train'].S3Output.S3Uri"}
 
 
 def test_deploy_definition(deploy: dict[str, Any]) -> None:

@@ -12,6 +12,7 @@ from pipelines.config import Config
 class TrainingParameters:
     input_data_uri: ParameterString
     base_model_uri: ParameterString
+    replay_fraction: ParameterFloat
     approval_status: ParameterString
     processing_instance_type: ParameterString
     training_instance_type: ParameterString
@@ -35,6 +36,7 @@ def training_parameters(config: Config) -> TrainingParameters:
     return TrainingParameters(
         input_data_uri=ParameterString("InputDataUri", default_value=f"{config.s3_prefix}/data/latest"),
         base_model_uri=ParameterString("BaseModelUri", default_value=f"{config.s3_prefix}/base-model"),
+        replay_fraction=ParameterFloat("ReplayFraction", default_value=config.data.replay_fraction),
         approval_status=ParameterString(
             "ModelApprovalStatus",
             default_value="PendingManualApproval",

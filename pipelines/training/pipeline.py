@@ -19,7 +19,7 @@ def training_pipeline(config: Config, session: PipelineSession) -> Pipeline:
     resolve, resolved = resolve_model_step(
         config, session, "ResolveBaseline", fallback_model_uri=params.base_model_uri, require_approved=False
     )
-    prepare, report = prepare_step(config, session, params)
+    prepare, report = prepare_step(config, session, params, resolve, resolved)
     train = train_step(config, session, params, prepare, resolve, resolved)
     evaluate, evaluation = evaluate_step(config, session, params, prepare, train, resolve, resolved)
     register = register_step(config, session, params, train, evaluate, report, prepare, resolved, resolve)

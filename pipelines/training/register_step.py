@@ -62,6 +62,7 @@ def register_step(
         customer_metadata_properties={
             "data_version": JsonGet(step_name=prepare.name, property_file=prepare_report, json_path="data_version"),
             "training_data_uri": params.input_data_uri,
+            "train_data_uri": prepare.properties.ProcessingOutputConfig.Outputs["train"].S3Output.S3Uri,
             "parent_model_package_arn": JsonGet(step_name=resolve.name, property_file=resolved, json_path="model_package_arn"),
             "start_model_uri": JsonGet(step_name=resolve.name, property_file=resolved, json_path="model_data_url"),
         },
