@@ -8,6 +8,10 @@ and reason; exact duplicates are dropped and counted; the kept examples are spli
 each example id with the seed, so an example lands in the same split on every machine and run,
 whatever the file order. Writes train/train.jsonl, validation/validation.jsonl,
 report/report.json and report/quarantine.jsonl under the output folder.
+
+Continual learning: with --replay-dir, a previous version's prepared train split (every *.jsonl
+under the folder) is sampled per source file (--replay-fraction, hashed with the seed) and added
+to the train split, after dropping the replayed examples whose prompt the new data answers.
 """
 from __future__ import annotations
 
@@ -31,12 +35,15 @@ DEFAULT_OUTPUT_DIR = Path("/opt/ml/processing/output")
 DEFAULT_VALIDATION_FRACTION = 0.1
 DEFAULT_SEED = 42
 DEFAULT_MIN_EXAMPLES = 32
+DEFAULT_REPLAY_FRACTION = 1.0
+REPLAY_PREFIX = "replay:"
 SUPPORTED_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".txt", ".md")
 PAIR_SHAPES = (("prompt", "completion"), ("question", "answer"), ("instruction", "output"))
 MIN_PARAGRAPH_WORDS = 4
 RAW_PREVIEW_CHARS = 300
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _JSON_SEPARATORS = re.compile(r"[\s,]*")
+_LINE_SUFFIX = re.compile(r":\d+$")
 
 
 class PrepareError(Exception):
@@ -392,49 +399,163 @@ def input_files(input_dir: Path) -> list[tuple[Path, str]]:
     return sorted(files, key=lambda item: item[1])
 
 
+# ---------------------------------------------------------------- replay
+
+@dataclass(frozen=True)
+class Replay:
+    """Previous examples trained on again, and how they were counted.
+
+    `quarantined` lines are unusable and never available; `available` counts distinct usable
+    examples (by id); `sampled` of them were chosen; of those, `superseded` were dropped because
+    the new data answers their prompt and the rest are `used`: sampled = superseded + used.
+    """
+
+    used: list[Example]
+    quarantined: list[Quarantined]
+    available: int
+    sampled: int
+    superseded: int
+    fraction: float
+
+    def counts(self) -> dict[str, Any]:
+        return {"available": self.available, "sampled": self.sampled, "superseded": self.superseded,
+                "quarantined": len(self.quarantined), "used": len(self.used), "fraction": self.fraction}
+
+
+NO_REPLAY = Replay([], [], 0, 0, 0, 0.0)
+
+
+def replay_files(replay_dir: Path | None) -> list[tuple[Path, str]]:
+    """(path, relative path) of every .jsonl file under `replay_dir`; none when it is missing or unset."""
+    if replay_dir is None or not Path(replay_dir).is_dir():
+        return []
+    return [(path, relative) for path, relative in input_files(Path(replay_dir)) if path.suffix.lower() == ".jsonl"]
+
+
+def _optional_text(record: dict[str, Any], key: str, default: str) -> str:
+    return default if record.get(key) is None else _text_field(record, key)
+
+
+def read_replay_file(path: Path, relative: str) -> tuple[list[Example], list[Quarantined]]:
+    """A prepared-examples file's examples (source prefixed `replay:`) and its unusable lines."""
+    label = f"{REPLAY_PREFIX}{relative}"
+    examples: list[Example] = []
+    quarantined: list[Quarantined] = []
+    for line_no, payload, raw in _jsonl_rows(path.read_bytes()):
+        try:
+            if isinstance(payload, RowError):
+                raise payload
+            prompt, completion = _text_field(payload, "prompt"), _text_field(payload, "completion")
+            id_ = _optional_text(payload, "id", example_id(prompt, completion))
+            source = _optional_text(payload, "source", relative)
+        except RowError as error:
+            quarantined.append(Quarantined(label, line_no, error.reason, error.detail, raw))
+            continue
+        source = source if source.startswith(REPLAY_PREFIX) else f"{REPLAY_PREFIX}{source}"
+        examples.append(Example(id_, prompt, completion, source))
+    return examples, quarantined
+
+
+def replay_stratum(source: str) -> str:
+    """The source file an example came from: its source without the `replay:` prefix and `:line` suffix."""
+    return _LINE_SUFFIX.sub("", source.removeprefix(REPLAY_PREFIX))
+
+
+def replay_score(example_id_: str, seed: int) -> float:
+    """An example's place in the replay sample order for a seed: a hash, stable across machines and runs."""
+    digest = hashlib.sha256(f"{seed}:replay:{example_id_}".encode("utf-8")).hexdigest()
+    return int(digest[:13], 16) / 16**13
+
+
+def sample_replay(examples: list[Example], fraction: float, seed: int) -> list[Example]:
+    """round(fraction x count) examples (at least 1) of each source file, lowest replay score first; sorted by id."""
+    strata: dict[str, list[Example]] = {}
+    for example in examples:
+        strata.setdefault(replay_stratum(example.source), []).append(example)
+    sampled: list[Example] = []
+    for members in strata.values():
+        ranked = sorted(members, key=lambda example: (replay_score(example.id, seed), example.id))
+        sampled.extend(ranked[: max(1, round(fraction * len(members)))])
+    return sorted(sampled, key=lambda example: example.id)
+
+
+def build_replay(replay_dir: Path | None, fraction: float, seed: int, new_examples: list[Example]) -> Replay:
+    """Sample the replay folder and drop what `new_examples` supersede (same normalized prompt or same id)."""
+    files = replay_files(replay_dir)
+    if not files:
+        return NO_REPLAY
+    read = [read_replay_file(path, relative) for path, relative in files]
+    available, _ = deduplicate([example for examples, _ in read for example in examples])
+    sampled = sample_replay(available, fraction, seed)
+    new_prompts = {normalize(example.prompt) for example in new_examples}
+    new_ids = {example.id for example in new_examples}
+    used = [example for example in sampled
+            if normalize(example.prompt) not in new_prompts and example.id not in new_ids]
+    quarantined = [row for _, rows in read for row in rows]
+    return Replay(used, quarantined, len(available), len(sampled), len(sampled) - len(used), fraction)
+
+
 def prepare(input_dir: Path, output_dir: Path, validation_fraction: float = DEFAULT_VALIDATION_FRACTION,
-            seed: int = DEFAULT_SEED, min_examples: int = DEFAULT_MIN_EXAMPLES) -> dict[str, Any]:
+            seed: int = DEFAULT_SEED, min_examples: int = DEFAULT_MIN_EXAMPLES, replay_dir: Path | None = None,
+            replay_fraction: float = DEFAULT_REPLAY_FRACTION) -> dict[str, Any]:
     """Run the step; return report.json's content.
 
     Raises PrepareError when it cannot produce data; the report and quarantine are still written
-    when it fails for too few examples, so the user can see why.
+    when it fails for too few examples (new + replayed) or for no new example, so the user can see why.
     """
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     if not input_dir.is_dir():
         raise PrepareError(f"input folder {input_dir} does not exist")
     if not 0 < validation_fraction < 1:
         raise PrepareError(f"--validation-fraction must be between 0 and 1 (exclusive), got {validation_fraction}")
+    if not 0 < replay_fraction <= 1:
+        raise PrepareError(f"--replay-fraction must be in (0, 1], got {replay_fraction}")
     results = [read_file(path, relative) for path, relative in input_files(input_dir)]
     if not results:
         raise PrepareError(f"input folder {input_dir} holds no files")
     kept, duplicates = deduplicate([example for result in results for example in result.examples])
     quarantined = sorted((row for result in results for row in result.quarantined), key=lambda q: (q.file, q.line))
     train, validation = split_examples(kept, validation_fraction, seed)
+    replay = build_replay(replay_dir, replay_fraction, seed, kept)
+    train = sorted(train + replay.used, key=lambda e: e.id)
     report: dict[str, Any] = {
         "rows": {"input": sum(result.rows for result in results), "kept": len(kept),
                  "duplicates": duplicates, "quarantined": len(quarantined)},
         "quarantine_reasons": dict(sorted(Counter(row.reason for row in quarantined).items())),
+        "replay": replay.counts(),
         "splits": {"train": len(train), "validation": len(validation)},
-        "data_version": data_version(kept),
+        "data_version": data_version(train + validation),
         "files": [{"path": result.path, "sha256": result.sha256, "rows": result.rows} for result in results],
-        "parameters": {"validation_fraction": validation_fraction, "seed": seed, "min_examples": min_examples},
+        "parameters": {"validation_fraction": validation_fraction, "seed": seed, "min_examples": min_examples,
+                       "replay_fraction": replay_fraction},
     }
     report_dir = output_dir / "report"
-    write_jsonl(report_dir / "quarantine.jsonl", (row.to_record() for row in quarantined))
+    all_quarantined = sorted(quarantined + replay.quarantined, key=lambda q: (q.file, q.line))
+    write_jsonl(report_dir / "quarantine.jsonl", (row.to_record() for row in all_quarantined))
     (report_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     train_file, validation_file = output_dir / "train" / "train.jsonl", output_dir / "validation" / "validation.jsonl"
-    if len(kept) < min_examples:
+    usable = len(kept) + len(replay.used)
+    if not kept or usable < min_examples:
         train_file.unlink(missing_ok=True)
         validation_file.unlink(missing_ok=True)
+        problem = ("no new usable example, nothing new to learn from" if not kept else
+                   f"only {usable} usable example(s) remain, fewer than --min-examples {min_examples}")
         raise PrepareError(
-            f"only {len(kept)} usable example(s) remain, fewer than --min-examples {min_examples}: "
-            f"{report['rows']['input']} rows read from {len(results)} file(s) in {input_dir}, "
-            f"{len(quarantined)} quarantined (see {report_dir / 'quarantine.jsonl'}), {duplicates} duplicate(s)",
+            f"{problem}: {report['rows']['input']} rows read from {len(results)} file(s) in {input_dir}, "
+            f"{len(quarantined)} quarantined (see {report_dir / 'quarantine.jsonl'}), {duplicates} duplicate(s), "
+            f"{len(replay.used)} replayed",
             report,
         )
     write_jsonl(train_file, (example.to_record() for example in train))
     write_jsonl(validation_file, (example.to_record() for example in validation))
     return report
+
+
+def _replay_line(replay: dict[str, Any]) -> str:
+    if not any(replay.values()):
+        return "  replay: none"
+    return (f"  replay (fraction {replay['fraction']}): used {replay['used']} of {replay['available']} available | "
+            f"sampled {replay['sampled']} | superseded {replay['superseded']} | quarantined {replay['quarantined']}")
 
 
 def summary(report: dict[str, Any]) -> str:
@@ -446,6 +567,7 @@ def summary(report: dict[str, Any]) -> str:
         f"  kept {rows['kept']} | duplicates {rows['duplicates']} | quarantined {rows['quarantined']} ({reasons})",
         f"  split (seed {report['parameters']['seed']}, validation fraction "
         f"{report['parameters']['validation_fraction']}): train {splits['train']}, validation {splits['validation']}",
+        _replay_line(report["replay"]),
         f"  data version {report['data_version']}",
     ])
 
@@ -454,6 +576,13 @@ def _fraction(text: str) -> float:
     value = float(text)
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {text}")
+    return value
+
+
+def _replay_fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be greater than 0 and at most 1, got {text}")
     return value
 
 
@@ -469,14 +598,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
                         help=f"seed of the hash split (default {DEFAULT_SEED})")
     parser.add_argument("--min-examples", type=int, default=DEFAULT_MIN_EXAMPLES,
-                        help=f"fail when fewer usable examples remain (default {DEFAULT_MIN_EXAMPLES})")
+                        help="fail when fewer usable examples (new + replayed) remain "
+                             f"(default {DEFAULT_MIN_EXAMPLES})")
+    parser.add_argument("--replay-dir", type=Path, default=None,
+                        help="folder of a previous version's prepared train split (*.jsonl, read recursively; "
+                             "other files ignored); missing or empty means no replay")
+    parser.add_argument("--replay-fraction", type=_replay_fraction, default=DEFAULT_REPLAY_FRACTION,
+                        help=f"share of each replayed source file to train on again, in (0, 1] "
+                             f"(default {DEFAULT_REPLAY_FRACTION})")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        report = prepare(args.input_dir, args.output_dir, args.validation_fraction, args.seed, args.min_examples)
+        report = prepare(args.input_dir, args.output_dir, args.validation_fraction, args.seed, args.min_examples,
+                         args.replay_dir, args.replay_fraction)
     except PrepareError as error:
         if error.report is not None:
             print(summary(error.report))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import prepare
-from pipelines.demo.sample_data import benchmark_cases
+from pipelines.demo.sample_data import benchmark_cases, facts
 
 STEPS_DIR = Path(__file__).resolve().parents[1] / "steps"
 
@@ -231,3 +231,174 @@ def test_cli_runs_from_the_source_dir(sample_round_dirs: dict[int, Path], tmp_pa
     report = json.loads((tmp_path / "report" / "report.json").read_text(encoding="utf-8"))
     assert f"kept {report['rows']['kept']} | duplicates 1 | quarantined 1" in result.stdout
     assert report["data_version"] in result.stdout
+
+
+# ---------------------------------------------------------------- replay (continual learning)
+
+def _prepare_round_one(sample_round_dirs: dict[int, Path], out: Path) -> list[dict]:
+    """Prepare round 1 into `out`; return its train split (the replay source of round 2)."""
+    prepare.prepare(sample_round_dirs[1], out)
+    return _read_jsonl(out / "train" / "train.jsonl")
+
+
+def test_replay_keeps_old_facts_and_new_answers_win(sample_round_dirs: dict[int, Path], tmp_path: Path) -> None:
+    round_1_train = _prepare_round_one(sample_round_dirs, tmp_path / "r1")
+    plain = prepare.prepare(sample_round_dirs[2], tmp_path / "plain")
+    report = prepare.prepare(sample_round_dirs[2], tmp_path / "r2", replay_dir=tmp_path / "r1" / "train")
+    _, plain_train, plain_validation, _ = _outputs(tmp_path / "plain")
+    _, train, validation, quarantine = _outputs(tmp_path / "r2")
+
+    old_answers = {fact.id: fact.answer for fact in facts(1)}
+    changed = [fact for fact in facts(2) if fact.status == "changed"]
+    changed_prompts = {question for fact in changed for question in fact.paraphrases}
+    pairs = {(e["prompt"], e["completion"]) for e in train}
+    validation_pairs = {(e["prompt"], e["completion"]) for e in validation}
+    for fact in changed:
+        for question in fact.paraphrases:
+            assert (question, old_answers[fact.id]) not in pairs | validation_pairs
+            assert ((question, fact.answer) in pairs) != ((question, fact.answer) in validation_pairs)
+
+    # Every round-1 training example comes back unless the new data asks its prompt: same id, marked source.
+    superseded = [e for e in round_1_train if e["prompt"] in changed_prompts]
+    replayed = [e for e in round_1_train if e["prompt"] not in changed_prompts]
+    by_id = {e["id"]: e for e in train}
+    for example in replayed:
+        assert by_id[example["id"]] == {**example, "source": "replay:" + example["source"]}
+    stable = [fact for fact in facts(1) if fact.status == "stable"]
+    round_1_pairs = {(e["prompt"], e["completion"]) for e in round_1_train}
+    stable_pairs = {(q, f.answer) for f in stable for q in f.paraphrases} & round_1_pairs
+    assert len(stable_pairs) > 100 and stable_pairs <= pairs
+
+    assert report["replay"] == {"available": len(round_1_train), "sampled": len(round_1_train),
+                                "superseded": len(superseded), "quarantined": 0, "used": len(replayed),
+                                "fraction": 1.0}
+    assert report["replay"]["sampled"] == report["replay"]["superseded"] + report["replay"]["used"]
+    assert len(superseded) >= len(changed)
+
+    # The new data is split exactly as without replay; replay goes to train only.
+    assert report["rows"] == plain["rows"] and report["quarantine_reasons"] == plain["quarantine_reasons"]
+    assert [e["id"] for e in validation] == [e["id"] for e in plain_validation]
+    assert not any(e["source"].startswith("replay:") for e in validation)
+    assert {e["id"] for e in train} == {e["id"] for e in plain_train} | {e["id"] for e in replayed}
+    assert [e["id"] for e in train] == sorted(e["id"] for e in train)
+    assert report["splits"] == {"train": len(plain_train) + len(replayed), "validation": len(validation)}
+    assert report["data_version"] != plain["data_version"]
+    assert quarantine == _read_jsonl(tmp_path / "plain" / "report" / "quarantine.jsonl")
+
+
+def test_replay_fraction_samples_each_source_file_stably(sample_round_dirs: dict[int, Path], tmp_path: Path) -> None:
+    round_1_train = _prepare_round_one(sample_round_dirs, tmp_path / "r1")
+    replay_dir = tmp_path / "r1" / "train"
+    first = prepare.prepare(sample_round_dirs[2], tmp_path / "a", replay_dir=replay_dir, replay_fraction=0.5)
+    prepare.prepare(sample_round_dirs[2], tmp_path / "b", replay_dir=replay_dir, replay_fraction=0.5)
+    for name in ("train/train.jsonl", "validation/validation.jsonl", "report/report.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+    per_file: dict[str, int] = {}
+    for example in round_1_train:
+        stratum = example["source"].rsplit(":", 1)[0]
+        per_file[stratum] = per_file.get(stratum, 0) + 1
+    assert set(per_file) == {"product_catalog.csv", "support_faq.jsonl", "exports/support_chats.jsonl", "policies.md"}
+    examples = [prepare.Example(**e) for e in round_1_train]
+    sampled = prepare.sample_replay(examples, 0.5, seed=42)
+    sampled_per_file: dict[str, int] = {}
+    for example in sampled:
+        sampled_per_file[prepare.replay_stratum(example.source)] = sampled_per_file.get(
+            prepare.replay_stratum(example.source), 0) + 1
+    assert sampled_per_file == {name: max(1, round(0.5 * count)) for name, count in per_file.items()}
+    assert all(0.4 <= sampled_per_file[name] / count <= 0.6 for name, count in per_file.items() if count >= 10)
+    assert {e.id for e in prepare.sample_replay(examples, 0.5, seed=7)} != {e.id for e in sampled}
+
+    replay = first["replay"]
+    assert replay["available"] == len(round_1_train) and replay["sampled"] == len(sampled)
+    assert replay["sampled"] == replay["superseded"] + replay["used"] and replay["fraction"] == 0.5
+    replayed_ids = {e["id"] for e in _read_jsonl(tmp_path / "a" / "train" / "train.jsonl")
+                    if e["source"].startswith("replay:")}
+    assert len(replayed_ids) == replay["used"] and replayed_ids <= {e.id for e in sampled}
+    assert 0 < replay["superseded"] < len(round_1_train) - replay["used"]
+
+
+def test_marker_only_or_missing_replay_dir_means_no_replay(sample_round_dirs: dict[int, Path],
+                                                           tmp_path: Path) -> None:
+    marker_dir = tmp_path / "replay"
+    (marker_dir / "nested").mkdir(parents=True)
+    (marker_dir / "_EMPTY").write_bytes(b"")
+    (marker_dir / "nested" / "notes.txt").write_text("not a replay file {", encoding="utf-8")
+    prepare.prepare(sample_round_dirs[2], tmp_path / "plain")
+    zeros = {"available": 0, "sampled": 0, "superseded": 0, "quarantined": 0, "used": 0, "fraction": 0.0}
+    for name, replay_dir in (("marker", marker_dir), ("missing", tmp_path / "nowhere")):
+        report = prepare.prepare(sample_round_dirs[2], tmp_path / name, replay_dir=replay_dir)
+        assert report["replay"] == zeros
+        for output in ("train/train.jsonl", "validation/validation.jsonl", "report/report.json",
+                       "report/quarantine.jsonl"):
+            assert (tmp_path / name / output).read_bytes() == (tmp_path / "plain" / output).read_bytes()
+    assert "replay: none" in prepare.summary(report)
+
+
+def test_bad_replay_lines_are_quarantined_apart_from_new_rows(sample_round_dirs: dict[int, Path],
+                                                              tmp_path: Path) -> None:
+    round_1_train = _prepare_round_one(sample_round_dirs, tmp_path / "r1")
+    good = [json.dumps(e) for e in round_1_train if not e["prompt"].startswith("What is the return window")][:5]
+    replay_file = tmp_path / "replay" / "v1" / "train.jsonl"
+    replay_file.parent.mkdir(parents=True)
+    replay_file.write_text("\n".join([
+        *good,                                                                  # 1-5 usable
+        '{"id": "x1", "prompt": "Broken", ',                                    # 6
+        "",                                                                     # blank: not a line
+        '{"id": "x2", "prompt": "No answer?", "source": "faq.jsonl:9"}',        # 8
+        '{"id": "x3", "prompt": 7, "completion": "seven", "source": "a:1"}',    # 9
+        good[0],                                                                # 10 repeated id: read once
+    ]) + "\n", encoding="utf-8")
+    plain = prepare.prepare(sample_round_dirs[2], tmp_path / "plain")
+    report = prepare.prepare(sample_round_dirs[2], tmp_path / "out", replay_dir=tmp_path / "replay")
+    _, train, validation, quarantine = _outputs(tmp_path / "out")
+
+    replay_rows = [row for row in quarantine if row["file"].startswith("replay:")]
+    assert [(row["file"], row["line"], row["reason"]) for row in replay_rows] == [
+        ("replay:v1/train.jsonl", 6, "malformed_json"), ("replay:v1/train.jsonl", 8, "missing_field"),
+        ("replay:v1/train.jsonl", 9, "non_string_field")]
+    assert replay_rows[1]["detail"] == "missing field 'completion'"
+    assert replay_rows[2]["detail"] == "field 'prompt' is a number, expected a string"
+    assert [row for row in quarantine if not row["file"].startswith("replay:")] == \
+        _read_jsonl(tmp_path / "plain" / "report" / "quarantine.jsonl")
+
+    rows = report["rows"]
+    assert rows == plain["rows"] and rows["input"] == rows["kept"] + rows["duplicates"] + rows["quarantined"]
+    assert report["quarantine_reasons"] == plain["quarantine_reasons"]
+    assert report["replay"] == {"available": 5, "sampled": 5, "superseded": 0, "quarantined": 3, "used": 5,
+                                "fraction": 1.0}
+    assert {e["id"] for e in train if e["source"].startswith("replay:")} == {json.loads(g)["id"] for g in good}
+    assert len(train) == plain["splits"]["train"] + 5 and len(validation) == plain["splits"]["validation"]
+
+
+def test_min_examples_counts_replay_but_new_data_is_required(sample_round_dirs: dict[int, Path], tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    _prepare_round_one(sample_round_dirs, tmp_path / "r1")
+    replay_dir = str(tmp_path / "r1" / "train")
+    base = ["--input-dir", str(sample_round_dirs[2]), "--min-examples", "300"]
+    assert prepare.main([*base, "--output-dir", str(tmp_path / "alone")]) == 1
+    assert "only 154 usable example(s) remain, fewer than --min-examples 300" in capsys.readouterr().err
+    assert prepare.main([*base, "--output-dir", str(tmp_path / "with"), "--replay-dir", replay_dir]) == 0
+    out = capsys.readouterr().out
+    assert "replay (fraction 1.0): used 183 of 197 available | sampled 197 | superseded 14 | quarantined 0" in out
+    assert (tmp_path / "with" / "train" / "train.jsonl").is_file()
+
+    only_bad = tmp_path / "bad"
+    only_bad.mkdir()
+    (only_bad / "faq.jsonl").write_text('{"question": "Half a line', encoding="utf-8")
+    code = prepare.main(["--input-dir", str(only_bad), "--output-dir", str(tmp_path / "nothing"),
+                         "--min-examples", "1", "--replay-dir", replay_dir])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "no new usable example, nothing new to learn from" in captured.err and "1 quarantined" in captured.err
+    report = json.loads((tmp_path / "nothing" / "report" / "report.json").read_text(encoding="utf-8"))
+    assert report["rows"]["kept"] == 0 and report["replay"]["used"] == 197
+    assert not (tmp_path / "nothing" / "train" / "train.jsonl").exists()
+
+    for bad_fraction in ("0", "1.5"):
+        with pytest.raises(SystemExit) as exit_info:
+            prepare.main(["--replay-fraction", bad_fraction])
+        assert exit_info.value.code == 2
+        assert "must be greater than 0 and at most 1" in capsys.readouterr().err
+    with pytest.raises(prepare.PrepareError, match="--replay-fraction must be in"):
+        prepare.prepare(sample_round_dirs[2], tmp_path / "x", replay_fraction=0.0)
