@@ -1,0 +1,103 @@
+"""Resolve the model to start from: the latest Approved package of a Model Registry group.
+
+Writes ``resolved.json`` (``model_package_arn``, ``version``, ``model_data_url``, ``source``):
+the newest Approved version of ``--model-package-group`` (ListModelPackages sorted by
+CreationTime, descending), else ``--fallback-model-uri`` when the group has no Approved version
+or does not exist. ``--require-approved`` turns "no Approved version" into an error. Plain
+boto3: on AWS it reaches SageMaker, locally the runtime points ``AWS_ENDPOINT_URL_SAGEMAKER``
+at its stand-in.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+OUTPUT_DIR = "/opt/ml/processing/output/resolved"
+MISSING_GROUP_CODES = ("ValidationException", "ResourceNotFound")
+
+
+class ResolveError(RuntimeError):
+    """The step cannot produce a model to start from."""
+
+
+def latest_approved_package(client: Any, group: str) -> dict[str, Any] | None:
+    """DescribeModelPackage of the newest Approved version in ``group``; None if none (or no group)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        listing = client.list_model_packages(
+            ModelPackageGroupName=group, ModelApprovalStatus="Approved",
+            SortBy="CreationTime", SortOrder="Descending", MaxResults=1,
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in MISSING_GROUP_CODES:
+            print(f"resolve: model package group {group!r} not usable ({exc.response['Error']['Message']})",
+                  file=sys.stderr)
+            return None
+        raise
+    summaries = listing.get("ModelPackageSummaryList", [])
+    if not summaries:
+        return None
+    return client.describe_model_package(ModelPackageName=summaries[0]["ModelPackageArn"])
+
+
+def model_data_url(package: dict[str, Any]) -> str:
+    """The package's model artifact URI (ModelDataUrl, or ModelDataSource's S3Uri)."""
+    containers = package.get("InferenceSpecification", {}).get("Containers", [])
+    for container in containers:
+        url = container.get("ModelDataUrl") or container.get("ModelDataSource", {}).get("S3DataSource", {}).get("S3Uri")
+        if url:
+            return url
+    raise ResolveError(f"model package {package['ModelPackageArn']} has no ModelDataUrl in its InferenceSpecification")
+
+
+def resolve(client: Any, group: str, fallback_uri: str | None, require_approved: bool) -> dict[str, Any]:
+    """The ``resolved.json`` document for ``group``."""
+    package = latest_approved_package(client, group)
+    if package is not None:
+        return {"model_package_arn": package["ModelPackageArn"], "version": int(package["ModelPackageVersion"]),
+                "model_data_url": model_data_url(package), "source": "registry"}
+    if require_approved:
+        raise ResolveError(
+            f"no Approved model package in group {group!r} and --require-approved is set: approve a version "
+            "(e.g. `continuum models approve`) or drop --require-approved to start from the fallback model"
+        )
+    if not fallback_uri:
+        raise ResolveError(f"no Approved model package in group {group!r} and no --fallback-model-uri given")
+    return {"model_package_arn": "", "version": 0, "model_data_url": fallback_uri, "source": "fallback"}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-package-group", required=True, help="Model Registry group name")
+    parser.add_argument("--fallback-model-uri", default=None,
+                        help="model to use when the group has no Approved version (S3 URI or HF id)")
+    parser.add_argument("--require-approved", action="store_true",
+                        help="fail instead of falling back when no Approved version exists")
+    parser.add_argument("--output-dir", default=OUTPUT_DIR, help=f"where resolved.json goes (default {OUTPUT_DIR})")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    import boto3
+
+    try:
+        resolved = resolve(boto3.client("sagemaker"), args.model_package_group, args.fallback_model_uri,
+                           args.require_approved)
+    except ResolveError as exc:
+        print(f"resolve: error: {exc}", file=sys.stderr)
+        return 1
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "resolved.json").write_text(json.dumps(resolved, indent=2) + "\n", encoding="utf-8")
+    print(f"resolve: {resolved['source']} → {resolved['model_data_url']}"
+          + (f" (version {resolved['version']}, {resolved['model_package_arn']})" if resolved["version"] else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

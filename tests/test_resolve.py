@@ -1,0 +1,97 @@
+"""steps/resolve.py: latest Approved package → resolved.json, with fallback, against the local SageMaker API."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import resolve
+from pipelines.local.api_server import LocalApiServer, subprocess_env
+from pipelines.local.sagemaker_api import SageMakerAPI
+from pipelines.local.transport import local_boto3_session
+
+REPO = Path(__file__).resolve().parents[1]
+GROUP = "continuum-demo"
+FALLBACK = "s3://continuum-artifacts/base-model/model.tar.gz"
+
+
+def add_package(api: SageMakerAPI, version_uri: str, status: str = "PendingManualApproval", *,
+                via_source: bool = False) -> str:
+    container = ({"ModelDataSource": {"S3DataSource": {"S3Uri": version_uri, "S3DataType": "S3Object",
+                                                       "CompressionType": "Gzip"}}, "Image": "serving:1"}
+                 if via_source else {"ModelDataUrl": version_uri, "Image": "serving:1"})
+    return api.handle("CreateModelPackage", {
+        "ModelPackageGroupName": GROUP, "ModelApprovalStatus": status,
+        "InferenceSpecification": {"Containers": [container], "SupportedContentTypes": ["application/json"],
+                                   "SupportedResponseMIMETypes": ["application/json"]},
+    })["ModelPackageArn"]
+
+
+@pytest.fixture()
+def api(tmp_path: Path) -> SageMakerAPI:
+    return SageMakerAPI(tmp_path / "home")
+
+
+@pytest.fixture()
+def client(api: SageMakerAPI):
+    return local_boto3_session(api.home, api=api).client("sagemaker")
+
+
+def test_missing_group_falls_back(client):
+    assert resolve.resolve(client, GROUP, FALLBACK, require_approved=False) == {
+        "model_package_arn": "", "version": 0, "model_data_url": FALLBACK, "source": "fallback"}
+
+
+def test_group_without_approved_versions_falls_back_or_fails_when_required(api, client):
+    api.handle("CreateModelPackageGroup", {"ModelPackageGroupName": GROUP})
+    add_package(api, "s3://bkt/v1/model.tar.gz")
+    add_package(api, "s3://bkt/v2/model.tar.gz", "Rejected")
+    assert resolve.resolve(client, GROUP, FALLBACK, require_approved=False)["source"] == "fallback"
+    with pytest.raises(resolve.ResolveError, match=f"no Approved model package in group '{GROUP}'"):
+        resolve.resolve(client, GROUP, FALLBACK, require_approved=True)
+    with pytest.raises(resolve.ResolveError, match="no --fallback-model-uri given"):
+        resolve.resolve(client, GROUP, None, require_approved=False)
+
+
+def test_latest_approved_version_wins_over_newer_pending_ones(api, client):
+    api.handle("CreateModelPackageGroup", {"ModelPackageGroupName": GROUP})
+    add_package(api, "s3://bkt/v1/model.tar.gz", "Approved")
+    arn2 = add_package(api, "s3://bkt/v2/model.tar.gz", "Approved", via_source=True)
+    add_package(api, "s3://bkt/v3/model.tar.gz")
+    assert resolve.resolve(client, GROUP, FALLBACK, require_approved=True) == {
+        "model_package_arn": arn2, "version": 2, "model_data_url": "s3://bkt/v2/model.tar.gz", "source": "registry"}
+
+
+def run_step(url: str, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    env = subprocess_env(url, base=dict(os.environ, AWS_PROFILE="a-profile-nobody-configured"))
+    assert "AWS_PROFILE" not in env and env["PATH"] == os.environ["PATH"]
+    return subprocess.run(
+        [sys.executable, "resolve.py", "--model-package-group", GROUP, "--fallback-model-uri", FALLBACK,
+         "--output-dir", str(out), *extra],
+        cwd=REPO / "steps", env=env, capture_output=True, text=True, timeout=60,
+    )
+
+
+def test_step_subprocess_resolves_through_the_http_api(api, tmp_path):
+    with LocalApiServer(api) as url:
+        first = run_step(url, tmp_path / "first")
+        assert first.returncode == 0, first.stderr
+        assert json.loads((tmp_path / "first" / "resolved.json").read_text())["source"] == "fallback"
+
+        api.handle("CreateModelPackageGroup", {"ModelPackageGroupName": GROUP})
+        arn = add_package(api, "s3://bkt/v1/model.tar.gz")
+        refused = run_step(url, tmp_path / "refused", "--require-approved")
+        assert refused.returncode == 1
+        assert "no Approved model package in group 'continuum-demo' and --require-approved is set" in refused.stderr
+        assert not (tmp_path / "refused" / "resolved.json").exists()
+
+        api.handle("UpdateModelPackage", {"ModelPackageArn": arn, "ModelApprovalStatus": "Approved"})
+        approved = run_step(url, tmp_path / "approved", "--require-approved")
+        assert approved.returncode == 0, approved.stderr
+    assert json.loads((tmp_path / "approved" / "resolved.json").read_text()) == {
+        "model_package_arn": arn, "version": 1, "model_data_url": "s3://bkt/v1/model.tar.gz", "source": "registry"}
+    assert "registry → s3://bkt/v1/model.tar.gz (version 1" in approved.stdout
