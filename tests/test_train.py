@@ -1,0 +1,239 @@
+"""The training step: label masking, model_io, and real LoRA runs on the tiny model with round-1 data."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+import prepare
+import train
+from common.model_io import contains_model, materialize_model_dir, read_metadata
+from common.prompting import DEFAULT_PROMPT_TEMPLATE, format_prompt, template_from_metadata
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _tar_directory(folder: Path, archive: Path) -> Path:
+    """A SageMaker-style model.tar.gz: the folder's contents at the archive root."""
+    with tarfile.open(archive, "w:gz") as tar:
+        for path in sorted(folder.iterdir()):
+            tar.add(path, arcname=path.name)
+    return archive
+
+
+@pytest.fixture(scope="module")
+def round1_splits(sample_round_dirs: dict[int, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Round 1 raw files through the prepare step: `train/` and `validation/` JSONL folders."""
+    out = tmp_path_factory.mktemp("round1-prepared")
+    prepare.prepare(sample_round_dirs[1], out, validation_fraction=0.1, seed=42)
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_model_dir: Path, round1_splits: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One training run with the default hyperparameters; its output folder, stdout and wall time."""
+    import time
+
+    model_dir = tmp_path_factory.mktemp("trained")
+    argv = ["--train-dir", str(round1_splits / "train"), "--validation-dir", str(round1_splits / "validation"),
+            "--base-model-dir", str(tmp_path_factory.mktemp("empty-channel")), "--base_model", str(tiny_model_dir),
+            "--model-dir", str(model_dir)]  # fmt: skip
+    capture = tmp_path_factory.mktemp("logs") / "stdout.txt"
+    started = time.monotonic()
+    with open(capture, "w") as stream:
+        saved_stdout, sys.stdout = sys.stdout, stream
+        try:
+            code = train.main(argv)
+        finally:
+            sys.stdout = saved_stdout
+    return {"code": code, "dir": model_dir, "log": capture.read_text(), "seconds": time.monotonic() - started}
+
+
+def test_prompt_tokens_are_masked(tiny_model_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    prompt_ids = tokenizer(format_prompt(DEFAULT_PROMPT_TEMPLATE, "What is the return window?"))["input_ids"]
+    completion_ids = tokenizer("30 days", add_special_tokens=False)["input_ids"]
+    example = train.encode_example(tokenizer, DEFAULT_PROMPT_TEMPLATE, "What is the return window?", "30 days", 256)
+    assert example is not None
+    assert example.input_ids == prompt_ids + completion_ids + [tokenizer.eos_token_id]
+    assert example.labels[: len(prompt_ids)] == [train.IGNORE_INDEX] * len(prompt_ids)
+    assert example.labels[len(prompt_ids) :] == completion_ids + [tokenizer.eos_token_id]
+
+    clipped = train.encode_example(tokenizer, DEFAULT_PROMPT_TEMPLATE, "What is the return window?", "30 days",
+                                   len(prompt_ids) + 1)  # fmt: skip
+    assert clipped is not None and clipped.labels[-1] == completion_ids[0]
+    assert train.encode_example(tokenizer, DEFAULT_PROMPT_TEMPLATE, "What is the return window?", "30 days",
+                                len(prompt_ids)) is None  # fmt: skip
+
+    batch = train.collate([example, clipped], tokenizer.pad_token_id)
+    assert batch["input_ids"].shape == batch["labels"].shape == (2, len(example.input_ids))
+    assert batch["attention_mask"][1].tolist() == [1] * len(clipped.input_ids) + [0] * (
+        len(example.input_ids) - len(clipped.input_ids)
+    )
+    assert batch["labels"][1, len(clipped.input_ids) :].eq(train.IGNORE_INDEX).all()
+
+
+def test_prompting_template_rules() -> None:
+    assert format_prompt("Q: {prompt} {x}\nA:", "a {b}") == "Q: a {b} {x}\nA:"
+    assert template_from_metadata({}) == DEFAULT_PROMPT_TEMPLATE
+    assert template_from_metadata({"prompt_template": "<{prompt}>"}) == "<{prompt}>"
+    with pytest.raises(ValueError, match="exactly once"):
+        format_prompt("no placeholder", "x")
+
+
+def test_materialize_model_dir_layouts(tiny_model_dir: Path, tmp_path: Path) -> None:
+    assert materialize_model_dir(tiny_model_dir) == tiny_model_dir
+    nested = tmp_path / "channel"
+    nested.mkdir()
+    (nested / "model").symlink_to(tiny_model_dir, target_is_directory=True)
+    assert materialize_model_dir(nested) == nested / "model"
+
+    archive_channel = tmp_path / "archive-channel"
+    archive_channel.mkdir()
+    archive = _tar_directory(tiny_model_dir, archive_channel / "model.tar.gz")
+    assert contains_model(archive_channel) and contains_model(archive)
+    extracted = materialize_model_dir(archive_channel)
+    assert (extracted / "config.json").read_bytes() == (tiny_model_dir / "config.json").read_bytes()
+    stamp = (extracted / "model.safetensors").stat().st_mtime_ns
+    assert materialize_model_dir(archive) == extracted
+    assert (extracted / "model.safetensors").stat().st_mtime_ns == stamp
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert not contains_model(empty)
+    with pytest.raises(FileNotFoundError, match="neither a model directory"):
+        materialize_model_dir(empty)
+
+
+def test_materialize_rejects_unsafe_archive(tmp_path: Path) -> None:
+    import io
+
+    channel = tmp_path / "channel"
+    channel.mkdir()
+    with tarfile.open(channel / "model.tar.gz", "w:gz") as tar:
+        payload = b"{}"
+        info = tarfile.TarInfo("../escaped.json")
+        info.size = len(payload)
+        tar.addfile(info, io.BytesIO(payload))
+    with pytest.raises(ValueError, match="cannot extract"):
+        materialize_model_dir(channel)
+    assert not (tmp_path / "escaped.json").exists()
+
+
+def test_read_metadata(tmp_path: Path) -> None:
+    assert read_metadata(tmp_path) == {}
+    (tmp_path / "continuum.json").write_text('{"prompt_template": "{prompt}"}')
+    assert read_metadata(tmp_path) == {"prompt_template": "{prompt}"}
+    (tmp_path / "continuum.json").write_text('{"prompt_template": ')
+    with pytest.raises(ValueError, match="continuum.json: invalid JSON at line 1"):
+        read_metadata(tmp_path)
+
+
+def test_bad_training_data_names_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "train.jsonl").write_text('{"prompt": "a", "completion": "b"}\n{"prompt": "a"}\n')
+    with pytest.raises(ValueError, match=r"train.jsonl:2: field 'completion'"):
+        train.load_examples(tmp_path)
+
+
+def test_missing_base_model_is_a_clear_error(round1_splits: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no base model"):
+        train.main(["--train-dir", str(round1_splits / "train"), "--model-dir", str(tmp_path / "out"),
+                    "--base-model-dir", str(tmp_path)])  # fmt: skip
+
+
+def test_empty_training_channel_fails(tiny_model_dir: Path, tmp_path: Path) -> None:
+    code = train.main(["--train-dir", str(tmp_path), "--model-dir", str(tmp_path / "out"),
+                       "--base_model", str(tiny_model_dir)])  # fmt: skip
+    assert code == 2 and not (tmp_path / "out").exists()
+
+
+def test_help_runs_without_training() -> None:
+    result = subprocess.run([sys.executable, "steps/train.py", "--help"], cwd=REPO_ROOT, capture_output=True,
+                            text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 0
+    for flag in ("--lora_r", "--target_modules", "--max_steps", "--base-model-dir", "--model-dir"):
+        assert flag in result.stdout
+
+
+def test_training_learns_and_saves_artifacts(trained: dict) -> None:
+    assert trained["code"] == 0
+    model_dir: Path = trained["dir"]
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "continuum.json",
+                 "adapter/adapter_config.json", "adapter/adapter_model.safetensors"):  # fmt: skip
+        assert (model_dir / name).is_file(), name
+    meta = json.loads((model_dir / "continuum.json").read_text())
+    metrics = meta["metrics"]
+    assert metrics["train_loss"] < 0.1 * metrics["initial_train_loss"]
+    assert metrics["eval_loss"] < 0.25 * metrics["initial_train_loss"]
+    assert meta["prompt_template"] == DEFAULT_PROMPT_TEMPLATE
+    assert meta["generation"] == 1 and meta["data"]["train_examples"] > 150
+    assert meta["hyperparameters"]["target_modules"] == "all-linear"
+    assert meta["duration_seconds"] > 0
+
+    logged = [float(line[len("train_loss=") : -1]) for line in trained["log"].splitlines() if line.startswith("train_loss=")]
+    assert len(logged) >= 10 and logged[-1] < logged[0] / 10
+    assert f"eval_loss={metrics['eval_loss']:.6f};" in trained["log"]
+    print(f"train time {trained['seconds']:.1f}s, loss {metrics['initial_train_loss']:.3f} -> {metrics['train_loss']:.4f}")
+
+
+def test_merged_model_matches_peft_model(trained: dict, tiny_model_dir: Path) -> None:
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model_dir: Path = trained["dir"]
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    merged = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    peft_model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), model_dir / "adapter")
+    batch = tokenizer([format_prompt(DEFAULT_PROMPT_TEMPLATE, "How heavy is the Rover X1?")], return_tensors="pt")
+    with torch.no_grad():
+        expected = peft_model.eval()(**batch).logits
+        actual = merged(**batch).logits
+        base = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()(**batch).logits
+    torch.testing.assert_close(actual, expected, atol=1e-4, rtol=0)
+    assert (actual - base).abs().max() > 1.0
+
+
+def test_trained_model_answers_its_training_questions(trained: dict, round1_splits: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model_dir: Path = trained["dir"]
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    records = train.load_examples(round1_splits / "train")
+    qa = [r for r in records if r["source"].startswith(("product_catalog", "faq"))]
+    matches = 0
+    for record in qa:
+        inputs = tokenizer(format_prompt(DEFAULT_PROMPT_TEMPLATE, record["prompt"]), return_tensors="pt")
+        with torch.no_grad():
+            output = model.generate(**inputs, max_new_tokens=16, do_sample=False)
+        answer = tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+        matches += answer.strip() == record["completion"]
+    share = matches / len(qa)
+    print(f"exact match on {len(qa)} training questions: {share:.3f}")
+    assert len(qa) > 100 and share >= 0.8
+
+
+def test_continual_training_from_previous_model_archive(trained: dict, round1_splits: Path, tmp_path: Path) -> None:
+    first_dir: Path = trained["dir"]
+    channel = tmp_path / "base_model"
+    channel.mkdir()
+    _tar_directory(first_dir, channel / "model.tar.gz")
+    out = tmp_path / "second"
+    code = train.main(["--train-dir", str(round1_splits / "train"), "--base-model-dir", str(channel),
+                       "--model-dir", str(out), "--max_steps", "4", "--learning_rate", "1e-4"])  # fmt: skip
+    assert code == 0
+    first, second = (json.loads((d / "continuum.json").read_text()) for d in (first_dir, out))
+    assert second["generation"] == 2 and second["base_model"] == first["base_model"]
+    assert second["initialized_from"] == str(materialize_model_dir(channel))
+    assert second["prompt_template"] == first["prompt_template"]
+    # It starts from the trained weights: its first batch is already nearly solved.
+    assert second["metrics"]["initial_train_loss"] < 0.2 < first["metrics"]["initial_train_loss"]
+    assert (out / "model.safetensors").is_file() and (out / "adapter" / "adapter_model.safetensors").is_file()
