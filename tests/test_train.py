@@ -208,7 +208,7 @@ def test_trained_model_answers_its_training_questions(trained: dict, round1_spli
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
     records = train.load_examples(round1_splits / "train")
-    qa = [r for r in records if r["source"].startswith(("product_catalog", "faq"))]
+    qa = [r for r in records if r["source"].startswith(("product_catalog", "support_faq"))]
     matches = 0
     for record in qa:
         inputs = tokenizer(format_prompt(DEFAULT_PROMPT_TEMPLATE, record["prompt"]), return_tensors="pt")
