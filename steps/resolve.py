@@ -1,11 +1,12 @@
 """Resolve the model to start from: the latest Approved package of a Model Registry group.
 
-Writes ``resolved.json`` (``model_package_arn``, ``version``, ``model_data_url``, ``source``):
-the newest Approved version of ``--model-package-group`` (ListModelPackages sorted by
-CreationTime, descending), else ``--fallback-model-uri`` when the group has no Approved version
-or does not exist. ``--require-approved`` turns "no Approved version" into an error. Plain
-boto3: on AWS it reaches SageMaker, locally the runtime points ``AWS_ENDPOINT_URL_SAGEMAKER``
-at its stand-in.
+Writes ``resolved.json`` (``model_package_arn``, ``version``, ``model_data_url``,
+``replay_data_uri``, ``source``): the newest Approved version of ``--model-package-group``
+(ListModelPackages sorted by CreationTime, descending) with its ``train_data_uri`` lineage as the
+replay data, else ``--fallback-model-uri`` / ``--fallback-replay-uri`` when the group has no
+Approved version or does not exist. ``--require-approved`` turns "no Approved version" into an
+error. Plain boto3: on AWS it reaches SageMaker, locally the runtime points
+``AWS_ENDPOINT_URL_SAGEMAKER`` at its stand-in.
 """
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from typing import Any
 
 OUTPUT_DIR = "/opt/ml/processing/output/resolved"
 MISSING_GROUP_CODES = ("ValidationException", "ResourceNotFound")
+NO_PACKAGE = "none"  # not "": CustomerMetadataProperties values (lineage) need 1+ characters
+TRAIN_DATA_KEY = "train_data_uri"
 
 
 class ResolveError(RuntimeError):
@@ -54,20 +57,28 @@ def model_data_url(package: dict[str, Any]) -> str:
     raise ResolveError(f"model package {package['ModelPackageArn']} has no ModelDataUrl in its InferenceSpecification")
 
 
-def resolve(client: Any, group: str, fallback_uri: str | None, require_approved: bool) -> dict[str, Any]:
+def resolve(client: Any, group: str, fallback_uri: str | None, require_approved: bool,
+            fallback_replay_uri: str | None = None) -> dict[str, Any]:
     """The ``resolved.json`` document for ``group``."""
     package = latest_approved_package(client, group)
     if package is not None:
+        replay = package.get("CustomerMetadataProperties", {}).get(TRAIN_DATA_KEY) or fallback_replay_uri
+        if not replay:
+            raise ResolveError(f"model package {package['ModelPackageArn']} has no {TRAIN_DATA_KEY!r} customer "
+                               "metadata and no --fallback-replay-uri was given")
         return {"model_package_arn": package["ModelPackageArn"], "version": int(package["ModelPackageVersion"]),
-                "model_data_url": model_data_url(package), "source": "registry"}
+                "model_data_url": model_data_url(package), "replay_data_uri": replay, "source": "registry"}
     if require_approved:
         raise ResolveError(
             f"no Approved model package in group {group!r} and --require-approved is set: approve a version "
             "(e.g. `continuum models approve`) or drop --require-approved to start from the fallback model"
         )
-    if not fallback_uri:
-        raise ResolveError(f"no Approved model package in group {group!r} and no --fallback-model-uri given")
-    return {"model_package_arn": "", "version": 0, "model_data_url": fallback_uri, "source": "fallback"}
+    missing = [flag for flag, value in (("--fallback-model-uri", fallback_uri),
+                                        ("--fallback-replay-uri", fallback_replay_uri)) if not value]
+    if missing:
+        raise ResolveError(f"no Approved model package in group {group!r} and no {' / '.join(missing)} given")
+    return {"model_package_arn": NO_PACKAGE, "version": 0, "model_data_url": fallback_uri,
+            "replay_data_uri": fallback_replay_uri, "source": "fallback"}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -75,6 +86,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--model-package-group", required=True, help="Model Registry group name")
     parser.add_argument("--fallback-model-uri", default=None,
                         help="model to use when the group has no Approved version (S3 URI or HF id)")
+    parser.add_argument("--fallback-replay-uri", default=None,
+                        help="replay data when the group has no Approved version (a prefix holding only _EMPTY)")
     parser.add_argument("--require-approved", action="store_true",
                         help="fail instead of falling back when no Approved version exists")
     parser.add_argument("--output-dir", default=OUTPUT_DIR, help=f"where resolved.json goes (default {OUTPUT_DIR})")
@@ -87,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         resolved = resolve(boto3.client("sagemaker"), args.model_package_group, args.fallback_model_uri,
-                           args.require_approved)
+                           args.require_approved, args.fallback_replay_uri)
     except ResolveError as exc:
         print(f"resolve: error: {exc}", file=sys.stderr)
         return 1

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import re
 import sqlite3
 import threading
 import time
@@ -83,6 +84,21 @@ def test_package_needs_an_existing_group_and_a_valid_status(registry):
         registry.create_model_package(package_request(ModelApprovalStatus="Maybe"))
     with pytest.raises(ApiError, match="does not exist"):
         registry.describe_model_package(f"arn:aws:sagemaker:us-east-1:000000000000:model-package/{GROUP}/9")
+
+
+@pytest.mark.parametrize("metadata, fragment", [
+    ({}, "1 to 50 keys"),
+    ({"parent": ""}, "value of 'parent' '' must be 1-256"),
+    ({"scores": '{"f1": 0.5}'}, "letters, digits, spaces"),
+    ({"k" * 129: "v"}, "must be 1-128"),
+])
+def test_customer_metadata_follows_sagemaker_constraints(registry, metadata, fragment):
+    with pytest.raises(ApiError, match=re.escape(fragment)):
+        registry.create_model_package(package_request(CustomerMetadataProperties=metadata))
+    arn = registry.create_model_package(package_request(CustomerMetadataProperties={
+        "train_data_uri": "s3://bkt/p/exec-1/Prepare/output/train", "parent": "none", "data_version": "ab12" * 16}))
+    with pytest.raises(ApiError, match=re.escape(fragment)):
+        registry.update_model_package(arn, {"CustomerMetadataProperties": metadata})
 
 
 def test_approval_updates_status_description_time_and_metadata(registry):

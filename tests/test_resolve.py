@@ -17,15 +17,17 @@ from pipelines.local.transport import local_boto3_session
 REPO = Path(__file__).resolve().parents[1]
 GROUP = "continuum-demo"
 FALLBACK = "s3://continuum-artifacts/base-model/model.tar.gz"
+EMPTY_REPLAY = "s3://continuum-artifacts/empty-replay"
 
 
 def add_package(api: SageMakerAPI, version_uri: str, status: str = "PendingManualApproval", *,
-                via_source: bool = False) -> str:
+                via_source: bool = False, train_data_uri: str | None = None) -> str:
     container = ({"ModelDataSource": {"S3DataSource": {"S3Uri": version_uri, "S3DataType": "S3Object",
                                                        "CompressionType": "Gzip"}}, "Image": "serving:1"}
                  if via_source else {"ModelDataUrl": version_uri, "Image": "serving:1"})
+    lineage = {"CustomerMetadataProperties": {"train_data_uri": train_data_uri}} if train_data_uri else {}
     return api.handle("CreateModelPackage", {
-        "ModelPackageGroupName": GROUP, "ModelApprovalStatus": status,
+        **lineage, "ModelPackageGroupName": GROUP, "ModelApprovalStatus": status,
         "InferenceSpecification": {"Containers": [container], "SupportedContentTypes": ["application/json"],
                                    "SupportedResponseMIMETypes": ["application/json"]},
     })["ModelPackageArn"]
@@ -42,28 +44,38 @@ def client(api: SageMakerAPI):
 
 
 def test_missing_group_falls_back(client):
-    assert resolve.resolve(client, GROUP, FALLBACK, require_approved=False) == {
-        "model_package_arn": "", "version": 0, "model_data_url": FALLBACK, "source": "fallback"}
+    assert resolve.resolve(client, GROUP, FALLBACK, require_approved=False, fallback_replay_uri=EMPTY_REPLAY) == {
+        "model_package_arn": "none", "version": 0, "model_data_url": FALLBACK, "replay_data_uri": EMPTY_REPLAY,
+        "source": "fallback"}
 
 
 def test_group_without_approved_versions_falls_back_or_fails_when_required(api, client):
     api.handle("CreateModelPackageGroup", {"ModelPackageGroupName": GROUP})
     add_package(api, "s3://bkt/v1/model.tar.gz")
     add_package(api, "s3://bkt/v2/model.tar.gz", "Rejected")
-    assert resolve.resolve(client, GROUP, FALLBACK, require_approved=False)["source"] == "fallback"
+    assert resolve.resolve(client, GROUP, FALLBACK, False, EMPTY_REPLAY)["source"] == "fallback"
     with pytest.raises(resolve.ResolveError, match=f"no Approved model package in group '{GROUP}'"):
-        resolve.resolve(client, GROUP, FALLBACK, require_approved=True)
-    with pytest.raises(resolve.ResolveError, match="no --fallback-model-uri given"):
-        resolve.resolve(client, GROUP, None, require_approved=False)
+        resolve.resolve(client, GROUP, FALLBACK, True, EMPTY_REPLAY)
+    with pytest.raises(resolve.ResolveError, match="no --fallback-model-uri / --fallback-replay-uri given"):
+        resolve.resolve(client, GROUP, None, False)
 
 
 def test_latest_approved_version_wins_over_newer_pending_ones(api, client):
     api.handle("CreateModelPackageGroup", {"ModelPackageGroupName": GROUP})
+    add_package(api, "s3://bkt/v1/model.tar.gz", "Approved", train_data_uri="s3://bkt/v1/train")
+    arn2 = add_package(api, "s3://bkt/v2/model.tar.gz", "Approved", via_source=True, train_data_uri="s3://bkt/v2/train")
+    add_package(api, "s3://bkt/v3/model.tar.gz", train_data_uri="s3://bkt/v3/train")
+    assert resolve.resolve(client, GROUP, FALLBACK, True, EMPTY_REPLAY) == {
+        "model_package_arn": arn2, "version": 2, "model_data_url": "s3://bkt/v2/model.tar.gz",
+        "replay_data_uri": "s3://bkt/v2/train", "source": "registry"}
+
+
+def test_an_approved_package_without_lineage_replays_the_fallback(api, client):
+    api.handle("CreateModelPackageGroup", {"ModelPackageGroupName": GROUP})
     add_package(api, "s3://bkt/v1/model.tar.gz", "Approved")
-    arn2 = add_package(api, "s3://bkt/v2/model.tar.gz", "Approved", via_source=True)
-    add_package(api, "s3://bkt/v3/model.tar.gz")
-    assert resolve.resolve(client, GROUP, FALLBACK, require_approved=True) == {
-        "model_package_arn": arn2, "version": 2, "model_data_url": "s3://bkt/v2/model.tar.gz", "source": "registry"}
+    assert resolve.resolve(client, GROUP, FALLBACK, False, EMPTY_REPLAY)["replay_data_uri"] == EMPTY_REPLAY
+    with pytest.raises(resolve.ResolveError, match="has no 'train_data_uri' customer metadata"):
+        resolve.resolve(client, GROUP, FALLBACK, False, None)
 
 
 def run_step(url: str, out: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -71,7 +83,7 @@ def run_step(url: str, out: Path, *extra: str) -> subprocess.CompletedProcess:
     assert "AWS_PROFILE" not in env and env["PATH"] == os.environ["PATH"]
     return subprocess.run(
         [sys.executable, "resolve.py", "--model-package-group", GROUP, "--fallback-model-uri", FALLBACK,
-         "--output-dir", str(out), *extra],
+         "--fallback-replay-uri", EMPTY_REPLAY, "--output-dir", str(out), *extra],
         cwd=REPO / "steps", env=env, capture_output=True, text=True, timeout=60,
     )
 
@@ -83,7 +95,7 @@ def test_step_subprocess_resolves_through_the_http_api(api, tmp_path):
         assert json.loads((tmp_path / "first" / "resolved.json").read_text())["source"] == "fallback"
 
         api.handle("CreateModelPackageGroup", {"ModelPackageGroupName": GROUP})
-        arn = add_package(api, "s3://bkt/v1/model.tar.gz")
+        arn = add_package(api, "s3://bkt/v1/model.tar.gz", train_data_uri="s3://bkt/v1/train")
         refused = run_step(url, tmp_path / "refused", "--require-approved")
         assert refused.returncode == 1
         assert "no Approved model package in group 'continuum-demo' and --require-approved is set" in refused.stderr
@@ -93,5 +105,6 @@ def test_step_subprocess_resolves_through_the_http_api(api, tmp_path):
         approved = run_step(url, tmp_path / "approved", "--require-approved")
         assert approved.returncode == 0, approved.stderr
     assert json.loads((tmp_path / "approved" / "resolved.json").read_text()) == {
-        "model_package_arn": arn, "version": 1, "model_data_url": "s3://bkt/v1/model.tar.gz", "source": "registry"}
+        "model_package_arn": arn, "version": 1, "model_data_url": "s3://bkt/v1/model.tar.gz",
+        "replay_data_uri": "s3://bkt/v1/train", "source": "registry"}
     assert "registry → s3://bkt/v1/model.tar.gz (version 1" in approved.stdout

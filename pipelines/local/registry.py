@@ -22,6 +22,8 @@ from typing import Any
 ACCOUNT_ID = "000000000000"
 APPROVAL_STATUSES = ("Approved", "Rejected", "PendingManualApproval")
 _NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+# SageMaker's CustomerMetadata pattern ([\p{L}\p{Z}\p{N}_.:\/=+\-@]*), with \w standing in for letters/digits.
+_METADATA_RE = re.compile(r"^[\w .:/=+\-@]*$")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS model_package_groups (
     name TEXT PRIMARY KEY, arn TEXT NOT NULL, description TEXT, creation_time REAL NOT NULL,
@@ -193,6 +195,7 @@ class ModelRegistry:
         group = self.group_name(request["ModelPackageGroupName"])
         approval = request.get("ModelApprovalStatus") or "PendingManualApproval"
         _check_approval(approval)
+        _check_metadata(request.get("CustomerMetadataProperties"))
         spec = {k: v for k, v in request.items() if k not in _PACKAGE_COLUMNS}
         now = self._now()
         with self._write() as conn:
@@ -238,6 +241,7 @@ class ModelRegistry:
         approval = update.get("ModelApprovalStatus")
         if approval is not None:
             _check_approval(approval)
+        _check_metadata(update.get("CustomerMetadataProperties"))
         with self._write() as conn:
             row = conn.execute("SELECT * FROM model_packages WHERE arn=?", (arn,)).fetchone()
             if row is None:
@@ -409,3 +413,18 @@ def _check_approval(status: str) -> None:
             f"1 validation error detected: Value {status!r} at 'modelApprovalStatus' failed to satisfy "
             f"constraint: Member must satisfy enum value set: [{', '.join(APPROVAL_STATUSES)}]"
         )
+
+
+def _check_metadata(properties: dict[str, Any] | None) -> None:
+    """CustomerMetadataProperties as SageMaker constrains them: 1-50 entries, keys 1-128 and values 1-256 chars."""
+    if properties is None:
+        return
+    if not isinstance(properties, dict) or not 1 <= len(properties) <= 50:
+        raise validation_error("CustomerMetadataProperties must map 1 to 50 keys to values")
+    for key, value in properties.items():
+        for what, text, limit in (("key", key, 128), (f"value of {key!r}", value, 256)):
+            if not isinstance(text, str) or not 1 <= len(text) <= limit or not _METADATA_RE.match(text):
+                raise validation_error(
+                    f"CustomerMetadataProperties {what} {text!r} must be 1-{limit} characters of letters, digits, "
+                    "spaces and _.:/=+-@"
+                )
