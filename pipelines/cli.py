@@ -194,9 +194,10 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 def cmd_teardown(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     sagemaker = _backend(args, config).client("sagemaker")
-    for endpoint in sagemaker.list_endpoints()["Endpoints"]:
-        sagemaker.delete_endpoint(EndpointName=endpoint["EndpointName"])
-        print(f"deleted endpoint {endpoint['EndpointName']}")
+    names = [e["EndpointName"] for page in sagemaker.get_paginator("list_endpoints").paginate() for e in page["Endpoints"]]
+    for name in names:
+        sagemaker.delete_endpoint(EndpointName=name)
+        print(f"deleted endpoint {name}")
     return 0
 
 

@@ -26,8 +26,9 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield root
     backend = local_backend(CONFIG, root)
     sagemaker = backend.client("sagemaker")
-    for endpoint in sagemaker.list_endpoints()["Endpoints"]:
-        sagemaker.delete_endpoint(EndpointName=endpoint["EndpointName"])
+    for page in sagemaker.get_paginator("list_endpoints").paginate():
+        for endpoint in page["Endpoints"]:
+            sagemaker.delete_endpoint(EndpointName=endpoint["EndpointName"])
 
 
 @pytest.fixture(scope="module")

@@ -46,7 +46,8 @@ class ContainerRoot:
 
 def host_environment(job_environment: dict[str, str], extra: dict[str, str]) -> dict[str, str]:
     """The job's environment: this interpreter first on PATH, the job's variables, the runtime's."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("SM_", "AWS_ENDPOINT_URL"))}
+    # No AWS_* from the parent (a profile or real credentials must not leak into a local job).
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("SM_", "AWS_"))}
     interpreter_dir = str(Path(sys.executable).parent)
     env["PATH"] = interpreter_dir + os.pathsep + env.get("PATH", "")
     env["PYTHONUNBUFFERED"] = "1"
