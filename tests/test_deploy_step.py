@@ -1,8 +1,13 @@
 """steps/deploy.py: the exact SageMaker calls (botocore Stubber), and deploy + smoke test against the local API."""
 from __future__ import annotations
 
+import io
 import json
+import os
 import re
+import subprocess
+import sys
+import tarfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -239,3 +244,99 @@ def test_main_writes_deployment_json(client, tmp_path: Path, monkeypatch: pytest
     assert {k: record[k] for k in ("endpoint_name", "endpoint_config_name", "model_name", "model_package_arn",
                                    "status")} == {"endpoint_name": "continuum-staging", "endpoint_config_name": NAME,
                                                   "model_name": NAME, "model_package_arn": ARN, "status": "InService"}
+
+
+# ------------------------------------------------------------------------------------------ end to end, locally
+STEPS_DIR = Path(__file__).resolve().parents[1] / "steps"
+
+
+@pytest.fixture()
+def local_api(continuum_home: Path):
+    """The local SageMaker API on a free port; its endpoints are stopped afterwards."""
+    from pipelines.local.api_server import LocalApiServer
+    from pipelines.local.sagemaker_api import SageMakerAPI
+
+    api = SageMakerAPI(continuum_home)
+    server = LocalApiServer(api)
+    url = server.start()
+    try:
+        yield api, url
+    finally:
+        server.stop()
+        api.wait_for_deployments(timeout_s=120)
+        for name in api.endpoints.list_endpoints():
+            api.endpoints.delete(name)
+
+
+def _register(client, api, tiny_model_dir: Path, tmp_path: Path, version: int) -> str:
+    archive = tmp_path / f"model-{version}.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for path in sorted(tiny_model_dir.iterdir()):
+            tar.add(path, arcname=path.name)
+        data = json.dumps({"base_model": "tiny", "prompt_template": "Question: {prompt}\nAnswer:",
+                           "hyperparameters": {}, "metrics": {}, "data": {}}).encode()
+        info = tarfile.TarInfo("continuum.json")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    uri = f"s3://continuum-e2e/models/v{version}/model.tar.gz"
+    api.s3.put_file(uri, archive)
+    return client.create_model_package(
+        ModelPackageGroupName="e2e-models", ModelApprovalStatus="Approved",
+        InferenceSpecification={"Containers": [{"Image": IMAGE, "ModelDataUrl": uri}],
+                                "SupportedContentTypes": ["application/json"],
+                                "SupportedResponseMIMETypes": ["application/json"]})["ModelPackageArn"]
+
+
+def _run_step(script: str, args: list[str], url: str) -> subprocess.CompletedProcess:
+    from pipelines.local.api_server import subprocess_env
+
+    return subprocess.run([sys.executable, script, *args], cwd=STEPS_DIR, env={**os.environ, **subprocess_env(url)},
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_deploy_and_smoke_test_against_the_local_api(local_api, tiny_model_dir: Path, tmp_path: Path) -> None:
+    from pipelines.local.api_server import subprocess_env
+    from pipelines.local.capture import read_capture_records
+
+    api, url = local_api
+    env = subprocess_env(url)
+    client = boto3.client("sagemaker", endpoint_url=url, region_name="us-east-1",
+                          aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+    client.create_model_package_group(ModelPackageGroupName="e2e-models")
+    capture_uri = "s3://continuum-e2e/data-capture"
+    deploy_args = ["--endpoint-name", "e2e-staging", "--instance-type", "ml.g5.xlarge", "--instance-count", "1",
+                   "--capture-percent", "100", "--capture-s3-uri", capture_uri, "--role-arn",
+                   "arn:aws:iam::000000000000:role/continuum", "--poll-seconds", "1"]
+
+    first_arn = _register(client, api, tiny_model_dir, tmp_path, 1)
+    created = _run_step("deploy.py", ["--model-package-arn", first_arn, *deploy_args,
+                                      "--output-dir", str(tmp_path / "deploy1")], url)
+    assert created.returncode == 0, created.stderr
+    first = json.loads((tmp_path / "deploy1" / "deployment.json").read_text())
+    assert first["status"] == "InService" and first["action"] == "created"
+    described = client.describe_endpoint(EndpointName="e2e-staging")
+    assert described["EndpointConfigName"] == first["endpoint_config_name"]
+    assert described["DataCaptureConfig"]["CurrentSamplingPercentage"] == 100
+
+    smoke = _run_step("smoke_test.py", ["--endpoint-name", "e2e-staging", "--prompt", "What is the warranty?",
+                                        "--prompt", "Opening hours?", "--max-new-tokens", "4",
+                                        "--output-dir", str(tmp_path / "smoke")], url)
+    assert smoke.returncode == 0, smoke.stderr
+    report = json.loads((tmp_path / "smoke" / "smoke.json").read_text())
+    assert report["passed"] and all(r["generated_text"] for r in report["responses"])
+    captured = [r["input"]["value"]["inputs"] for r in read_capture_records(api.s3, capture_uri, "e2e-staging")]
+    assert captured == ["What is the warranty?", "Opening hours?"]
+
+    first_pid = api.endpoints.status("e2e-staging")["pid"]
+    second_arn = _register(client, api, tiny_model_dir, tmp_path, 2)
+    updated = _run_step("deploy.py", ["--model-package-arn", second_arn, *deploy_args,
+                                      "--output-dir", str(tmp_path / "deploy2")], url)
+    assert updated.returncode == 0, updated.stderr
+    second = json.loads((tmp_path / "deploy2" / "deployment.json").read_text())
+    assert second["action"] == "updated" and second["previous_endpoint_config_name"] == first["endpoint_config_name"]
+    status = api.endpoints.status("e2e-staging")
+    assert status["model"].endswith("/v2/model.tar.gz") and status["pid"] != first_pid and status["alive"]
+
+    missing = _run_step("smoke_test.py", ["--endpoint-name", "no-such-endpoint", "--prompt", "hi",
+                                          "--output-dir", str(tmp_path / "smoke-missing")], url)
+    assert missing.returncode == 1 and "1 of 1 prompts failed" in missing.stderr
