@@ -28,6 +28,7 @@ MAX_NAME_LENGTH = 63
 SETTLING_STATUSES = {"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting", "UpdateRollbackFailed"}
 JSON_CONTENT_TYPES = ["application/json"]
 TRAFFIC_ROUTING_TYPES = ("ALL_AT_ONCE", "CANARY", "LINEAR")
+NO_PACKAGE = ("", "none")  # resolve.py writes "none" when the group has no approved version
 
 
 class DeployError(Exception):
@@ -163,9 +164,11 @@ def wait_until_deleted(client: Any, endpoint_name: str, timeout: float, poll_sec
 
 def check_settings(settings: DeploySettings) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """Validate the settings before any AWS call; returns (DataCaptureConfig, DeploymentConfig)."""
-    if not settings.model_package_arn.strip():
-        raise DeployError("--model-package-arn is empty: there is no model package to deploy. Register and "
-                          "approve a model first (continuum models approve ...) or pass its ARN.")
+    if settings.model_package_arn.strip().lower() in NO_PACKAGE:
+        given = repr(settings.model_package_arn.strip()) if settings.model_package_arn.strip() else "empty"
+        raise DeployError(f"--model-package-arn is {given}: there is no "
+                          f"approved model package to deploy. Register and approve a model first "
+                          f"(continuum models approve ...) or pass its ARN.")
     if not settings.endpoint_name.strip():
         raise DeployError("--endpoint-name is empty")
     if settings.instance_count < 1:
@@ -267,7 +270,7 @@ def write_record(output_dir: Path, record: dict[str, Any]) -> Path:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
-    parser.add_argument("--model-package-arn", required=True, help="the package to deploy (empty → error)")
+    parser.add_argument("--model-package-arn", required=True, help="the package to deploy (empty or none → error)")
     parser.add_argument("--endpoint-name", required=True)
     parser.add_argument("--instance-type", required=True, help="e.g. ml.g5.xlarge")
     parser.add_argument("--instance-count", type=int, default=1)

@@ -210,7 +210,9 @@ def test_bad_arguments_fail_before_any_call(tmp_path: Path, capsys) -> None:
     out = tmp_path / "out"
     base = ["--endpoint-name", "e", "--instance-type", "ml.m5.large", "--role-arn", "r", "--output-dir", str(out)]
     assert deploy.main(["--model-package-arn", "", *base]) == 1
-    assert "--model-package-arn is empty" in capsys.readouterr().err
+    assert "--model-package-arn is empty: there is no approved model package" in capsys.readouterr().err
+    assert deploy.main(["--model-package-arn", "none", *base]) == 1  # what resolve.py writes when there is none
+    assert "--model-package-arn is 'none': there is no approved model package" in capsys.readouterr().err
     assert deploy.main(["--model-package-arn", ARN, "--capture-s3-uri", "/tmp/x", *base]) == 1
     assert "--capture-s3-uri must be an s3:// URI" in capsys.readouterr().err
     assert deploy.main(["--model-package-arn", ARN, "--capture-percent", "0", "--rollback-alarms", "a", *base]) == 1
