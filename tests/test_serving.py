@@ -1,0 +1,210 @@
+"""The serving container's server: SageMaker routes, HF toolkit JSON, prompt template, real generation."""
+from __future__ import annotations
+
+import http.client
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+import prepare
+import train
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SERVE_SCRIPT = REPO_ROOT / "containers" / "serving" / "serve.py"
+TRAINED_EXAMPLES = 24
+
+
+def _load_serve_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("continuum_serve", SERVE_SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+serve = _load_serve_module()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _request(port: int, method: str, path: str, body: bytes | None = None) -> tuple[int, object]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request(method, path, body=body, headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        return response.status, json.loads(response.read() or b"null")
+    finally:
+        connection.close()
+
+
+def _invoke(port: int, payload: object) -> tuple[int, object]:
+    return _request(port, "POST", "/invocations", json.dumps(payload).encode())
+
+
+@pytest.fixture(scope="module")
+def trained_examples(sample_round_dirs: dict[int, Path], tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
+    """A small slice of round 1's prepared catalog questions, written as a train channel."""
+    prepared = tmp_path_factory.mktemp("prepared")
+    prepare.prepare(sample_round_dirs[1], prepared, validation_fraction=0.1, seed=42)
+    records = [r for r in train.load_examples(prepared / "train") if r["source"].startswith("product_catalog")]
+    return records[:TRAINED_EXAMPLES]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tiny_model_dir: Path, trained_examples: list[dict], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model fine-tuned on those questions by the training step (a few seconds)."""
+    channel = tmp_path_factory.mktemp("train-channel")
+    (channel / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in trained_examples))
+    out = tmp_path_factory.mktemp("served-model")
+    code = train.main(["--train-dir", str(channel), "--base_model", str(tiny_model_dir), "--model-dir", str(out),
+                       "--epochs", "40", "--batch_size", "8"])  # fmt: skip
+    assert code == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def server_port(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """serve.py as a subprocess, run from outside the repository (it must need nothing from it)."""
+    port = _free_port()
+    cwd = tmp_path_factory.mktemp("serve-cwd")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    process = subprocess.Popen([sys.executable, str(SERVE_SCRIPT), "--model-dir", str(model_dir), "--port", str(port)],
+                               cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, process.stdout.read() if process.stdout else "serve.py exited"
+            try:
+                if _request(port, "GET", "/ping")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "serve.py did not answer /ping 200 within 60 s"
+            time.sleep(0.2)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_ping_and_trained_answers(server_port: int, trained_examples: list[dict]) -> None:
+    assert _request(server_port, "GET", "/ping") == (200, {"status": "ok"})
+    status, body = _invoke(server_port, {"inputs": [r["prompt"] for r in trained_examples],
+                                         "parameters": {"max_new_tokens": 16}})  # fmt: skip
+    assert status == 200 and isinstance(body, list) and len(body) == len(trained_examples)
+    answers = [item["generated_text"] for item in body]
+    matches = sum(answer.strip() == r["completion"] for answer, r in zip(answers, trained_examples))
+    assert matches >= 0.8 * len(trained_examples), list(zip(answers, trained_examples))
+    assert not any("### Answer" in answer for answer in answers)
+
+
+def test_single_input_and_token_limit(server_port: int, trained_examples: list[dict], model_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    status, body = _invoke(server_port, {"inputs": trained_examples[0]["prompt"]})
+    assert status == 200 and len(body) == 1 and set(body[0]) == {"generated_text"}
+    status, short = _invoke(server_port, {"inputs": "How heavy is the Rover X1?", "parameters": {"max_new_tokens": 1}})
+    assert status == 200 and len(tokenizer(short[0]["generated_text"], add_special_tokens=False)["input_ids"]) <= 1
+    status, full = _invoke(server_port, {"inputs": "How heavy?", "parameters": {"return_full_text": True}})
+    assert status == 200 and full[0]["generated_text"].startswith("How heavy?")
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b'{"parameters": {}}', '"inputs"'),
+        (b'{"inputs": []}', "non-empty list"),
+        (b'{"inputs": "hi", "parameters": {"stop": ["x"]}}', "unsupported parameter 'stop'"),
+        (b'{"inputs": "hi", "parameters": {"max_new_tokens": "5"}}', "must be of type int"),
+        (b'{"inputs": "hi", "parameters": {"max_new_tokens": 0}}', "between 1 and"),
+    ],
+)
+def test_bad_requests_get_400(server_port: int, body: bytes, message: str) -> None:
+    status, payload = _request(server_port, "POST", "/invocations", body)
+    assert status == 400 and message in payload["error"]
+
+
+def test_unknown_route_is_404(server_port: int) -> None:
+    assert _request(server_port, "GET", "/health")[0] == 404
+    assert _request(server_port, "POST", "/predict", b"{}")[0] == 404
+
+
+def test_in_process_generation_matches_server_and_uses_template(
+    server_port: int, model_dir: Path, tmp_path: Path
+) -> None:
+    loaded = serve.load_model(model_dir)
+    assert loaded.template == json.loads((model_dir / "continuum.json").read_text())["prompt_template"]
+    prompt = "How much does the Drone D3 weigh?"
+    expected = serve.generate(loaded, [prompt], {"max_new_tokens": 12})
+    assert _invoke(server_port, {"inputs": prompt, "parameters": {"max_new_tokens": 12}}) == (200, expected)
+
+    loaded.template = "{prompt}"
+    raw = serve.generate(loaded, [prompt], {"max_new_tokens": 12})
+    inputs = loaded.tokenizer(prompt, return_tensors="pt")
+    output = loaded.model.generate(**inputs, max_new_tokens=12, do_sample=False, pad_token_id=0)
+    assert raw[0]["generated_text"] == loaded.tokenizer.decode(output[0, inputs["input_ids"].shape[1] :],
+                                                               skip_special_tokens=True)  # fmt: skip
+
+
+def test_ping_is_503_until_the_model_is_loaded(model_dir: Path) -> None:
+    server = serve.InferenceServer(("127.0.0.1", 0))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        assert _request(port, "GET", "/ping")[0] == 503
+        assert _invoke(port, {"inputs": "hi"})[0] == 503
+        server.loaded = serve.load_model(model_dir)
+        assert _request(port, "GET", "/ping")[0] == 200
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_template_and_model_dir_discovery(model_dir: Path, tmp_path: Path) -> None:
+    assert serve.read_template(tmp_path) == serve.DEFAULT_TEMPLATE
+    (tmp_path / "continuum.json").write_text(json.dumps({"prompt_template": "no placeholder"}))
+    with pytest.raises(ValueError, match="exactly once"):
+        serve.read_template(tmp_path)
+    (tmp_path / "inner").symlink_to(model_dir, target_is_directory=True)
+    assert serve.find_model_dir(tmp_path) == tmp_path / "inner"
+    with pytest.raises(FileNotFoundError, match="no model"):
+        serve.find_model_dir(tmp_path / "inner" / "adapter")
+
+
+def test_cli_container_mode_defaults() -> None:
+    args = serve.parse_args(["serve"])
+    assert (args.model_dir, args.host, args.port) == (Path("/opt/ml/model"), "0.0.0.0", 8080)
+    local = serve.parse_args(["--model-dir", "m", "--port", "9000"])
+    assert (local.model_dir, local.host, local.port) == (Path("m"), "127.0.0.1", 9000)
+    with pytest.raises(SystemExit):
+        serve.parse_args([])
+
+
+def test_server_exits_when_the_model_cannot_load(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, str(SERVE_SCRIPT), "--model-dir", str(tmp_path), "--port", "0"],
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 1 and "cannot load the model" in result.stderr
+
+
+def test_serve_script_is_self_contained() -> None:
+    source = SERVE_SCRIPT.read_text()
+    for forbidden in ("import pipelines", "from pipelines", "import common", "from common", "import steps"):
+        assert forbidden not in source
