@@ -57,9 +57,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.pipeline == "training":
         demo_model = None
         if backend.is_local and config.model.base_model is None:
-            from pipelines.demo.run_demo import _tiny_base_model
+            from pipelines.demo.run_demo import tiny_base_model_builder
 
-            demo_model = _tiny_base_model(backend.home)  # type: ignore[arg-type]
+            demo_model = tiny_base_model_builder(backend.home)  # type: ignore[arg-type]
         staged = stage_training_inputs(backend, config, demo_model)
         parameters = {**staged.parameters(), **parameters}
     outcome = run_pipeline(args.pipeline, config, backend, parameters, wait=not args.no_wait)

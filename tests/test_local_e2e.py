@@ -10,7 +10,7 @@ import pytest
 from pipelines.backend import Backend, local_backend
 from pipelines.config import load_config
 from pipelines.definitions import definition_json
-from pipelines.demo.run_demo import DemoSummary, demo_config, run_demo
+from pipelines.demo.run_demo import DemoSummary, demo_config, run_demo, tiny_base_model_builder
 from pipelines.local.capture import read_capture_records
 from pipelines.local.s3 import LocalS3
 from pipelines.registry_ops import list_versions
@@ -136,7 +136,8 @@ def test_definition_change_changes_the_local_run(round_two: DemoSummary, backend
     for parameter in definition["Parameters"]:
         if parameter["Name"] == "GateThreshold":
             parameter["DefaultValue"] = 1.5
-    staged = stage_training_inputs(backend, config)
+    assert backend.home is not None
+    staged = stage_training_inputs(backend, config, tiny_base_model_builder(backend.home))
     assert backend.home is not None
     lines: list[str] = []
     with LocalApiServer(backend.session.local_transport.api) as url:  # type: ignore[attr-defined]

@@ -44,7 +44,8 @@ def demo_config(round_no: int, base: Config | None = None) -> Config:
     return config.model_copy(update={"data": config.data.model_copy(update={"source": f"sample://round-{round_no}"})})
 
 
-def _tiny_base_model(home: Path) -> Callable[[], Path]:
+def tiny_base_model_builder(home: Path) -> Callable[[], Path]:
+    """Builds (once) the tiny demo base model under `home/models/tiny-base`."""
     def build() -> Path:
         from pipelines.demo.sample_data import corpus_texts
         from pipelines.demo.tiny_model import ensure_tiny_model
@@ -79,7 +80,7 @@ def run_demo(home: Path | None = None, echo: Callable[[str], None] = print) -> D
         echo(f"previous approved version: {approved[0].version} — training continues from it")
 
     echo("-- staging inputs (sample data, base model, benchmark suites) --")
-    staged = stage_training_inputs(backend, config, build_demo_model=_tiny_base_model(backend.home))
+    staged = stage_training_inputs(backend, config, build_demo_model=tiny_base_model_builder(backend.home))
     echo(f"data {staged.input_data_uri}\nbase model {staged.base_model_uri}")
 
     echo("-- training pipeline --")

@@ -1,7 +1,8 @@
 """Local SageMaker endpoints: a detached serving process per production variant, with data capture.
 
 Each variant runs ``containers/serving/serve.py`` (the same serving code as the image) on a free local
-port, started in its own session so that it outlives the command that deployed it. Everything needed
+port, started in its own session so that it outlives the command that deployed it (one process per
+variant whatever InitialInstanceCount says; invocations pick a variant by InitialVariantWeight). Everything needed
 to find or restart it lives in ``$CONTINUUM_HOME/endpoints/<name>/state.json``::
 
     {"endpoint_name": str, "data_capture": DataCaptureConfig | null, "updated_at": iso,
@@ -136,9 +137,8 @@ def _variant_spec(raw: dict, index: int) -> dict[str, Any]:
 
 
 def _check_data_capture(data_capture: dict | None) -> None:
-    if not capture_enabled(data_capture):
+    if data_capture is None or not capture_enabled(data_capture):
         return
-    assert data_capture is not None
     capture_modes(data_capture)  # raises on unknown modes
     destination = data_capture.get("DestinationS3Uri", "")
     if not str(destination).startswith("s3://"):
