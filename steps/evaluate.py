@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from common.benchmarks import BenchmarkError, BenchmarkSuite, load_suites
+from common.examples import IGNORE_INDEX, EncodedExample, ExampleError, collate, encode_example, read_examples
 from common.metrics import perplexity, score
 from common.model_io import materialize_model_dir, read_metadata
 from common.prompting import format_prompt, template_from_metadata
@@ -26,7 +27,6 @@ INPUT_ROOT = Path("/opt/ml/processing/input")
 OUTPUT_DIR = Path("/opt/ml/processing/output/evaluation")
 REPORT_FILE = "evaluation.json"
 EXAMPLES_PER_SUITE = 5
-IGNORE_INDEX = -100
 
 
 class EvaluationError(ValueError):
@@ -65,30 +65,15 @@ class ModelResults:
 
 def read_validation_examples(validation_dir: Path) -> list[ValidationExample]:
     """All examples in validation_dir/**/*.jsonl, files in sorted order; errors name file:line."""
-    files = sorted(Path(validation_dir).rglob("*.jsonl")) if Path(validation_dir).is_dir() else []
-    if not files:
+    if not Path(validation_dir).is_dir() or not any(Path(validation_dir).rglob("*.jsonl")):
         raise EvaluationError(f"{validation_dir}: no *.jsonl validation files found")
-    examples: list[ValidationExample] = []
-    for path in files:
-        for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if line.strip():
-                examples.append(_parse_validation_line(path, line_no, line))
-    if not examples:
-        raise EvaluationError(f"{validation_dir}: the validation files hold no examples")
-    return examples
-
-
-def _parse_validation_line(path: Path, line_no: int, line: str) -> ValidationExample:
     try:
-        record = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise EvaluationError(f"{path}:{line_no}: not valid JSON: {exc.msg}") from exc
-    if not isinstance(record, dict):
-        raise EvaluationError(f"{path}:{line_no}: expected a JSON object")
-    for field in ("prompt", "completion"):
-        if not isinstance(record.get(field), str):
-            raise EvaluationError(f"{path}:{line_no}: field '{field}' missing or not a string")
-    return ValidationExample(prompt=record["prompt"], completion=record["completion"])
+        records = read_examples(validation_dir)
+    except ExampleError as exc:
+        raise EvaluationError(str(exc)) from exc
+    if not records:
+        raise EvaluationError(f"{validation_dir}: the validation files hold no examples")
+    return [ValidationExample(prompt=r["prompt"], completion=r["completion"]) for r in records]
 
 
 def load_model(path: Path, role: str, max_seq_length: int) -> LoadedModel:
@@ -120,34 +105,23 @@ def _pad_id(tokenizer: Any) -> int:
     return 0
 
 
-def tokenize_for_loss(loaded: LoadedModel, example: ValidationExample) -> tuple[list[int], list[int]]:
-    """Input ids and labels for one example: templated prompt masked, completion + EOS scored."""
-    tokenizer = loaded.tokenizer
-    prompt_ids = tokenizer(format_prompt(loaded.template, example.prompt)).input_ids
-    completion_ids = tokenizer(example.completion, add_special_tokens=False).input_ids
-    if tokenizer.eos_token_id is not None:
-        completion_ids = [*completion_ids, tokenizer.eos_token_id]
-    input_ids = (prompt_ids + completion_ids)[: loaded.max_length]
-    labels = ([IGNORE_INDEX] * len(prompt_ids) + completion_ids)[: loaded.max_length]
-    return input_ids, labels
+def tokenize_for_loss(loaded: LoadedModel, example: ValidationExample) -> EncodedExample | None:
+    """Input ids and labels for one example exactly as training encodes it (prompt masked)."""
+    return encode_example(loaded.tokenizer, loaded.template, example.prompt, example.completion, loaded.max_length)
 
 
 def validation_loss(loaded: LoadedModel, examples: Sequence[ValidationExample], batch_size: int) -> float:
     """Mean cross-entropy over all completion tokens (prompt tokens masked), batched."""
     import torch
 
-    encoded = [tokenize_for_loss(loaded, example) for example in examples]
+    encoded = [item for item in (tokenize_for_loss(loaded, example) for example in examples) if item is not None]
     total_loss, total_tokens = 0.0, 0
     pad = _pad_id(loaded.tokenizer)
     for start in range(0, len(encoded), batch_size):
-        batch = encoded[start : start + batch_size]
-        width = max(len(ids) for ids, _ in batch)
-        input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in batch])
-        labels = torch.tensor([lab + [IGNORE_INDEX] * (width - len(lab)) for _, lab in batch])
-        mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in batch])
+        batch = {k: v.to(loaded.device) for k, v in collate(encoded[start : start + batch_size], pad).items()}
         with torch.no_grad():
-            logits = loaded.model(input_ids=input_ids.to(loaded.device), attention_mask=mask.to(loaded.device)).logits
-        shifted_labels = labels[:, 1:].to(loaded.device)
+            logits = loaded.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        shifted_labels = batch["labels"][:, 1:]
         scored = shifted_labels != IGNORE_INDEX
         loss_sum = torch.nn.functional.cross_entropy(
             logits[:, :-1][scored].float(), shifted_labels[scored], reduction="sum"

@@ -17,14 +17,14 @@ import os
 import random
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common.examples import IGNORE_INDEX, EncodedExample, collate, encode_example
+from common.examples import read_examples as load_examples
 from common.model_io import METADATA_FILE, contains_model, materialize_model_dir, read_metadata
-from common.prompting import format_prompt, template_from_metadata
+from common.prompting import template_from_metadata
 
-IGNORE_INDEX = -100
 # Below this size, intra-op threads cost more than they save on CPU (10x slower on a busy 2-core box).
 SINGLE_THREAD_MAX_PARAMETERS = 20_000_000
 ADAPTER_SUBDIR = "adapter"
@@ -33,13 +33,6 @@ HYPERPARAMETERS = (
     "epochs", "max_steps", "batch_size", "max_seq_length", "seed",
 )  # fmt: skip
 
-
-@dataclass(frozen=True)
-class EncodedExample:
-    """One tokenized training example: the full sequence and its labels (prompt positions masked)."""
-
-    input_ids: list[int]
-    labels: list[int]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,53 +79,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def load_examples(folder: Path | None) -> list[dict[str, str]]:
-    """All prompt/completion records from the *.jsonl files under `folder` (none if absent), in path order."""
-    if folder is None or not Path(folder).is_dir():
-        return []
-    examples: list[dict[str, str]] = []
-    for path in sorted(Path(folder).rglob("*.jsonl")):
-        for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{line_no}: invalid JSON: {err.msg}") from err
-            for field in ("prompt", "completion"):
-                if not isinstance(record, dict) or not isinstance(record.get(field), str):
-                    raise ValueError(f"{path}:{line_no}: field '{field}' is missing or not a string")
-            examples.append(record)
-    return examples
 
-
-def encode_example(
-    tokenizer: Any, template: str, prompt: str, completion: str, max_length: int
-) -> EncodedExample | None:
-    """Tokenize template(prompt) + completion + EOS; mask the prompt; None if no completion token fits."""
-    prompt_ids = tokenizer(format_prompt(template, prompt), add_special_tokens=True)["input_ids"]
-    completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-    input_ids = (prompt_ids + completion_ids)[:max_length]
-    labels = ([IGNORE_INDEX] * len(prompt_ids) + completion_ids)[:max_length]
-    if all(label == IGNORE_INDEX for label in labels[1:]):
-        return None
-    return EncodedExample(input_ids=input_ids, labels=labels)
-
-
-def collate(batch: list[EncodedExample], pad_id: int) -> dict[str, Any]:
-    """Right-pad a batch into input_ids / attention_mask / labels tensors."""
-    import torch
-
-    width = max(len(ex.input_ids) for ex in batch)
-    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(batch), width), IGNORE_INDEX, dtype=torch.long)
-    attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for row, ex in enumerate(batch):
-        size = len(ex.input_ids)
-        input_ids[row, :size] = torch.tensor(ex.input_ids)
-        labels[row, :size] = torch.tensor(ex.labels)
-        attention_mask[row, :size] = 1
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
 def load_base(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any], str]:

@@ -225,7 +225,7 @@ def test_missing_gate_metric_lists_available(eval_inputs: dict[str, Path], tmp_p
 
 def test_bad_validation_line_is_named(tmp_path: Path) -> None:
     _write_jsonl(tmp_path / "val" / "validation.jsonl", [VALIDATION[0], {"id": "x", "prompt": "p"}])
-    with pytest.raises(evaluate.EvaluationError, match=r"validation.jsonl:2: field 'completion' missing"):
+    with pytest.raises(evaluate.EvaluationError, match=r"validation.jsonl:2: field 'completion' is missing or not a string"):
         evaluate.read_validation_examples(tmp_path / "val")
     with pytest.raises(evaluate.EvaluationError, match="no \\*.jsonl validation files"):
         evaluate.read_validation_examples(tmp_path / "empty")
@@ -248,7 +248,9 @@ def test_loss_masks_the_prompt_and_matches_hf_loss(loaded_tiny: evaluate.LoadedM
 
     tokenizer = loaded_tiny.tokenizer
     example = evaluate.ValidationExample(prompt="Who approves travel?", completion="Your team lead.")
-    input_ids, labels = evaluate.tokenize_for_loss(loaded_tiny, example)
+    encoded = evaluate.tokenize_for_loss(loaded_tiny, example)
+    assert encoded is not None
+    input_ids, labels = encoded.input_ids, encoded.labels
     completion = tokenizer("Your team lead.", add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
     assert input_ids[0] == tokenizer.bos_token_id
     assert input_ids[-len(completion):] == completion == labels[-len(completion):]
