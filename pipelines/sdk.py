@@ -30,8 +30,8 @@ def prepare_sdk_environment() -> None:
             path.write_text(_TELEMETRY_OPT_OUT, encoding="utf-8")
         os.environ["SAGEMAKER_USER_CONFIG_OVERRIDE"] = str(path)
     warnings.filterwarnings("ignore", message="Running within a PipelineSession")
+    _quiet_loggers()  # before the first `import sagemaker`: it only sets levels that are still unset
     _memoize_config_validation()
-    _quiet_loggers()
 
 
 def pipeline_session(boto_session: "boto3.Session", bucket: str) -> "PipelineSession":
