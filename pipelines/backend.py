@@ -27,6 +27,13 @@ class Backend:
     def is_local(self) -> bool:
         return self.kind == "local"
 
+    @property
+    def local_api(self) -> Any:
+        """The local SageMaker API stand-in this session's clients talk to (local backends only)."""
+        if not self.is_local:
+            raise ValueError("the AWS backend has no local API")
+        return self.session.local_transport.api  # type: ignore[attr-defined]
+
 
 def local_backend(config: Config, home: Path | None = None) -> Backend:
     from pipelines.local.home import continuum_home

@@ -54,8 +54,7 @@ def _run_local(
 
     assert backend.home is not None
     definition = build_pipeline(kind, config, backend).definition()
-    api = backend.session.local_transport.api  # type: ignore[attr-defined]  # the one the control plane talks to
-    with LocalApiServer(api) as url:
+    with LocalApiServer(backend.local_api) as url:
         runtime = LocalPipelineRuntime(
             backend.home, backend.client("sagemaker"), subprocess_env(url, region=config.project.region), echo
         )

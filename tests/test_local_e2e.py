@@ -140,7 +140,7 @@ def test_definition_change_changes_the_local_run(round_two: DemoSummary, backend
     staged = stage_training_inputs(backend, config, tiny_base_model_builder(backend.home))
     assert backend.home is not None
     lines: list[str] = []
-    with LocalApiServer(backend.session.local_transport.api) as url:  # type: ignore[attr-defined]
+    with LocalApiServer(backend.local_api) as url:
         runtime = LocalPipelineRuntime(backend.home, backend.client("sagemaker"), subprocess_env(url, region="us-east-1"),
                                        lines.append)
         result = runtime.execute(definition, config.training_pipeline_name, {**staged.parameters(), "Epochs": 1})
