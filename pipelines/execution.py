@@ -92,12 +92,12 @@ def _run_aws(
     echo(f"started {pipeline.name}: {arn}")
     status = "Executing"
     if wait:
-        status = _wait_for_execution(backend, arn, echo)
+        status = wait_for_execution(backend.client("sagemaker"), arn, echo)
     return RunOutcome(pipeline_name=pipeline.name, execution_id=arn, status=status)
 
 
-def _wait_for_execution(backend: Backend, arn: str, echo: Callable[[str], None], poll_seconds: float = 30) -> str:
-    client = backend.client("sagemaker")
+def wait_for_execution(client: Any, arn: str, echo: Callable[[str], None], poll_seconds: float = 30) -> str:
+    """Poll a SageMaker execution until it ends, echoing each step's status change."""
     seen: dict[str, str] = {}
     while True:
         status = client.describe_pipeline_execution(PipelineExecutionArn=arn)["PipelineExecutionStatus"]
