@@ -15,6 +15,7 @@ import json
 import math
 import os
 import random
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -209,6 +210,29 @@ def save_model(model: Any, tokenizer: Any, model_dir: Path, metadata: dict[str, 
     merged.save_pretrained(model_dir, safe_serialization=True)
     tokenizer.save_pretrained(model_dir)
     (model_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    ship_inference_handler(model_dir)
+
+
+def inference_handler_source() -> Path | None:
+    """The serving handler: packaged beside this script as `serving/` (the estimator's dependency),
+    or in a repository checkout under `containers/serving/`."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "serving" / "inference.py", here.parent / "containers" / "serving" / "inference.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def ship_inference_handler(model_dir: Path) -> None:
+    """Put the handler in the artifact as `code/inference.py`: AWS's HF inference containers run it,
+    so the endpoint applies the model's prompt template exactly as the local endpoint does."""
+    source = inference_handler_source()
+    if source is None:
+        print("warning: no serving handler found (serving/inference.py); the artifact has no code/inference.py",
+              file=sys.stderr, flush=True)
+        return
+    (model_dir / "code").mkdir(exist_ok=True)
+    shutil.copyfile(source, model_dir / "code" / "inference.py")
 
 
 def seed_everything(seed: int) -> None:

@@ -208,3 +208,15 @@ def test_serve_script_is_self_contained() -> None:
     source = SERVE_SCRIPT.read_text()
     for forbidden in ("import pipelines", "from pipelines", "import common", "from common", "import steps"):
         assert forbidden not in source
+
+
+def test_the_model_artifacts_own_handler_wins(tmp_path: Path) -> None:
+    """As in AWS's HF containers: a model's code/inference.py replaces the built-in handler."""
+    assert serve.load_handler(tmp_path) is sys.modules["inference"]
+    (tmp_path / "code").mkdir()
+    shipped = (REPO_ROOT / "containers" / "serving" / "inference.py").read_text()
+    shipped += "\n\ndef output_fn(prediction, accept='application/json'):\n    return json.dumps({'custom': prediction})\n"
+    (tmp_path / "code" / "inference.py").write_text(shipped)
+    handler = serve.load_handler(tmp_path)
+    assert handler is not sys.modules["inference"]
+    assert json.loads(handler.output_fn([{"generated_text": "x"}])) == {"custom": [{"generated_text": "x"}]}

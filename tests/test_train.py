@@ -182,6 +182,26 @@ def test_training_learns_and_saves_artifacts(trained: dict) -> None:
     print(f"train time {trained['seconds']:.1f}s, loss {metrics['initial_train_loss']:.3f} -> {metrics['train_loss']:.4f}")
 
 
+def test_artifact_ships_the_hf_toolkit_handler(trained: dict, round1_splits: Path) -> None:
+    """code/inference.py in the artifact is what AWS's HF inference containers run: its hooks answer."""
+    import importlib.util
+
+    handler_path = trained["dir"] / "code" / "inference.py"
+    assert handler_path.read_text() == (REPO_ROOT / "containers" / "serving" / "inference.py").read_text()
+    spec = importlib.util.spec_from_file_location("shipped_inference", handler_path)
+    handler = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = handler
+    spec.loader.exec_module(handler)
+    record = next(r for r in train.load_examples(round1_splits / "train") if r["source"].startswith("product_catalog"))
+    model = handler.model_fn(str(trained["dir"]))
+    data = handler.input_fn(json.dumps({"inputs": record["prompt"], "parameters": {"max_new_tokens": 16}}),
+                            "application/json")
+    body = handler.output_fn(handler.predict_fn(data, model), "application/json")
+    assert json.loads(body) == [{"generated_text": record["completion"]}]
+    with pytest.raises(ValueError, match="unsupported content type"):
+        handler.input_fn(b"a,b", "text/csv")
+
+
 def test_merged_model_matches_peft_model(trained: dict, tiny_model_dir: Path) -> None:
     import torch
     from peft import PeftModel

@@ -1,10 +1,9 @@
 """SageMaker inference server for continuum models: GET /ping, POST /invocations.
 
-Speaks the Hugging Face inference toolkit's JSON: request `{"inputs": str | [str], "parameters":
-{"max_new_tokens": int, ...}}`, response `[{"generated_text": str}, ...]` holding only the newly
-generated text. Each input is put into the model's prompt template (from `continuum.json`) and
-decoded greedily unless `do_sample` is set, stopping at EOS. Self-contained: it imports nothing
-from the repository, so the image needs only this file.
+An HTTP shell around the Hugging Face inference toolkit's handler contract, as AWS's containers
+run it: the model artifact's own `code/inference.py` when it has one, else `inference.py` beside
+this file (`model_fn`, `input_fn`, `predict_fn`, `output_fn`). Imports nothing from the
+repository, so the image needs only these two files.
 
     python serve.py --model-dir DIR --port 8080 [--host 127.0.0.1]
     python serve.py serve            # in the image: /opt/ml/model on 0.0.0.0:8080, as SageMaker runs it
@@ -12,135 +11,48 @@ from the repository, so the image needs only this file.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
 import threading
 import traceback
-from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-DEFAULT_TEMPLATE = "### Question:\n{prompt}\n### Answer:\n"
-DEFAULT_MAX_NEW_TOKENS = 32
-MAX_NEW_TOKENS_LIMIT = 2048
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from inference import (  # noqa: E402  (the handler beside this file; re-exported for callers and tests)
+    DEFAULT_TEMPLATE,
+    LoadedModel,
+    RequestError,
+    find_model_dir,
+    generate,
+    load_model,
+    parse_request,
+    read_template,
+)
+
+__all__ = ["DEFAULT_TEMPLATE", "LoadedModel", "RequestError", "find_model_dir", "generate", "load_model",
+           "parse_request", "read_template", "load_handler", "InferenceServer", "main"]
+
 CONTAINER_MODEL_DIR = "/opt/ml/model"
 CONTAINER_PORT = 8080
-# Below this size, intra-op threads cost more than they save on CPU.
-SINGLE_THREAD_MAX_PARAMETERS = 20_000_000
-GENERATION_PARAMETERS: dict[str, tuple[type, ...]] = {
-    "max_new_tokens": (int,),
-    "do_sample": (bool,),
-    "temperature": (int, float),
-    "top_p": (int, float),
-    "top_k": (int,),
-    "repetition_penalty": (int, float),
-    "return_full_text": (bool,),
-}
 
 
-class RequestError(ValueError):
-    """The request cannot be served as sent (answered with 400 and this message)."""
-
-
-@dataclass
-class LoadedModel:
-    """A model ready to generate: weights, tokenizer, prompt template, and a lock serializing generation."""
-
-    model: Any
-    tokenizer: Any
-    template: str
-    lock: threading.Lock
-
-
-def find_model_dir(model_dir: Path) -> Path:
-    """`model_dir` if it holds config.json, else its single subfolder that does."""
-    model_dir = Path(model_dir)
-    if (model_dir / "config.json").is_file():
-        return model_dir
-    nested = [d for d in sorted(model_dir.glob("*/")) if (d / "config.json").is_file()] if model_dir.is_dir() else []
-    if len(nested) != 1:
-        raise FileNotFoundError(f"{model_dir}: no model (config.json) at the top or in exactly one subfolder")
-    return nested[0]
-
-
-def read_template(model_dir: Path) -> str:
-    """The prompt template from the model's continuum.json, else the default."""
-    meta_path = Path(model_dir) / "continuum.json"
-    if not meta_path.is_file():
-        return DEFAULT_TEMPLATE
-    try:
-        template = json.loads(meta_path.read_text(encoding="utf-8")).get("prompt_template", DEFAULT_TEMPLATE)
-    except (json.JSONDecodeError, AttributeError) as err:
-        raise ValueError(f"{meta_path}: not a JSON object: {err}") from err
-    if not isinstance(template, str) or template.count("{prompt}") != 1:
-        raise ValueError(f"{meta_path}: prompt_template must contain '{{prompt}}' exactly once, got {template!r}")
-    return template
-
-
-def load_model(model_dir: Path) -> LoadedModel:
-    """Load the model and tokenizer (bf16 on a GPU that supports it, else fp32 on CPU) in eval mode."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    root = find_model_dir(model_dir)
-    use_gpu = torch.cuda.is_available()
-    dtype = torch.bfloat16 if use_gpu and torch.cuda.is_bf16_supported() else torch.float32
-    tokenizer = AutoTokenizer.from_pretrained(root)
-    model = AutoModelForCausalLM.from_pretrained(root, dtype=dtype)
-    model.to("cuda" if use_gpu else "cpu").eval()
-    if not use_gpu and "OMP_NUM_THREADS" not in os.environ and model.num_parameters() <= SINGLE_THREAD_MAX_PARAMETERS:
-        torch.set_num_threads(1)
-    return LoadedModel(model=model, tokenizer=tokenizer, template=read_template(root), lock=threading.Lock())
-
-
-def parse_request(body: bytes) -> tuple[list[str], dict[str, Any]]:
-    """(prompts, generation parameters) from an /invocations body; RequestError says what is wrong."""
-    try:
-        payload = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise RequestError(f"request body is not valid JSON: {err}") from err
-    if not isinstance(payload, dict) or "inputs" not in payload:
-        raise RequestError('request must be a JSON object with "inputs" (a string or a list of strings)')
-    inputs = payload["inputs"]
-    prompts = [inputs] if isinstance(inputs, str) else inputs
-    if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) for p in prompts):
-        raise RequestError('"inputs" must be a string or a non-empty list of strings')
-    parameters = payload.get("parameters") or {}
-    if not isinstance(parameters, dict):
-        raise RequestError('"parameters" must be a JSON object')
-    for name, value in parameters.items():
-        if name not in GENERATION_PARAMETERS:
-            raise RequestError(f"unsupported parameter {name!r}; supported: {', '.join(GENERATION_PARAMETERS)}")
-        allowed = GENERATION_PARAMETERS[name]
-        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
-            raise RequestError(f"parameter {name!r} must be of type {' or '.join(t.__name__ for t in allowed)}")
-    max_new_tokens = parameters.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS)
-    if not 1 <= max_new_tokens <= MAX_NEW_TOKENS_LIMIT:
-        raise RequestError(f"max_new_tokens must be between 1 and {MAX_NEW_TOKENS_LIMIT}, got {max_new_tokens}")
-    return prompts, parameters
-
-
-def generate(loaded: LoadedModel, prompts: list[str], parameters: dict[str, Any]) -> list[dict[str, str]]:
-    """`[{"generated_text": ...}]` per prompt: the new text only (the raw prompt first if return_full_text)."""
-    import torch
-
-    options = {k: v for k, v in parameters.items() if k != "return_full_text"}
-    options.setdefault("max_new_tokens", DEFAULT_MAX_NEW_TOKENS)
-    options.setdefault("do_sample", False)
-    tokenizer, model = loaded.tokenizer, loaded.model
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    results = []
-    for prompt in prompts:
-        text = loaded.template.replace("{prompt}", prompt)
-        inputs = tokenizer(text, return_tensors="pt").to(model.device)
-        with loaded.lock, torch.no_grad():
-            output = model.generate(**inputs, eos_token_id=tokenizer.eos_token_id, pad_token_id=pad_id, **options)
-        generated = tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
-        results.append({"generated_text": prompt + generated if parameters.get("return_full_text") else generated})
-    return results
+def load_handler(model_dir: Path) -> ModuleType:
+    """The model's `code/inference.py` if it ships one (as the HF toolkit does), else ours."""
+    shipped = Path(model_dir) / "code" / "inference.py"
+    if not shipped.is_file():
+        return sys.modules["inference"]
+    spec = importlib.util.spec_from_file_location("model_inference", shipped)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve their module through sys.modules
+    spec.loader.exec_module(module)
+    return module
 
 
 class InferenceHandler(BaseHTTPRequestHandler):
@@ -150,7 +62,9 @@ class InferenceHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def _reply(self, status: HTTPStatus, payload: Any) -> None:
-        body = json.dumps(payload).encode("utf-8")
+        self._reply_raw(status, json.dumps(payload).encode("utf-8"))
+
+    def _reply_raw(self, status: HTTPStatus, body: bytes) -> None:
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -174,10 +88,12 @@ class InferenceHandler(BaseHTTPRequestHandler):
         if loaded is None:
             self._reply(HTTPStatus.SERVICE_UNAVAILABLE, {"error": "the model is still loading"})
             return
+        handler = self.server.handler
         try:
-            prompts, parameters = parse_request(body)
-            self._reply(HTTPStatus.OK, generate(loaded, prompts, parameters))
-        except RequestError as err:
+            data = handler.input_fn(body, self.headers.get("Content-Type", "application/json"))
+            output = handler.output_fn(handler.predict_fn(data, loaded), self.headers.get("Accept", "application/json"))
+            self._reply_raw(HTTPStatus.OK, output.encode("utf-8") if isinstance(output, str) else output)
+        except ValueError as err:  # the handler's RequestError and other bad-input errors
             self._reply(HTTPStatus.BAD_REQUEST, {"error": str(err)})
         except Exception as err:  # noqa: BLE001 (any generation failure becomes a 500 with its message)
             traceback.print_exc()
@@ -194,13 +110,15 @@ class InferenceServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int]) -> None:
         super().__init__(address, InferenceHandler)
-        self.loaded: LoadedModel | None = None
+        self.loaded: Any = None
+        self.handler: ModuleType = sys.modules["inference"]
 
 
 def _load_in_background(server: InferenceServer, model_dir: Path) -> None:
     """Load the model, then publish it; a model that cannot load ends the process with exit code 1."""
     try:
-        server.loaded = load_model(model_dir)
+        server.handler = load_handler(find_model_dir(model_dir))
+        server.loaded = server.handler.model_fn(str(find_model_dir(model_dir)))
     except Exception:  # noqa: BLE001
         traceback.print_exc()
         print(f"error: cannot load the model from {model_dir}", file=sys.stderr, flush=True)

@@ -9,7 +9,7 @@ from sagemaker.workflow.properties import PropertyFile
 from sagemaker.workflow.steps import ProcessingStep, TrainingStep
 
 from pipelines.config import Config
-from pipelines.paths import STEPS_DIR
+from pipelines.paths import SERVING_DIR, STEPS_DIR
 from pipelines.training.parameters import TrainingParameters
 
 METRIC_DEFINITIONS = [
@@ -31,6 +31,9 @@ def train_step(
     estimator = HuggingFace(
         entry_point="train.py",
         source_dir=str(STEPS_DIR),
+        # The serving handler travels with the training code: train.py ships it in the model
+        # artifact as code/inference.py, which AWS's Hugging Face inference containers load.
+        dependencies=[str(SERVING_DIR)],
         role=config.project.role_arn,
         instance_type=params.training_instance_type,
         instance_count=params.training_instance_count,
