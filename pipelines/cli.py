@@ -62,7 +62,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             demo_model = tiny_base_model_builder(backend.home)  # type: ignore[arg-type]
         staged = stage_training_inputs(backend, config, demo_model)
         parameters = {**staged.parameters(), **parameters}
-    outcome = run_pipeline(args.pipeline, config, backend, parameters, wait=not args.no_wait)
+    return _report(run_pipeline(args.pipeline, config, backend, parameters, wait=not args.no_wait))
+
+
+def _report(outcome: Any) -> int:
+    """Print a run's outcome; exit 0 when it succeeded (or, on AWS without waiting, started)."""
     print(f"{outcome.pipeline_name} {outcome.execution_id}: {outcome.status}")
     if outcome.failure_reason:
         print(f"reason: {outcome.failure_reason}")
@@ -101,11 +105,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     from pipelines.execution import run_pipeline
 
     config = load_config(args.config)
-    outcome = run_pipeline("deploy", config, _backend(args, config), _parameters(args.param), wait=not args.no_wait)
-    print(f"{outcome.pipeline_name} {outcome.execution_id}: {outcome.status}")
-    if outcome.failure_reason:
-        print(f"reason: {outcome.failure_reason}")
-    return 0 if outcome.status in ("Succeeded", "Executing") else 1
+    return _report(run_pipeline("deploy", config, _backend(args, config), _parameters(args.param), wait=not args.no_wait))
 
 
 def cmd_invoke(args: argparse.Namespace) -> int:

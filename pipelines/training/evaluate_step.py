@@ -8,7 +8,7 @@ from sagemaker.workflow.properties import PropertyFile
 from sagemaker.workflow.steps import ProcessingStep, TrainingStep
 
 from pipelines.config import Config
-from pipelines.paths import BENCHMARKS_DIR, STEPS_DIR
+from pipelines.paths import STEPS_DIR
 from pipelines.processors import step_processor
 from pipelines.training.parameters import TrainingParameters
 
