@@ -22,13 +22,13 @@ def _parameters(pairs: Sequence[str]) -> dict[str, str]:
     return parsed
 
 
-def _backend(args: argparse.Namespace, config: Config) -> Backend:
+def backend_for(args: argparse.Namespace, config: Config) -> Backend:
     if getattr(args, "aws", False):
         return aws_backend(config, getattr(args, "profile", None))
     return local_backend(config, Path(args.home) if getattr(args, "home", None) else None)
 
 
-def _add_target(parser: argparse.ArgumentParser) -> None:
+def add_target(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--local", action="store_true", help="embedded local runtime (default)")
     group.add_argument("--aws", action="store_true", help="SageMaker in your AWS account")
@@ -52,7 +52,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pipelines.staging import stage_training_inputs
 
     config = load_config(args.config)
-    backend = _backend(args, config)
+    backend = backend_for(args, config)
     parameters = _parameters(args.param)
     if args.pipeline == "training":
         demo_model = None
@@ -77,7 +77,7 @@ def cmd_definition(args: argparse.Namespace) -> int:
     from pipelines.definitions import definition_json
 
     config = load_config(args.config)
-    _print_json(definition_json(args.pipeline, config, _backend(args, config)))
+    _print_json(definition_json(args.pipeline, config, backend_for(args, config)))
     return 0
 
 
@@ -85,7 +85,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     from pipelines.registry_ops import find_version, list_versions, set_approval
 
     config = load_config(args.config)
-    sagemaker = _backend(args, config).client("sagemaker")
+    sagemaker = backend_for(args, config).client("sagemaker")
     group = config.model.model_package_group
     if args.action == "list":
         rows = [version.row() for version in list_versions(sagemaker, group)]
@@ -105,12 +105,12 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     from pipelines.execution import run_pipeline
 
     config = load_config(args.config)
-    return _report(run_pipeline("deploy", config, _backend(args, config), _parameters(args.param), wait=not args.no_wait))
+    return _report(run_pipeline("deploy", config, backend_for(args, config), _parameters(args.param), wait=not args.no_wait))
 
 
 def cmd_invoke(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    runtime = _backend(args, config).client("sagemaker-runtime")
+    runtime = backend_for(args, config).client("sagemaker-runtime")
     body = {"inputs": args.prompt, "parameters": {"max_new_tokens": args.max_new_tokens}}
     started = time.perf_counter()
     response = runtime.invoke_endpoint(
@@ -132,7 +132,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     from pipelines.registry_ops import list_versions, set_approval
 
     config = load_config(args.config)
-    backend = _backend(args, config)
+    backend = backend_for(args, config)
     sagemaker = backend.client("sagemaker")
     approved = list_versions(sagemaker, config.model.model_package_group, "Approved")
     if len(approved) < 2:
@@ -151,7 +151,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from pipelines.registry_ops import list_versions
 
     config = load_config(args.config)
-    backend = _backend(args, config)
+    backend = backend_for(args, config)
     sagemaker = backend.client("sagemaker")
     versions = list_versions(sagemaker, config.model.model_package_group)
     print(f"model package group {config.model.model_package_group}: {len(versions)} version(s)")
@@ -193,7 +193,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 
 def cmd_teardown(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    sagemaker = _backend(args, config).client("sagemaker")
+    sagemaker = backend_for(args, config).client("sagemaker")
     names = [e["EndpointName"] for page in sagemaker.get_paginator("list_endpoints").paginate() for e in page["Endpoints"]]
     for name in names:
         sagemaker.delete_endpoint(EndpointName=name)
@@ -215,23 +215,23 @@ def build_parser() -> argparse.ArgumentParser:
     command("demo", cmd_demo, "one full round locally: train → gate → register → approve → deploy → invoke")
 
     run = command("run", cmd_run, "run a pipeline (stages the training inputs first)")
-    _add_target(run)
+    add_target(run)
     run.add_argument("--pipeline", choices=["training", "deploy"], default="training")
     run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="pipeline parameter override")
     run.add_argument("--no-wait", action="store_true", help="with --aws: return once started")
 
     definition = command("definition", cmd_definition, "print a pipeline definition JSON")
     definition.add_argument("pipeline", choices=["training", "deploy"])
-    _add_target(definition)
+    add_target(definition)
 
     models = command("models", cmd_models, "list, approve or reject model versions")
     models.add_argument("action", choices=["list", "approve", "reject"])
     models.add_argument("version", nargs="?", type=int, help="version number (default: the newest)")
     models.add_argument("--reason", default="")
-    _add_target(models)
+    add_target(models)
 
     deploy = command("deploy", cmd_deploy, "run the deploy pipeline for the latest Approved version")
-    _add_target(deploy)
+    add_target(deploy)
     deploy.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
     deploy.add_argument("--no-wait", action="store_true")
 
@@ -239,14 +239,14 @@ def build_parser() -> argparse.ArgumentParser:
     invoke.add_argument("prompt")
     invoke.add_argument("--endpoint")
     invoke.add_argument("--max-new-tokens", type=int, default=32)
-    _add_target(invoke)
+    add_target(invoke)
 
     rollback = command("rollback", cmd_rollback, "reject the serving version and redeploy the previous one")
     rollback.add_argument("--reason", default="")
-    _add_target(rollback)
+    add_target(rollback)
 
     status = command("status", cmd_status, "model versions, endpoint and recent executions")
-    _add_target(status)
+    add_target(status)
 
     schedule = command("schedule", cmd_schedule, "create/update the EventBridge rule for scheduled retraining (AWS)")
     schedule.add_argument("--expression", required=True, help="rate(7 days) or cron(0 3 ? * MON *)")
@@ -256,7 +256,12 @@ def build_parser() -> argparse.ArgumentParser:
     schedule.add_argument("--profile")
 
     teardown = command("teardown", cmd_teardown, "delete the endpoints (local processes stop)")
-    _add_target(teardown)
+    add_target(teardown)
+
+    from pipelines.commands import command_modules
+
+    for module in command_modules():
+        module.register(command)
     return parser
 
 
