@@ -8,31 +8,8 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from pipelines.backend import Backend, aws_backend, local_backend
-from pipelines.config import Config, ConfigError, load_config
-
-
-def _parameters(pairs: Sequence[str]) -> dict[str, str]:
-    parsed: dict[str, str] = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise SystemExit(f"--param expects NAME=VALUE, got {pair!r}")
-        parsed[name] = value
-    return parsed
-
-
-def backend_for(args: argparse.Namespace, config: Config) -> Backend:
-    if getattr(args, "aws", False):
-        return aws_backend(config, getattr(args, "profile", None))
-    return local_backend(config, Path(args.home) if getattr(args, "home", None) else None)
-
-
-def add_target(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--local", action="store_true", help="embedded local runtime (default)")
-    group.add_argument("--aws", action="store_true", help="SageMaker in your AWS account")
-    parser.add_argument("--profile", help="AWS profile (with --aws)")
+from pipelines.cli_support import add_target, backend_for, parse_parameters
+from pipelines.config import ConfigError, load_config
 
 
 def _print_json(data: Any) -> None:
@@ -53,7 +30,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     backend = backend_for(args, config)
-    parameters = _parameters(args.param)
+    parameters = parse_parameters(args.param)
     if args.pipeline == "training":
         demo_model = None
         if backend.is_local and config.model.base_model is None:
@@ -105,7 +82,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     from pipelines.execution import run_pipeline
 
     config = load_config(args.config)
-    return _report(run_pipeline("deploy", config, backend_for(args, config), _parameters(args.param), wait=not args.no_wait))
+    return _report(run_pipeline("deploy", config, backend_for(args, config), parse_parameters(args.param), wait=not args.no_wait))
 
 
 def cmd_invoke(args: argparse.Namespace) -> int:
@@ -126,50 +103,6 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_rollback(args: argparse.Namespace) -> int:
-    """Reject the serving version and redeploy: the deploy pipeline then takes the previous Approved one."""
-    from pipelines.execution import run_pipeline
-    from pipelines.registry_ops import list_versions, set_approval
-
-    config = load_config(args.config)
-    backend = backend_for(args, config)
-    sagemaker = backend.client("sagemaker")
-    approved = list_versions(sagemaker, config.model.model_package_group, "Approved")
-    if len(approved) < 2:
-        print(f"rollback needs two Approved versions; {config.model.model_package_group} has {len(approved)}")
-        return 1
-    started = time.perf_counter()
-    current, previous = approved[0], approved[1]
-    set_approval(sagemaker, current.arn, "Rejected", args.reason or "rolled back with continuum rollback")
-    outcome = run_pipeline("deploy", config, backend, {}, wait=True)
-    print(f"rolled back from version {current.version} to {previous.version}: {outcome.status} "
-          f"in {time.perf_counter() - started:.1f}s")
-    return 0 if outcome.succeeded else 1
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    from pipelines.registry_ops import list_versions
-
-    config = load_config(args.config)
-    backend = backend_for(args, config)
-    sagemaker = backend.client("sagemaker")
-    versions = list_versions(sagemaker, config.model.model_package_group)
-    print(f"model package group {config.model.model_package_group}: {len(versions)} version(s)")
-    for version in versions[:5]:
-        print(f"  v{version.version} {version.approval_status}")
-    try:
-        endpoint = sagemaker.describe_endpoint(EndpointName=config.deploy.endpoint_name)
-        print(f"endpoint {endpoint['EndpointName']}: {endpoint['EndpointStatus']} (config {endpoint['EndpointConfigName']})")
-    except Exception as exc:  # noqa: BLE001 - any "not found" shape is reported the same way
-        print(f"endpoint {config.deploy.endpoint_name}: not deployed ({exc.__class__.__name__})")
-    if backend.is_local and backend.home is not None:
-        executions = sorted((backend.home / "executions").glob("*/*/execution.json"), key=lambda p: p.stat().st_mtime)
-        for path in executions[-5:]:
-            record = json.loads(path.read_text(encoding="utf-8"))
-            print(f"  execution {record['pipeline_name']} {record['execution_id']}: {record['status']}")
-    return 0
-
-
 def cmd_schedule(args: argparse.Namespace) -> int:
     import boto3
 
@@ -184,7 +117,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         account,
         args.expression,
         args.events_role_arn,
-        _parameters(args.param),
+        parse_parameters(args.param),
         enabled=not args.disabled,
     )
     _print_json(result)
@@ -240,13 +173,6 @@ def build_parser() -> argparse.ArgumentParser:
     invoke.add_argument("--endpoint")
     invoke.add_argument("--max-new-tokens", type=int, default=32)
     add_target(invoke)
-
-    rollback = command("rollback", cmd_rollback, "reject the serving version and redeploy the previous one")
-    rollback.add_argument("--reason", default="")
-    add_target(rollback)
-
-    status = command("status", cmd_status, "model versions, endpoint and recent executions")
-    add_target(status)
 
     schedule = command("schedule", cmd_schedule, "create/update the EventBridge rule for scheduled retraining (AWS)")
     schedule.add_argument("--expression", required=True, help="rate(7 days) or cron(0 3 ? * MON *)")

@@ -2,7 +2,7 @@
 
 A module here defines `register(add_command)`, where `add_command(name, handler, help)` returns
 the new subcommand's argparse parser (it already has `--config`); `handler(args) -> int` runs it.
-`pipelines.cli.add_target` adds `--local/--aws/--profile`; `pipelines.cli.backend_for(args, config)`
+`pipelines.cli_support.add_target` adds `--local/--aws/--profile`; `pipelines.cli_support.backend_for(args, config)`
 gives the matching backend.
 """
 from __future__ import annotations

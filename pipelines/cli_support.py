@@ -1,0 +1,32 @@
+"""Argument helpers shared by `continuum`'s commands: target backend and parameter overrides."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Sequence
+
+from pipelines.backend import Backend, aws_backend, local_backend
+from pipelines.config import Config
+
+
+def parse_parameters(pairs: Sequence[str]) -> dict[str, str]:
+    parsed: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"--param expects NAME=VALUE, got {pair!r}")
+        parsed[name] = value
+    return parsed
+
+
+def backend_for(args: argparse.Namespace, config: Config) -> Backend:
+    if getattr(args, "aws", False):
+        return aws_backend(config, getattr(args, "profile", None))
+    return local_backend(config, Path(args.home) if getattr(args, "home", None) else None)
+
+
+def add_target(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--local", action="store_true", help="embedded local runtime (default)")
+    group.add_argument("--aws", action="store_true", help="SageMaker in your AWS account")
+    parser.add_argument("--profile", help="AWS profile (with --aws)")
