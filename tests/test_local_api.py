@@ -40,7 +40,7 @@ class FakeEndpoints:
     fail_deploy: str | None = None
     deleted: list[str] = field(default_factory=list)
 
-    def deploy(self, endpoint_name: str, variants: list[dict], data_capture: dict | None) -> None:
+    def deploy(self, endpoint_name: str, variants: list[dict], data_capture: dict | None, shift: Any = None) -> None:
         if self.fail_deploy:
             raise RuntimeError(self.fail_deploy)
         self.deployed[endpoint_name] = (variants, data_capture)

@@ -5,6 +5,7 @@
 - sagemaker-runtime (REST): ``POST /endpoints/{name}/invocations`` with the body as-is and
   ``Content-Type`` / ``Accept`` / ``X-Amzn-SageMaker-Custom-Attributes`` headers; the answer carries
   ``x-Amzn-Invoked-Production-Variant``.
+- CloudWatch and Application Auto Scaling: see :mod:`pipelines.local.aws_wire`.
 
 Step subprocesses reach it with plain ``boto3.client("sagemaker")`` given :func:`subprocess_env`.
 ``handle_wire`` is shared with the in-process transport, so both paths serialise identically.
@@ -22,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from pipelines.local.aws_wire import handle_service_wire
 from pipelines.local.registry import ApiError
 from pipelines.local.sagemaker_api import SageMakerAPI
 
@@ -67,6 +69,9 @@ def handle_wire(api: SageMakerAPI, method: str, path: str, headers: Mapping[str,
     try:
         if route.startswith(INVOKE_PREFIX) and route.endswith(INVOKE_SUFFIX) and method == "POST":
             return _invoke(api, unquote(route[len(INVOKE_PREFIX):-len(INVOKE_SUFFIX)]), lower, body)
+        other_service = handle_service_wire(api.handle, method, route, lower, body)  # CloudWatch, auto scaling
+        if other_service is not None:
+            return WireResponse(*other_service)
         target = lower.get("x-amz-target", "")
         if method != "POST" or not target.startswith(TARGET_PREFIX):
             raise ApiError("UnknownOperationException",
@@ -198,6 +203,8 @@ def subprocess_env(url: str, region: str = "us-east-1", base: Mapping[str, str] 
     env.update({
         "AWS_ENDPOINT_URL_SAGEMAKER": url,
         "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": url,
+        "AWS_ENDPOINT_URL_CLOUDWATCH": url,
+        "AWS_ENDPOINT_URL_APPLICATION_AUTO_SCALING": url,
         "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "false",
         "AWS_DEFAULT_REGION": region,
         "AWS_REGION": region,

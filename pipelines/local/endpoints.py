@@ -5,13 +5,17 @@ port, started in its own session so that it outlives the command that deployed i
 variant whatever InitialInstanceCount says; invocations pick a variant by InitialVariantWeight). Everything needed
 to find or restart it lives in ``$CONTINUUM_HOME/endpoints/<name>/state.json``::
 
-    {"endpoint_name": str, "data_capture": DataCaptureConfig | null, "updated_at": iso,
+    {"endpoint_name": str, "config_name": str | null, "data_capture": DataCaptureConfig | null, "updated_at": iso,
      "variants": [{"name", "weight", "instance_count", "model_data_url", "environment",
-                   "model_dir", "pid", "port", "log", "started_at"}]}
+                   "model_dir", "pid", "port", "log", "started_at"}],
+     "candidate": {"config_name", "data_capture", "variants": [...], "share": float}}   # during blue/green only
 
 Redeploying starts the new servers first, waits for ``/ping``, swaps ``state.json`` atomically and only
 then stops the old servers (after their in-flight requests of this process finish), so traffic never
 sees a gap; invocations that raced with the swap from another process are retried on the new server.
+A blue/green redeploy (a :class:`~pipelines.local.traffic_shift.TrafficShift`) first routes the
+``candidate`` share of the calls to the new fleet, bakes, and rolls back when a rollback alarm trips.
+Invocations publish SageMaker's invocation metrics (per variant and per fleet) to a metrics sink.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ import fcntl
 import hashlib
 import http.client
 import json
+import logging
 import os
 import random
 import re
@@ -35,9 +40,10 @@ import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pipelines.local.capture import CaptureWriter, Exchange, Sampler, build_capture_record, capture_enabled, capture_modes
+from pipelines.local.traffic_shift import DeploymentRolledBack, TrafficShift
 
 if TYPE_CHECKING:
     from pipelines.local.s3 import LocalS3
@@ -55,7 +61,16 @@ LAUNCHER = (
     " start_new_session=True)\n"
     "print(server.pid)\n"
 )
+INVOCATION_NAMESPACE = "AWS/SageMaker"
+log = logging.getLogger(__name__)
 RETRYABLE = (ConnectionError, http.client.RemoteDisconnected, http.client.BadStatusLine, http.client.IncompleteRead)
+
+
+class MetricsSink(Protocol):
+    """Where invocation metrics go (``pipelines.local.cloudwatch.LocalCloudWatch``)."""
+
+    def record(self, namespace: str, datapoints: list[tuple[str, list[dict[str, str]], float, str]],
+               when: float | None = None) -> None: ...
 
 
 class EndpointNotFoundError(LookupError):
@@ -152,7 +167,7 @@ class LocalEndpoints:
     """Deploy, invoke, inspect and delete local endpoints under ``home/endpoints``."""
 
     def __init__(self, home: Path, s3: LocalS3, *, startup_timeout: float = 300.0, invoke_timeout: float = 60.0,
-                 drain_timeout: float = 30.0, seed: int | None = None) -> None:
+                 drain_timeout: float = 30.0, seed: int | None = None, metrics: MetricsSink | None = None) -> None:
         self.home = Path(home).resolve()
         self.root = self.home / "endpoints"
         self.s3 = s3
@@ -160,14 +175,22 @@ class LocalEndpoints:
         self.invoke_timeout = invoke_timeout
         self.drain_timeout = drain_timeout
         self._rng = random.Random(seed)
+        self._metrics = metrics
         self._capture = CaptureWriter(s3)
         self._samplers: dict[tuple[str, str, float], Sampler] = {}
         self._inflight: dict[int, int] = {}
         self._lock = threading.Condition()
 
     # ---------------------------------------------------------------- public API
-    def deploy(self, endpoint_name: str, variants: list[dict], data_capture: dict | None) -> None:
-        """Start (or replace, without a gap) the endpoint's servers; returns once every one answers /ping."""
+    def deploy(self, endpoint_name: str, variants: list[dict], data_capture: dict | None, *,
+               shift: TrafficShift | None = None) -> None:
+        """Start (or replace, without a gap) the endpoint's servers; returns once every one answers /ping.
+
+        Replacing an endpoint with a ``shift`` is a blue/green update: the old fleet keeps serving while
+        the new one warms up, then takes the shift's traffic shares one bake at a time, and the whole
+        update is rolled back (:class:`DeploymentRolledBack`) when a rollback alarm trips. The variants'
+        ``EndpointConfigName`` (optional) names the fleet in the invocation metrics.
+        """
         check_name("EndpointName", endpoint_name)
         if not variants:
             raise ValueError("an endpoint needs at least one production variant")
@@ -177,7 +200,7 @@ class LocalEndpoints:
             raise ValueError(f"variant names must be unique, got {names}")
         _check_data_capture(data_capture)
         with self._endpoint_lock(endpoint_name):
-            old = self._read_state(endpoint_name)
+            old = self._drop_stale_candidate(endpoint_name, self._read_state(endpoint_name))
             try:
                 for spec in specs:
                     spec["model_dir"] = str(self._materialize(endpoint_name, spec["name"], spec["model_data_url"]))
@@ -185,24 +208,62 @@ class LocalEndpoints:
             except BaseException:
                 self._remove_unused_models(endpoint_name, old or {"variants": []})  # keeps the logs
                 raise
-            state = {"endpoint_name": endpoint_name, "data_capture": data_capture, "updated_at": _now(),
-                     "variants": started}
-            self._write_state(endpoint_name, state)
-            if old:
-                for variant in old["variants"]:
+            config_name = next((v["EndpointConfigName"] for v in variants if v.get("EndpointConfigName")), None)
+            fleet = {"config_name": config_name, "data_capture": data_capture, "variants": started}
+            if old and shift is not None:
+                self._shift_traffic(endpoint_name, old, fleet, shift)
+            self._promote(endpoint_name, old, fleet, shift.termination_wait_seconds if old and shift else 0.0)
+
+    def _shift_traffic(self, endpoint_name: str, old: dict, fleet: dict, shift: TrafficShift) -> None:
+        """Move traffic to ``fleet`` step by step, baking after each; on a tripped alarm, back to ``old``."""
+        for share in shift.steps:
+            self._write_state(endpoint_name, {**old, "candidate": {**fleet, "share": share}, "updated_at": _now()})
+            tripped = shift.bake()
+            if tripped:
+                self._write_state(endpoint_name, {**old, "updated_at": _now()})
+                for variant in fleet["variants"]:
                     self._stop_server(variant)
-                self._remove_unused_models(endpoint_name, state)
+                self._remove_unused_models(endpoint_name, old)
+                raise DeploymentRolledBack(fleet["config_name"] or "the new endpoint config", tripped, share)
+
+    def _promote(self, endpoint_name: str, old: dict | None, fleet: dict, termination_wait: float) -> None:
+        """Make ``fleet`` the endpoint's only fleet; the old one stops after ``termination_wait`` seconds."""
+        state = {"endpoint_name": endpoint_name, **fleet, "updated_at": _now()}
+        self._write_state(endpoint_name, state)
+        if old:
+            time.sleep(termination_wait)
+            for variant in old["variants"]:
+                self._stop_server(variant)
+            self._remove_unused_models(endpoint_name, state)
+
+    def _drop_stale_candidate(self, endpoint_name: str, state: dict | None) -> dict | None:
+        """A candidate fleet left by a deployment whose process died: stop it, keep the serving fleet."""
+        if not state or "candidate" not in state:
+            return state
+        for variant in state.pop("candidate")["variants"]:
+            self._stop_server(variant, drain=False)
+        self._write_state(endpoint_name, state)
+        return state
 
     def invoke(self, endpoint_name: str, body: bytes, content_type: str, accept: str,
                custom_attributes: str | None) -> tuple[bytes, str, str]:
-        """POST ``body`` to a variant's /invocations; returns (response body, content type, variant name)."""
+        """POST ``body`` to a variant's /invocations; returns (response body, content type, variant name).
+
+        During a blue/green update the new fleet gets its current traffic share. Every call publishes
+        SageMaker's invocation metrics to the metrics sink (when one is set).
+        """
         inference_time = datetime.now(timezone.utc)
+        started = time.perf_counter()
         last_error: Exception | None = None
+        fleet: dict = {}
+        variant_name = ""
         for attempt in range(3):
             state = self._require_state(endpoint_name)
-            variant = self._choose_variant(state)
-            if not self._server_alive(variant):
-                state = self._restart_dead(endpoint_name)
+            fleet = self._choose_fleet(state)
+            variant = self._choose_variant(fleet)
+            variant_name = variant["name"]
+            if fleet is state and not self._server_alive(variant):
+                state = fleet = self._restart_dead(endpoint_name)
                 variant = next((v for v in state["variants"] if v["name"] == variant["name"]), None) \
                     or self._choose_variant(state)
             try:
@@ -211,26 +272,37 @@ class LocalEndpoints:
                 last_error = exc
                 time.sleep(0.05 * (attempt + 1))
                 continue
+            self._publish(endpoint_name, variant["name"], fleet.get("config_name"), status,
+                          time.perf_counter() - started)
             if not 200 <= status < 300:
                 raise ModelInvocationError(status, payload, variant["name"], variant["log"])
             response_type = response_type or accept or "application/json"
-            self._maybe_capture(state, variant["name"], Exchange(body, content_type, payload, response_type,
-                                                                 custom_attributes), inference_time)
+            self._maybe_capture(endpoint_name, fleet.get("data_capture"), variant["name"],
+                                Exchange(body, content_type, payload, response_type, custom_attributes), inference_time)
             return payload, response_type, variant["name"]
+        self._publish(endpoint_name, variant_name, fleet.get("config_name"), 500, time.perf_counter() - started)
         raise EndpointStartError(f"endpoint {endpoint_name!r} did not answer after 3 attempts: {last_error!r}")
 
     def status(self, endpoint_name: str) -> dict | None:
         """``{"endpoint_name", "variant", "pid", "port", "alive", "model", "model_dir", "log", "variants": [...],
-        "data_capture", "updated_at"}`` (top-level fields: the heaviest variant), or None if not deployed."""
+        "config_name", "data_capture", "updated_at", "candidate"}`` (top-level fields: the heaviest variant;
+        ``candidate``: ``{"config_name", "share", "variants"}`` during a blue/green update, else None), or None
+        if not deployed."""
         state = self._read_state(endpoint_name)
         if state is None:
             return None
-        variants = [{"variant": v["name"], "pid": v["pid"], "port": v["port"], "alive": self._server_alive(v),
-                     "model": v["model_data_url"], "model_dir": v["model_dir"], "weight": v["weight"],
-                     "log": v["log"]} for v in state["variants"]]
+        variants = self._variant_status(state)
         primary = max(variants, key=lambda v: v["weight"])
-        return {"endpoint_name": endpoint_name, **primary, "variants": variants,
-                "data_capture": state.get("data_capture"), "updated_at": state.get("updated_at")}
+        candidate = state.get("candidate")
+        return {"endpoint_name": endpoint_name, **primary, "variants": variants, "config_name": state.get("config_name"),
+                "data_capture": state.get("data_capture"), "updated_at": state.get("updated_at"),
+                "candidate": {"config_name": candidate.get("config_name"), "share": candidate["share"],
+                              "variants": self._variant_status(candidate)} if candidate else None}
+
+    def _variant_status(self, fleet: dict) -> list[dict]:
+        return [{"variant": v["name"], "pid": v["pid"], "port": v["port"], "alive": self._server_alive(v),
+                 "model": v["model_data_url"], "model_dir": v["model_dir"], "weight": v["weight"],
+                 "log": v["log"]} for v in fleet["variants"]]
 
     def delete(self, endpoint_name: str) -> None:
         """Stop the endpoint's servers and remove its folder (models, logs, state)."""
@@ -475,18 +547,43 @@ class LocalEndpoints:
             return self._rng.choices(variants, weights=weights)[0]
 
     # ---------------------------------------------------------------- capture
-    def _maybe_capture(self, state: dict, variant: str, exchange: Exchange, when: datetime) -> None:
-        config = state.get("data_capture")
-        if not capture_enabled(config):
+    def _choose_fleet(self, state: dict) -> dict:
+        """The serving fleet, or during a blue/green update the new one for its share of the calls."""
+        candidate = state.get("candidate")
+        if candidate:
+            with self._lock:
+                if self._rng.random() < candidate["share"]:
+                    return candidate
+        return state
+
+    # ---------------------------------------------------------------- capture and metrics
+    def _maybe_capture(self, endpoint_name: str, config: dict | None, variant: str, exchange: Exchange,
+                       when: datetime) -> None:
+        if config is None or not capture_enabled(config):
             return
         percent = float(config["InitialSamplingPercentage"])
-        key = (state["endpoint_name"], variant, percent)
+        key = (endpoint_name, variant, percent)
         with self._lock:
             sampler = self._samplers.setdefault(key, Sampler(percent))
         if not sampler.take():
             return
         record = build_capture_record(config, exchange, str(uuid.uuid4()), when)
-        self._capture.write(config["DestinationS3Uri"], state["endpoint_name"], variant, record, when)
+        self._capture.write(config["DestinationS3Uri"], endpoint_name, variant, record, when)
+
+    def _publish(self, endpoint_name: str, variant: str, config_name: str | None, status: int, seconds: float) -> None:
+        """SageMaker's invocation metrics for one call, per variant and per fleet (EndpointConfigName)."""
+        if self._metrics is None:
+            return
+        base = [{"Name": "EndpointName", "Value": endpoint_name}, {"Name": "VariantName", "Value": variant}]
+        dimension_sets = [base] + ([[*base, {"Name": "EndpointConfigName", "Value": config_name}]] if config_name else [])
+        values = [("Invocations", 1.0, "None"), ("Invocation4XXErrors", float(400 <= status < 500), "None"),
+                  ("Invocation5XXErrors", float(status >= 500), "None"),
+                  ("ModelLatency", round(seconds * 1e6), "Microseconds")]
+        try:
+            self._metrics.record(INVOCATION_NAMESPACE, [(name, dims, value, unit) for dims in dimension_sets
+                                                        for name, value, unit in values])
+        except Exception as exc:  # noqa: BLE001 - a metrics store problem must not fail the caller's request
+            log.warning("could not record invocation metrics of %s: %s", endpoint_name, exc)
 
 
 def _fingerprint(model_data_url: str, source: Path) -> str:

@@ -10,7 +10,14 @@ Endpoints: CreateEndpoint / UpdateEndpoint deploy through :class:`EndpointBacken
 endpoint processes) on a background thread, as SageMaker does asynchronously; the call waits up
 to ``endpoint_sync_timeout_s`` for the deployment, so locally a waiter usually sees ``InService``
 on its first DescribeEndpoint. A failed create leaves ``Failed`` + FailureReason; a failed update
-keeps the old config ``InService`` with the FailureReason, like SageMaker's rollback.
+keeps the old config ``InService`` with the FailureReason, like SageMaker's rollback. An update with
+a ``DeploymentConfig`` is a blue/green update (canary / linear / all-at-once shifting with baking);
+its ``AutoRollbackConfiguration`` alarms are evaluated on the local CloudWatch, which the endpoints
+feed with SageMaker's invocation metrics.
+
+CloudWatch (metrics, metric alarms) and Application Auto Scaling (scalable targets, policies) are
+answered here too (``MONITORING_OPERATIONS``), so steps that guard or monitor an endpoint run
+unchanged against the local stand-ins.
 """
 from __future__ import annotations
 
@@ -23,20 +30,42 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from pipelines.local.autoscaling import LocalAutoScaling
+from pipelines.local.cloudwatch import LocalCloudWatch
 from pipelines.local.registry import ACCOUNT_ID, ApiError, ModelRegistry, to_datetime, to_epoch, validation_error
 from pipelines.local.s3 import LocalS3
+from pipelines.local.traffic_shift import TrafficShift
 
 log = logging.getLogger(__name__)
 
 MAX_INVOKE_BYTES = 6 * 1024 * 1024
 DEFAULT_PAGE_SIZE = 10
 RUNTIME_OPERATIONS = ("InvokeEndpoint",)
+# Operations of other services the local API also answers (deploy alarms, monitoring, auto scaling).
+MONITORING_OPERATIONS = {
+    "cloudwatch": {"PutMetricData": "put_metric_data", "GetMetricStatistics": "get_metric_statistics",
+                   "PutMetricAlarm": "put_metric_alarm", "DescribeAlarms": "describe_alarms",
+                   "DeleteAlarms": "delete_alarms"},
+    "application-autoscaling": {"RegisterScalableTarget": "register_scalable_target",
+                                "DeregisterScalableTarget": "deregister_scalable_target",
+                                "DescribeScalableTargets": "describe_scalable_targets",
+                                "PutScalingPolicy": "put_scaling_policy",
+                                "DescribeScalingPolicies": "describe_scaling_policies"},
+}
+
+
+def service_of(operation: str) -> str:
+    """The botocore service an operation of the local API belongs to."""
+    if operation in RUNTIME_OPERATIONS:
+        return "sagemaker-runtime"
+    return next((service for service, ops in MONITORING_OPERATIONS.items() if operation in ops), "sagemaker")
 
 
 class EndpointBackend(Protocol):
     """What the API needs from the local endpoint manager (``pipelines.local.endpoints.LocalEndpoints``)."""
 
-    def deploy(self, endpoint_name: str, variants: list[dict], data_capture: dict | None) -> None: ...
+    def deploy(self, endpoint_name: str, variants: list[dict], data_capture: dict | None, *,
+               shift: TrafficShift | None = None) -> None: ...
 
     def invoke(self, endpoint_name: str, body: bytes, content_type: str, accept: str,
                custom_attributes: str | None) -> tuple[bytes, str, str]: ...
@@ -131,9 +160,14 @@ class SageMakerAPI:
         self.endpoint_sync_timeout_s = endpoint_sync_timeout_s
         self._deployments: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
+        self.cloudwatch = LocalCloudWatch(self.home, region)
+        self.autoscaling = LocalAutoScaling(self.home, region)
         self._handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             name: getattr(self, "_" + name) for name in OPERATIONS
         }
+        for service, operations in MONITORING_OPERATIONS.items():
+            target = self.cloudwatch if service == "cloudwatch" else self.autoscaling
+            self._handlers.update({name: getattr(target, method) for name, method in operations.items()})
 
     @property
     def endpoints(self) -> EndpointBackend:
@@ -141,18 +175,18 @@ class SageMakerAPI:
             if self._endpoints is None:
                 from pipelines.local.endpoints import LocalEndpoints
 
-                self._endpoints = LocalEndpoints(self.home, self.s3)
+                self._endpoints = LocalEndpoints(self.home, self.s3, metrics=self.cloudwatch)
             return self._endpoints
 
     def handle(self, operation: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         """Run ``operation`` with ``params``; the boto3-shaped response, or :class:`ApiError`."""
         params = dict(params or {})
-        service = "sagemaker-runtime" if operation in RUNTIME_OPERATIONS else "sagemaker"
+        service = service_of(operation)
         handler = self._handlers.get(operation)
         if handler is None:
             raise ApiError("UnknownOperationException",
                            f"Operation {operation} is not supported by the local SageMaker stand-in")
-        if service == "sagemaker":
+        if service != "sagemaker-runtime":
             validate_request(service, operation, params)
         return handler(params)
 
@@ -237,7 +271,8 @@ class SageMakerAPI:
         return {}
 
     def resolve_variants(self, config: dict[str, Any]) -> list[dict[str, Any]]:
-        """The config's ProductionVariants, each with its model's Image, ModelDataUrl and Environment."""
+        """The config's ProductionVariants, each with its model's Image, ModelDataUrl and Environment, and
+        the EndpointConfigName (which names the fleet in the endpoint's metrics)."""
         resolved = []
         for variant in config["ProductionVariants"]:
             model = self.registry.describe_model(variant["ModelName"])
@@ -252,6 +287,7 @@ class SageMakerAPI:
                 "InitialInstanceCount": 1, "InitialVariantWeight": 1.0, **variant,
                 "Image": source.get("Image", ""),
                 "ModelDataUrl": model_data,
+                "EndpointConfigName": config["EndpointConfigName"],
                 "Environment": {**source.get("Environment", {}), **container.get("Environment", {})},
             })
         return resolved
@@ -301,17 +337,30 @@ class SageMakerAPI:
             self.registry.set_endpoint_state(name, "InService", config_name=old_config,
                                              failure_reason=_reason(exc), spec={"DeploymentConfig": deployment})
 
-        self._deploy_in_background(backend, name, variants, config.get("DataCaptureConfig"), succeeded, failed)
+        instances = sum(int(v.get("InitialInstanceCount", 1)) for v in variants)
+        try:
+            shift = TrafficShift.from_deployment_config(deployment, instances, self._tripped_alarms)
+        except ValueError as exc:
+            self.registry.set_endpoint_state(name, "InService", spec={"DeploymentConfig": row["spec"].get(
+                "DeploymentConfig")})
+            raise validation_error(f"DeploymentConfig: {exc}") from exc
+        self._deploy_in_background(backend, name, variants, config.get("DataCaptureConfig"), succeeded, failed, shift)
         return {"EndpointArn": row["arn"]}
+
+    def _tripped_alarms(self, names: list[str]) -> list[str]:
+        return [alarm["AlarmName"] for alarm in self.cloudwatch.alarms_in_alarm(names)]
 
     def _deploy_in_background(self, backend: EndpointBackend, name: str, variants: list[dict],
                               data_capture: dict | None, succeeded: Callable[[], None],
-                              failed: Callable[[Exception], None]) -> None:
+                              failed: Callable[[Exception], None], shift: TrafficShift | None = None) -> None:
         done = threading.Event()
 
         def run() -> None:
             try:
-                backend.deploy(name, variants, data_capture)
+                if shift is None:
+                    backend.deploy(name, variants, data_capture)
+                else:
+                    backend.deploy(name, variants, data_capture, shift=shift)
             except Exception as exc:  # any deployment failure becomes the endpoint's FailureReason
                 log.warning("deploying endpoint %s failed: %s", name, exc)
                 failed(exc)

@@ -7,8 +7,8 @@ service's wire format, so the SageMaker SDK, the CLI and plain boto3 run one cod
 - ``s3`` → :class:`~pipelines.local.s3.LocalS3` (REST-XML: ListBuckets, HeadBucket, CreateBucket,
   GetBucketLocation, PutObject, GetObject (ranges), HeadObject, ListObjectsV2, DeleteObject(s),
   multipart uploads). ``aws-chunked`` bodies with trailing checksums are decoded and verified.
-- ``sagemaker`` / ``sagemaker-runtime`` → the same :func:`~pipelines.local.api_server.handle_wire`
-  the HTTP server uses.
+- ``sagemaker`` / ``sagemaker-runtime`` (and the ``cloudwatch`` / ``application-autoscaling`` operations
+  of ``MONITORING_OPERATIONS``) → the same :func:`~pipelines.local.api_server.handle_wire` the HTTP server uses.
 - ``sts`` GetCallerIdentity → the fixed local account ``000000000000``.
 
 Any other service raises :class:`LocalServiceNotAvailable` instead of reaching the network.
@@ -39,17 +39,21 @@ from pipelines.local.api_server import DUMMY_CREDENTIALS, handle_wire
 from pipelines.local.home import continuum_home
 from pipelines.local.registry import ACCOUNT_ID
 from pipelines.local.s3 import LocalS3, NoSuchKey, S3UriError
-from pipelines.local.sagemaker_api import SageMakerAPI
+from pipelines.local.sagemaker_api import MONITORING_OPERATIONS, SageMakerAPI
 
 S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
 _VIRTUAL_HOST = re.compile(r"^(?P<bucket>.+)\.s3(?:[.-][a-z0-9-]+)*\.amazonaws\.com(?:\.cn)?$")
 _CHUNK = 1024 * 1024
+# botocore's event names use the hyphenated service id (application-auto-scaling).
+LOCAL_MONITORING_OPERATIONS = {"cloudwatch": MONITORING_OPERATIONS["cloudwatch"],
+                               "application-auto-scaling": MONITORING_OPERATIONS["application-autoscaling"]}
 
 
 class LocalServiceNotAvailable(BotoCoreError):
-    fmt = ("The local runtime does not serve {service} {operation}: only s3, sagemaker, "
-           "sagemaker-runtime and sts GetCallerIdentity are available without AWS.")
+    fmt = ("The local runtime does not serve {service} {operation}: only s3, sagemaker, sagemaker-runtime, "
+           "sts GetCallerIdentity and the CloudWatch / Application Auto Scaling calls of endpoint guardrails and "
+           "monitoring are available without AWS.")
 
 
 def local_boto3_session(home: Path | None = None, region: str = "us-east-1", *,
@@ -158,7 +162,7 @@ class LocalTransport:
 
     def __call__(self, request: AWSPreparedRequest, event_name: str = "", **_: Any) -> AWSResponse:
         _, service, operation = (event_name.split(".", 2) + ["", ""])[:3]
-        if service in ("sagemaker", "sagemaker-runtime"):
+        if service in ("sagemaker", "sagemaker-runtime") or operation in LOCAL_MONITORING_OPERATIONS.get(service, ()):
             body = _body_stream(request.body).read()
             path = urlsplit(request.url)
             wire = handle_wire(self.api, request.method, path.path + (f"?{path.query}" if path.query else ""),
