@@ -1,0 +1,122 @@
+"""Duplicate removal: exact (same content id) and near-duplicates (MinHash + LSH), vectorized with numpy.
+
+Near-duplicates: each example's text (lower-cased, whitespace collapsed) is shingled into the
+8-byte windows that start at each word (so a shingle is a word and the start of the next one);
+NUM_PERM MinHash values per example (multiply-shift hashing, min per example); BANDS bands of
+ROWS values each are hashed into LSH buckets. Examples sharing a bucket are candidates; a
+candidate whose estimated Jaccard similarity (share of equal MinHash values) with an earlier,
+kept example reaches the threshold is a near-duplicate of it. The first example of each group
+(input order) is kept.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+NUM_PERM = 32
+BANDS = 8
+ROWS = NUM_PERM // BANDS
+SHINGLE_BYTES = 8
+_GAP = SHINGLE_BYTES * b"\n"
+_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+_rng = np.random.default_rng(20240601)  # fixed: signatures must agree across runs and machines
+_MULTIPLIERS = _rng.integers(1, 2**63, size=NUM_PERM, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+_OFFSETS = _rng.integers(0, 2**63, size=NUM_PERM, dtype=np.uint64)
+_BAND_WEIGHTS = _rng.integers(1, 2**63, size=ROWS, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+
+
+def mix64(values: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer: a well-spread 64-bit hash of 64-bit integers (wrapping arithmetic)."""
+    with np.errstate(over="ignore"):
+        z = values.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def dedup_text(contents: Sequence[str]) -> str:
+    """The text near-duplicates are compared on."""
+    return " ".join(" ".join(contents).lower().split())
+
+
+def signatures(texts: Sequence[str]) -> np.ndarray:
+    """(len(texts), NUM_PERM) uint32 MinHash signatures; every text must hold at least one word."""
+    if not texts:
+        return np.empty((0, NUM_PERM), np.uint32)
+    encoded = [text.encode("utf-8") for text in texts]
+    blob = np.frombuffer(_GAP.join(encoded) + _GAP, np.uint8)
+    gap = (blob == 32) | (blob == 10)
+    starts = np.flatnonzero(gap[:-1] & ~gap[1:]) + 1
+    if not gap[0]:
+        starts = np.concatenate(([0], starts))
+    starts = starts[starts + SHINGLE_BYTES <= blob.size]
+    windows = np.zeros(starts.size, np.uint64)
+    for offset in range(SHINGLE_BYTES):
+        windows |= blob[starts + offset].astype(np.uint64) << np.uint64(8 * offset)
+    hashed = mix64(windows)
+    doc_starts = np.cumsum([0] + [len(item) + SHINGLE_BYTES for item in encoded[:-1]])
+    owners = np.searchsorted(doc_starts, starts, side="right") - 1
+    first = np.searchsorted(owners, np.arange(len(texts)))
+    if np.any(np.diff(np.append(first, owners.size)) == 0):
+        raise ValueError("every text needs at least one word to be shingled")
+    out = np.empty((len(texts), NUM_PERM), np.uint32)
+    with np.errstate(over="ignore"):
+        for k in range(NUM_PERM):
+            out[:, k] = np.minimum.reduceat((hashed * _MULTIPLIERS[k] + _OFFSETS[k]) >> np.uint64(32), first)
+    return out
+
+
+def band_keys(signature: np.ndarray) -> np.ndarray:
+    """(BANDS, n) uint64 LSH bucket keys of (n, NUM_PERM) signatures."""
+    keys = np.empty((BANDS, signature.shape[0]), np.uint64)
+    with np.errstate(over="ignore"):
+        for band in range(BANDS):
+            rows = signature[:, band * ROWS:(band + 1) * ROWS].astype(np.uint64)
+            keys[band] = mix64((rows * _BAND_WEIGHTS).sum(axis=1, dtype=np.uint64) + np.uint64(band))
+    return keys
+
+
+def first_occurrences(keys: np.ndarray) -> np.ndarray:
+    """Boolean mask: True where a key appears for the first time (exact duplicates are False)."""
+    _, first = np.unique(keys, return_index=True)
+    mask = np.zeros(keys.size, bool)
+    mask[first] = True
+    return mask
+
+
+def candidate_pairs(band_columns: Sequence[np.ndarray], eligible: np.ndarray) -> np.ndarray:
+    """(m, 2) int64 pairs (earlier, later) of eligible examples sharing an LSH bucket in any band.
+
+    `band_columns[b]` holds every example's key for band b; within a bucket each later member is
+    paired with the bucket's first member.
+    """
+    indices = np.flatnonzero(eligible)
+    found: list[np.ndarray] = []
+    for keys in band_columns:
+        order = indices[np.argsort(keys[indices], kind="stable")]
+        sorted_keys = keys[order]
+        same_as_previous = np.concatenate(([False], sorted_keys[1:] == sorted_keys[:-1]))
+        if not same_as_previous.any():
+            continue
+        group_start = np.maximum.accumulate(np.where(same_as_previous, 0, np.arange(order.size)))
+        members = np.flatnonzero(same_as_previous)
+        found.append(np.stack([order[group_start[members]], order[members]], axis=1))
+    if not found:
+        return np.empty((0, 2), np.int64)
+    return np.unique(np.concatenate(found).astype(np.int64), axis=0)
+
+
+def near_duplicates(pairs: np.ndarray, similarity: np.ndarray, threshold: float, size: int) -> np.ndarray:
+    """Boolean mask of near-duplicates: later examples similar enough to an earlier example that is kept."""
+    duplicate = np.zeros(size, bool)
+    close = pairs[similarity >= threshold]
+    for earlier, later in close[np.argsort(close[:, 1], kind="stable")]:
+        if not duplicate[earlier]:
+            duplicate[later] = True
+    return duplicate
+
+
+def similarity(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Estimated Jaccard similarity of row pairs of signatures: the share of equal MinHash values."""
+    return (left == right).mean(axis=1)

@@ -1,0 +1,92 @@
+"""PII and secrets in training text: find, then redact (`[EMAIL]`, ...) or block the row.
+
+Kinds: email, phone, card (13-19 digits passing the Luhn check), aws_access_key, aws_secret_key,
+bearer_token, private_key (PEM blocks), github_token, slack_token, api_key (sk-/rk- style keys,
+Google API keys) and jwt. A cheap prefilter (Arrow's RE2 over a whole batch when pyarrow is there)
+picks the texts worth the exact scan, so clean text costs about a microsecond.
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+
+MODES = ("redact", "block", "off")
+
+_PATTERNS: tuple[tuple[str, str], ...] = (
+    ("private_key", r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----(?:.*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----|.*)"),
+    ("aws_secret_key", r"(?i:aws_?secret_?(?:access_?)?key)[\"']?\s*[:=]\s*[\"']?[A-Za-z0-9/+=]{40}(?![A-Za-z0-9/+=])"),
+    ("aws_access_key", r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b"),
+    ("bearer_token", r"\b[Bb]earer\s+[A-Za-z0-9\-._~+/]{16,}=*"),
+    ("github_token", r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,})"),
+    ("slack_token", r"\bxox[abprs]-[A-Za-z0-9-]{10,}"),
+    ("jwt", r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
+    ("api_key", r"\b(?:(?:sk|rk)[-_](?:live_|test_|proj-)?[A-Za-z0-9_-]{20,}|AIza[0-9A-Za-z_-]{35})"),
+    ("email", r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"),
+    ("card", r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])"),
+    ("phone", r"(?<![\w+])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){2,4}"
+              r"|(?:1[ .-]?)?\(?\d{3}\)?[ .-]?\d{3}[ .-]\d{4})(?![\w])"),
+)
+_SCANNER = re.compile("|".join(f"(?P<{kind}>{pattern})" for kind, pattern in _PATTERNS), re.DOTALL)
+# A superset of every pattern above in RE2 syntax (no look-arounds): texts without a hit are clean.
+PREFILTER = (r"@|\d{3}\)?[ .-]?\d{3}[ .-]?\d{4}|\d{4}[ -]?\d{4}[ -]?\d{4}|\+\d|AKIA|ASIA|ABIA|ACCA|[Bb]earer\s|"
+             r"PRIVATE KEY|gh[pousr]_|github_pat_|xox[abprs]-|sk[-_]|rk[-_]|AIza|eyJ|(?i:aws_?secret)")
+_PREFILTER = re.compile(PREFILTER)
+_NON_DIGITS = re.compile(r"\D")
+
+
+def luhn_valid(digits: str) -> bool:
+    """The Luhn checksum card numbers carry."""
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = ord(char) - 48
+        if index % 2:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def may_contain(texts: Sequence[str]) -> list[bool]:
+    """Which texts the exact scan must look at (RE2 over the batch with pyarrow, else Python's re)."""
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+    except ImportError:
+        return [_PREFILTER.search(text) is not None for text in texts]
+    return pc.match_substring_regex(pa.array(texts, pa.large_string()), PREFILTER).to_pylist()
+
+
+def allowed(kind: str, value: str, allow: frozenset[str]) -> bool:
+    """Whether a finding is on the allow list: the exact value (any case), or an email at an allowed `@domain`."""
+    value = value.lower()
+    return value in allow or (kind == "email" and "@" + value.rpartition("@")[2] in allow)
+
+
+def find(text: str, allow: frozenset[str] = frozenset()) -> list[tuple[str, int, int]]:
+    """(kind, start, end) of every PII or secret in `text`; digit runs that fail Luhn are not cards.
+
+    `allow` holds lower-cased values that are not private (a company's public support address...).
+    """
+    found: list[tuple[str, int, int]] = []
+    for match in _SCANNER.finditer(text):
+        kind = match.lastgroup or ""
+        if kind == "card" and not luhn_valid(_NON_DIGITS.sub("", match.group())):
+            continue
+        if allow and allowed(kind, match.group(), allow):
+            continue
+        found.append((kind, match.start(), match.end()))
+    return found
+
+
+def redact(text: str, allow: frozenset[str] = frozenset()) -> tuple[str, Counter[str]]:
+    """`text` with each finding (not on the allow list) replaced by `[KIND]`, and the kinds found."""
+    findings = find(text, allow)
+    if not findings:
+        return text, Counter()
+    parts: list[str] = []
+    position = 0
+    for kind, start, end in findings:
+        parts += [text[position:start], f"[{kind.upper()}]"]
+        position = end
+    parts.append(text[position:])
+    return "".join(parts), Counter(kind for kind, _, _ in findings)

@@ -1,0 +1,134 @@
+""""Should we retrain?": a profile of a data version and its comparison with the previous one.
+
+Profile: histograms of prompt and completion lengths (characters, all examples); on a fixed-size
+deterministic sample, a hashed unigram vocabulary and the top keywords (topics: content words by
+the share of examples using them). Comparison: examples new / changed (a known prompt with
+another answer) / unchanged / removed (in the previous version, not in this one), and the
+Jensen-Shannon divergence (base 2, 0 = same, 1 = disjoint) of each distribution. The retrain
+score is the largest of the changed share, the removed share and the divergences; training is
+recommended when it reaches `min_change` (0 = always).
+"""
+from __future__ import annotations
+
+import math
+import re
+import zlib
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from common.data_manifest import PreviousData
+
+LENGTH_EDGES = [0, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384]
+VOCABULARY_BUCKETS = 4096
+PROFILE_SAMPLE = 20000
+TOP_KEYWORDS = 50
+_WORDS = re.compile(r"[^\W\d_]{4,}")
+STOPWORDS = frozenset("""about above after again against also because been before being below between both could
+does doing down during each from further have having here hers herself himself into itself just more most myself once
+only other ours ourselves over same should some such than that their theirs them themselves then there these they this
+those through under until very were what when where which while whom whose will with would your yours yourself
+yourselves please thanks thank""".split())
+
+
+def length_histogram(lengths: np.ndarray) -> list[int]:
+    counts, _ = np.histogram(np.minimum(lengths, LENGTH_EDGES[-1] - 1), bins=LENGTH_EDGES)
+    return [int(count) for count in counts]
+
+
+def text_profile(texts: Iterable[str]) -> dict[str, Any]:
+    """Hashed vocabulary and top keywords of sampled example texts."""
+    vocabulary: Counter[int] = Counter()
+    keywords: Counter[str] = Counter()
+    sample = 0
+    for text in texts:
+        sample += 1
+        words = _WORDS.findall(text.lower())
+        vocabulary.update(zlib.crc32(word.encode("utf-8")) % VOCABULARY_BUCKETS for word in words)
+        keywords.update({word for word in words if word not in STOPWORDS})
+    top = sorted(keywords.items(), key=lambda item: (-item[1], item[0]))[:TOP_KEYWORDS]
+    return {"sample": sample,
+            "vocabulary": {str(bucket): count for bucket, count in sorted(vocabulary.items())},
+            "topics": {word: round(count / max(sample, 1), 4) for word, count in top}}
+
+
+def build_profile(examples: int, prompt_lengths: np.ndarray, completion_lengths: np.ndarray,
+                  sample_texts: Iterable[str]) -> dict[str, Any]:
+    return {"examples": examples, "length_edges": LENGTH_EDGES,
+            "prompt_chars": length_histogram(prompt_lengths), "completion_chars": length_histogram(completion_lengths),
+            **text_profile(sample_texts)}
+
+
+def js_divergence(left: Mapping[str, float], right: Mapping[str, float]) -> float:
+    """Jensen-Shannon divergence (base 2) of two unnormalized distributions over keys; 0 if either is empty."""
+    keys = set(left) | set(right)
+    p_total, q_total = sum(left.values()), sum(right.values())
+    if not keys or p_total <= 0 or q_total <= 0:
+        return 0.0
+    divergence = 0.0
+    for key in keys:
+        p, q = left.get(key, 0) / p_total, right.get(key, 0) / q_total
+        m = (p + q) / 2
+        divergence += (p * math.log2(p / m) if p else 0.0) + (q * math.log2(q / m) if q else 0.0)
+    return round(max(0.0, divergence / 2), 6)
+
+
+def _as_distribution(counts: list[int]) -> dict[str, float]:
+    return {str(index): float(count) for index, count in enumerate(counts) if count}
+
+
+def shift(previous: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, Any]:
+    old_topics, new_topics = previous.get("topics", {}), current.get("topics", {})
+    return {
+        "prompt_length": js_divergence(_as_distribution(previous.get("prompt_chars", [])),
+                                       _as_distribution(current["prompt_chars"])),
+        "completion_length": js_divergence(_as_distribution(previous.get("completion_chars", [])),
+                                           _as_distribution(current["completion_chars"])),
+        "vocabulary": js_divergence(previous.get("vocabulary", {}), current["vocabulary"]),
+        "topics": js_divergence(old_topics, new_topics),
+        "new_topics": [word for word in list(new_topics)[:10] if word not in old_topics],
+        "dropped_topics": [word for word in list(old_topics)[:10] if word not in new_topics],
+    }
+
+
+def compare(previous: PreviousData | None, new_ids: np.ndarray, new_prompt_keys: np.ndarray,
+            version_ids: np.ndarray, profile: dict[str, Any], version: str) -> dict[str, Any]:
+    """The new data against the previous version: counts of new/changed/unchanged/removed examples and shift.
+
+    `new_ids`/`new_prompt_keys` are the new (not replayed) examples, `version_ids` every example of this version.
+    """
+    if previous is None:
+        return {"previous_data_version": None, "same_data_version": False, "score": 1.0,
+                "reason": "no previous data version (no manifest in the replay input)"}
+    unchanged = np.isin(new_ids, previous.ids)
+    changed = ~unchanged & np.isin(new_prompt_keys, previous.prompt_keys)
+    removed = int((~np.isin(previous.ids, version_ids)).sum())
+    counts = {"new": int((~unchanged & ~changed).sum()), "changed": int(changed.sum()),
+              "unchanged": int(unchanged.sum()), "removed": removed}
+    drift = shift(previous.manifest.get("profile", {}), profile)
+    change_share = (counts["new"] + counts["changed"]) / max(1, new_ids.size)
+    removed_share = removed / max(1, previous.ids.size)
+    score = max(change_share, removed_share,
+                *(drift[name] for name in ("prompt_length", "completion_length", "vocabulary", "topics")))
+    return {"previous_data_version": previous.version, "same_data_version": previous.version == version,
+            "previous_examples": int(previous.ids.size), "examples": counts,
+            "change_share": round(change_share, 6), "removed_share": round(removed_share, 6), "shift": drift,
+            "score": round(score, 6), "reason": _reason(counts, change_share, removed_share, drift)}
+
+
+def _reason(counts: Mapping[str, int], change_share: float, removed_share: float, drift: Mapping[str, Any]) -> str:
+    largest = max(("prompt_length", "completion_length", "vocabulary", "topics"), key=lambda name: drift[name])
+    return (f"{counts['new']} new and {counts['changed']} changed examples ({change_share:.1%} of the new data), "
+            f"{counts['removed']} removed ({removed_share:.1%} of the previous version); largest shift: {largest} "
+            f"{drift[largest]:.3f}")
+
+
+def retrain_decision(comparison: Mapping[str, Any], min_change: float) -> dict[str, Any]:
+    score = float(comparison["score"])
+    recommended = score >= min_change
+    verdict = "retrain" if recommended else "skip training: nothing meaningful changed"
+    return {"score": score, "min_change": min_change, "recommended": recommended,
+            "reason": f"{verdict} (score {score:.4f} {'>=' if recommended else '<'} min change {min_change}): "
+                      f"{comparison['reason']}"}

@@ -1,0 +1,316 @@
+"""Input files → rows, streamed: (line number, record | text | RowError, raw preview).
+
+Formats: JSON Lines (.jsonl, .ndjson), JSON (.json: an array of records, an object holding one
+array, or an object of records), CSV/TSV with a header row, plain text and Markdown (paragraphs),
+Parquet; each of the line formats also gzip-compressed (`.gz`). Line 0 means the whole file.
+A file that is too big, not UTF-8 (UTF-16/32 byte-order mark, NUL bytes) or of an unknown type
+is one quarantined row.
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from common.data_records import RowError, json_kind
+
+RAW_PREVIEW_CHARS = 300
+UTF8_BOM = b"\xef\xbb\xbf"
+FOREIGN_BOMS = ((b"\x00\x00\xfe\xff", "UTF-32 BE"), (b"\xff\xfe\x00\x00", "UTF-32 LE"),
+                (b"\xfe\xff", "UTF-16 BE"), (b"\xff\xfe", "UTF-16 LE"))
+FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv",
+           ".txt": "text", ".md": "markdown", ".parquet": "parquet"}
+SNIFF_BYTES = 4096
+
+# A row: (line number, record | paragraph text | RowError, raw text for the quarantine).
+Row = tuple[int, "dict[str, Any] | str | RowError", str]
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """A file to read; `name` labels it in reports and example sources."""
+
+    path: Path
+    name: str
+    size: int
+
+    @property
+    def compressed(self) -> bool:
+        return self.path.suffix.lower() == ".gz"
+
+    @property
+    def format(self) -> str | None:
+        suffix = Path(self.path.stem).suffix if self.compressed else self.path.suffix
+        kind = FORMATS.get(suffix.lower())
+        return None if kind == "parquet" and self.compressed else kind
+
+
+def discover(roots: list[Path]) -> list[InputFile]:
+    """Every file under the roots (a root may be a file), sorted by name; names are relative to their root.
+
+    With several roots, names are prefixed by the root's own name so they stay distinct.
+    """
+    files: list[InputFile] = []
+    for root in roots:
+        prefix = f"{root.name}/" if len(roots) > 1 else ""
+        if root.is_file():
+            files.append(InputFile(root, root.name, root.stat().st_size))
+            continue
+        for path in root.rglob("*"):
+            if path.is_file():
+                files.append(InputFile(path, prefix + path.relative_to(root).as_posix(), path.stat().st_size))
+    return sorted(files, key=lambda item: item.name)
+
+
+def preview(text: str) -> str:
+    return text if len(text) <= RAW_PREVIEW_CHARS else text[:RAW_PREVIEW_CHARS] + "..."
+
+
+def _open(file: InputFile) -> IO[bytes]:
+    return gzip.open(file.path, "rb") if file.compressed else file.path.open("rb")
+
+
+def encoding_problem(head: bytes) -> str | None:
+    """Why a file's first bytes show it is not UTF-8 text, or None."""
+    for bom, name in FOREIGN_BOMS:
+        if head.startswith(bom):
+            return f"file is {name} (byte-order mark {bom.hex(' ').upper()}); save it as UTF-8"
+    if b"\x00" in head:
+        return "file holds NUL bytes: not UTF-8 text (UTF-16 without a byte-order mark, or a binary file)"
+    return None
+
+
+def decoded_lines(handle: IO[bytes]) -> Iterator[tuple[int, str | RowError, str]]:
+    """(line number, text or a RowError, raw preview) for every line; a leading UTF-8 BOM is dropped."""
+    for line_no, raw in enumerate(handle, start=1):
+        if raw.endswith(b"\n"):
+            raw = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1]
+        if raw.startswith(UTF8_BOM):
+            if line_no == 1:
+                raw = raw[3:]
+            else:
+                text = raw[3:].decode("utf-8", errors="replace")
+                yield line_no, RowError("stray_bom", "line starts with a byte-order mark (U+FEFF), usually left by "
+                                                     "concatenating files: remove it"), preview(text)
+                continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            error = RowError("invalid_utf8", f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})")
+            yield line_no, error, preview(raw.decode("utf-8", errors="replace"))
+            continue
+        yield line_no, text, text
+
+
+def jsonl_rows(handle: IO[bytes]) -> Iterator[Row]:
+    loads = json.loads
+    for line_no, text, raw in decoded_lines(handle):
+        if isinstance(text, RowError):
+            yield line_no, text, raw
+        elif text and not text.isspace():
+            try:
+                record = loads(text)
+            except json.JSONDecodeError as exc:
+                yield line_no, RowError("malformed_json", f"not valid JSON: {exc.msg} (column {exc.colno})"), \
+                    preview(raw)
+                continue
+            if type(record) is dict:
+                yield line_no, record, raw
+            else:
+                yield line_no, RowError("not_an_object", f"expected a JSON object, got {json_kind(record)}"), \
+                    preview(raw)
+
+
+def _skip(text: str, position: int, chars: str) -> int:
+    while position < len(text) and text[position] in chars:
+        position += 1
+    return position
+
+
+def _elements(text: str, start: int, is_object: bool) -> Iterator[tuple[int, int, Any]]:
+    """(start, end, value) of each element of the array or object whose bracket is at `start`."""
+    decoder = json.JSONDecoder()
+    position = start + 1
+    closing = "}" if is_object else "]"
+    while True:
+        position = _skip(text, position, " \t\r\n,")
+        if position >= len(text) or text[position] == closing:
+            return
+        if is_object:
+            _, position = decoder.raw_decode(text, position)
+            position = _skip(text, position, " \t\r\n:")
+        value, end = decoder.raw_decode(text, position)
+        yield position, end, value
+        position = end
+
+
+def json_rows(handle: IO[bytes]) -> Iterator[Row]:
+    """A .json document: an array of records, an object holding one array of records, or an object of records."""
+    data = handle.read()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line_no = data.count(b"\n", 0, exc.start) + 1
+        yield line_no, RowError("invalid_utf8", f"not valid UTF-8 (byte 0x{data[exc.start]:02x})"), ""
+        return
+    if not text.strip():
+        return
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        yield exc.lineno, RowError("malformed_json", f"not valid JSON: {exc.msg} (column {exc.colno})"), ""
+        return
+    start = _skip(text, 0, " \t\r\n")
+    if isinstance(document, dict):
+        lists = [(index, value) for index, value in enumerate(document.values()) if isinstance(value, list)]
+        if len(document) == 1 and lists:
+            start = _inner_array_start(text, start)
+            elements = _elements(text, start, is_object=False)
+        elif document and all(isinstance(value, dict) for value in document.values()):
+            elements = _elements(text, start, is_object=True)
+        else:
+            yield 1, document, preview(text)
+            return
+    elif isinstance(document, list):
+        elements = _elements(text, start, is_object=False)
+    else:
+        yield 1, RowError("not_an_array", f"expected a JSON array or object of records, got {json_kind(document)}"), ""
+        return
+    lines_before, counted_to = 1, 0
+    for position, end, element in elements:
+        lines_before += text.count("\n", counted_to, position)
+        counted_to = position
+        raw = preview(text[position:end])
+        if isinstance(element, dict):
+            yield lines_before, element, raw
+        else:
+            yield lines_before, RowError("not_an_object", f"expected a JSON object, got {json_kind(element)}"), raw
+
+
+def _inner_array_start(text: str, object_start: int) -> int:
+    """Where the array value of a one-key object starts."""
+    decoder = json.JSONDecoder()
+    position = _skip(text, object_start + 1, " \t\r\n")
+    _, position = decoder.raw_decode(text, position)
+    return _skip(text, position, " \t\r\n:")
+
+
+def delimited_rows(handle: IO[bytes], delimiter: str) -> Iterator[Row]:
+    """CSV/TSV with a header row; each later non-blank row becomes a record keyed by the header."""
+    errors: list[Row] = []
+    started: list[int | None] = [None]
+    texts: dict[int, str] = {}
+
+    def feed() -> Iterator[str]:
+        for line_no, text, raw in decoded_lines(handle):
+            if isinstance(text, RowError):
+                errors.append((line_no, text, raw))
+                continue
+            if started[0] is None:
+                started[0] = line_no
+                texts.clear()
+            texts[line_no] = text
+            yield text + "\n"
+
+    reader = csv.reader(feed(), delimiter=delimiter, strict=True)
+    header: list[str] | None = None
+    while True:
+        started[0] = None
+        try:
+            cells = next(reader)
+            problem = None
+        except StopIteration:
+            yield from errors
+            return
+        except csv.Error as exc:
+            cells, problem = [], f"unreadable row: {exc}"
+        yield from errors
+        errors.clear()
+        line_no = started[0] or 0
+        raw = preview("\n".join(texts.values()))
+        if problem:
+            yield line_no, RowError("malformed_row", problem), raw
+        elif not any(cell.strip() for cell in cells):
+            continue
+        elif header is None:
+            header = [cell.strip() for cell in cells]
+        elif len(cells) != len(header):
+            yield line_no, RowError("malformed_row", f"row has {len(cells)} fields, the header has {len(header)}"), raw
+        else:
+            yield line_no, dict(zip(header, cells)), raw
+
+
+def text_rows(handle: IO[bytes], markdown: bool) -> Iterator[Row]:
+    """Paragraphs (blocks between blank lines; Markdown headings dropped) located by their first line."""
+    block: list[tuple[int, str]] = []
+
+    def paragraph() -> Iterator[Row]:
+        if block:
+            text = " ".join(line.strip() for _, line in block)
+            yield block[0][0], text, preview(text)
+            block.clear()
+
+    for line_no, text, raw in decoded_lines(handle):
+        if isinstance(text, RowError):
+            yield from paragraph()
+            yield line_no, text, raw
+        elif not text.strip() or (markdown and text.lstrip().startswith("#")):
+            yield from paragraph()
+        else:
+            block.append((line_no, text))
+    yield from paragraph()
+
+
+def parquet_rows(path: Path, batch_rows: int = 8192) -> Iterator[Row]:
+    """Parquet rows as records; the row number (from 1) stands for the line."""
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for unreadable files
+        yield 0, RowError("malformed_file", f"not a readable Parquet file: {exc}"), ""
+        return
+    row_no = 0
+    for batch in parquet.iter_batches(batch_size=batch_rows):
+        for record in batch.to_pylist():
+            row_no += 1
+            yield row_no, record, preview(json.dumps(record, ensure_ascii=False, default=str))
+
+
+def read_rows(file: InputFile, max_file_bytes: int) -> Iterator[Row]:
+    """Every row of one file; whole-file problems are one row at line 0."""
+    kind = file.format
+    if kind is None:
+        supported = ", ".join(sorted(FORMATS)) + " (and .gz of the text formats)"
+        yield 0, RowError("unsupported_file", f"unsupported file type '{''.join(file.path.suffixes) or file.name}' "
+                                              f"(supported: {supported})"), ""
+        return
+    if file.size > max_file_bytes:
+        yield 0, RowError("file_too_large", f"file is {file.size:,} bytes, over the limit of {max_file_bytes:,} "
+                                            "(split it, or raise the max file size)"), ""
+        return
+    if kind == "parquet":
+        yield from parquet_rows(file.path)
+        return
+    try:
+        with _open(file) as handle:
+            head = handle.peek(SNIFF_BYTES)[:SNIFF_BYTES] if hasattr(handle, "peek") else b""
+            problem = encoding_problem(head)
+            if problem:
+                yield 0, RowError("wrong_encoding", problem), ""
+                return
+            if kind == "jsonl":
+                yield from jsonl_rows(handle)
+            elif kind == "json":
+                yield from json_rows(handle)
+            elif kind in ("csv", "tsv"):
+                yield from delimited_rows(handle, "," if kind == "csv" else "\t")
+            else:
+                yield from text_rows(handle, markdown=kind == "markdown")
+    except (OSError, EOFError, zlib.error) as exc:
+        yield 0, RowError("malformed_file", f"cannot read the file: {exc}"), ""

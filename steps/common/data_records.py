@@ -1,0 +1,242 @@
+"""Record shapes → one training example: prompt/completion plus the chat form (`messages`).
+
+Shapes (field names matched case-insensitively, after the configurable column mapping):
+chat `messages` ([{"role", "content"}]) or ShareGPT `conversations` ([{"from", "value"}]);
+prompt/completion; question/answer; instruction (+ input)/output; raw `text` (split into a
+continuation example: first sentence as the prompt, the rest as the completion). A `system`
+field joins the chat form as its system message.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+from json.encoder import encode_basestring as quote
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+PAIR_SHAPES = (("prompt", "completion"), ("question", "answer"), ("instruction", "output"))
+CANONICAL_FIELDS = ("prompt", "completion", "question", "answer", "instruction", "input", "output",
+                    "messages", "conversations", "text", "system")
+SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
+                  "system": "system", "bot": "assistant", "model": "assistant"}
+MIN_PARAGRAPH_WORDS = 4
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+Messages = list[dict[str, str]]
+
+
+class RowError(Exception):
+    """One input row is unusable: `reason` is a short category, `detail` says what is wrong."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Example:
+    """One training example; `messages` is its chat form (system + turns up to the final reply)."""
+
+    id: str
+    prompt: str
+    completion: str
+    source: str
+    messages: Messages = field(default_factory=list)
+
+    def chat(self) -> Messages:
+        return self.messages or pair_messages(self.prompt, self.completion)
+
+    def to_record(self) -> dict[str, Any]:
+        return {"id": self.id, "prompt": self.prompt, "completion": self.completion, "source": self.source,
+                "messages": self.chat()}
+
+
+@dataclass(frozen=True)
+class Shaped:
+    """A record mapped to the training schema, before ids and checks."""
+
+    prompt: str
+    completion: str
+    messages: Messages
+
+    @classmethod
+    def from_messages(cls, messages: Messages) -> "Shaped":
+        """The final reply is the completion; the last user message before it the prompt."""
+        prompt = next(m["content"] for m in reversed(messages[:-1]) if m["role"] == "user")
+        return cls(prompt, messages[-1]["content"], messages)
+
+
+def pair_messages(prompt: str, completion: str, system: str | None = None) -> Messages:
+    head = [{"role": "system", "content": system}] if system else []
+    return [*head, {"role": "user", "content": prompt}, {"role": "assistant", "content": completion}]
+
+
+def normalize(text: str) -> str:
+    """The form duplicates are compared in: Unicode NFC, whitespace runs collapsed, ends stripped."""
+    return " ".join(unicodedata.normalize("NFC", text).split())
+
+
+def _key(parts: list[str]) -> str:
+    return hashlib.sha256("\x1f".join(normalize(part) for part in parts).encode("utf-8")).hexdigest()[:16]
+
+
+def has_context(messages: Messages | None) -> bool:
+    """Whether a chat holds more than one user question and its reply (a system message or earlier turns)."""
+    return bool(messages) and (len(messages) > 2 or messages[0]["role"] != "user")
+
+
+def example_id(prompt: str, completion: str, messages: Messages | None = None) -> str:
+    """A content id: the same normalized prompt and completion (and chat context, if any) → the same id."""
+    if has_context(messages):
+        return _key([f"{m['role']}:{m['content']}" for m in messages])
+    return _key([prompt, completion])
+
+
+def prompt_key(prompt: str) -> str:
+    """What the example asks (its final question, normalized): equal keys with other ids = a changed answer."""
+    return _key([prompt])
+
+
+def example_keys(shaped: "Shaped") -> tuple[str, str]:
+    """(example id, prompt key) of a shaped record, normalizing each text once."""
+    if has_context(shaped.messages):
+        return example_id("", "", shaped.messages), prompt_key(shaped.prompt)
+    prompt = normalize(shaped.prompt).encode("utf-8")
+    completion = normalize(shaped.completion).encode("utf-8")
+    return (hashlib.sha256(prompt + b"\x1f" + completion).hexdigest()[:16],
+            hashlib.sha256(prompt).hexdigest()[:16])
+
+
+def content_digest(messages: Messages) -> bytes:
+    """16 bytes that change with any character of the chat form (which holds prompt and completion)."""
+    text = "\x1e".join(f"{message['role']}\x1f{message['content']}" for message in messages)
+    return hashlib.sha256(text.encode("utf-8")).digest()[:16]
+
+
+def split_paragraph(paragraph: str) -> tuple[str, str]:
+    """Raw text as (prompt, completion): first sentence / the rest, else halves of the words."""
+    sentences = [part for part in _SENTENCE_END.split(paragraph.strip()) if part]
+    if len(sentences) >= 2:
+        return sentences[0], " ".join(sentences[1:])
+    words = paragraph.split()
+    if len(words) < MIN_PARAGRAPH_WORDS:
+        raise RowError("short_paragraph", f"text has {len(words)} word(s); at least {MIN_PARAGRAPH_WORDS} are needed "
+                                          "to split it into prompt and completion")
+    middle = len(words) // 2
+    return " ".join(words[:middle]), " ".join(words[middle:])
+
+
+def json_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return {list: "an array", dict: "an object"}.get(type(value), type(value).__name__)
+
+
+def text_field(fields: Mapping[str, Any], key: str, label: str | None = None) -> str:
+    name = label or key
+    value = fields.get(key)
+    if value is None:
+        raise RowError("missing_field", f"missing field '{name}'" if key not in fields else f"field '{name}' is null")
+    if not isinstance(value, str):
+        raise RowError("non_string_field", f"field '{name}' is {json_kind(value)}, expected a string")
+    value = value.strip()
+    if not value:
+        raise RowError("empty_field", f"field '{name}' is empty")
+    return value
+
+
+def _optional_text(fields: Mapping[str, Any], key: str) -> str | None:
+    if fields.get(key) is None:
+        return None
+    value = fields[key]
+    if not isinstance(value, str):
+        raise RowError("non_string_field", f"field '{key}' is {json_kind(value)}, expected a string")
+    return value.strip() or None
+
+
+def _chat(turns: Any, field_name: str, role_key: str, content_key: str, roles: Mapping[str, str] | None,
+          system: str | None) -> Shaped:
+    """Chat turns → (last user message before the final assistant reply, that reply, the chat form)."""
+    if not isinstance(turns, list) or not turns:
+        raise RowError("invalid_messages", f"field '{field_name}' must be a non-empty array of "
+                                           f"{{{role_key}, {content_key}}} objects")
+    messages: Messages = [{"role": "system", "content": system}] if system else []
+    for index, turn in enumerate(turns):
+        where = f"{field_name}[{index}]"
+        if not isinstance(turn, dict):
+            raise RowError("invalid_messages", f"{where} is {json_kind(turn)}, expected an object")
+        raw_role = text_field(turn, role_key, f"{where}.{role_key}").lower()
+        role = roles.get(raw_role, raw_role) if roles else raw_role
+        if role in ("system", "user", "assistant"):
+            messages.append({"role": role, "content": text_field(turn, content_key, f"{where}.{content_key}")})
+    replies = [index for index, message in enumerate(messages) if message["role"] == "assistant"]
+    if not replies:
+        raise RowError("invalid_messages", f"field '{field_name}' has no assistant message")
+    questions = [index for index in range(replies[-1]) if messages[index]["role"] == "user"]
+    if not questions:
+        raise RowError("invalid_messages",
+                       f"field '{field_name}' has no user message before the last assistant message")
+    kept = messages[: replies[-1] + 1]
+    return Shaped(kept[questions[-1]]["content"], kept[-1]["content"], kept)
+
+
+class RecordMapper:
+    """Maps records of any supported shape to `Shaped`; `columns` maps canonical names to source names."""
+
+    def __init__(self, columns: Mapping[str, str] | None = None) -> None:
+        self._rename = {source.strip().lower(): canonical for canonical, source in (columns or {}).items()}
+
+    def fields(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        fields: dict[str, Any] = {}
+        for key, value in record.items():
+            name = str(key).strip().lower()
+            fields[self._rename.get(name, name)] = value
+        return fields
+
+    def shape(self, record: Mapping[str, Any]) -> Shaped:
+        fields = self.fields(record)
+        if not fields or all(value is None or (isinstance(value, str) and not value.strip()) for value in fields.values()):
+            raise RowError("empty_record", "record has no content" + (f" (fields {sorted(fields)} are all empty)"
+                                                                        if fields else ""))
+        system = _optional_text(fields, "system")
+        if "messages" in fields:
+            return _chat(fields["messages"], "messages", "role", "content", None, system)
+        if "conversations" in fields:
+            return _chat(fields["conversations"], "conversations", "from", "value", SHAREGPT_ROLES, system)
+        for prompt_key_, completion_key in PAIR_SHAPES:
+            if prompt_key_ in fields or completion_key in fields:
+                prompt = text_field(fields, prompt_key_)
+                completion = text_field(fields, completion_key)
+                if prompt_key_ == "instruction":
+                    extra = _optional_text(fields, "input")
+                    prompt = f"{prompt}\n\n{extra}" if extra else prompt
+                return Shaped(prompt, completion, pair_messages(prompt, completion, system))
+        if "text" in fields:
+            prompt, completion = split_paragraph(text_field(fields, "text"))
+            return Shaped(prompt, completion, pair_messages(prompt, completion, system))
+        raise RowError(
+            "unrecognized_record",
+            "no known fields (expected messages, conversations, prompt/completion, question/answer, "
+            f"instruction/output or text); found {sorted(fields)}",
+        )
+
+
+def shape_text(paragraph: str) -> Shaped:
+    prompt, completion = split_paragraph(paragraph)
+    return Shaped(prompt, completion, pair_messages(prompt, completion))
+
+
+def record_line(example_id_: str, source: str, shaped: Shaped) -> str:
+    """The output JSONL line of an example: json.dumps(Example.to_record()), built without re-encoding texts."""
+    prompt, completion = quote(shaped.prompt), quote(shaped.completion)
+    encoded = {id(shaped.prompt): prompt, id(shaped.completion): completion}
+    messages = ", ".join(f'{{"role": "{m["role"]}", "content": {encoded.get(id(m["content"])) or quote(m["content"])}}}'
+                         for m in shaped.messages)
+    return (f'{{"id": "{example_id_}", "prompt": {prompt}, "completion": {completion}, '
+            f'"source": {quote(source)}, "messages": [{messages}]}}\n')

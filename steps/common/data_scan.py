@@ -1,0 +1,182 @@
+"""One input file → staged examples, quarantined rows and the arrays deduplication works on.
+
+Runs in a worker process per file. Rows are read as a stream and handled in batches: shape →
+PII (redact or block) → token limit → ids, content digest, MinHash signature. Examples are
+written as their final JSONL lines to `<stage>.examples.jsonl`, rejected rows to
+`<stage>.quarantine.jsonl`; `<stage>.npz` holds per-example keys, digests, lengths and LSH band
+keys, and `<stage>.sig.npy` the signatures (read back only for candidate pairs). Memory is
+bounded by the batch size, whatever the file size.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from common import data_dedup, data_pii
+from common.data_readers import InputFile, preview, read_rows
+from common.data_records import (
+    RecordMapper,
+    RowError,
+    Shaped,
+    content_digest,
+    example_keys,
+    record_line,
+    shape_text,
+)
+from common.data_tokens import TokenCounter, load_counter
+
+BATCH_ROWS = 4096
+
+
+@dataclass(frozen=True)
+class ScanSettings:
+    max_file_bytes: int
+    max_tokens: int
+    pii: str
+    pii_allow: frozenset[str]
+    columns: dict[str, str]
+    tokenizer_dir: Path | None
+
+
+@dataclass
+class FileScan:
+    """What scanning one file found; the examples and arrays are in the files under `stage`."""
+
+    name: str
+    format: str | None
+    bytes: int
+    sha256: str
+    stage: Path
+    rows: int = 0
+    staged: int = 0
+    quarantined: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    pii_found: Counter[str] = field(default_factory=Counter)
+    pii_rows: int = 0
+    tokens_counted: int = 0
+    token_counter: str = ""
+
+    def file_entry(self) -> dict[str, Any]:
+        return {"path": self.name, "format": self.format, "bytes": self.bytes, "sha256": self.sha256, "rows": self.rows,
+                "quarantined": self.quarantined}
+
+
+def file_sha256(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+class _Scanner:
+    def __init__(self, file: InputFile, settings: ScanSettings, result: FileScan, counter: TokenCounter,
+                 examples: IO[str], quarantine: IO[str]) -> None:
+        self.file, self.settings, self.result, self.counter = file, settings, result, counter
+        self.examples, self.quarantine = examples, quarantine
+        self.arrays: dict[str, list[Any]] = {"keys": [], "prompt_keys": [], "digests": [], "lengths": []}
+        self.signatures: list[np.ndarray] = []
+        self.rejected: list[tuple[int, str]] = []  # (line, JSONL record), written in line order at each flush
+
+    def reject(self, line_no: int, reason: str, detail: str, raw: str) -> None:
+        """Quarantine a row; its raw text is redacted too unless PII handling is off."""
+        raw = preview(raw if self.settings.pii == "off" else data_pii.redact(raw, self.settings.pii_allow)[0])
+        self.result.quarantined += 1
+        self.result.reasons[reason] += 1
+        self.rejected.append((line_no, json.dumps({"file": self.file.name, "line": line_no, "reason": reason,
+                                                   "detail": detail, "raw": raw}, ensure_ascii=False) + "\n"))
+
+    def _pii(self, batch: list[tuple[int, Shaped, str]]) -> list[tuple[int, Shaped, str]]:
+        if self.settings.pii == "off":
+            return batch
+        flagged = data_pii.may_contain(["\n".join(m["content"] for m in shaped.messages) for _, shaped, _ in batch])
+        kept = []
+        for (line_no, shaped, raw), suspect in zip(batch, flagged):
+            if suspect:
+                messages, found = [], Counter[str]()
+                for message in shaped.messages:
+                    text, kinds = data_pii.redact(message["content"], self.settings.pii_allow)
+                    messages.append({"role": message["role"], "content": text})
+                    found += kinds
+                if found:
+                    self.result.pii_found += found
+                    self.result.pii_rows += 1
+                    if self.settings.pii == "block":
+                        self.reject(line_no, "pii", f"contains {', '.join(sorted(found))} (PII mode 'block')", raw)
+                        continue
+                    shaped = Shaped.from_messages(messages)
+            kept.append((line_no, shaped, raw))
+        return kept
+
+    def _fits(self, line_no: int, shaped: Shaped, raw: str) -> bool:
+        limit = self.settings.max_tokens
+        if self.counter.surely_fits(shaped.messages, shaped.prompt, shaped.completion, limit):
+            return True
+        try:
+            tokens = self.counter.count(shaped.messages, shaped.prompt, shaped.completion)
+        except Exception as exc:  # noqa: BLE001 - a template may raise anything for odd chats
+            self.reject(line_no, "chat_template", f"the chat template cannot render this chat: {exc}", raw)
+            return False
+        if tokens > limit:
+            self.reject(line_no, "too_long", f"{tokens} tokens, over the limit of {limit} ({self.counter.description})",
+                        raw)
+            return False
+        return True
+
+    def flush(self, batch: list[tuple[int, Shaped, str]]) -> None:
+        texts = []
+        for line_no, shaped, raw in self._pii(batch):
+            if not self._fits(line_no, shaped, raw):
+                continue
+            example_id, prompt_key = example_keys(shaped)
+            self.examples.write(record_line(example_id, f"{self.file.name}:{line_no}", shaped))
+            self.arrays["keys"].append(int(example_id, 16))
+            self.arrays["prompt_keys"].append(int(prompt_key, 16))
+            self.arrays["digests"].append(content_digest(shaped.messages))
+            self.arrays["lengths"].append((len(shaped.prompt), len(shaped.completion)))
+            texts.append(data_dedup.dedup_text([m["content"] for m in shaped.messages]))
+        self.result.staged += len(texts)
+        self.signatures.append(data_dedup.signatures(texts))
+        self.quarantine.writelines(line for _, line in sorted(self.rejected, key=lambda item: item[0]))
+        self.rejected.clear()
+
+    def save(self) -> None:
+        signature = np.concatenate(self.signatures) if self.signatures else np.empty((0, data_dedup.NUM_PERM), np.uint32)
+        np.save(self.result.stage.with_suffix(".sig.npy"), signature)
+        digests = np.frombuffer(b"".join(self.arrays["digests"]), np.uint64).reshape(-1, 2)
+        np.savez(self.result.stage.with_suffix(".npz"), keys=np.array(self.arrays["keys"], np.uint64),
+                 prompt_keys=np.array(self.arrays["prompt_keys"], np.uint64), digests=digests,
+                 lengths=np.array(self.arrays["lengths"], np.int64).reshape(-1, 2),
+                 bands=data_dedup.band_keys(signature))
+
+
+def scan_file(file: InputFile, settings: ScanSettings, stage: Path) -> FileScan:
+    """Read, check and stage one file (see the module docstring); returns the counts."""
+    result = FileScan(file.name, file.format, file.size, file_sha256(file.path), stage)
+    counter = load_counter(settings.tokenizer_dir)
+    mapper = RecordMapper(settings.columns)
+    with stage.with_suffix(".examples.jsonl").open("w", encoding="utf-8") as examples, \
+            stage.with_suffix(".quarantine.jsonl").open("w", encoding="utf-8") as quarantine:
+        scanner = _Scanner(file, settings, result, counter, examples, quarantine)
+        batch: list[tuple[int, Shaped, str]] = []
+        for line_no, payload, raw in read_rows(file, settings.max_file_bytes):
+            result.rows += 1
+            try:
+                if isinstance(payload, RowError):
+                    raise payload
+                shaped = shape_text(payload) if isinstance(payload, str) else mapper.shape(payload)
+            except RowError as error:
+                scanner.reject(line_no, error.reason, error.detail, raw)
+            else:
+                batch.append((line_no, shaped, raw))
+            if len(batch) + len(scanner.rejected) >= BATCH_ROWS:
+                scanner.flush(batch)
+                batch = []
+        scanner.flush(batch)
+        scanner.save()
+    result.tokens_counted = counter.checked
+    result.token_counter = counter.description
+    return result
