@@ -2,11 +2,13 @@
 
 Describes the package, creates a model from its InferenceSpecification (image, ModelDataUrl,
 Environment) and an endpoint config (one ``AllTraffic`` variant, DataCaptureConfig capturing Input and
-Output with JSON bodies recorded as JSON), then creates the endpoint, or updates it when it exists
-(optionally blue/green with canary or linear traffic shifting and CloudWatch-alarm auto-rollback),
-and waits for InService. Model and config names are unique per deploy (``<endpoint>-v<version>-<utc
-time>``). Writes ``deployment.json``. Plain boto3: locally the runtime points ``AWS_ENDPOINT_URL_SAGEMAKER``
-at its stand-in.
+Output with JSON bodies recorded as JSON, optionally KMS-encrypted), then creates the endpoint, or
+updates it when it exists (optionally blue/green with canary or linear traffic shifting, baking and
+auto-rollback on CloudWatch alarms, among them alarms created here for the new fleet: 5XX error rate
+and model latency), waits for InService and (re)attaches a target-tracking auto-scaling policy.
+Model and config names are unique per deploy (``<endpoint>-v<version>-<utc time>``). Writes
+``deployment.json``. Plain boto3: locally the runtime points ``AWS_ENDPOINT_URL_SAGEMAKER`` (and the
+CloudWatch / Application Auto Scaling URLs) at its stand-ins.
 """
 from __future__ import annotations
 
@@ -21,6 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+
+from common.deploy_guardrails import (AlarmSettings, GuardrailError, ScalingSettings, create_fleet_alarms,
+                                      delete_fleet_alarms, deregister_scaling, register_scaling)
 
 DEFAULT_OUTPUT_DIR = Path("/opt/ml/processing/output/deployment")
 VARIANT_NAME = "AllTraffic"
@@ -48,12 +53,15 @@ class DeploySettings:
     role_arn: str
     capture_percent: int = 100
     capture_s3_uri: str = ""
+    capture_kms_key_id: str = ""
     traffic_routing: str = ""
     canary_percent: int = 10
     linear_step_percent: int = 25
     wait_interval_seconds: int = 300
     termination_wait_seconds: int = 0
     rollback_alarms: list[str] = field(default_factory=list)
+    alarms: AlarmSettings = field(default_factory=AlarmSettings)
+    scaling: ScalingSettings = field(default_factory=ScalingSettings)
     allow_unapproved: bool = False
     wait_timeout_seconds: float = 3600.0
     poll_seconds: float = 15.0
@@ -79,7 +87,7 @@ def package_containers(package: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def data_capture_config(percent: int, destination_s3_uri: str) -> dict[str, Any] | None:
+def data_capture_config(percent: int, destination_s3_uri: str, kms_key_id: str = "") -> dict[str, Any] | None:
     """Capture Input and Output at ``percent``% (JSON bodies kept as JSON); None when percent is 0."""
     if not 0 <= percent <= 100:
         raise DeployError(f"--capture-percent must be within 0..100, got {percent}")
@@ -87,13 +95,16 @@ def data_capture_config(percent: int, destination_s3_uri: str) -> dict[str, Any]
         return None
     if not destination_s3_uri.startswith("s3://"):
         raise DeployError(f"--capture-s3-uri must be an s3:// URI when capturing, got {destination_s3_uri!r}")
-    return {
+    config: dict[str, Any] = {
         "EnableCapture": True,
         "InitialSamplingPercentage": percent,
         "DestinationS3Uri": destination_s3_uri,
         "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
         "CaptureContentTypeHeader": {"JsonContentTypes": JSON_CONTENT_TYPES},
     }
+    if kms_key_id:
+        config["KmsKeyId"] = kms_key_id
+    return config
 
 
 def deployment_config(settings: DeploySettings) -> dict[str, Any] | None:
@@ -173,13 +184,25 @@ def check_settings(settings: DeploySettings) -> tuple[dict[str, Any] | None, dic
         raise DeployError("--endpoint-name is empty")
     if settings.instance_count < 1:
         raise DeployError(f"--instance-count must be ≥ 1, got {settings.instance_count}")
-    return data_capture_config(settings.capture_percent, settings.capture_s3_uri), deployment_config(settings)
+    try:
+        settings.alarms.check()
+        settings.scaling.check()
+    except GuardrailError as error:
+        raise DeployError(str(error)) from error
+    capture = data_capture_config(settings.capture_percent, settings.capture_s3_uri, settings.capture_kms_key_id)
+    return capture, deployment_config(settings)
 
 
 def deploy(client: Any, settings: DeploySettings, now: datetime | None = None,
-           sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
-    """Run the deployment; returns the deployment record (what deployment.json holds)."""
+           sleep: Callable[[float], None] = time.sleep, cloudwatch: Any = None, autoscaling: Any = None) -> dict[str, Any]:
+    """Run the deployment; returns the deployment record (what deployment.json holds).
+
+    ``cloudwatch`` / ``autoscaling`` clients are needed when alarm thresholds / auto scaling are set.
+    """
     capture, blue_green = check_settings(settings)
+    if (settings.alarms.enabled and cloudwatch is None) or (settings.scaling.enabled and autoscaling is None):
+        raise DeployError("alarm thresholds need a CloudWatch client and auto scaling an Application Auto Scaling "
+                          "client")
     now = now or datetime.now(timezone.utc)
 
     package = client.describe_model_package(ModelPackageName=settings.model_package_arn)
@@ -230,6 +253,12 @@ def deploy(client: Any, settings: DeploySettings, now: datetime | None = None,
     else:
         action, previous_config = "created", None
 
+    fleet_alarms = guard_new_fleet(cloudwatch, settings, name)
+    if existing and blue_green and fleet_alarms:
+        alarms = [*settings.rollback_alarms, *fleet_alarms]
+        blue_green = {**blue_green, "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": a} for a in alarms]}}
+    if existing and settings.scaling.enabled and deregister_scaling(autoscaling, settings.endpoint_name, VARIANT_NAME):
+        print(f"deploy: deregistered auto scaling of {settings.endpoint_name} for the update", flush=True)
     if existing:
         update_args: dict[str, Any] = {"EndpointName": settings.endpoint_name, "EndpointConfigName": name}
         if blue_green:
@@ -247,6 +276,7 @@ def deploy(client: Any, settings: DeploySettings, now: datetime | None = None,
         "instance_type": settings.instance_type, "instance_count": settings.instance_count,
         "action": action, "previous_endpoint_config_name": previous_config,
         "data_capture": capture, "deployment_config": blue_green if existing else None,
+        "alarms": fleet_alarms, "autoscaling": None,
         "deployed_at": now.isoformat(timespec="seconds"), "status": "Creating" if not existing else "Updating",
     }
     try:
@@ -254,11 +284,25 @@ def deploy(client: Any, settings: DeploySettings, now: datetime | None = None,
                                   settings.poll_seconds, sleep)
     except DeployError as error:
         raise DeployError(str(error), {**record, "status": "Failed", "failure_reason": str(error)}) from error
+    if settings.scaling.enabled:  # the serving fleet scales, whether the update went through or was rolled back
+        record["autoscaling"] = register_scaling(autoscaling, settings.endpoint_name, VARIANT_NAME, settings.scaling)
     if final.get("EndpointConfigName") != name:
+        reason = final.get("FailureReason") or "check the rollback alarms"
         message = (f"endpoint {settings.endpoint_name} is InService on {final.get('EndpointConfigName')}, not on "
-                   f"{name}: the update was rolled back (check the rollback alarms)")
+                   f"{name}: the update was rolled back ({reason})")
         raise DeployError(message, {**record, "status": "RolledBack", "failure_reason": message})
+    if previous_config and settings.alarms.enabled:
+        record["deleted_alarms"] = delete_fleet_alarms(cloudwatch, previous_config)
     return {**record, "status": final["EndpointStatus"], "endpoint_arn": final.get("EndpointArn", "")}
+
+
+def guard_new_fleet(cloudwatch: Any, settings: DeploySettings, config_name: str) -> list[str]:
+    """Create the new fleet's alarms (error rate, latency) when thresholds are set; their names."""
+    if not settings.alarms.enabled:
+        return []
+    names = create_fleet_alarms(cloudwatch, settings.endpoint_name, VARIANT_NAME, config_name, settings.alarms)
+    print(f"deploy: created alarms {', '.join(names)} on the {config_name} fleet", flush=True)
+    return names
 
 
 def write_record(output_dir: Path, record: dict[str, Any]) -> Path:
@@ -277,6 +321,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--role-arn", required=True, help="execution role of the SageMaker model")
     parser.add_argument("--capture-percent", type=int, default=100, help="data capture sampling %% (0 = no capture)")
     parser.add_argument("--capture-s3-uri", default="", help="DataCaptureConfig.DestinationS3Uri")
+    parser.add_argument("--capture-kms-key-id", default="", help="KMS key for the captured data (default: S3's)")
     parser.add_argument("--traffic-routing", default="", choices=("", *TRAFFIC_ROUTING_TYPES),
                         help="blue/green update of an existing endpoint (default: SageMaker's standard update)")
     parser.add_argument("--canary-percent", type=int, default=10, help="CANARY: capacity %% shifted first")
@@ -284,6 +329,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--wait-interval-seconds", type=int, default=300, help="bake time between traffic shifts")
     parser.add_argument("--termination-wait-seconds", type=int, default=0, help="keep the old fleet this long")
     parser.add_argument("--rollback-alarms", default="", help="comma-separated CloudWatch alarm names")
+    parser.add_argument("--alarm-max-error-rate", type=_threshold, default=None,
+                        help="create an alarm on the new fleet's 5XX error rate above this (0..1; negative = none)")
+    parser.add_argument("--alarm-max-latency-ms", type=_threshold, default=None,
+                        help="create an alarm on the new fleet's average model latency above this (negative = none)")
+    parser.add_argument("--alarm-period-seconds", type=int, default=60)
+    parser.add_argument("--alarm-evaluation-periods", type=int, default=1)
+    parser.add_argument("--autoscaling-min", type=int, default=1, help="auto scaling: fewest instances")
+    parser.add_argument("--autoscaling-max", type=int, default=0, help="auto scaling: most instances (0 = no scaling)")
+    parser.add_argument("--invocations-per-instance", type=float, default=100.0,
+                        help="auto scaling target: invocations per instance per minute")
     parser.add_argument("--allow-unapproved", action="store_true", help="deploy a package that is not Approved")
     parser.add_argument("--wait-timeout", type=float, default=3600.0, help="seconds to wait for InService")
     parser.add_argument("--poll-seconds", type=float, default=15.0)
@@ -300,7 +355,17 @@ def settings_from_args(args: argparse.Namespace) -> DeploySettings:
         linear_step_percent=args.linear_step_percent, wait_interval_seconds=args.wait_interval_seconds,
         termination_wait_seconds=args.termination_wait_seconds,
         rollback_alarms=[a.strip() for a in args.rollback_alarms.split(",") if a.strip()],
+        capture_kms_key_id=args.capture_kms_key_id,
+        alarms=AlarmSettings(args.alarm_max_error_rate, args.alarm_max_latency_ms, args.alarm_period_seconds,
+                             args.alarm_evaluation_periods),
+        scaling=ScalingSettings(args.autoscaling_min, args.autoscaling_max, args.invocations_per_instance),
         allow_unapproved=args.allow_unapproved, wait_timeout_seconds=args.wait_timeout, poll_seconds=args.poll_seconds)
+
+
+def _threshold(text: str) -> float | None:
+    """An alarm threshold flag: a number, where a negative one means no alarm."""
+    value = float(text)
+    return None if value < 0 else value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -308,7 +373,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = settings_from_args(args)
     try:
         check_settings(settings)  # bad arguments fail before any AWS client exists
-        record = deploy(boto3.client("sagemaker"), settings)
+        record = deploy(boto3.client("sagemaker"), settings,
+                        cloudwatch=boto3.client("cloudwatch") if settings.alarms.enabled else None,
+                        autoscaling=boto3.client("application-autoscaling") if settings.scaling.enabled else None)
     except DeployError as error:
         if error.record is not None:
             write_record(args.output_dir, error.record)

@@ -1,10 +1,13 @@
-"""Smoke test step: invoke an endpoint with each prompt; every answer must be HTTP 2xx with generated text.
+"""Smoke test step: invoke an endpoint with each prompt, then score the benchmark suites against it.
 
 Sends the Hugging Face inference toolkit's JSON (``{"inputs": prompt, "parameters": {...}}``) through
-``sagemaker-runtime`` InvokeEndpoint, checks the status and a non-blank ``generated_text``, and writes
-``smoke.json`` (per-prompt response, status, latency, invoked variant; overall ``passed``). Exits 1 when
-any prompt fails. Plain boto3: locally the runtime points ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`` at its
-stand-in.
+``sagemaker-runtime`` InvokeEndpoint, checks the status and a non-blank ``generated_text``. With
+``--benchmarks-dir`` it also runs the benchmark suites (``benchmarks/<suite>/``) through the live
+endpoint in batches and scores them with the same metrics as the evaluate step (``<suite>_<metric>``);
+``--gate-metric``/``--gate-threshold`` make one of them a gate. Writes ``smoke.json`` (per-prompt
+response, status, latency, invoked variant; ``benchmarks``; overall ``passed``) and exits 1 when a
+prompt, a benchmark call or the gate fails. Plain boto3: locally the runtime points
+``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`` at its stand-in.
 """
 from __future__ import annotations
 
@@ -19,9 +22,13 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from common.benchmarks import BenchmarkError, BenchmarkSuite, load_suites
+from common.metrics import score
+
 DEFAULT_OUTPUT_DIR = Path("/opt/ml/processing/output/smoke")
 DEFAULT_MAX_NEW_TOKENS = 16
 PREVIEW_CHARS = 300
+GENERATIVE_TASKS = ("qa", "generation")  # the others need log-likelihoods: EvaluateModel scores them offline
 
 
 class SmokeTestError(Exception):
@@ -79,6 +86,56 @@ def invoke_prompt(runtime: Any, endpoint_name: str, prompt: str, max_new_tokens:
     return result
 
 
+def generated_texts(payload: bytes, expected: int) -> list[str]:
+    """Every ``generated_text`` of a batch response (blank answers allowed: benchmarks score them)."""
+    parsed = json.loads(payload)
+    if not isinstance(parsed, list) or len(parsed) != expected or not all(
+            isinstance(item, dict) and isinstance(item.get("generated_text"), str) for item in parsed):
+        raise ValueError(f"expected {expected} {{\"generated_text\": str}} answers: {payload[:PREVIEW_CHARS]!r}")
+    return [item["generated_text"] for item in parsed]
+
+
+def benchmark_suite(runtime: Any, endpoint_name: str, suite: BenchmarkSuite, max_new_tokens: int,
+                    batch_size: int) -> dict[str, Any]:
+    """Score one suite through the endpoint: ``{"cases", "failed_calls", "errors", "metrics", "latency_ms",
+    "higher_is_better"}``; suites that are not generative are ``{"skipped": reason}``."""
+    if suite.spec.task not in GENERATIVE_TASKS:
+        return {"skipped": f"task {suite.spec.task} is scored offline (needs log-likelihoods, not generated text)"}
+    max_new_tokens = suite.spec.max_new_tokens or max_new_tokens
+    prompts = [suite.render_prompt(case) for case in suite.cases]
+    predictions: list[str] = []
+    errors: list[str] = []
+    started = time.perf_counter()
+    for first in range(0, len(prompts), batch_size):
+        batch = prompts[first:first + batch_size]
+        body = json.dumps({"inputs": batch, "parameters": {"max_new_tokens": max_new_tokens}}).encode("utf-8")
+        try:
+            response = runtime.invoke_endpoint(EndpointName=endpoint_name, ContentType="application/json",
+                                               Accept="application/json", Body=body)
+            predictions.extend(generated_texts(response["Body"].read(), len(batch)))
+        except (ClientError, BotoCoreError, ValueError) as error:
+            errors.append(f"cases {first}-{first + len(batch) - 1}: {error}")
+            predictions.extend([""] * len(batch))
+    targets = [case.target for case in suite.cases]
+    return {"cases": len(prompts), "failed_calls": len(errors), "errors": errors,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 1),
+            "higher_is_better": {f"{suite.name}_{m}": suite.spec.metric_higher_is_better(m) for m in suite.spec.metrics},
+            "metrics": {f"{suite.name}_{metric}": score(metric, predictions, targets) for metric in suite.spec.metrics}}
+
+
+def benchmark_gate(suites: dict[str, dict[str, Any]], metric: str, threshold: float) -> dict[str, Any]:
+    """``{"metric", "threshold", "value", "passed", "reason"}`` for the gate metric over the suites' results."""
+    for result in suites.values():
+        if metric in result.get("metrics", {}):
+            value, higher = result["metrics"][metric], result["higher_is_better"][metric]
+            passed = value >= threshold if higher else value <= threshold
+            relation = (">=" if higher else "<=") if passed else ("<" if higher else ">")
+            return {"metric": metric, "threshold": threshold, "value": value, "passed": passed,
+                    "reason": f"{metric} = {value:.4f} {relation} {threshold} on the live endpoint"}
+    known = sorted(m for result in suites.values() for m in result.get("metrics", {}))
+    raise SmokeTestError(f"--gate-metric {metric!r} is not produced by the suites; they give {known}")
+
+
 def check_inputs(endpoint_name: str, prompts: list[str]) -> None:
     if not endpoint_name.strip():
         raise SmokeTestError("--endpoint-name is empty")
@@ -86,11 +143,18 @@ def check_inputs(endpoint_name: str, prompts: list[str]) -> None:
         raise SmokeTestError("give at least one non-blank --prompt")
 
 
-def smoke_test(runtime: Any, endpoint_name: str, prompts: list[str], max_new_tokens: int) -> dict[str, Any]:
-    """Invoke every prompt; the report smoke.json holds."""
+def smoke_test(runtime: Any, endpoint_name: str, prompts: list[str], max_new_tokens: int,
+               suites: list[BenchmarkSuite] | None = None, gate: tuple[str, float] | None = None,
+               benchmark_max_new_tokens: int = 24, batch_size: int = 8) -> dict[str, Any]:
+    """Invoke every prompt, then run the suites; the report smoke.json holds."""
     check_inputs(endpoint_name, prompts)
     responses = [invoke_prompt(runtime, endpoint_name, prompt, max_new_tokens) for prompt in prompts]
     latencies = [r["latency_ms"] for r in responses if r["latency_ms"] is not None]
+    benchmarks = {suite.name: benchmark_suite(runtime, endpoint_name, suite, benchmark_max_new_tokens, batch_size)
+                  for suite in suites or []}
+    gate_result = benchmark_gate(benchmarks, *gate) if gate else None
+    benchmarks_passed = all(not r.get("failed_calls") for r in benchmarks.values()) and (
+        gate_result is None or gate_result["passed"])
     return {
         "endpoint_name": endpoint_name,
         "prompts": prompts,
@@ -98,7 +162,9 @@ def smoke_test(runtime: Any, endpoint_name: str, prompts: list[str], max_new_tok
         "latency_ms": {"mean": round(statistics.fmean(latencies), 1) if latencies else None,
                        "max": max(latencies) if latencies else None},
         "failed": sum(not r["passed"] for r in responses),
-        "passed": all(r["passed"] for r in responses),
+        "benchmarks": benchmarks,
+        "gate": gate_result,
+        "passed": all(r["passed"] for r in responses) and benchmarks_passed,
     }
 
 
@@ -107,16 +173,41 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--endpoint-name", required=True)
     parser.add_argument("--prompt", action="append", required=True, dest="prompts", help="repeat for several")
     parser.add_argument("--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS)
+    parser.add_argument("--benchmarks-dir", type=Path, help="benchmark suites to score through the endpoint")
+    parser.add_argument("--suites", default="", help="comma-separated suite names (default: every suite found)")
+    parser.add_argument("--benchmark-max-new-tokens", type=int, default=24)
+    parser.add_argument("--batch-size", type=int, default=8, help="benchmark prompts per invocation")
+    parser.add_argument("--gate-metric", default="", help="e.g. company_facts_token_f1 (needs --benchmarks-dir)")
+    parser.add_argument("--gate-threshold", type=float, default=0.0)
     parser.add_argument("--output-dir", type=Path, default=DEFAULT_OUTPUT_DIR)
     return parser.parse_args(argv)
+
+
+def suites_from_args(args: argparse.Namespace) -> list[BenchmarkSuite]:
+    if args.gate_metric and not args.benchmarks_dir:
+        raise SmokeTestError("--gate-metric needs --benchmarks-dir")
+    if args.batch_size < 1:
+        raise SmokeTestError(f"--batch-size must be ≥ 1, got {args.batch_size}")
+    if not args.benchmarks_dir:
+        return []
+    names = [name.strip() for name in args.suites.split(",") if name.strip()] or None
+    try:
+        suites = load_suites(args.benchmarks_dir, names)
+    except BenchmarkError as error:
+        raise SmokeTestError(str(error)) from error
+    if not suites:
+        raise SmokeTestError(f"--benchmarks-dir {args.benchmarks_dir} holds no suite (no suite.yaml found)")
+    return suites
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         check_inputs(args.endpoint_name, args.prompts)  # bad arguments fail before any AWS client exists
-        report = smoke_test(boto3.client("sagemaker-runtime"), args.endpoint_name, args.prompts,
-                            args.max_new_tokens)
+        suites = suites_from_args(args)
+        report = smoke_test(boto3.client("sagemaker-runtime"), args.endpoint_name, args.prompts, args.max_new_tokens,
+                            suites, (args.gate_metric, args.gate_threshold) if args.gate_metric else None,
+                            args.benchmark_max_new_tokens, args.batch_size)
     except SmokeTestError as error:
         print(f"smoke_test: error: {error}", file=sys.stderr)
         return 1
@@ -126,9 +217,20 @@ def main(argv: list[str] | None = None) -> int:
     for response in report["responses"]:
         verdict = "ok" if response["passed"] else f"FAILED: {response['error']}"
         print(f"smoke_test: {response['prompt'][:60]!r} → {verdict} ({response['latency_ms']} ms)")
+    for name, result in report["benchmarks"].items():
+        if "skipped" in result:
+            print(f"smoke_test: suite {name} skipped: {result['skipped']}")
+            continue
+        scores = ", ".join(f"{metric}={value:.4f}" for metric, value in result["metrics"].items())
+        print(f"smoke_test: suite {name}: {result['cases']} cases, {result['failed_calls']} failed calls; {scores}")
     if not report["passed"]:
-        print(f"smoke_test: error: {report['failed']} of {len(report['responses'])} prompts failed on endpoint "
-              f"{args.endpoint_name}; see {path}", file=sys.stderr)
+        problems = [f"{report['failed']} of {len(report['responses'])} prompts failed"] if report["failed"] else []
+        problems += [f"suite {name}: {error}" for name, result in report["benchmarks"].items()
+                     for error in result.get("errors", [])]
+        if report["gate"] and not report["gate"]["passed"]:
+            problems.append(f"gate failed: {report['gate']['reason']}")
+        print(f"smoke_test: error: on endpoint {args.endpoint_name}: {'; '.join(problems)}; see {path}",
+              file=sys.stderr)
         return 1
     print(f"smoke_test: all {len(report['responses'])} prompts passed; wrote {path}")
     return 0

@@ -13,6 +13,7 @@ Files: ``{DestinationS3Uri}/{endpoint}/{variant}/yyyy/mm/dd/hh/<MM-SS-mmm>-<uuid
 layout; the timestamp is minute-second-millisecond of the file's first record), one file per hour per
 writer. The body encoding follows ``CaptureContentTypeHeader``: JSON content types → ``JSON``, CSV
 content types → ``CSV``, anything else (and everything when no header config is given) → ``BASE64``.
+Reading records back uses the monitoring step's parser, ``steps/common/capture_records.py``.
 """
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
+
+from pipelines.local.step_code import step_module
 
 EVENT_VERSION = "0"
 CAPTURE_MODES = {"Input": ("INPUT",), "Output": ("OUTPUT",), "InputAndOutput": ("INPUT", "OUTPUT")}
@@ -53,17 +56,6 @@ def encode_capture_data(body: bytes, content_type: str | None, content_type_head
             except UnicodeDecodeError:
                 break  # not text after all: fall back to BASE64 like any opaque payload
     return base64.b64encode(body).decode("ascii"), "BASE64"
-
-
-def decode_capture_data(section: dict) -> bytes:
-    """The original body bytes of an ``endpointInput`` / ``endpointOutput`` section."""
-    encoding = section.get("encoding")
-    data = section.get("data", "")
-    if encoding == "BASE64":
-        return base64.b64decode(data)
-    if encoding in ("JSON", "CSV"):
-        return data.encode("utf-8")
-    raise ValueError(f"unknown capture encoding {encoding!r} (expected JSON, CSV or BASE64)")
 
 
 def capture_modes(data_capture: dict) -> set[str]:
@@ -175,19 +167,6 @@ class CaptureWriter:
         return path
 
 
-def _decoded_section(section: dict | None) -> dict[str, Any] | None:
-    if section is None:
-        return None
-    body = decode_capture_data(section)
-    encoding = section["encoding"]
-    value: Any = body
-    if encoding == "JSON":
-        value = json.loads(body)
-    elif encoding == "CSV":
-        value = body.decode("utf-8")
-    return {"content_type": section.get("observedContentType", ""), "encoding": encoding, "body": body, "value": value}
-
-
 def read_capture_records(local_s3: S3PathResolver, destination_uri: str, endpoint: str) -> Iterator[dict[str, Any]]:
     """Parse an endpoint's capture files back, oldest file first, lines in order.
 
@@ -195,32 +174,7 @@ def read_capture_records(local_s3: S3PathResolver, destination_uri: str, endpoin
     ``event_id``, ``inference_time``, ``custom_attributes``, ``variant``, ``source`` (``"file:line"``),
     and ``input`` / ``output``: ``None`` when not captured, else ``{"content_type", "encoding",
     "body": bytes, "value"}`` with ``value`` the parsed JSON (JSON), the text (CSV) or the bytes (BASE64).
+    The parser is the monitoring step's (``steps/common/capture_records.py``): one reader for both.
     """
-    root = local_s3.path(capture_prefix(destination_uri, endpoint))
-    if not root.is_dir():
-        return
-    files = sorted(root.rglob("*.jsonl"), key=lambda p: p.relative_to(root).parts[1:] + (p.relative_to(root).parts[0],))
-    for path in files:
-        variant = path.relative_to(root).parts[0]
-        with path.open(encoding="utf-8") as handle:
-            for line_no, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                source = f"{path}:{line_no}"
-                try:
-                    record = json.loads(line)
-                    capture = record["captureData"]
-                    metadata = record["eventMetadata"]
-                    parsed = {
-                        **record,
-                        "event_id": metadata["eventId"],
-                        "inference_time": metadata["inferenceTime"],
-                        "custom_attributes": metadata.get("customAttributes"),
-                        "variant": variant,
-                        "source": source,
-                        "input": _decoded_section(capture.get("endpointInput")),
-                        "output": _decoded_section(capture.get("endpointOutput")),
-                    }
-                except (ValueError, KeyError, TypeError) as exc:
-                    raise ValueError(f"{source}: not a SageMaker data capture record ({exc!r})") from exc
-                yield parsed
+    reader = step_module("common/capture_records.py")
+    yield from reader.read_capture_tree(local_s3.path(capture_prefix(destination_uri, endpoint)))
