@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
+
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -82,16 +84,72 @@ class ProcessingConfig(_Strict):
     py_version: str = "py311"
 
 
-class DeployConfig(_Strict):
-    endpoint_name: str = Field(pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+ENDPOINT_NAME = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"
+
+
+class FleetAlarmConfig(_Strict):
+    """Alarms created for each new production fleet; in ALARM during baking they roll the update back."""
+
+    max_error_rate: float = Field(default=0.05, lt=1, description="5XX share of calls; negative: no alarm")
+    max_latency_ms: float = Field(default=2000.0, description="average ModelLatency; negative: no alarm")
+    period_seconds: int = Field(default=60, ge=10)
+    evaluation_periods: int = Field(default=1, ge=1)
+
+
+class AutoScalingConfig(_Strict):
+    min_instances: int = Field(default=1, ge=1)
+    max_instances: int = Field(default=0, ge=0, description="0: no auto scaling")
+    invocations_per_instance: float = Field(default=100.0, gt=0, description="target invocations per instance/minute")
+
+
+class ProductionConfig(_Strict):
+    """The production endpoint: updated blue/green after staging passed its smoke test and benchmarks."""
+
+    enabled: bool = True
+    endpoint_name: str = Field(pattern=ENDPOINT_NAME)
     instance_type: str = "ml.g5.xlarge"
     instance_count: int = Field(default=1, ge=1)
     capture_percent: int = Field(default=100, ge=0, le=100)
+    traffic_routing: Literal["ALL_AT_ONCE", "CANARY", "LINEAR"] = "CANARY"
+    canary_percent: int = Field(default=10, ge=1, le=100)
+    linear_step_percent: int = Field(default=25, ge=1, le=100)
+    bake_seconds: int = Field(default=600, ge=0, le=3600, description="WaitIntervalInSeconds after each shift")
+    termination_wait_seconds: int = Field(default=0, ge=0, le=3600)
+    alarms: FleetAlarmConfig = Field(default_factory=FleetAlarmConfig)
+    autoscaling: AutoScalingConfig = Field(default_factory=AutoScalingConfig)
+
+
+class MonitoringConfig(_Strict):
+    """Drift monitoring of the captured traffic (the monitor pipeline; thresholds: steps/common/monitor_baseline.py)."""
+
+    endpoint_name: str | None = Field(default=None, description="endpoint watched; None: production (else staging)")
+    since_hours: float = Field(default=24.0, gt=0)
+    schedule: str = "rate(1 day)"
+    namespace: str = "continuum/Monitoring"
+    thresholds: dict[str, float] = Field(default_factory=dict)
+
+
+class DeployConfig(_Strict):
+    endpoint_name: str = Field(pattern=ENDPOINT_NAME, description="the staging endpoint")
+    instance_type: str = "ml.g5.xlarge"
+    instance_count: int = Field(default=1, ge=1)
+    capture_percent: int = Field(default=100, ge=0, le=100)
+    capture_kms_key_id: str = Field(default="", description="KMS key for captured data; empty: the bucket's default")
     inference_image_uri: str | None = None
     transformers_version: str = "4.51.3"
     pytorch_version: str = "2.6.0"
     py_version: str = "py312"
     smoke_prompts: list[str] = Field(default_factory=lambda: ["What is your return policy?"], min_length=1)
+    benchmark_gate_threshold: float | None = Field(
+        default=None, description="live-endpoint bar on evaluation.gate.metric; None: evaluation.gate.threshold")
+    production: ProductionConfig | None = None
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+
+    @property
+    def monitored_endpoint(self) -> str:
+        if self.monitoring.endpoint_name:
+            return self.monitoring.endpoint_name
+        return self.production.endpoint_name if self.production and self.production.enabled else self.endpoint_name
 
 
 class Config(_Strict):
