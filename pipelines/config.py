@@ -74,7 +74,14 @@ class GateConfig(_Strict):
 class EvaluationConfig(_Strict):
     instance_type: str = "ml.g5.2xlarge"
     suites: list[str] = Field(default_factory=lambda: ["company_facts"], min_length=1)
+    custom_benchmarks_uri: str | None = Field(
+        default=None, pattern=r"^s3://[^/]+/.+", description="S3 prefix of more suites (suite.yaml folders); all are run"
+    )
+    lm_eval_tasks: list[str] = Field(default_factory=list, description="lm-eval task names (datasets from the hub)")
+    lm_eval_limit: int | None = Field(default=None, ge=1, description="at most this many documents per lm-eval task")
+    retention_max_cases: int = Field(default=64, ge=0, description="cases in the retention suite (0: none)")
     max_new_tokens: int = Field(default=32, ge=1)
+    batch_size: int = Field(default=64, ge=1)
     gate: GateConfig
 
 
