@@ -37,8 +37,22 @@ class ModelConfig(_Strict):
 class DataConfig(_Strict):
     source: str = Field(min_length=1, description="local path or s3:// prefix of the raw company data")
     validation_fraction: float = Field(default=0.1, gt=0, lt=1)
+    test_fraction: float = Field(default=0.0, ge=0, lt=1, description="share held out as a test split")
     min_examples: int = Field(default=32, ge=1)
+    max_reject_rate: float = Field(default=0.5, ge=0, le=1, description="fail when more rows are quarantined")
+    max_tokens: int | None = Field(default=None, ge=1, description="longer examples are quarantined; None: "
+                                                                    "training.max_seq_length")
+    max_file_mb: float = Field(default=1024, gt=0, description="bigger files are quarantined whole")
+    pii: Literal["redact", "block", "off"] = "redact"
+    pii_allow: list[str] = Field(default_factory=list, description="public values that are not PII: exact "
+                                                                    "values, or @domain for every address at it")
+    near_duplicate_threshold: float = Field(default=0.85, gt=0, le=1)
+    columns: dict[str, str] = Field(default_factory=dict, description="canonical field -> your column name")
     replay_fraction: float = Field(default=1.0, gt=0, le=1, description="share of the previous version's data replayed")
+    retrain_min_change: float = Field(default=0.0, ge=0, le=1, description="skip training below this retrain "
+                                                                            "score (0: always train)")
+    tokenizer_uri: str | None = Field(default=None, description="tokenizer-only prefix for the prepare step; "
+                                                                 "None: the base model's")
     seed: int = 42
 
 
