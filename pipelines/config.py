@@ -63,6 +63,22 @@ class LoraConfig(_Strict):
     target_modules: str = "all-linear"
 
 
+class ContinualConfig(_Strict):
+    """Continual-learning strategy (train.py --strategy): a comma list of replay, ewc, l2sp, modular, or naive."""
+
+    strategy: str = Field(default="replay", pattern=r"^(naive|(replay|ewc|l2sp|modular)(,(replay|ewc|l2sp|modular))*)$")
+    replay_weight: float = Field(default=1.0, ge=0)
+    ewc_lambda: float = Field(default=1.0, ge=0)
+    l2sp_lambda: float = Field(default=1.0, ge=0)
+    orthogonal_lambda: float = Field(default=1.0, ge=0)
+    fisher_samples: int = Field(default=256, ge=0, description="examples for the Fisher stored with each version")
+
+
+class SpotConfig(_Strict):
+    enabled: bool = Field(default=False, description="managed spot training (resumes from checkpoints)")
+    max_wait_seconds: int = Field(default=172800, ge=1, description="default of the SpotMaxWaitSeconds parameter")
+
+
 class TrainingConfig(_Strict):
     instance_type: str = "ml.g5.2xlarge"
     instance_count: int = Field(default=1, ge=1)
@@ -76,6 +92,16 @@ class TrainingConfig(_Strict):
     batch_size: int = Field(default=8, ge=1)
     max_seq_length: int = Field(default=512, ge=16)
     seed: int = 42
+    quantization: Literal["none", "4bit"] = Field(default="none", description="4bit: QLoRA (CUDA instances only)")
+    packing: bool = True
+    tokens_per_batch: int = Field(default=0, ge=0, description="packing token budget per GPU; 0: batch_size x mean length")
+    continual: ContinualConfig = Field(default_factory=ContinualConfig)
+    distribution: Literal["torch_distributed", "none"] = Field(
+        default="torch_distributed", description="torchrun on every instance, one process per GPU (GPU instances)"
+    )
+    max_run_seconds: int = Field(default=86400, ge=1)
+    spot: SpotConfig = Field(default_factory=SpotConfig)
+    checkpoint_s3_uri: str | None = Field(default=None, description="None: <s3 prefix>/checkpoints")
 
 
 class GateConfig(_Strict):
