@@ -31,7 +31,7 @@ from common.data_manifest import build_manifest, data_version, read_previous, wr
 from common.data_merge import Deduplicated, SplitWriter, Staged, deduplicate, write_new_examples, write_quarantine
 from common.data_profile import PROFILE_SAMPLE, build_profile, compare, retrain_decision
 from common.data_readers import InputFile, discover
-from common.data_records import content_digest, prompt_key
+from common.data_records import prompt_key
 from common.data_replay import REPLAY_PREFIX, Replay, build_replay, id_key
 from common.data_report import summary
 from common.data_scan import FileScan, ScanSettings, scan_file
@@ -63,14 +63,15 @@ def scan_files(files: list[InputFile], settings: ScanSettings, stage_dir: Path, 
         return list(pool.map(scan_file, files, repeat(settings), stages))
 
 
-def _replay_arrays(replay: Replay) -> dict[str, np.ndarray]:
+def _replay_arrays(replay: Replay) -> dict[str, Any]:
     """The replayed examples' ids, prompt keys, digests and lengths, as the staged arrays hold them."""
     used = replay.used
+    lines = [example.line() for example in used]
     return {
+        "lines": lines,
         "ids": np.array([id_key(example.id) for example in used], np.uint64),
         "prompt_keys": np.array([int(prompt_key(example.prompt), 16) for example in used], np.uint64),
-        "digests": np.frombuffer(b"".join(content_digest(example.chat()) for example in used),
-                                 np.uint64).reshape(-1, 2),
+        "digests": np.frombuffer(b"".join(digest for _, digest in lines), np.uint64).reshape(-1, 2),
         "lengths": np.array([(len(example.prompt), len(example.completion)) for example in used],
                             np.int64).reshape(-1, 2),
     }
@@ -124,17 +125,16 @@ def prepare(input_dir: Path | list[Path], output_dir: Path, replay_dir: Path | N
             samples = write_new_examples(staged, kept, codes,
                                          split_scores(staged.ids[kept], settings.seed ^ PROFILE_SALT) < rate, writer)
             replay_sampled = split_scores(replayed["ids"], settings.seed ^ PROFILE_SALT) < rate
-            for example, in_sample in zip(replay.used, replay_sampled):
-                record = example.to_record()
-                writer.write(TRAIN, json.dumps(record, ensure_ascii=False) + "\n")
+            for example, (line, _), in_sample in zip(replay.used, replayed["lines"], replay_sampled):
+                writer.write(TRAIN, line)
                 if in_sample:
-                    samples.append(record)
+                    samples.append(example.to_record())
         write_quarantine(output_dir / "report" / "quarantine.jsonl", scans, replay.quarantined)
     return _finish(settings, output_dir, replay_dir, scans, staged, deduplicated, replay, replayed, writer, samples)
 
 
 def _finish(settings: PrepareSettings, output_dir: Path, replay_dir: Path | None, scans: list[FileScan],
-            staged: Staged, deduplicated: Deduplicated, replay: Replay, replayed: dict[str, np.ndarray],
+            staged: Staged, deduplicated: Deduplicated, replay: Replay, replayed: dict[str, Any],
             writer: SplitWriter, samples: list[dict[str, Any]]) -> dict[str, Any]:
     """Version, profile, compare, write manifest and report; fail (after writing the report) on unusable data."""
     kept = deduplicated.kept

@@ -53,6 +53,7 @@ def test_training_steps_and_types(training: dict[str, Any]) -> None:
     assert {name: step["Type"] for name, step in steps.items()} == {
         "ResolveBaseline": "Processing",
         "PrepareData": "Processing",
+        "CheckDataChanged": "Condition",
         "TrainModel": "Training",
         "EvaluateModel": "Processing",
         "CheckQualityThreshold": "Condition",
@@ -61,12 +62,40 @@ def test_training_steps_and_types(training: dict[str, Any]) -> None:
         "FailQualityThreshold": "Fail",
         "FailRegression": "Fail",
     }
+    assert [s["Name"] for s in training["Steps"]] == ["ResolveBaseline", "PrepareData", "CheckDataChanged"]
+    data_changed = steps["CheckDataChanged"]["Arguments"]
+    assert [s["Name"] for s in data_changed["IfSteps"]] == ["TrainModel", "EvaluateModel", "CheckQualityThreshold"]
+    assert data_changed["ElseSteps"] == []
     gate = steps["CheckQualityThreshold"]["Arguments"]
     assert [s["Name"] for s in gate["IfSteps"]] == ["CheckNoRegression"]
     assert [s["Name"] for s in gate["ElseSteps"]] == ["FailQualityThreshold"]
     regression = steps["CheckNoRegression"]["Arguments"]
     assert [s["Name"] for s in regression["IfSteps"]] == ["RegisterModel-RegisterModel"]
     assert [s["Name"] for s in regression["ElseSteps"]] == ["FailRegression"]
+
+
+def test_training_skips_when_the_data_did_not_change(training: dict[str, Any]) -> None:
+    steps = _steps_by_name(training)
+    assert steps["CheckDataChanged"]["Arguments"]["Conditions"] == [{
+        "Type": "GreaterThanOrEqualTo",
+        "LeftValue": {"Std:JsonGet": {"PropertyFile": {"Get": "Steps.PrepareData.PropertyFiles.DataReport"},
+                                      "Path": "retrain.score"}},
+        "RightValue": {"Get": "Parameters.RetrainMinChange"},
+    }]
+    parameters = {p["Name"]: p for p in training["Parameters"]}
+    assert parameters["RetrainMinChange"] == {"Name": "RetrainMinChange", "Type": "Float",
+                                              "DefaultValue": CONFIG.data.retrain_min_change}
+    prepare = steps["PrepareData"]["Arguments"]
+    inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in prepare["ProcessingInputs"]}
+    assert inputs["tokenizer"] == {"Get": "Parameters.BaseModelUri"}
+    assert {o["OutputName"] for o in prepare["ProcessingOutputConfig"]["Outputs"]} == {
+        "train", "validation", "test", "report"}
+    arguments = prepare["AppSpecification"]["ContainerArguments"]
+    pairs = dict(zip(arguments[::2], arguments[1::2]))
+    assert pairs["--retrain-min-change"] == {"Std:Join": {"On": "", "Values": [{"Get": "Parameters.RetrainMinChange"}]}}
+    assert pairs["--max-tokens"] == str(CONFIG.training.max_seq_length)
+    assert pairs["--pii"] == CONFIG.data.pii and pairs["--pii-allow"] == ",".join(CONFIG.data.pii_allow)
+    assert pairs["--tokenizer-dir"] == "/opt/ml/processing/input/tokenizer"
 
 
 def test_training_data_flow_between_steps(training: dict[str, Any]) -> None:

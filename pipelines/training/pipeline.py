@@ -9,7 +9,7 @@ from pipelines.config import Config
 from pipelines.training.evaluate_step import evaluate_step
 from pipelines.training.gate_steps import gate_steps
 from pipelines.training.parameters import training_parameters
-from pipelines.training.prepare_step import prepare_step
+from pipelines.training.prepare_step import data_changed_step, prepare_step, retrain_min_change_parameter
 from pipelines.training.register_step import register_step
 from pipelines.training.train_step import train_step
 
@@ -19,14 +19,16 @@ def training_pipeline(config: Config, session: PipelineSession) -> Pipeline:
     resolve, resolved = resolve_model_step(
         config, session, "ResolveBaseline", fallback_model_uri=params.base_model_uri, require_approved=False
     )
-    prepare, report = prepare_step(config, session, params, resolve, resolved)
+    retrain_min_change = retrain_min_change_parameter(config)
+    prepare, report = prepare_step(config, session, params, resolve, resolved, retrain_min_change)
     train = train_step(config, session, params, prepare, resolve, resolved)
     evaluate, evaluation = evaluate_step(config, session, params, prepare, train, resolve, resolved)
     register = register_step(config, session, params, train, evaluate, report, prepare, resolved, resolve)
     gate = gate_steps(config.evaluation.gate, params, evaluate, evaluation, on_pass=[register])
+    data_changed = data_changed_step(prepare, report, retrain_min_change, if_steps=[train, evaluate, gate])
     return Pipeline(
         name=config.training_pipeline_name,
-        parameters=params.as_list(),
-        steps=[resolve, prepare, train, evaluate, gate],
+        parameters=[*params.as_list(), retrain_min_change],
+        steps=[resolve, prepare, data_changed],
         sagemaker_session=session,
     )

@@ -1,47 +1,84 @@
-"""Processing step: raw company data → train/validation JSONL + report.json (data version)."""
+"""Processing step: raw company data → train/validation/test JSONL + report.json (data version, retrain score).
+
+Also the ConditionStep after it: training runs only when report.json's `retrain.score` reaches the
+`RetrainMinChange` parameter (default `data.retrain_min_change`, 0 = always); otherwise the
+execution ends Succeeded without training.
+"""
 from __future__ import annotations
 
 from sagemaker.processing import ProcessingInput, ProcessingOutput
+from sagemaker.workflow.condition_step import ConditionStep
+from sagemaker.workflow.conditions import ConditionGreaterThanOrEqualTo
 from sagemaker.workflow.functions import JsonGet
+from sagemaker.workflow.parameters import ParameterFloat
 from sagemaker.workflow.pipeline_context import PipelineSession
 from sagemaker.workflow.properties import PropertyFile
-from sagemaker.workflow.steps import ProcessingStep
+from sagemaker.workflow.step_collections import StepCollection
+from sagemaker.workflow.steps import ProcessingStep, Step
 
+from pipelines.commands.prepare import data_arguments
 from pipelines.config import Config
 from pipelines.paths import STEPS_DIR
 from pipelines.processors import step_processor
 from pipelines.training.parameters import TrainingParameters
 
+INPUT_ROOT = "/opt/ml/processing/input"
+OUTPUT_ROOT = "/opt/ml/processing/output"
+OUTPUTS = ("train", "validation", "test", "report")
+
+
+def retrain_min_change_parameter(config: Config) -> ParameterFloat:
+    """Below this retrain score (changed share / distribution shift vs the previous version) training is skipped."""
+    return ParameterFloat("RetrainMinChange", default_value=config.data.retrain_min_change)
+
 
 def prepare_step(
-    config: Config, session: PipelineSession, params: TrainingParameters, resolve: ProcessingStep, resolved: PropertyFile
+    config: Config,
+    session: PipelineSession,
+    params: TrainingParameters,
+    resolve: ProcessingStep,
+    resolved: PropertyFile,
+    retrain_min_change: ParameterFloat,
 ) -> tuple[ProcessingStep, PropertyFile]:
-    """New data + a replay sample of the previous approved version's training split."""
+    """New data + a replay sample of the previous approved version's training split (which carries its manifest)."""
     report = PropertyFile(name="DataReport", output_name="report", path="report.json")
     processor = step_processor(config, session, "prepare", params.processing_instance_type)
     step_args = processor.run(
         code="prepare.py",
         source_dir=str(STEPS_DIR),
         inputs=[
-            ProcessingInput(input_name="data", source=params.input_data_uri, destination="/opt/ml/processing/input/data"),
+            ProcessingInput(input_name="data", source=params.input_data_uri, destination=f"{INPUT_ROOT}/data"),
             ProcessingInput(
                 input_name="replay",
                 source=JsonGet(step_name=resolve.name, property_file=resolved, json_path="replay_data_uri"),
-                destination="/opt/ml/processing/input/replay",
+                destination=f"{INPUT_ROOT}/replay",
             ),
+            ProcessingInput(input_name="tokenizer", source=config.data.tokenizer_uri or params.base_model_uri,
+                            destination=f"{INPUT_ROOT}/tokenizer"),
         ],
-        outputs=[
-            ProcessingOutput(output_name=name, source=f"/opt/ml/processing/output/{name}")
-            for name in ("train", "validation", "report")
-        ],
+        outputs=[ProcessingOutput(output_name=name, source=f"{OUTPUT_ROOT}/{name}") for name in OUTPUTS],
         arguments=[
-            "--input-dir", "/opt/ml/processing/input/data",
-            "--output-dir", "/opt/ml/processing/output",
-            "--replay-dir", "/opt/ml/processing/input/replay",
+            "--input-dir", f"{INPUT_ROOT}/data",
+            "--output-dir", OUTPUT_ROOT,
+            "--replay-dir", f"{INPUT_ROOT}/replay",
+            "--tokenizer-dir", f"{INPUT_ROOT}/tokenizer",
             "--replay-fraction", params.replay_fraction.to_string(),
-            "--validation-fraction", str(config.data.validation_fraction),
-            "--seed", str(config.data.seed),
-            "--min-examples", str(config.data.min_examples),
+            "--retrain-min-change", retrain_min_change.to_string(),
+            *data_arguments(config),
         ],
     )
     return ProcessingStep(name="PrepareData", step_args=step_args, property_files=[report]), report
+
+
+def data_changed_step(
+    prepare: ProcessingStep, report: PropertyFile, retrain_min_change: ParameterFloat,
+    if_steps: list[Step | StepCollection],
+) -> ConditionStep:
+    """Run `if_steps` (training onwards) only when the data changed enough; else end here, Succeeded."""
+    score = JsonGet(step_name=prepare.name, property_file=report, json_path="retrain.score")
+    return ConditionStep(
+        name="CheckDataChanged",
+        conditions=[ConditionGreaterThanOrEqualTo(left=score, right=retrain_min_change)],
+        if_steps=if_steps,
+        else_steps=[],
+    )

@@ -35,11 +35,6 @@ def mix64(values: np.ndarray) -> np.ndarray:
         return z ^ (z >> np.uint64(31))
 
 
-def dedup_text(contents: Sequence[str]) -> str:
-    """The text near-duplicates are compared on."""
-    return " ".join(" ".join(contents).lower().split())
-
-
 def signatures(texts: Sequence[str]) -> np.ndarray:
     """(len(texts), NUM_PERM) uint32 MinHash signatures; every text must hold at least one word."""
     if not texts:

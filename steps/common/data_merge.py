@@ -22,6 +22,8 @@ from common.data_replay import ReplayRejected
 from common.data_scan import FileScan
 from common.data_split import SPLIT_NAMES
 
+WRITE_CHUNK = 8192
+
 
 @dataclass
 class Staged:
@@ -54,7 +56,7 @@ class Staged:
         columns = []
         for scan in self.scans:
             with np.load(scan.stage.with_suffix(".npz")) as arrays:
-                columns.append(arrays["bands"][band])
+                columns.append(arrays[f"band{band}"])
         return np.concatenate(columns) if columns else np.empty(0, np.uint64)
 
     def signature_rows(self, indices: np.ndarray) -> np.ndarray:
@@ -108,6 +110,14 @@ class SplitWriter:
         self.hashes[code].update(line.encode("utf-8"))
         self.counts[code] += 1
 
+    def write_lines(self, pending: tuple[list[str], ...]) -> None:
+        """Write and clear each split's pending lines."""
+        for code, lines in enumerate(pending):
+            if lines:
+                self.write(code, "".join(lines))
+                self.counts[code] += len(lines) - 1
+                lines.clear()
+
     def __exit__(self, *exc_info: object) -> None:
         for handle in self.handles:
             handle.close()
@@ -118,30 +128,28 @@ class SplitWriter:
                 for code, name in enumerate(SPLIT_NAMES)}
 
 
-def staged_lines(staged: Staged) -> Iterator[tuple[int, str]]:
-    """(global index, JSONL line) of every staged example, in order."""
-    index = 0
-    for scan in staged.scans:
-        with scan.stage.with_suffix(".examples.jsonl").open("r", encoding="utf-8") as handle:
-            for line in handle:
-                yield index, line
-                index += 1
-
-
 def write_new_examples(staged: Staged, kept: np.ndarray, codes: np.ndarray, sampled: np.ndarray,
                        writer: SplitWriter) -> list[dict[str, Any]]:
-    """Copy the kept examples into their split files; return the sampled ones, parsed (for the profile)."""
+    """Copy the kept examples into their split files, in order; return the sampled ones, parsed (for the profile)."""
     code_of = np.full(staged.size, -1, np.int8)
     code_of[kept] = codes
     sample_of = np.zeros(staged.size, bool)
     sample_of[np.flatnonzero(kept)[sampled]] = True
     samples: list[dict[str, Any]] = []
-    for index, line in staged_lines(staged):
-        code = code_of[index]
-        if code >= 0:
-            writer.write(int(code), line)
-            if sample_of[index]:
-                samples.append(json.loads(line))
+    for scan, start in zip(staged.scans, staged.offsets):
+        unit_codes = code_of[start:start + scan.staged].tolist()
+        unit_samples = set(np.flatnonzero(sample_of[start:start + scan.staged]).tolist())
+        pending: tuple[list[str], ...] = ([], [], [])
+        with scan.stage.with_suffix(".examples.jsonl").open("r", encoding="utf-8") as handle:
+            for local, line in enumerate(handle):
+                code = unit_codes[local]
+                if code >= 0:
+                    pending[code].append(line)
+                    if local in unit_samples:
+                        samples.append(json.loads(line))
+                if local % WRITE_CHUNK == WRITE_CHUNK - 1:
+                    writer.write_lines(pending)
+        writer.write_lines(pending)
     return samples
 
 

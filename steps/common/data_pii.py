@@ -53,7 +53,7 @@ def may_contain(texts: Sequence[str]) -> list[bool]:
         import pyarrow.compute as pc
     except ImportError:
         return [_PREFILTER.search(text) is not None for text in texts]
-    return pc.match_substring_regex(pa.array(texts, pa.large_string()), PREFILTER).to_pylist()
+    return pc.match_substring_regex(pa.array(texts, pa.string()), PREFILTER).to_pylist()
 
 
 def allowed(kind: str, value: str, allow: frozenset[str]) -> bool:

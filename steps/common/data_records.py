@@ -51,8 +51,12 @@ class Example:
         return self.messages or pair_messages(self.prompt, self.completion)
 
     def to_record(self) -> dict[str, Any]:
-        return {"id": self.id, "prompt": self.prompt, "completion": self.completion, "source": self.source,
-                "messages": self.chat()}
+        return {"id": self.id, "prompt": self.prompt, "completion": self.completion, "messages": self.chat(),
+                "source": self.source}
+
+    def line(self) -> tuple[str, bytes]:
+        """Its JSONL line and content digest (see record_line)."""
+        return record_line(self.id, self.source, Shaped(self.prompt, self.completion, self.chat()))
 
 
 @dataclass(frozen=True)
@@ -101,20 +105,18 @@ def prompt_key(prompt: str) -> str:
     return _key([prompt])
 
 
-def example_keys(shaped: "Shaped") -> tuple[str, str]:
-    """(example id, prompt key) of a shaped record, normalizing each text once."""
+def example_keys(shaped: "Shaped") -> tuple[str, str, str]:
+    """(example id, prompt key, near-duplicate text) of a shaped record, normalizing each text once.
+
+    The near-duplicate text leaves system messages out: a shared system prompt would make different chats alike.
+    """
     if has_context(shaped.messages):
-        return example_id("", "", shaped.messages), prompt_key(shaped.prompt)
-    prompt = normalize(shaped.prompt).encode("utf-8")
-    completion = normalize(shaped.completion).encode("utf-8")
-    return (hashlib.sha256(prompt + b"\x1f" + completion).hexdigest()[:16],
-            hashlib.sha256(prompt).hexdigest()[:16])
-
-
-def content_digest(messages: Messages) -> bytes:
-    """16 bytes that change with any character of the chat form (which holds prompt and completion)."""
-    text = "\x1e".join(f"{message['role']}\x1f{message['content']}" for message in messages)
-    return hashlib.sha256(text.encode("utf-8")).digest()[:16]
+        normalized = [normalize(message["content"]) for message in shaped.messages if message["role"] != "system"]
+        return (example_id("", "", shaped.messages), prompt_key(shaped.prompt), " ".join(normalized).lower())
+    prompt, completion = normalize(shaped.prompt), normalize(shaped.completion)
+    prompt_bytes = prompt.encode("utf-8")
+    return (hashlib.sha256(prompt_bytes + b"\x1f" + completion.encode("utf-8")).hexdigest()[:16],
+            hashlib.sha256(prompt_bytes).hexdigest()[:16], f"{prompt} {completion}".lower())
 
 
 def split_paragraph(paragraph: str) -> tuple[str, str]:
@@ -232,11 +234,15 @@ def shape_text(paragraph: str) -> Shaped:
     return Shaped(prompt, completion, pair_messages(prompt, completion))
 
 
-def record_line(example_id_: str, source: str, shaped: Shaped) -> str:
-    """The output JSONL line of an example: json.dumps(Example.to_record()), built without re-encoding texts."""
+def record_line(example_id_: str, source: str, shaped: Shaped) -> tuple[str, bytes]:
+    """The example's output JSONL line (as json.dumps(Example.to_record())) and its 16-byte content digest.
+
+    The digest covers everything but the source (id, prompt, completion, messages); texts are JSON-encoded
+    once, even when a message holds the same string object as the prompt or completion.
+    """
     prompt, completion = quote(shaped.prompt), quote(shaped.completion)
     encoded = {id(shaped.prompt): prompt, id(shaped.completion): completion}
     messages = ", ".join(f'{{"role": "{m["role"]}", "content": {encoded.get(id(m["content"])) or quote(m["content"])}}}'
                          for m in shaped.messages)
-    return (f'{{"id": "{example_id_}", "prompt": {prompt}, "completion": {completion}, '
-            f'"source": {quote(source)}, "messages": [{messages}]}}\n')
+    content = f'{{"id": "{example_id_}", "prompt": {prompt}, "completion": {completion}, "messages": [{messages}]'
+    return f'{content}, "source": {quote(source)}}}\n', hashlib.sha256(content.encode("utf-8")).digest()[:16]

@@ -24,7 +24,6 @@ from common.data_records import (
     RecordMapper,
     RowError,
     Shaped,
-    content_digest,
     example_keys,
     record_line,
     shape_text,
@@ -131,13 +130,14 @@ class _Scanner:
         for line_no, shaped, raw in self._pii(batch):
             if not self._fits(line_no, shaped, raw):
                 continue
-            example_id, prompt_key = example_keys(shaped)
-            self.examples.write(record_line(example_id, f"{self.file.name}:{line_no}", shaped))
+            example_id, prompt_key, dedup_text = example_keys(shaped)
+            line, digest = record_line(example_id, f"{self.file.name}:{line_no}", shaped)
+            self.examples.write(line)
             self.arrays["keys"].append(int(example_id, 16))
             self.arrays["prompt_keys"].append(int(prompt_key, 16))
-            self.arrays["digests"].append(content_digest(shaped.messages))
+            self.arrays["digests"].append(digest)
             self.arrays["lengths"].append((len(shaped.prompt), len(shaped.completion)))
-            texts.append(data_dedup.dedup_text([m["content"] for m in shaped.messages]))
+            texts.append(dedup_text)
         self.result.staged += len(texts)
         self.signatures.append(data_dedup.signatures(texts))
         self.quarantine.writelines(line for _, line in sorted(self.rejected, key=lambda item: item[0]))
@@ -150,7 +150,7 @@ class _Scanner:
         np.savez(self.result.stage.with_suffix(".npz"), keys=np.array(self.arrays["keys"], np.uint64),
                  prompt_keys=np.array(self.arrays["prompt_keys"], np.uint64), digests=digests,
                  lengths=np.array(self.arrays["lengths"], np.int64).reshape(-1, 2),
-                 bands=data_dedup.band_keys(signature))
+                 **{f"band{band}": keys for band, keys in enumerate(data_dedup.band_keys(signature))})
 
 
 def scan_file(file: InputFile, settings: ScanSettings, stage: Path) -> FileScan:

@@ -1,0 +1,124 @@
+"""Prepare-step throughput and memory on synthetic company data (target: >= 50,000 records/s, flat memory).
+
+Writes N synthetic records (question/answer JSONL shards, with ~2% exact duplicates, ~1% near
+duplicates, ~0.5% PII and ~0.5% malformed lines), runs `steps/prepare.py` on them as the
+pipeline does (a subprocess), and prints records/s and the peak resident memory of the step's
+process tree (sampled every 20 ms). Run several sizes to see whether memory grows with input:
+
+    python bench/prepare_throughput.py --records 100000 300000 1000000
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+STEPS_DIR = Path(__file__).resolve().parents[1] / "steps"
+WORDS = ("robot battery charge warranty shipping order return price model support hours days clean floor vacuum "
+         "speed weight customer account reset firmware update camera lidar sensor dock map room schedule app wifi "
+         "error code fault repair replace filter brush wheel motor noise suction carpet tile pet hair dust bin "
+         "empty full light blink green red orange button power cable adapter europe canada express standard").split()
+
+
+def synthetic_lines(count: int, seed: int) -> list[str]:
+    """`count` JSONL lines of question/answer records with duplicates, PII and a few broken lines."""
+    rng = random.Random(seed)
+    lines: list[str] = []
+    last: dict[str, str] | None = None
+    for index in range(count):
+        roll = rng.random()
+        if lines and roll < 0.02:
+            lines.append(lines[rng.randrange(len(lines))])
+            continue
+        question = " ".join(rng.choices(WORDS, k=rng.randint(6, 16))) + f" for model X{index}?"
+        answer = " ".join(rng.choices(WORDS, k=rng.randint(12, 40))) + "."
+        if roll < 0.03 and last is not None:
+            lines.append(json.dumps({"question": last["question"], "answer": last["answer"] + " thanks"}))
+            continue
+        if roll < 0.035:
+            answer += f" Contact jane.doe{index}@example.com or call 555-{index % 900 + 100}-{index % 9000 + 1000}."
+        elif roll < 0.04:
+            lines.append('{"question": "' + question + '", "answer": ')
+            continue
+        last = {"question": question, "answer": answer}
+        lines.append(json.dumps(last))
+    return lines
+
+
+def write_shards(lines: list[str], folder: Path, shards: int) -> int:
+    folder.mkdir(parents=True, exist_ok=True)
+    size = 0
+    per_shard = -(-len(lines) // shards)
+    for shard in range(shards):
+        text = "\n".join(lines[shard * per_shard:(shard + 1) * per_shard]) + "\n"
+        (folder / f"part-{shard:03d}.jsonl").write_text(text, encoding="utf-8")
+        size += len(text.encode("utf-8"))
+    return size
+
+
+def run_prepare(input_dir: Path, output_dir: Path, extra: list[str]) -> tuple[float, int, str]:
+    """(seconds, peak RSS of the process tree in bytes, stdout) of one prepare run."""
+    command = [sys.executable, "prepare.py", "--input-dir", str(input_dir), "--output-dir", str(output_dir),
+               "--max-reject-rate", "1", *extra]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=STEPS_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        root = psutil.Process(process.pid)
+        while not done.is_set():
+            try:
+                tree = [root, *root.children(recursive=True)]
+                peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+            except psutil.Error:
+                pass
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    output, _ = process.communicate()
+    seconds = time.perf_counter() - started
+    done.set()
+    sampler.join()
+    if process.returncode != 0:
+        raise SystemExit(f"prepare failed ({process.returncode}):\n{output}")
+    return seconds, peak, output
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, nargs="+", default=[1_000_000])
+    parser.add_argument("--shards", type=int, default=8, help="input files (scanned in parallel)")
+    parser.add_argument("--tokenizer-dir", type=Path, default=None, help="measure lengths with this tokenizer")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    extra = ["--tokenizer-dir", str(args.tokenizer_dir)] if args.tokenizer_dir else []
+    print(f"cpus {psutil.cpu_count()} | load average {' '.join(f'{x:.2f}' for x in psutil.getloadavg())}")
+    for count in args.records:
+        with tempfile.TemporaryDirectory(prefix="prepare-bench-") as tmp:
+            lines = synthetic_lines(count, args.seed)
+            size = write_shards(lines, Path(tmp) / "in", args.shards)
+            del lines
+            seconds, peak, output = run_prepare(Path(tmp) / "in", Path(tmp) / "out", extra)
+            report = json.loads((Path(tmp) / "out" / "report" / "report.json").read_text(encoding="utf-8"))
+        rows = report["rows"]
+        print(f"records {count:>9,} | input {size / 2**20:7.1f} MiB | {seconds:6.2f} s | "
+              f"{count / seconds:9,.0f} records/s | peak RSS (process tree) {peak / 2**20:7.1f} MiB | "
+              f"kept {rows['kept']:,} dup {rows['duplicates']:,} ({report['duplicates']['near']:,} near) "
+              f"quarantined {rows['quarantined']:,} PII rows {report['pii']['rows']:,}")
+    print(output.strip().splitlines()[0])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
