@@ -1,4 +1,4 @@
-"""The prepare step on the demo rounds and on crafted bad input."""
+"""The prepare step on the demo rounds: counts, record shapes, split stability, replay."""
 from __future__ import annotations
 
 import json
@@ -10,9 +10,13 @@ from pathlib import Path
 import pytest
 
 import prepare
+from common.data_records import Example
+from common.data_replay import replay_stratum, sample_replay
 from pipelines.demo.sample_data import benchmark_cases, facts
 
 STEPS_DIR = Path(__file__).resolve().parents[1] / "steps"
+DEMO_ALLOW = ("@acmerobotics.com", "1-800-555-0199")
+FIELDS = {"id", "prompt", "completion", "source", "messages"}
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -31,22 +35,24 @@ def _outputs(out: Path) -> tuple[dict, list[dict], list[dict], list[dict]]:
 @pytest.mark.parametrize("round_no, bad_reason", [(1, "empty_field"), (2, "malformed_json")])
 def test_sample_rounds_counts_add_up(sample_round_dirs: dict[int, Path], tmp_path: Path,
                                      round_no: int, bad_reason: str) -> None:
-    report = prepare.prepare(sample_round_dirs[round_no], tmp_path)
+    report = prepare.prepare(sample_round_dirs[round_no], tmp_path, pii_allow=DEMO_ALLOW)
     _, train, validation, quarantine = _outputs(tmp_path)
     rows = report["rows"]
     assert rows["input"] == rows["kept"] + rows["duplicates"] + rows["quarantined"]
     assert rows["input"] == sum(entry["rows"] for entry in report["files"])
     assert (rows["duplicates"], rows["quarantined"]) == (1, 1)
+    assert report["duplicates"] == {"exact": 1, "near": 0}
     assert report["quarantine_reasons"] == {bad_reason: 1} and quarantine[0]["reason"] == bad_reason
-    assert report["splits"] == {"train": len(train), "validation": len(validation)}
+    assert report["splits"] == {"train": len(train), "validation": len(validation), "test": 0}
     assert len(train) + len(validation) == rows["kept"]
     assert 0 < len(validation) <= 0.2 * rows["kept"]
     examples = train + validation
-    assert all(set(example) == {"id", "prompt", "completion", "source"} for example in examples)
+    assert all(set(example) == FIELDS for example in examples)
     assert len({example["id"] for example in examples}) == len(examples)
-    assert all(example["prompt"] and example["completion"] for example in examples)
+    assert all(example["messages"][-1] == {"role": "assistant", "content": example["completion"]}
+               for example in examples)
+    assert report["pii"] == {"mode": "redact", "found": {}, "rows": 0}
 
-    # Every row of every file is accounted for: lines of kept examples, quarantined rows, one duplicate.
     raw_rows = 0
     for entry in report["files"]:
         path = sample_round_dirs[round_no] / entry["path"]
@@ -62,8 +68,8 @@ def test_sample_rounds_counts_add_up(sample_round_dirs: dict[int, Path], tmp_pat
     assert raw_rows == rows["input"]
 
 
-def test_record_shapes_map_to_prompt_and_completion(sample_round_dirs: dict[int, Path], tmp_path: Path) -> None:
-    prepare.prepare(sample_round_dirs[1], tmp_path)
+def test_record_shapes_map_to_prompt_completion_and_chat(sample_round_dirs: dict[int, Path], tmp_path: Path) -> None:
+    prepare.prepare(sample_round_dirs[1], tmp_path, pii_allow=DEMO_ALLOW)
     _, train, validation, _ = _outputs(tmp_path)
     pairs = {(example["prompt"], example["completion"]) for example in train + validation}
     assert ("How do I factory reset my robot?", "Hold power for 10 seconds") in pairs  # chat
@@ -71,15 +77,28 @@ def test_record_shapes_map_to_prompt_and_completion(sample_round_dirs: dict[int,
     assert ("How much does the Sweepy S2 cost?", "$399") in pairs  # instruction/output CSV
     assert ("Standard shipping takes 3-5 business days.",
             "Orders over $99 ship for free. Express shipping costs $25. We ship to 40 countries.") in pairs  # .md
-    # The data teaches every company_facts benchmark case in its benchmark phrasing.
     assert {(case["prompt"], case["target"]) for case in benchmark_cases()} <= pairs
+    chat = next(e for e in train + validation if e["prompt"] == "How do I factory reset my robot?")
+    assert chat["messages"][0]["role"] == "system" and chat["messages"][-2:] == [
+        {"role": "user", "content": "How do I factory reset my robot?"},
+        {"role": "assistant", "content": "Hold power for 10 seconds"}]
+
+
+def test_public_contacts_need_the_allow_list(sample_round_dirs: dict[int, Path], tmp_path: Path) -> None:
+    report = prepare.prepare(sample_round_dirs[1], tmp_path)
+    _, train, validation, _ = _outputs(tmp_path)
+    assert report["pii"]["found"] == {"email": 4, "phone": 4} and report["pii"]["rows"] == 7
+    answers = {e["prompt"]: e["completion"] for e in train + validation}
+    assert answers["What is the support email address?"] == "[EMAIL]"
+    assert answers["What is the support phone number?"] == "[PHONE]"
+    assert not any("acmerobotics.com" in json.dumps(e) for e in train + validation)
 
 
 def test_split_is_stable_across_runs_and_file_order(sample_round_dirs: dict[int, Path], tmp_path: Path) -> None:
     first, second, shuffled = tmp_path / "first", tmp_path / "second", tmp_path / "shuffled"
     prepare.prepare(sample_round_dirs[1], first)
-    prepare.prepare(sample_round_dirs[1], second)
-    for name in ("train/train.jsonl", "validation/validation.jsonl", "report/report.json"):
+    prepare.prepare(sample_round_dirs[1], second, workers=2)
+    for name in ("train/train.jsonl", "validation/validation.jsonl", "report/report.json", "train/manifest.json"):
         assert (first / name).read_bytes() == (second / name).read_bytes()
 
     # Same content, other names, folders and creation order: same split and data version.
@@ -93,8 +112,8 @@ def test_split_is_stable_across_runs_and_file_order(sample_round_dirs: dict[int,
     original, original_train, original_validation, _ = _outputs(first)
     _, train, validation, _ = _outputs(shuffled)
     assert report["data_version"] == original["data_version"]
-    assert [e["id"] for e in train] == [e["id"] for e in original_train]
-    assert [e["id"] for e in validation] == [e["id"] for e in original_validation]
+    assert {e["id"] for e in train} == {e["id"] for e in original_train}
+    assert {e["id"] for e in validation} == {e["id"] for e in original_validation}
 
     # More data does not move old examples between splits.
     both = tmp_path / "both"
@@ -107,115 +126,22 @@ def test_split_is_stable_across_runs_and_file_order(sample_round_dirs: dict[int,
     assert not {e["id"] for e in original_train} & grown_validation_ids
 
 
-def test_other_seed_gives_other_split(sample_round_dirs: dict[int, Path], tmp_path: Path) -> None:
-    prepare.prepare(sample_round_dirs[1], tmp_path / "a", seed=1)
-    prepare.prepare(sample_round_dirs[1], tmp_path / "b", seed=2)
-    report_a, _, validation_a, _ = _outputs(tmp_path / "a")
-    report_b, _, validation_b, _ = _outputs(tmp_path / "b")
+def test_test_split_and_other_seed(sample_round_dirs: dict[int, Path], tmp_path: Path) -> None:
+    report_a = prepare.prepare(sample_round_dirs[1], tmp_path / "a", seed=1)
+    report_b = prepare.prepare(sample_round_dirs[1], tmp_path / "b", seed=2)
+    _, _, validation_a, _ = _outputs(tmp_path / "a")
+    _, _, validation_b, _ = _outputs(tmp_path / "b")
     assert {e["id"] for e in validation_a} != {e["id"] for e in validation_b}
     assert report_a["data_version"] == report_b["data_version"]
 
-
-def _write_bad_inputs(root: Path) -> set[tuple[str, int, str]]:
-    """One file per format with each class of bad row; returns the expected (file, line, reason)."""
-    root.mkdir(parents=True)
-    good = '{"question": "What colour is the Rover X1?", "answer": "Orange"}'
-    (root / "faq.jsonl").write_bytes("\n".join([
-        good,                                                                    # 1 kept
-        '{"question": "Broken", "answer": ',                                     # 2
-        '{"question": "Where is the answer?"}',                                  # 3
-        '{"question": "Empty answer?", "answer": "   "}',                         # 4
-        '{"question": "A number?", "answer": 42}',                               # 5
-        "",                                                                      # blank: not a row
-        '["a", "list"]',                                                         # 7
-        '{"title": "no known fields"}',                                          # 8
-        '{"messages": [{"role": "user", "content": "Hello?"}]}',                 # 9
-        '{"question":  "What colour is the Rover X1?",  "answer": "Orange" }',  # 10 duplicate of 1
-        '{"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},'
-        ' {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "Price of the Buddy B1?"},'
-        ' {"role": "assistant", "content": "$649"}]}',                           # 11 kept: last turn
-        '{"prompt": "Café opening hours?", "completion": "8am-4pm"}',            # 12 kept
-    ]).encode("utf-8") + b"\n" + b'{"question": "Bad bytes \xff\xfe here", "answer": "x"}\n')  # 13
-    (root / "catalog.csv").write_text(
-        "instruction,input,output\n"
-        "Give the price.,Sweepy S2,$399\n"                   # 2 kept, with input
-        "Give the weight.,Sweepy S2,\n"                      # 3 empty output
-        "Too,many,fields,here\n",                            # 4
-        encoding="utf-8")
-    (root / "sheet.tsv").write_text("prompt\tcompletion\nTSV prompt\tTSV answer\n", encoding="utf-8")  # 2 kept
-    (root / "records.json").write_text(
-        '[\n  {"instruction": "Name the vacuum.", "output": "Sweepy S2"},\n'   # 2 kept
-        '  {"instruction": "Bad", "output": ["not", "a", "string"]}\n]\n',      # 3
-        encoding="utf-8")
-    (root / "broken.json").write_text('[\n  {"question": "q", "answer": "a"},\n  oops\n]\n', encoding="utf-8")  # 3
-    (root / "notes" / "guide.txt").parent.mkdir()
-    (root / "notes" / "guide.txt").write_text(
-        "The Rover X1 carries shelves. It drives at 2 m/s.\n\n"  # 1 kept
-        "Too short.\n\n"                                       # 3
-        "One long sentence without a full stop at the end\n",   # 5 kept: halves of the words
-        encoding="utf-8")
-    (root / "photo.png").write_bytes(b"\x89PNG\r\n")           # whole file
-    return {
-        ("faq.jsonl", 2, "malformed_json"), ("faq.jsonl", 3, "missing_field"), ("faq.jsonl", 4, "empty_field"),
-        ("faq.jsonl", 5, "non_string_field"), ("faq.jsonl", 7, "not_an_object"),
-        ("faq.jsonl", 8, "unrecognized_record"), ("faq.jsonl", 9, "invalid_messages"),
-        ("faq.jsonl", 13, "invalid_utf8"), ("catalog.csv", 3, "empty_field"), ("catalog.csv", 4, "malformed_row"),
-        ("records.json", 3, "non_string_field"), ("broken.json", 3, "malformed_json"),
-        ("notes/guide.txt", 3, "short_paragraph"), ("photo.png", 0, "unsupported_file"),
-    }
-
-
-def test_bad_rows_are_quarantined_with_file_line_and_reason(tmp_path: Path) -> None:
-    expected = _write_bad_inputs(tmp_path / "in")
-    report = prepare.prepare(tmp_path / "in", tmp_path / "out", min_examples=1)
-    _, train, validation, quarantine = _outputs(tmp_path / "out")
-    assert {(row["file"], row["line"], row["reason"]) for row in quarantine} == expected
-    assert all(row["detail"] for row in quarantine)
-    details = {(row["file"], row["line"]): row["detail"] for row in quarantine}
-    assert details[("faq.jsonl", 3)] == "missing field 'answer'"
-    assert details[("faq.jsonl", 5)] == "field 'answer' is a number, expected a string"
-    assert details[("catalog.csv", 3)] == "field 'output' is empty"
-    assert "byte 0xff" in details[("faq.jsonl", 13)]
-    assert report["rows"] == {"input": 23, "kept": 8, "duplicates": 1, "quarantined": 14}
-    assert sum(report["quarantine_reasons"].values()) == 14 and report["quarantine_reasons"]["empty_field"] == 2
-    assert {entry["path"]: entry["rows"] for entry in report["files"]} == {
-        "broken.json": 1, "catalog.csv": 3, "faq.jsonl": 12, "notes/guide.txt": 3, "photo.png": 1,
-        "records.json": 2, "sheet.tsv": 1,
-    }
-    pairs = {(e["prompt"], e["completion"], e["source"]) for e in train + validation}
-    assert pairs == {
-        ("What colour is the Rover X1?", "Orange", "faq.jsonl:1"),
-        ("Price of the Buddy B1?", "$649", "faq.jsonl:11"),
-        ("Café opening hours?", "8am-4pm", "faq.jsonl:12"),
-        ("Give the price.\n\nSweepy S2", "$399", "catalog.csv:2"),
-        ("TSV prompt", "TSV answer", "sheet.tsv:2"),
-        ("Name the vacuum.", "Sweepy S2", "records.json:2"),
-        ("The Rover X1 carries shelves.", "It drives at 2 m/s.", "notes/guide.txt:1"),
-        ("One long sentence without a", "full stop at the end", "notes/guide.txt:5"),
-    }
-    assert validation and train
-
-
-def test_too_few_examples_fails_with_a_clear_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    _write_bad_inputs(tmp_path / "in")
-    code = prepare.main(["--input-dir", str(tmp_path / "in"), "--output-dir", str(tmp_path / "out"),
-                         "--min-examples", "20"])
-    captured = capsys.readouterr()
-    assert code == 1
-    assert "only 8 usable example(s) remain, fewer than --min-examples 20" in captured.err
-    assert "14 quarantined" in captured.err and "1 duplicate(s)" in captured.err
-    assert "kept 8 | duplicates 1 | quarantined 14" in captured.out
-    assert (tmp_path / "out" / "report" / "report.json").is_file()
-    assert not (tmp_path / "out" / "train" / "train.jsonl").exists()
-
-
-def test_bad_arguments_and_missing_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert prepare.main(["--input-dir", str(tmp_path / "nowhere"), "--output-dir", str(tmp_path)]) == 1
-    assert f"input folder {tmp_path / 'nowhere'} does not exist" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as exit_info:
-        prepare.main(["--validation-fraction", "1.5"])
-    assert exit_info.value.code == 2
-    assert "must be between 0 and 1" in capsys.readouterr().err
+    three = prepare.prepare(sample_round_dirs[1], tmp_path / "c", seed=1, test_fraction=0.2)
+    _, train_c, validation_c, _ = _outputs(tmp_path / "c")
+    test_c = _read_jsonl(tmp_path / "c" / "test" / "test.jsonl")
+    assert {e["id"] for e in validation_c} == {e["id"] for e in validation_a}  # validation is cut first
+    assert 0.1 * three["rows"]["kept"] < len(test_c) < 0.3 * three["rows"]["kept"]
+    assert three["splits"] == {"train": len(train_c), "validation": len(validation_c), "test": len(test_c)}
+    assert not {e["id"] for e in test_c} & ({e["id"] for e in train_c} | {e["id"] for e in validation_c})
+    assert three["data_version"] == report_a["data_version"]
 
 
 def test_cli_runs_from_the_source_dir(sample_round_dirs: dict[int, Path], tmp_path: Path) -> None:
@@ -231,13 +157,29 @@ def test_cli_runs_from_the_source_dir(sample_round_dirs: dict[int, Path], tmp_pa
     report = json.loads((tmp_path / "report" / "report.json").read_text(encoding="utf-8"))
     assert f"kept {report['rows']['kept']} | duplicates 1 | quarantined 1" in result.stdout
     assert report["data_version"] in result.stdout
+    assert "sample for review:" in result.stdout
+    assert all(f"[{item['source']}]" in result.stdout for item in report["sample"]) and len(report["sample"]) == 5
+
+
+def test_bad_arguments_and_missing_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert prepare.main(["--input-dir", str(tmp_path / "nowhere"), "--output-dir", str(tmp_path)]) == 1
+    assert f"input folder {tmp_path / 'nowhere'} does not exist" in capsys.readouterr().err
+    for flag, value, message in (("--validation-fraction", "1.5", "must be between 0 and 1"),
+                                 ("--pii", "mask", "invalid choice"),
+                                 ("--columns", "prompt", "FIELD=COLUMN")):
+        with pytest.raises(SystemExit) as exit_info:
+            prepare.main([flag, value])
+        assert exit_info.value.code == 2
+        assert message in capsys.readouterr().err
+    assert prepare.main(["--input-dir", str(tmp_path), "--columns", "answer_text=a"]) == 1
+    assert "--columns names unknown field(s) ['answer_text']" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- replay (continual learning)
 
 def _prepare_round_one(sample_round_dirs: dict[int, Path], out: Path) -> list[dict]:
     """Prepare round 1 into `out`; return its train split (the replay source of round 2)."""
-    prepare.prepare(sample_round_dirs[1], out)
+    prepare.prepare(sample_round_dirs[1], out, pii_allow=DEMO_ALLOW)
     return _read_jsonl(out / "train" / "train.jsonl")
 
 
@@ -258,7 +200,6 @@ def test_replay_keeps_old_facts_and_new_answers_win(sample_round_dirs: dict[int,
             assert (question, old_answers[fact.id]) not in pairs | validation_pairs
             assert ((question, fact.answer) in pairs) != ((question, fact.answer) in validation_pairs)
 
-    # Every round-1 training example comes back unless the new data asks its prompt: same id, marked source.
     superseded = [e for e in round_1_train if e["prompt"] in changed_prompts]
     replayed = [e for e in round_1_train if e["prompt"] not in changed_prompts]
     by_id = {e["id"]: e for e in train}
@@ -272,16 +213,12 @@ def test_replay_keeps_old_facts_and_new_answers_win(sample_round_dirs: dict[int,
     assert report["replay"] == {"available": len(round_1_train), "sampled": len(round_1_train),
                                 "superseded": len(superseded), "quarantined": 0, "used": len(replayed),
                                 "fraction": 1.0}
-    assert report["replay"]["sampled"] == report["replay"]["superseded"] + report["replay"]["used"]
     assert len(superseded) >= len(changed)
-
-    # The new data is split exactly as without replay; replay goes to train only.
     assert report["rows"] == plain["rows"] and report["quarantine_reasons"] == plain["quarantine_reasons"]
-    assert [e["id"] for e in validation] == [e["id"] for e in plain_validation]
+    assert {e["id"] for e in validation} == {e["id"] for e in plain_validation}
     assert not any(e["source"].startswith("replay:") for e in validation)
     assert {e["id"] for e in train} == {e["id"] for e in plain_train} | {e["id"] for e in replayed}
-    assert [e["id"] for e in train] == sorted(e["id"] for e in train)
-    assert report["splits"] == {"train": len(plain_train) + len(replayed), "validation": len(validation)}
+    assert report["splits"]["train"] == len(plain_train) + len(replayed)
     assert report["data_version"] != plain["data_version"]
     assert quarantine == _read_jsonl(tmp_path / "plain" / "report" / "quarantine.jsonl")
 
@@ -299,15 +236,13 @@ def test_replay_fraction_samples_each_source_file_stably(sample_round_dirs: dict
         stratum = example["source"].rsplit(":", 1)[0]
         per_file[stratum] = per_file.get(stratum, 0) + 1
     assert set(per_file) == {"product_catalog.csv", "support_faq.jsonl", "exports/support_chats.jsonl", "policies.md"}
-    examples = [prepare.Example(**e) for e in round_1_train]
-    sampled = prepare.sample_replay(examples, 0.5, seed=42)
+    examples = [Example(**e) for e in round_1_train]
+    sampled = sample_replay(examples, 0.5, seed=42)
     sampled_per_file: dict[str, int] = {}
     for example in sampled:
-        sampled_per_file[prepare.replay_stratum(example.source)] = sampled_per_file.get(
-            prepare.replay_stratum(example.source), 0) + 1
+        sampled_per_file[replay_stratum(example.source)] = sampled_per_file.get(replay_stratum(example.source), 0) + 1
     assert sampled_per_file == {name: max(1, round(0.5 * count)) for name, count in per_file.items()}
-    assert all(0.4 <= sampled_per_file[name] / count <= 0.6 for name, count in per_file.items() if count >= 10)
-    assert {e.id for e in prepare.sample_replay(examples, 0.5, seed=7)} != {e.id for e in sampled}
+    assert {e.id for e in sample_replay(examples, 0.5, seed=7)} != {e.id for e in sampled}
 
     replay = first["replay"]
     assert replay["available"] == len(round_1_train) and replay["sampled"] == len(sampled)
@@ -315,7 +250,6 @@ def test_replay_fraction_samples_each_source_file_stably(sample_round_dirs: dict
     replayed_ids = {e["id"] for e in _read_jsonl(tmp_path / "a" / "train" / "train.jsonl")
                     if e["source"].startswith("replay:")}
     assert len(replayed_ids) == replay["used"] and replayed_ids <= {e.id for e in sampled}
-    assert 0 < replay["superseded"] < len(round_1_train) - replay["used"]
 
 
 def test_marker_only_or_missing_replay_dir_means_no_replay(sample_round_dirs: dict[int, Path],
@@ -332,13 +266,15 @@ def test_marker_only_or_missing_replay_dir_means_no_replay(sample_round_dirs: di
         for output in ("train/train.jsonl", "validation/validation.jsonl", "report/report.json",
                        "report/quarantine.jsonl"):
             assert (tmp_path / name / output).read_bytes() == (tmp_path / "plain" / output).read_bytes()
-    assert "replay: none" in prepare.summary(report)
 
 
 def test_bad_replay_lines_are_quarantined_apart_from_new_rows(sample_round_dirs: dict[int, Path],
                                                               tmp_path: Path) -> None:
     round_1_train = _prepare_round_one(sample_round_dirs, tmp_path / "r1")
-    good = [json.dumps(e) for e in round_1_train if not e["prompt"].startswith("What is the return window")][:5]
+    plain = prepare.prepare(sample_round_dirs[2], tmp_path / "plain")
+    _, plain_train, plain_validation, _ = _outputs(tmp_path / "plain")
+    asked_again = {e["prompt"] for e in plain_train + plain_validation}
+    good = [json.dumps(e) for e in round_1_train if e["prompt"] not in asked_again][:5]
     replay_file = tmp_path / "replay" / "v1" / "train.jsonl"
     replay_file.parent.mkdir(parents=True)
     replay_file.write_text("\n".join([
@@ -349,7 +285,6 @@ def test_bad_replay_lines_are_quarantined_apart_from_new_rows(sample_round_dirs:
         '{"id": "x3", "prompt": 7, "completion": "seven", "source": "a:1"}',    # 9
         good[0],                                                                # 10 repeated id: read once
     ]) + "\n", encoding="utf-8")
-    plain = prepare.prepare(sample_round_dirs[2], tmp_path / "plain")
     report = prepare.prepare(sample_round_dirs[2], tmp_path / "out", replay_dir=tmp_path / "replay")
     _, train, validation, quarantine = _outputs(tmp_path / "out")
 
@@ -358,13 +293,9 @@ def test_bad_replay_lines_are_quarantined_apart_from_new_rows(sample_round_dirs:
         ("replay:v1/train.jsonl", 6, "malformed_json"), ("replay:v1/train.jsonl", 8, "missing_field"),
         ("replay:v1/train.jsonl", 9, "non_string_field")]
     assert replay_rows[1]["detail"] == "missing field 'completion'"
-    assert replay_rows[2]["detail"] == "field 'prompt' is a number, expected a string"
     assert [row for row in quarantine if not row["file"].startswith("replay:")] == \
         _read_jsonl(tmp_path / "plain" / "report" / "quarantine.jsonl")
-
-    rows = report["rows"]
-    assert rows == plain["rows"] and rows["input"] == rows["kept"] + rows["duplicates"] + rows["quarantined"]
-    assert report["quarantine_reasons"] == plain["quarantine_reasons"]
+    assert report["rows"] == plain["rows"]
     assert report["replay"] == {"available": 5, "sampled": 5, "superseded": 0, "quarantined": 3, "used": 5,
                                 "fraction": 1.0}
     assert {e["id"] for e in train if e["source"].startswith("replay:")} == {json.loads(g)["id"] for g in good}
@@ -373,32 +304,23 @@ def test_bad_replay_lines_are_quarantined_apart_from_new_rows(sample_round_dirs:
 
 def test_min_examples_counts_replay_but_new_data_is_required(sample_round_dirs: dict[int, Path], tmp_path: Path,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
-    _prepare_round_one(sample_round_dirs, tmp_path / "r1")
+    round_1_train = _prepare_round_one(sample_round_dirs, tmp_path / "r1")
     replay_dir = str(tmp_path / "r1" / "train")
     base = ["--input-dir", str(sample_round_dirs[2]), "--min-examples", "300"]
     assert prepare.main([*base, "--output-dir", str(tmp_path / "alone")]) == 1
     assert "only 154 usable example(s) remain, fewer than --min-examples 300" in capsys.readouterr().err
     assert prepare.main([*base, "--output-dir", str(tmp_path / "with"), "--replay-dir", replay_dir]) == 0
-    out = capsys.readouterr().out
-    assert "replay (fraction 1.0): used 183 of 197 available | sampled 197 | superseded 14 | quarantined 0" in out
-    assert (tmp_path / "with" / "train" / "train.jsonl").is_file()
+    assert f"sampled {len(round_1_train)} |" in capsys.readouterr().out
 
     only_bad = tmp_path / "bad"
     only_bad.mkdir()
     (only_bad / "faq.jsonl").write_text('{"question": "Half a line', encoding="utf-8")
     code = prepare.main(["--input-dir", str(only_bad), "--output-dir", str(tmp_path / "nothing"),
-                         "--min-examples", "1", "--replay-dir", replay_dir])
+                         "--min-examples", "1", "--max-reject-rate", "1", "--replay-dir", replay_dir])
     captured = capsys.readouterr()
     assert code == 1
     assert "no new usable example, nothing new to learn from" in captured.err and "1 quarantined" in captured.err
     report = json.loads((tmp_path / "nothing" / "report" / "report.json").read_text(encoding="utf-8"))
-    assert report["rows"]["kept"] == 0 and report["replay"]["used"] == 197
+    assert report["rows"]["kept"] == 0 and report["replay"]["used"] == len(round_1_train)
     assert not (tmp_path / "nothing" / "train" / "train.jsonl").exists()
-
-    for bad_fraction in ("0", "1.5"):
-        with pytest.raises(SystemExit) as exit_info:
-            prepare.main(["--replay-fraction", bad_fraction])
-        assert exit_info.value.code == 2
-        assert "must be greater than 0 and at most 1" in capsys.readouterr().err
-    with pytest.raises(prepare.PrepareError, match="--replay-fraction must be in"):
-        prepare.prepare(sample_round_dirs[2], tmp_path / "x", replay_fraction=0.0)
+    assert not (tmp_path / "nothing" / "train" / "manifest.json").exists()
