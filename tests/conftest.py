@@ -44,3 +44,39 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     out = tmp_path_factory.mktemp("tiny-model")
     return build_tiny_model(out, corpus_texts(), seed=0)
+
+
+@pytest.fixture(scope="session")
+def prepared_rounds(sample_round_dirs: dict[int, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
+    """Both demo rounds through the prepare step (round 2 replays round 1's train split): `train/`,
+    `validation/`, `report/` folders per round."""
+    import prepare
+
+    root = tmp_path_factory.mktemp("prepared-rounds")
+    prepare.prepare(sample_round_dirs[1], root / "round1", validation_fraction=0.1, seed=42)
+    prepare.prepare(sample_round_dirs[2], root / "round2", replay_dir=root / "round1" / "train",
+                    validation_fraction=0.1, seed=42)
+    return {1: root / "round1", 2: root / "round2"}
+
+
+@pytest.fixture(scope="session")
+def trained_round1(tiny_model_dir: Path, prepared_rounds: dict[int, Path],
+                   tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """train.py with its default (demo) hyperparameters on prepared round 1, run once per session:
+    {"code": exit code, "dir": model dir, "log": stdout, "seconds": wall time}."""
+    import contextlib
+    import io
+    import time
+
+    import train
+
+    model_dir = tmp_path_factory.mktemp("trained-round1")
+    split = prepared_rounds[1]
+    argv = ["--train-dir", str(split / "train"), "--validation-dir", str(split / "validation"),
+            "--report-dir", str(split / "report"), "--base-model-dir", str(tmp_path_factory.mktemp("empty-channel")),
+            "--base_model", str(tiny_model_dir), "--model-dir", str(model_dir)]
+    stream = io.StringIO()
+    started = time.monotonic()
+    with contextlib.redirect_stdout(stream):
+        code = train.main(argv)
+    return {"code": code, "dir": model_dir, "log": stream.getvalue(), "seconds": time.monotonic() - started}
