@@ -1,0 +1,161 @@
+"""PII scanning, near-duplicate detection, token lengths with a real tokenizer and chat template, splits."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from common import data_dedup, data_pii
+from common.data_split import TEST, TRAIN, VALIDATION, assign_splits, split_score, split_scores
+from common.data_tokens import load_counter
+
+import prepare
+
+
+@pytest.mark.parametrize("text, redacted, kinds", [
+    ("Mail jane.doe+x@example.co.uk today", "Mail [EMAIL] today", {"email": 1}),
+    ("Call 555-123-4567 or +44 20 7946 0958.", "Call [PHONE] or [PHONE].", {"phone": 2}),
+    ("Call 1-800-555-0100 now", "Call [PHONE] now", {"phone": 1}),
+    ("Card 4111 1111 1111 1111, exp 12/27", "Card [CARD], exp 12/27", {"card": 1}),
+    ("Amex 378282246310005.", "Amex [CARD].", {"card": 1}),
+    ("Key AKIAIOSFODNN7EXAMPLE in the log", "Key [AWS_ACCESS_KEY] in the log", {"aws_access_key": 1}),
+    ("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "[AWS_SECRET_KEY]", {"aws_secret_key": 1}),
+    ("Authorization: Bearer abc.DEF-123_456~789/xyz", "Authorization: [BEARER_TOKEN]", {"bearer_token": 1}),
+    ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaA\n-----END OPENSSH PRIVATE KEY-----\nbye", "[PRIVATE_KEY]\nbye",
+     {"private_key": 1}),
+    ("token ghp_" + "a1B2" * 9, "token [GITHUB_TOKEN]", {"github_token": 1}),
+    ("slack xoxb-1234567890-abcdefghij", "slack [SLACK_TOKEN]", {"slack_token": 1}),
+    ("use sk-proj-" + "Ab3" * 10, "use [API_KEY]", {"api_key": 1}),
+    ("jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.SflKxwRJSMeKKF2QT4fwpM", "jwt [JWT]", {"jwt": 1}),
+])
+def test_pii_kinds_are_found_and_redacted(text: str, redacted: str, kinds: dict[str, int]) -> None:
+    assert data_pii.may_contain([text]) == [True]
+    result, found = data_pii.redact(text)
+    assert (result, dict(found)) == (redacted, kinds)
+
+
+@pytest.mark.parametrize("text", [
+    "Price $1,299.00 since 2024-05-01, order 1234567, version 10.2.3",
+    "Card-like 4111 1111 1111 1112 fails the Luhn check",
+    "The Sweepy S2 weighs 3 kg and costs $399",
+])
+def test_clean_text_is_left_alone(text: str) -> None:
+    assert data_pii.redact(text) == (text, {})
+
+
+def test_allow_list_keeps_public_contacts() -> None:
+    allow = frozenset({"@acme.com", "1-800-555-0199"})
+    text = "Write help@acme.com or sales@ACME.com, call 1-800-555-0199; not bob@gmail.com or 555-123-4567"
+    result, found = data_pii.redact(text, allow)
+    assert result == "Write help@acme.com or sales@ACME.com, call 1-800-555-0199; not [EMAIL] or [PHONE]"
+    assert dict(found) == {"email": 1, "phone": 1}
+    assert data_pii.luhn_valid("79927398713") and not data_pii.luhn_valid("79927398710")
+
+
+def test_minhash_estimates_jaccard_and_lsh_finds_near_duplicates() -> None:
+    base = ("the robot vacuum cleans hard floors and carpets and returns to its dock when the battery runs low "
+            "so that it can charge before it finishes the rest of the rooms on the map").split()
+    edited = base.copy()
+    edited[5] = "rugs"
+    other = ("the warranty covers parts and labour for two years and can be extended to five years for a fee "
+             "paid within thirty days of purchase at any store").split()
+    texts = [" ".join(base), " ".join(edited), " ".join(other), " ".join(base[:8])]
+    signature = data_dedup.signatures(texts)
+    assert signature.shape == (4, data_dedup.NUM_PERM) and signature.dtype == np.uint32
+    assert (data_dedup.signatures(texts) == signature).all()  # deterministic
+    near = data_dedup.similarity(signature[[0]], signature[[1]])[0]
+    far = data_dedup.similarity(signature[[0]], signature[[2]])[0]
+    assert near >= 0.7 and far <= 0.2
+    pairs = data_dedup.candidate_pairs(list(data_dedup.band_keys(signature)), np.ones(4, bool))
+    assert [0, 1] in pairs.tolist()
+    duplicate = data_dedup.near_duplicates(pairs, data_dedup.similarity(signature[pairs[:, 0]], signature[pairs[:, 1]]),
+                                           0.7, 4)
+    assert duplicate.tolist() == [False, True, False, False]
+
+
+def test_near_duplicates_are_removed_but_facts_that_differ_are_kept(tmp_path: Path) -> None:
+    data = tmp_path / "in"
+    data.mkdir()
+    long_answer = ("Hold the power button for ten seconds until the light turns orange, then release it and wait "
+                   "for the robot to restart; your maps and schedules are kept, and the Wi-Fi settings are reset "
+                   "so you will need to connect it to the app again.")
+    records = [{"question": f"What does the Acme X{n} cost?", "answer": f"${n}99"} for n in range(1, 40)]
+    records += [{"question": "How do I reset my robot?", "answer": long_answer},
+                {"question": "How do I reset my robot?", "answer": long_answer.replace("ten seconds", "10 seconds")},
+                {"question": "HOW DO I RESET MY ROBOT?", "answer": long_answer.upper()}]
+    (data / "faq.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    report = prepare.prepare(data, tmp_path / "out", min_examples=1)
+    assert report["duplicates"] == {"exact": 0, "near": 2}
+    assert report["rows"]["kept"] == 40
+    kept = [json.loads(line) for name in ("train", "validation")
+            for line in (tmp_path / "out" / name / f"{name}.jsonl").read_text().splitlines()]
+    assert sum(e["prompt"] == "How do I reset my robot?" for e in kept) == 1
+    assert next(e for e in kept if e["prompt"] == "How do I reset my robot?")["completion"] == long_answer
+    strict = prepare.prepare(data, tmp_path / "strict", min_examples=1, near_duplicate_threshold=1.0)
+    assert strict["duplicates"]["near"] == 1  # only the upper-cased copy is identical once lower-cased
+
+
+def _tokenizer_dir(folder: Path, chat_template: str | None) -> Path:
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
+
+    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<unk>", "<s>", "</s>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tokenizer.train_from_iterator(["the robot cleans floors", "what is the price", "hello there"], trainer=trainer)
+    tokenizer.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    folder.mkdir(parents=True)
+    tokenizer.save(str(folder / "tokenizer.json"))
+    config = {"bos_token": "<s>", "eos_token": "</s>", **({"chat_template": chat_template} if chat_template else {})}
+    (folder / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
+    return folder
+
+
+def test_token_lengths_follow_the_prompt_template_or_the_chat_template(tmp_path: Path) -> None:
+    from tokenizers import Tokenizer
+
+    plain = load_counter(_tokenizer_dir(tmp_path / "plain", None))
+    tokenizer = Tokenizer.from_file(str(tmp_path / "plain" / "tokenizer.json"))
+    messages = [{"role": "user", "content": "what is the price"}, {"role": "assistant", "content": "the robot"}]
+    expected = (len(tokenizer.encode("### Question:\nwhat is the price\n### Answer:\n").ids)
+                + len(tokenizer.encode("the robot", add_special_tokens=False).ids) + 1)
+    assert plain.count(messages, "what is the price", "the robot") == expected
+    assert plain.surely_fits(messages, "what is the price", "the robot", 200)
+    assert not plain.surely_fits(messages, "what is the price", "the robot", expected)
+
+    template = ("{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}{{ eos_token }}"
+                "{% endfor %}")
+    chat = load_counter(_tokenizer_dir(tmp_path / "chat", template))
+    assert "chat template" in chat.description
+    rendered = "<s><|user|>what is the price</s><|assistant|>the robot</s>"
+    assert chat.count(messages, "", "") == len(tokenizer.encode(rendered, add_special_tokens=False).ids)
+    assert load_counter(tmp_path / "nowhere").exact is False
+
+
+def test_over_long_examples_are_measured_with_the_tokenizer(tmp_path: Path) -> None:
+    data = tmp_path / "in"
+    data.mkdir()
+    records = [{"question": "what is the price", "answer": answer} for answer in ("the robot", "hello there",
+                                                                                  "the robot " * 40)]
+    (data / "faq.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    report = prepare.prepare(data, tmp_path / "out", tokenizer_dir=_tokenizer_dir(tmp_path / "tok", None),
+                             max_tokens=60, min_examples=1, max_reject_rate=1)
+    quarantine = [json.loads(line) for line in (tmp_path / "out" / "report" / "quarantine.jsonl").read_text()
+                  .splitlines()]
+    assert [(row["line"], row["reason"]) for row in quarantine] == [(3, "too_long")]
+    assert quarantine[0]["detail"] == "113 tokens, over the limit of 60 (the base model's tokenizer.json)"
+    assert report["tokens"]["counted"] >= 1 and report["rows"]["kept"] == 2
+
+
+def test_splits_are_hash_based_and_never_empty() -> None:
+    keys = np.arange(1, 20001, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    scores = split_scores(keys, seed=42)
+    assert ((scores >= 0) & (scores < 1)).all() and abs(scores.mean() - 0.5) < 0.01
+    codes = assign_splits(scores, 0.1, 0.2)
+    shares = [float((codes == code).mean()) for code in (TRAIN, VALIDATION, TEST)]
+    assert shares == pytest.approx([0.7, 0.1, 0.2], abs=0.01)
+    assert split_score("00000000000000ff", 42) == split_score("00000000000000ff", 42) != split_score("00000000000000ff", 7)
+    two = assign_splits(np.array([0.5, 0.7]), 0.1, 0.0)
+    assert sorted(two.tolist()) == [TRAIN, VALIDATION]
