@@ -49,8 +49,8 @@ class DataConfig(_Strict):
     near_duplicate_threshold: float = Field(default=0.85, gt=0, le=1)
     columns: dict[str, str] = Field(default_factory=dict, description="canonical field -> your column name")
     replay_fraction: float = Field(default=1.0, gt=0, le=1, description="share of the previous version's data replayed")
-    retrain_min_change: float = Field(default=0.0, ge=0, le=1, description="skip training below this retrain "
-                                                                            "score (0: always train)")
+    retrain_min_change: float = Field(default=0.0, ge=0, description="skip training below this retrain score "
+                                                                      "(0: always train; above 1: never)")
     tokenizer_uri: str | None = Field(default=None, description="tokenizer-only prefix for the prepare step; "
                                                                  "None: the base model's")
     seed: int = 42

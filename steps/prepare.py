@@ -220,6 +220,13 @@ def _share(text: str) -> float:
     return value
 
 
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {text}")
+    return value
+
+
 def _replay_fraction(text: str) -> float:
     value = float(text)
     if not 0 < value <= 1:
@@ -274,9 +281,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--columns", type=_columns, default={},
         help="column mapping FIELD=COLUMN,... (fields: prompt, completion, question, answer, instruction, input, "
              "output, messages, conversations, text, system)")
-    add("--retrain-min-change", type=_share, default=defaults.retrain_min_change,
-        help="retrain score (share changed / distribution shift vs the previous version) below which the report "
-             f"recommends skipping training (default {defaults.retrain_min_change}: always train)")
+    add("--retrain-min-change", type=_non_negative, default=defaults.retrain_min_change,
+        help="retrain score (share changed / distribution shift vs the previous version, 0..1) below which the "
+             f"report recommends skipping training (default {defaults.retrain_min_change}: always train; above 1: "
+             "never, data checks only)")
     add("--workers", type=int, default=defaults.workers, help="scanning processes (default 0: one per CPU)")
     return parser.parse_args(argv)
 

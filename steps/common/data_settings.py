@@ -41,7 +41,7 @@ class PrepareSettings:
             ("pii", self.pii in PII_MODES, f"one of {', '.join(PII_MODES)}"),
             ("near_duplicate_threshold", 0 < self.near_duplicate_threshold <= 1, "in (0, 1]"),
             ("replay_fraction", 0 < self.replay_fraction <= 1, "in (0, 1]"),
-            ("retrain_min_change", 0 <= self.retrain_min_change <= 1, "between 0 and 1"),
+            ("retrain_min_change", self.retrain_min_change >= 0, "at least 0 (above 1: never train)"),
             ("workers", self.workers >= 0, "at least 0 (0 = one per CPU)"),
         ]
         for name, ok, expected in checks:
