@@ -1,4 +1,5 @@
-"""`continuum status`: model versions, the endpoint and recent executions."""
+"""`continuum status`: model versions, then per stage the serving version, traffic split, recent latency and
+errors and the latest drift verdict, then recent executions."""
 from __future__ import annotations
 
 import argparse
@@ -10,20 +11,22 @@ from pipelines.config import load_config
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from pipelines.deploy.stage_status import format_stage, stage_status
+    from pipelines.deploy.stages import stages
     from pipelines.registry_ops import list_versions
 
     config = load_config(args.config)
     backend = backend_for(args, config)
-    sagemaker = backend.client("sagemaker")
-    versions = list_versions(sagemaker, config.model.model_package_group)
+    versions = list_versions(backend.client("sagemaker"), config.model.model_package_group)
     print(f"model package group {config.model.model_package_group}: {len(versions)} version(s)")
     for version in versions[:5]:
         print(f"  v{version.version} {version.approval_status}")
-    try:
-        endpoint = sagemaker.describe_endpoint(EndpointName=config.deploy.endpoint_name)
-        print(f"endpoint {endpoint['EndpointName']}: {endpoint['EndpointStatus']} (config {endpoint['EndpointConfigName']})")
-    except Exception as exc:  # noqa: BLE001 - any "not found" shape is reported the same way
-        print(f"endpoint {config.deploy.endpoint_name}: not deployed ({exc.__class__.__name__})")
+    rows = [stage_status(backend, config, stage, args.minutes) for stage in stages(config)]
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+    else:
+        for row in rows:
+            print(format_stage(row, args.minutes))
     if backend.is_local and backend.home is not None:
         executions = sorted((backend.home / "executions").glob("*/*/execution.json"), key=lambda p: p.stat().st_mtime)
         for path in executions[-5:]:
@@ -33,4 +36,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def register(add_command: Callable[..., argparse.ArgumentParser]) -> None:
-    add_target(add_command("status", cmd_status, "model versions, endpoint and recent executions"))
+    parser = add_command("status", cmd_status, "versions; per stage: serving version, traffic, latency/errors, drift")
+    parser.add_argument("--minutes", type=int, default=15, help="window of the latency and error figures")
+    parser.add_argument("--json", action="store_true", help="the per-stage figures as JSON")
+    add_target(parser)

@@ -1,12 +1,15 @@
-"""Assemble the deploy pipeline: latest Approved version → endpoint with data capture → smoke test.
+"""Assemble the deploy pipeline: latest Approved version → staging (data capture) → smoke test and benchmark
+suites against it → monitoring baseline → production, blue/green with alarm auto-rollback and auto scaling.
 
-The SDK's EndpointConfigStep/EndpointStep cannot carry DataCaptureConfig (see FACTS.md), so the
-endpoint is created by a processing step running `steps/deploy.py` with boto3.
+The SDK's EndpointConfigStep/EndpointStep cannot carry DataCaptureConfig or DeploymentConfig (see
+FACTS.md), so both endpoints are deployed by processing steps running `steps/deploy.py` with boto3.
 """
 from __future__ import annotations
 
-from sagemaker.processing import ProcessingOutput
-from sagemaker.workflow.functions import JsonGet
+from sagemaker.processing import ProcessingInput, ProcessingOutput
+from sagemaker.workflow.condition_step import ConditionStep
+from sagemaker.workflow.conditions import ConditionEquals
+from sagemaker.workflow.functions import Join, JsonGet
 from sagemaker.workflow.pipeline import Pipeline
 from sagemaker.workflow.pipeline_context import PipelineSession
 from sagemaker.workflow.properties import PropertyFile
@@ -14,45 +17,115 @@ from sagemaker.workflow.steps import ProcessingStep
 
 from pipelines.common_steps import resolve_model_step
 from pipelines.config import Config
-from pipelines.deploy.parameters import DeployParameters, deploy_parameters
+from pipelines.deploy.parameters import DeployParameters, ProductionParameters, deploy_parameters, production_parameters
 from pipelines.paths import STEPS_DIR
 from pipelines.processors import step_processor
 
+DEPLOYMENT_DIR = "/opt/ml/processing/output/deployment"
 
-def deploy_endpoint_step(
-    config: Config, session: PipelineSession, params: DeployParameters, resolve: ProcessingStep, resolved: PropertyFile
-) -> ProcessingStep:
-    processor = step_processor(config, session, "deploy", config.processing.instance_type)
+
+def monitoring_baseline_uri(config: Config) -> str:
+    """Where the deploy pipeline leaves the baseline of the version it deployed (the monitor reads it)."""
+    return f"{config.s3_prefix}/monitoring/baseline"
+
+
+def _deploy_step(config: Config, session: PipelineSession, name: str, arguments: list,
+                 depends_on: list[ProcessingStep]) -> ProcessingStep:
+    processor = step_processor(config, session, name.lower(), config.processing.instance_type)
     step_args = processor.run(
-        code="deploy.py",
-        source_dir=str(STEPS_DIR),
-        outputs=[ProcessingOutput(output_name="deployment", source="/opt/ml/processing/output/deployment")],
-        arguments=[
-            "--model-package-arn", JsonGet(step_name=resolve.name, property_file=resolved, json_path="model_package_arn"),
-            "--endpoint-name", params.endpoint_name,
-            "--instance-type", params.instance_type,
-            "--instance-count", params.instance_count.to_string(),
-            "--capture-percent", params.capture_percent.to_string(),
-            "--capture-s3-uri", params.capture_s3_uri,
-            "--role-arn", config.project.role_arn,
-            "--output-dir", "/opt/ml/processing/output/deployment",
-        ],
-    )
-    return ProcessingStep(name="DeployEndpoint", step_args=step_args)
+        code="deploy.py", source_dir=str(STEPS_DIR),
+        outputs=[ProcessingOutput(output_name="deployment", source=DEPLOYMENT_DIR)],
+        arguments=[*arguments, "--role-arn", config.project.role_arn, "--output-dir", DEPLOYMENT_DIR])
+    return ProcessingStep(name=name, step_args=step_args, depends_on=depends_on or None)
 
 
-def smoke_test_step(
-    config: Config, session: PipelineSession, params: DeployParameters, deploy: ProcessingStep
-) -> ProcessingStep:
+def _package_arn(resolve: ProcessingStep, resolved: PropertyFile) -> JsonGet:
+    return JsonGet(step_name=resolve.name, property_file=resolved, json_path="model_package_arn")
+
+
+def deploy_endpoint_step(config: Config, session: PipelineSession, params: DeployParameters, resolve: ProcessingStep,
+                         resolved: PropertyFile) -> ProcessingStep:
+    """Staging: create or update (standard update) with data capture."""
+    return _deploy_step(config, session, "DeployEndpoint", [
+        "--model-package-arn", _package_arn(resolve, resolved),
+        "--endpoint-name", params.endpoint_name,
+        "--instance-type", params.instance_type,
+        "--instance-count", params.instance_count.to_string(),
+        "--capture-percent", params.capture_percent.to_string(),
+        "--capture-s3-uri", params.capture_s3_uri,
+        Join(on="", values=["--capture-kms-key-id=", params.capture_kms_key_id]),
+    ], [])
+
+
+def smoke_test_step(config: Config, session: PipelineSession, params: DeployParameters,
+                    deploy: ProcessingStep) -> ProcessingStep:
+    """Smoke prompts, then the benchmark suites through the live staging endpoint, gated."""
     processor = step_processor(config, session, "smoke-test", config.processing.instance_type)
     prompts = [arg for prompt in config.deploy.smoke_prompts for arg in ("--prompt", prompt)]
     step_args = processor.run(
         code="smoke_test.py",
         source_dir=str(STEPS_DIR),
+        inputs=[ProcessingInput(input_name="benchmarks", source=f"{config.s3_prefix}/benchmarks",
+                                destination="/opt/ml/processing/input/benchmarks")],
         outputs=[ProcessingOutput(output_name="smoke", source="/opt/ml/processing/output/smoke")],
-        arguments=["--endpoint-name", params.endpoint_name, "--output-dir", "/opt/ml/processing/output/smoke", *prompts],
+        arguments=["--endpoint-name", params.endpoint_name, "--output-dir", "/opt/ml/processing/output/smoke", *prompts,
+                   "--benchmarks-dir", "/opt/ml/processing/input/benchmarks",
+                   "--suites", ",".join(config.evaluation.suites),
+                   "--benchmark-max-new-tokens", str(config.evaluation.max_new_tokens),
+                   "--gate-metric", config.evaluation.gate.metric,
+                   "--gate-threshold", params.benchmark_gate_threshold.to_string()],
     )
     return ProcessingStep(name="SmokeTest", step_args=step_args, depends_on=[deploy])
+
+
+def monitoring_baseline_step(config: Config, session: PipelineSession, resolve: ProcessingStep,
+                             resolved: PropertyFile, smoke: ProcessingStep) -> ProcessingStep:
+    """Model Monitor's baselining job, ours: statistics.json + constraints.json of the deployed version's
+    training data, where the monitor pipeline reads them."""
+    processor = step_processor(config, session, "monitoring-baseline", config.processing.instance_type)
+    thresholds = [arg for name, value in sorted(config.deploy.monitoring.thresholds.items())
+                  for arg in ("--threshold", f"{name}={value}")]
+    step_args = processor.run(
+        code="monitor.py",
+        source_dir=str(STEPS_DIR),
+        inputs=[ProcessingInput(input_name="train",
+                                source=JsonGet(step_name=resolve.name, property_file=resolved,
+                                               json_path="replay_data_uri"),
+                                destination="/opt/ml/processing/input/train")],
+        outputs=[ProcessingOutput(output_name="baseline", source="/opt/ml/processing/output/baseline",
+                                  destination=monitoring_baseline_uri(config))],
+        arguments=["baseline", "--train-dir", "/opt/ml/processing/input/train",
+                   "--output-dir", "/opt/ml/processing/output/baseline", *thresholds],
+    )
+    return ProcessingStep(name="MonitoringBaseline", step_args=step_args, depends_on=[smoke])
+
+
+def production_steps(config: Config, session: PipelineSession, deploy_params: DeployParameters,
+                     params: ProductionParameters, resolve: ProcessingStep, resolved: PropertyFile,
+                     smoke: ProcessingStep) -> ConditionStep:
+    """Blue/green update of production (alarms on the new fleet, auto scaling), if PromoteToProduction."""
+    production = _deploy_step(config, session, "DeployProduction", [
+        "--model-package-arn", _package_arn(resolve, resolved),
+        "--endpoint-name", params.endpoint_name,
+        "--instance-type", params.instance_type,
+        "--instance-count", params.instance_count.to_string(),
+        "--capture-percent", params.capture_percent.to_string(),
+        "--capture-s3-uri", deploy_params.capture_s3_uri,
+        Join(on="", values=["--capture-kms-key-id=", deploy_params.capture_kms_key_id]),
+        "--traffic-routing", params.traffic_routing,
+        "--canary-percent", params.canary_percent.to_string(),
+        "--linear-step-percent", params.linear_step_percent.to_string(),
+        "--wait-interval-seconds", params.bake_seconds.to_string(),
+        "--termination-wait-seconds", params.termination_wait_seconds.to_string(),
+        "--alarm-max-error-rate", params.alarm_max_error_rate.to_string(),
+        "--alarm-max-latency-ms", params.alarm_max_latency_ms.to_string(),
+        "--alarm-period-seconds", params.alarm_period_seconds.to_string(),
+        "--autoscaling-min", params.autoscaling_min.to_string(),
+        "--autoscaling-max", params.autoscaling_max.to_string(),
+        "--invocations-per-instance", params.invocations_per_instance.to_string(),
+    ], [])
+    return ConditionStep(name="CheckPromoteToProduction", conditions=[ConditionEquals(left=params.promote, right=True)],
+                         if_steps=[production], else_steps=[], depends_on=[smoke])
 
 
 def deploy_pipeline(config: Config, session: PipelineSession) -> Pipeline:
@@ -62,9 +135,11 @@ def deploy_pipeline(config: Config, session: PipelineSession) -> Pipeline:
     )
     deploy = deploy_endpoint_step(config, session, params, resolve, resolved)
     smoke = smoke_test_step(config, session, params, deploy)
-    return Pipeline(
-        name=config.deploy_pipeline_name,
-        parameters=params.as_list(),
-        steps=[resolve, deploy, smoke],
-        sagemaker_session=session,
-    )
+    baseline = monitoring_baseline_step(config, session, resolve, resolved, smoke)
+    steps: list = [resolve, deploy, smoke, baseline]
+    parameters = params.as_list()
+    if config.deploy.production is not None:
+        production = production_parameters(config.deploy.production)
+        steps.append(production_steps(config, session, params, production, resolve, resolved, smoke))
+        parameters += production.as_list()
+    return Pipeline(name=config.deploy_pipeline_name, parameters=parameters, steps=steps, sagemaker_session=session)

@@ -50,8 +50,8 @@ def _drift(name: str, statistic: str, value: float, threshold: float, p_value: f
            enough: bool) -> CheckResult:
     violated = enough and value > threshold and p_value < alpha
     relation = ">" if value > threshold else "<="
-    description = (f"{statistic} {value:.4f} {relation} threshold {threshold} (p = {p_value:.3g}, "
-                   f"significance level {alpha})")
+    description = (f"{'too few rows to judge: ' if not enough else ''}{statistic} {value:.4f} {relation} threshold "
+                   f"{threshold} (p = {p_value:.3g}, significance level {alpha})")
     return CheckResult(name, INPUT_DRIFT, value, threshold, violated, enough, description, p_value)
 
 
@@ -84,7 +84,7 @@ def input_drift_checks(baseline: Baseline, current: features_of.TextFeatures, pr
     oov = features_of.oov_rate(current.prompt_words, baseline.vocabulary)
     oov_limit = float(limits["baseline_oov_rate"]) + float(limits["max_oov_increase"])
     results.append(CheckResult("oov_rate", INPUT_DRIFT, oov, oov_limit, enough and oov > oov_limit, enough,
-                               f"out-of-vocabulary rate {oov:.4f} {'>' if oov > oov_limit else '<='} threshold "
+                               f"{'too few rows to judge: ' if not enough else ''}out-of-vocabulary rate {oov:.4f} {'>' if oov > oov_limit else '<='} threshold "
                                f"{oov_limit:.4f} (baseline {float(limits['baseline_oov_rate']):.4f})"))
     if enough and baseline.reference_prompts:
         size = int(limits["mmd_sample_size"])
