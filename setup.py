@@ -20,7 +20,10 @@ ML_STACK = [
     "rouge-score>=0.1.2",
     "sacrebleu>=2.4",
     "scikit-learn>=1.4",
+    "matplotlib>=3.8",
 ]
+# Standard benchmarks (lm-evaluation-harness); the evaluate step imports it only for lm-eval suites/tasks.
+EVAL = ["lm-eval>=0.4.13,<0.5"]
 TEST = ["pytest>=8", "moto[s3,sagemaker,events,iam,sts]>=5.1", "nbformat>=5"]
 
 setup(
@@ -33,7 +36,7 @@ setup(
     packages=find_packages(include=["pipelines", "pipelines.*"]),
     package_data={"pipelines": ["configs/*.yaml"]},
     install_requires=CONTROL_PLANE,
-    extras_require={"ml": ML_STACK, "test": TEST, "all": ML_STACK + TEST},
+    extras_require={"ml": ML_STACK, "eval": EVAL, "test": TEST, "all": ML_STACK + EVAL + TEST},
     entry_points={
         "console_scripts": [
             "continuum=pipelines.cli:main",
