@@ -82,7 +82,10 @@ def plan_steps(definition: dict[str, Any]) -> dict[str, _PlannedStep]:
         name = step["Name"]
         if name in planned:
             raise DefinitionError(f"step name {name!r} appears twice in the definition")
-        depends = set(step.get("DependsOn", [])) | references_in(step.get("Arguments", {}))
+        arguments = step.get("Arguments", {})
+        if step["Type"] == "Condition":  # its branches' steps depend on it, not the other way round
+            arguments = {"Conditions": arguments.get("Conditions", [])}
+        depends = set(step.get("DependsOn", [])) | references_in(arguments)
         if guard is not None:
             depends.add(guard[0])
         planned[name] = _PlannedStep(step, depends, guard)
