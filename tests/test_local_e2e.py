@@ -60,6 +60,7 @@ def test_round_one_runs_every_step_and_registers_version_one(round_one: DemoSumm
     assert _step_statuses(round_one) == {
         "ResolveBaseline": "Succeeded",
         "PrepareData": "Succeeded",
+        "CheckDataChanged": "Succeeded",
         "TrainModel": "Succeeded",
         "EvaluateModel": "Succeeded",
         "CheckQualityThreshold": "Succeeded",
