@@ -90,3 +90,25 @@ def test_score_by_name_and_bad_inputs() -> None:
         metrics.token_f1(["a", "b"], ["a"])
     with pytest.raises(ValueError, match="no predictions"):
         metrics.rouge_l([], [])
+
+
+@pytest.mark.parametrize("name", ["exact_match", "token_f1", "rouge_l", "chrf"])
+def test_case_metrics_average_to_the_suite_metric(name: str) -> None:
+    predictions = ["the cat sat on the mat", "thirty days", "blue sky", "x"]
+    targets = ["the cat sat on a mat", "30 days", "Blue sky!", "y"]
+    per_case = [metrics.CASE_METRICS[name](p, t) for p, t in zip(predictions, targets)]
+    if name == "chrf":  # corpus chrF pools character n-gram statistics, so it is not the mean of sentence scores
+        assert 0.0 < per_case[2] < 100.0 and per_case[3] == 0.0
+        assert metrics.chrf_single("blue sky", "blue sky") == pytest.approx(100.0)
+    else:
+        assert metrics.score(name, predictions, targets) == pytest.approx(sum(per_case) / len(per_case))
+    assert metrics.bleu_single("one two three four", "one two three four") == pytest.approx(100.0)
+
+
+def test_task_metrics_and_directions() -> None:
+    assert set(metrics.TASK_METRICS) == {"qa", "generation", "classification", "multiple_choice", "perplexity"}
+    assert metrics.TASK_METRICS["multiple_choice"] == ("accuracy", "accuracy_norm")
+    for name in ("perplexity", "loss", "latency_ms"):
+        assert metrics.higher_is_better(name) is False
+    for name in ("exact_match", "bleu", "accuracy", "accuracy_norm", "f1"):
+        assert metrics.higher_is_better(name) is True

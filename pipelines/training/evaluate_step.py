@@ -1,7 +1,15 @@
-"""Processing step: candidate vs previous approved version on held-out data and benchmark suites."""
+"""Processing step: candidate vs previous approved version on held-out data and benchmark suites.
+
+Inputs: the candidate artifact, the baseline (resolved.json's model_data_url), the prepared
+splits and data report, the staged built-in suites, optional custom suites (an S3 prefix) and the
+earlier data versions' examples for the retention suite (resolved.json's replay_data_uri: the
+previous approved version's training split). Output `evaluation`: evaluation.json (PropertyFile),
+cases.jsonl, report.html and the retention suite that was used.
+"""
 from __future__ import annotations
 
 from sagemaker.processing import ProcessingInput, ProcessingOutput
+from sagemaker.workflow.entities import PipelineVariable
 from sagemaker.workflow.functions import JsonGet
 from sagemaker.workflow.pipeline_context import PipelineSession
 from sagemaker.workflow.properties import PropertyFile
@@ -13,6 +21,12 @@ from pipelines.processors import step_processor
 from pipelines.training.parameters import TrainingParameters
 
 EVALUATION_OUTPUT = "evaluation"
+REPORT_HTML = "report.html"
+INPUT_ROOT = "/opt/ml/processing/input"
+
+
+def _input(name: str, source: str | PipelineVariable) -> ProcessingInput:
+    return ProcessingInput(input_name=name, source=source, destination=f"{INPUT_ROOT}/{name}")
 
 
 def evaluate_step(
@@ -25,40 +39,50 @@ def evaluate_step(
     resolved: PropertyFile,
 ) -> tuple[ProcessingStep, PropertyFile]:
     evaluation = PropertyFile(name="EvaluationReport", output_name=EVALUATION_OUTPUT, path="evaluation.json")
-    gate = config.evaluation.gate
-    processor = step_processor(config, session, "evaluate", config.evaluation.instance_type)
-    validation_uri = prepare.properties.ProcessingOutputConfig.Outputs["validation"].S3Output.S3Uri
+    settings = config.evaluation
+    gate = settings.gate
+    processor = step_processor(config, session, "evaluate", settings.instance_type)
+    prepared = prepare.properties.ProcessingOutputConfig.Outputs
+
+    def from_resolved(path: str) -> JsonGet:
+        return JsonGet(step_name=resolve.name, property_file=resolved, json_path=path)
+
+    inputs = [
+        _input("model", train.properties.ModelArtifacts.S3ModelArtifacts),
+        _input("baseline", from_resolved("model_data_url")),
+        _input("validation", prepared["validation"].S3Output.S3Uri),
+        _input("train", prepared["train"].S3Output.S3Uri),
+        _input("data_report", prepared["report"].S3Output.S3Uri),
+        _input("retention", from_resolved("replay_data_uri")),
+        _input("benchmarks", f"{config.s3_prefix}/benchmarks"),
+    ]
+    arguments: list[str | PipelineVariable] = [
+        *(f"--{name.replace('_', '-')}-dir={INPUT_ROOT}/{name}" for name in
+          ("model", "baseline", "validation", "train", "data_report", "retention", "benchmarks")),
+        "--output-dir", "/opt/ml/processing/output/evaluation",
+        "--suites", ",".join(settings.suites),
+        "--retention-max-cases", str(settings.retention_max_cases),
+        "--baseline-version", from_resolved("version").to_string(),
+        "--baseline-model-package-arn", from_resolved("model_package_arn"),
+        "--max-new-tokens", str(settings.max_new_tokens),
+        "--batch-size", str(settings.batch_size),
+        "--gate-metric", gate.metric,
+        "--gate-threshold", params.gate_threshold.to_string(),
+        "--gate-max-regression", params.max_regression.to_string(),
+        *([] if gate.higher_is_better else ["--gate-lower-is-better"]),
+    ]
+    if settings.custom_benchmarks_uri:
+        inputs.append(_input("custom_benchmarks", settings.custom_benchmarks_uri))
+        arguments += ["--custom-benchmarks-dir", f"{INPUT_ROOT}/custom_benchmarks"]
+    if settings.lm_eval_tasks:
+        arguments += ["--lm-eval-tasks", ",".join(settings.lm_eval_tasks)]
+    if settings.lm_eval_limit:
+        arguments += ["--lm-eval-limit", str(settings.lm_eval_limit)]
     step_args = processor.run(
         code="evaluate.py",
         source_dir=str(STEPS_DIR),
-        inputs=[
-            ProcessingInput(
-                input_name="model",
-                source=train.properties.ModelArtifacts.S3ModelArtifacts,
-                destination="/opt/ml/processing/input/model",
-            ),
-            ProcessingInput(
-                input_name="baseline",
-                source=JsonGet(step_name=resolve.name, property_file=resolved, json_path="model_data_url"),
-                destination="/opt/ml/processing/input/baseline",
-            ),
-            ProcessingInput(input_name="validation", source=validation_uri, destination="/opt/ml/processing/input/validation"),
-            ProcessingInput(
-                input_name="benchmarks",
-                source=f"{config.s3_prefix}/benchmarks",
-                destination="/opt/ml/processing/input/benchmarks",
-            ),
-        ],
+        inputs=inputs,
         outputs=[ProcessingOutput(output_name=EVALUATION_OUTPUT, source="/opt/ml/processing/output/evaluation")],
-        arguments=[
-            *(f"--{name}-dir=/opt/ml/processing/input/{name}" for name in ("model", "baseline", "validation", "benchmarks")),
-            "--output-dir", "/opt/ml/processing/output/evaluation",
-            "--suites", ",".join(config.evaluation.suites),
-            "--max-new-tokens", str(config.evaluation.max_new_tokens),
-            "--gate-metric", gate.metric,
-            "--gate-threshold", params.gate_threshold.to_string(),
-            "--gate-max-regression", params.max_regression.to_string(),
-            *([] if gate.higher_is_better else ["--gate-lower-is-better"]),
-        ],
+        arguments=arguments,
     )
     return ProcessingStep(name="EvaluateModel", step_args=step_args, property_files=[evaluation]), evaluation

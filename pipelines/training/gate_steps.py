@@ -1,4 +1,10 @@
-"""The quality gate: two ConditionSteps on evaluation.json, each with a FailStep that names the metric."""
+"""The quality gate: two ConditionSteps on evaluation.json, each with a FailStep that says what failed.
+
+CheckQualityThreshold: the gate metric meets GateThreshold. CheckNoRegression: the gate metric is
+at most MaxRegression worse than the previous version, and every suite meets its own suite.yaml
+threshold (evaluation.json's gate.suite_threshold_failures is 0). The FailStep messages name the
+benchmark, the metric, the value and the threshold (read from evaluation.json with JsonGet).
+"""
 from __future__ import annotations
 
 from sagemaker.workflow.condition_step import ConditionStep
@@ -18,10 +24,6 @@ from pipelines.config import GateConfig
 from pipelines.training.parameters import TrainingParameters
 
 
-def _metric_field(evaluate: ProcessingStep, evaluation: PropertyFile, metric: str, field: str) -> JsonGet:
-    return JsonGet(step_name=evaluate.name, property_file=evaluation, json_path=f"metrics.{metric}.{field}")
-
-
 def _at_least(left: PipelineVariable, right: PipelineVariable, higher_is_better: bool) -> Condition:
     if higher_is_better:
         return ConditionGreaterThanOrEqualTo(left=left, right=right)
@@ -35,43 +37,42 @@ def gate_steps(
     evaluation: PropertyFile,
     on_pass: list[Step | StepCollection],
 ) -> ConditionStep:
-    """Threshold check → regression check → `on_pass`; each failure ends in its own FailStep."""
-    value = _metric_field(evaluate, evaluation, gate.metric, "value")
-    delta = _metric_field(evaluate, evaluation, gate.metric, "delta")
-    baseline = _metric_field(evaluate, evaluation, gate.metric, "baseline")
-    comparison = ">=" if gate.higher_is_better else "<="
+    """Threshold check → regression and suite-threshold check → `on_pass`; each failure ends in its own FailStep."""
 
+    def read(path: str) -> JsonGet:
+        return JsonGet(step_name=evaluate.name, property_file=evaluation, json_path=path)
+
+    def field(name: str) -> JsonGet:
+        return read(f"metrics.{gate.metric}.{name}")
+
+    comparison = ">=" if gate.higher_is_better else "<="
     fail_threshold = FailStep(
         name="FailQualityThreshold",
-        error_message=Join(
-            on=" ",
-            values=[f"Gate failed: metric {gate.metric} =", value, f"is not {comparison} threshold", params.gate_threshold],
-        ),
+        error_message=Join(on=" ", values=[
+            "Gate failed: benchmark", field("suite"), "metric", field("metric"), "=", field("value"),
+            f"is not {comparison} threshold", params.gate_threshold, f"(GateThreshold on {gate.metric})",
+        ]),
     )
     fail_regression = FailStep(
         name="FailRegression",
-        error_message=Join(
-            on=" ",
-            values=[
-                f"Gate failed: metric {gate.metric} =", value, "vs previous version", baseline,
-                "(delta", delta, ") regresses by more than the allowed", params.max_regression,
-            ],
-        ),
+        error_message=Join(on=" ", values=[
+            "Gate failed:", read("gate.summary"), f"| {gate.metric}: value", field("value"), "vs previous version",
+            field("baseline"), "regression", field("regression"), "(MaxRegression", params.max_regression, ")",
+        ]),
     )
     # evaluation.json's "regression" is how much worse than the previous version (>= 0, direction-aware).
     check_regression = ConditionStep(
         name="CheckNoRegression",
         conditions=[
-            ConditionLessThanOrEqualTo(
-                left=_metric_field(evaluate, evaluation, gate.metric, "regression"), right=params.max_regression
-            )
+            ConditionLessThanOrEqualTo(left=field("regression"), right=params.max_regression),
+            ConditionLessThanOrEqualTo(left=read("gate.suite_threshold_failures"), right=0),
         ],
         if_steps=on_pass,
         else_steps=[fail_regression],
     )
     return ConditionStep(
         name="CheckQualityThreshold",
-        conditions=[_at_least(value, params.gate_threshold, gate.higher_is_better)],
+        conditions=[_at_least(field("value"), params.gate_threshold, gate.higher_is_better)],
         if_steps=[check_regression],
         else_steps=[fail_threshold],
     )

@@ -11,7 +11,7 @@ from sagemaker.workflow.properties import PropertyFile
 from sagemaker.workflow.steps import ProcessingStep, TrainingStep
 
 from pipelines.config import Config
-from pipelines.training.evaluate_step import EVALUATION_OUTPUT
+from pipelines.training.evaluate_step import EVALUATION_OUTPUT, REPORT_HTML
 from pipelines.training.parameters import TrainingParameters
 
 
@@ -41,10 +41,8 @@ def register_step(
     resolved: PropertyFile,
     resolve: ProcessingStep,
 ) -> ModelStep:
-    evaluation_uri = Join(
-        on="/",
-        values=[evaluate.properties.ProcessingOutputConfig.Outputs[EVALUATION_OUTPUT].S3Output.S3Uri, "evaluation.json"],
-    )
+    evaluation_dir = evaluate.properties.ProcessingOutputConfig.Outputs[EVALUATION_OUTPUT].S3Output.S3Uri
+    evaluation_uri = Join(on="/", values=[evaluation_dir, "evaluation.json"])
     model = HuggingFaceModel(
         model_data=train.properties.ModelArtifacts.S3ModelArtifacts,
         image_uri=inference_image_uri(config),
@@ -65,6 +63,7 @@ def register_step(
             "train_data_uri": prepare.properties.ProcessingOutputConfig.Outputs["train"].S3Output.S3Uri,
             "parent_model_package_arn": JsonGet(step_name=resolve.name, property_file=resolved, json_path="model_package_arn"),
             "start_model_uri": JsonGet(step_name=resolve.name, property_file=resolved, json_path="model_data_url"),
+            "evaluation_report_uri": Join(on="/", values=[evaluation_dir, REPORT_HTML]),
         },
         description=f"{config.project.name}: LoRA fine-tune gated on {config.evaluation.gate.metric}",
     )

@@ -1,23 +1,27 @@
-"""Benchmark suites as data: a folder with suite.yaml and a JSONL file of cases.
+"""Benchmark suites as data: a folder with suite.yaml and a data file.
 
-suite.yaml: name, version, task, prompt_template (with "{prompt}" once), data (file in the folder),
-metrics (names from common.metrics.SUITE_METRICS), higher_is_better.
-Each case line: {"id": str, "prompt": str, "target": str}.
+suite.yaml fields: name, version, task (qa | generation | classification | multiple_choice |
+perplexity | lm_eval), description, prompt_template (with "{prompt}" once; default "{prompt}"),
+data (a file in the folder: JSONL cases, or for lm_eval an lm-evaluation-harness task YAML),
+metrics (the first is the suite's primary metric), threshold (an absolute bar on the primary
+metric), higher_is_better (optional; must agree with the primary metric), labels
+(classification), max_new_tokens (qa, generation). The case formats are in common.eval_cases.
 """
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from common.metrics import SUITE_METRICS
+from common.eval_cases import BenchmarkCase, CaseError, load_cases
+from common.metrics import TASK_METRICS, higher_is_better
 from common.prompting import format_prompt, validate_template
 
 SUITE_FILE = "suite.yaml"
+TaskType = Literal["qa", "generation", "classification", "multiple_choice", "perplexity", "lm_eval"]
 
 
 class BenchmarkError(ValueError):
@@ -31,12 +35,15 @@ class SuiteSpec(BaseModel):
 
     name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
     version: str = "1"
-    task: Literal["qa", "classification", "generation"] = "qa"
+    task: TaskType = "qa"
     description: str = ""
-    prompt_template: str
+    prompt_template: str = "{prompt}"
     data: str
     metrics: list[str] = Field(min_length=1)
-    higher_is_better: bool = True
+    threshold: float | None = None
+    higher_is_better: bool | None = None
+    labels: list[str] | None = None
+    max_new_tokens: int | None = Field(default=None, ge=1)
 
     @field_validator("version", mode="before")
     @classmethod
@@ -50,31 +57,49 @@ class SuiteSpec(BaseModel):
 
     @field_validator("metrics")
     @classmethod
-    def _known_metrics(cls, value: list[str]) -> list[str]:
-        unknown = [name for name in value if name not in SUITE_METRICS]
-        if unknown:
-            raise ValueError(f"unknown metric(s) {unknown}; known: {', '.join(SUITE_METRICS)}")
+    def _no_repeats(cls, value: list[str]) -> list[str]:
         if len(set(value)) != len(value):
             raise ValueError(f"metrics listed twice: {value}")
         return value
 
+    @model_validator(mode="after")
+    def _fits_the_task(self) -> SuiteSpec:
+        allowed = TASK_METRICS.get(self.task)
+        if allowed is not None:
+            unknown = [name for name in self.metrics if name not in allowed]
+            if unknown:
+                raise ValueError(f"metrics: unknown metric(s) {unknown} for task {self.task}; known: {', '.join(allowed)}")
+        if self.task == "lm_eval":
+            if self.higher_is_better is None:
+                raise ValueError("higher_is_better: required for lm_eval suites (lm-eval decides per metric)")
+        elif self.higher_is_better is not None and self.higher_is_better != higher_is_better(self.primary_metric):
+            direction = "higher" if higher_is_better(self.primary_metric) else "lower"
+            raise ValueError(f"higher_is_better: {self.primary_metric} is {direction}-is-better")
+        if self.labels is not None and (self.task != "classification" or len(set(self.labels)) < 2):
+            raise ValueError("labels: only for classification suites, with at least two distinct labels")
+        if self.max_new_tokens is not None and self.task not in ("qa", "generation"):
+            raise ValueError("max_new_tokens: only for qa and generation suites")
+        return self
 
-@dataclass(frozen=True)
-class BenchmarkCase:
-    """One benchmark question and its reference answer."""
+    @property
+    def primary_metric(self) -> str:
+        return self.metrics[0]
 
-    id: str
-    prompt: str
-    target: str
+    def metric_higher_is_better(self, metric: str) -> bool:
+        """Direction of one of this suite's metrics (lm_eval suites: the suite's higher_is_better)."""
+        if self.task == "lm_eval":
+            return bool(self.higher_is_better)
+        return higher_is_better(metric)
 
 
 @dataclass(frozen=True)
 class BenchmarkSuite:
-    """A loaded suite: its spec, its cases and where it came from."""
+    """A loaded suite: its spec, its cases (none for lm_eval) and where it came from."""
 
     spec: SuiteSpec
     cases: tuple[BenchmarkCase, ...]
     path: Path
+    lm_eval_config: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -92,7 +117,18 @@ def load_suite(suite_dir: Path) -> BenchmarkSuite:
     data_path = suite_dir / spec.data
     if not data_path.is_file():
         raise BenchmarkError(f"{suite_dir / SUITE_FILE}: field 'data': file {data_path} not found")
-    return BenchmarkSuite(spec=spec, cases=_load_cases(data_path), path=suite_dir)
+    if spec.task == "lm_eval":
+        from common.eval_lm_harness import read_task_config
+
+        try:
+            return BenchmarkSuite(spec=spec, cases=(), path=suite_dir, lm_eval_config=read_task_config(data_path, spec.name))
+        except ValueError as exc:
+            raise BenchmarkError(str(exc)) from exc
+    try:
+        cases = load_cases(data_path, spec.task, spec.labels)
+    except CaseError as exc:
+        raise BenchmarkError(str(exc)) from exc
+    return BenchmarkSuite(spec=spec, cases=cases, path=suite_dir)
 
 
 def find_suite_dirs(benchmarks_dir: Path) -> dict[str, Path]:
@@ -146,40 +182,13 @@ def _load_spec(path: Path) -> SuiteSpec:
     try:
         return SuiteSpec.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"field '{'.'.join(str(part) for part in err['loc'])}': {err['msg']}" for err in exc.errors()
-        )
-        raise BenchmarkError(f"{path}: {problems}") from exc
+        raise BenchmarkError(f"{path}: {'; '.join(_describe(err) for err in exc.errors())}") from exc
 
 
-def _load_cases(path: Path) -> tuple[BenchmarkCase, ...]:
-    cases: list[BenchmarkCase] = []
-    seen_ids: dict[str, int] = {}
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        case = _parse_case(path, line_no, line)
-        if case.id in seen_ids:
-            raise BenchmarkError(f"{path}:{line_no}: id {case.id!r} already used on line {seen_ids[case.id]}")
-        seen_ids[case.id] = line_no
-        cases.append(case)
-    if not cases:
-        raise BenchmarkError(f"{path}: no cases")
-    return tuple(cases)
-
-
-def _parse_case(path: Path, line_no: int, line: str) -> BenchmarkCase:
-    where = f"{path}:{line_no}"
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise BenchmarkError(f"{where}: not valid JSON: {exc.msg}") from exc
-    if not isinstance(record, dict):
-        raise BenchmarkError(f"{where}: expected a JSON object")
-    for field in ("prompt", "target"):
-        if not isinstance(record.get(field), str) or not record[field].strip():
-            raise BenchmarkError(f"{where}: field '{field}' missing or not a non-empty string")
-    case_id = record.get("id", f"line-{line_no}")
-    if not isinstance(case_id, (str, int)):
-        raise BenchmarkError(f"{where}: field 'id' must be a string")
-    return BenchmarkCase(id=str(case_id), prompt=record["prompt"], target=record["target"])
+def _describe(error: Any) -> str:
+    """One pydantic error as "field 'x': message"; model-level checks name their field first."""
+    location = ".".join(str(part) for part in error["loc"])
+    message = error["msg"].removeprefix("Value error, ")
+    if not location and ": " in message:
+        location, message = message.split(": ", 1)
+    return f"field '{location}': {message}"

@@ -1,7 +1,9 @@
-"""Offline text metrics for evaluation: each takes predictions and targets, returns one float.
+"""Offline metrics for evaluation, the metrics each task type may use, and which way is better.
 
-Exact match, token F1, ROUGE-L, accuracy and F1 are fractions in [0, 1]; BLEU and chrF keep
-sacrebleu's 0-100 scale. All are higher-is-better; perplexity comes from a mean loss.
+Text metrics compare generated answers with targets: exact match, token F1 and ROUGE-L are
+fractions in [0, 1]; BLEU and chrF keep sacrebleu's 0-100 scale. Label metrics (accuracy, macro
+F1, scikit-learn) compare predicted labels or choices with the right ones. Perplexity and loss
+come from token log-likelihoods and are lower-is-better, as is latency.
 """
 from __future__ import annotations
 
@@ -16,9 +18,11 @@ from rouge_score import rouge_scorer
 from sklearn.metrics import accuracy_score, f1_score
 
 MetricFn = Callable[[Sequence[str], Sequence[str]], float]
+CaseMetricFn = Callable[[str, str], float]
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
+_ROUGE = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
 
 
 def normalize_answer(text: str) -> str:
@@ -35,11 +39,17 @@ def _check_pairs(predictions: Sequence[str], targets: Sequence[str]) -> None:
         raise ValueError("no predictions to score")
 
 
-def exact_match(predictions: Sequence[str], targets: Sequence[str]) -> float:
-    """Fraction of predictions equal to their target after normalize_answer."""
-    _check_pairs(predictions, targets)
-    hits = sum(normalize_answer(p) == normalize_answer(t) for p, t in zip(predictions, targets))
-    return hits / len(predictions)
+def _mean_of(case_metric: CaseMetricFn) -> MetricFn:
+    def mean(predictions: Sequence[str], targets: Sequence[str]) -> float:
+        _check_pairs(predictions, targets)
+        return sum(case_metric(p, t) for p, t in zip(predictions, targets)) / len(predictions)
+
+    return mean
+
+
+def exact_match_single(prediction: str, target: str) -> float:
+    """1.0 when prediction and target are equal after normalize_answer, else 0.0."""
+    return float(normalize_answer(prediction) == normalize_answer(target))
 
 
 def token_f1_single(prediction: str, target: str) -> float:
@@ -56,18 +66,27 @@ def token_f1_single(prediction: str, target: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def token_f1(predictions: Sequence[str], targets: Sequence[str]) -> float:
-    """Mean SQuAD token F1 over the pairs."""
-    _check_pairs(predictions, targets)
-    return sum(token_f1_single(p, t) for p, t in zip(predictions, targets)) / len(predictions)
+def rouge_l_single(prediction: str, target: str) -> float:
+    """ROUGE-L F-measure (rouge-score, no stemming) of one pair."""
+    return float(_ROUGE.score(target, prediction)["rougeL"].fmeasure)
 
 
-def rouge_l(predictions: Sequence[str], targets: Sequence[str]) -> float:
-    """Mean ROUGE-L F-measure (rouge-score, no stemming) over the pairs."""
-    _check_pairs(predictions, targets)
-    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
-    scores = [scorer.score(t, p)["rougeL"].fmeasure for p, t in zip(predictions, targets)]
-    return sum(scores) / len(scores)
+def bleu_single(prediction: str, target: str) -> float:
+    """Sentence BLEU (sacrebleu, 0-100) of one pair: the per-case view of corpus BLEU."""
+    return float(sacrebleu.sentence_bleu(prediction, [target]).score)
+
+
+def chrf_single(prediction: str, target: str) -> float:
+    """Sentence chrF (sacrebleu, 0-100) of one pair."""
+    return float(sacrebleu.sentence_chrf(prediction, [target]).score)
+
+
+exact_match = _mean_of(exact_match_single)
+exact_match.__doc__ = "Fraction of predictions equal to their target after normalize_answer."
+token_f1 = _mean_of(token_f1_single)
+token_f1.__doc__ = "Mean SQuAD token F1 over the pairs."
+rouge_l = _mean_of(rouge_l_single)
+rouge_l.__doc__ = "Mean ROUGE-L F-measure (rouge-score, no stemming) over the pairs."
 
 
 def bleu(predictions: Sequence[str], targets: Sequence[str]) -> float:
@@ -108,6 +127,7 @@ def perplexity(mean_loss: float) -> float:
         return math.inf
 
 
+# Metrics over predicted strings and targets (generated answers, predicted labels or choices).
 SUITE_METRICS: Mapping[str, MetricFn] = {
     "exact_match": exact_match,
     "token_f1": token_f1,
@@ -117,6 +137,29 @@ SUITE_METRICS: Mapping[str, MetricFn] = {
     "accuracy": accuracy,
     "f1": macro_f1,
 }
+# The per-case view of each generation metric: ranks the cases that regressed most.
+CASE_METRICS: Mapping[str, CaseMetricFn] = {
+    "exact_match": exact_match_single,
+    "token_f1": token_f1_single,
+    "rouge_l": rouge_l_single,
+    "bleu": bleu_single,
+    "chrf": chrf_single,
+}
+GENERATION_METRICS = ("exact_match", "token_f1", "rouge_l", "bleu", "chrf")
+# accuracy_norm: the choice with the best log-likelihood per character wins (lm-eval's acc_norm).
+TASK_METRICS: Mapping[str, tuple[str, ...]] = {
+    "qa": GENERATION_METRICS,
+    "generation": GENERATION_METRICS,
+    "classification": ("accuracy", "f1"),
+    "multiple_choice": ("accuracy", "accuracy_norm"),
+    "perplexity": ("perplexity", "loss"),
+}
+LOWER_IS_BETTER = frozenset({"perplexity", "loss", "latency_ms"})
+
+
+def higher_is_better(metric: str) -> bool:
+    """The direction of a metric this module knows (lm-eval reports its own)."""
+    return metric not in LOWER_IS_BETTER
 
 
 def score(metric: str, predictions: Sequence[str], targets: Sequence[str]) -> float:

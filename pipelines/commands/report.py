@@ -1,0 +1,81 @@
+"""`continuum report [VERSION]`: where a model version's evaluation report (report.html) is.
+
+The report is attached to the version in the Model Registry (customer metadata
+`evaluation_report_uri`; a version registered before that gets report.html next to its
+ModelMetrics evaluation.json). Locally it prints the file's path; with --aws the S3 URI and a
+presigned HTTPS link. --open opens it in a browser.
+"""
+from __future__ import annotations
+
+import argparse
+import webbrowser
+from typing import Callable
+
+from pipelines.cli_support import add_target, backend_for
+from pipelines.config import load_config
+
+REPORT_KEY = "evaluation_report_uri"
+REPORT_FILE = "report.html"
+
+
+def report_uri(metadata: dict[str, str], metrics_uri: str | None) -> str | None:
+    """The version's report: its recorded URI, else report.html beside its evaluation.json."""
+    if metadata.get(REPORT_KEY):
+        return metadata[REPORT_KEY]
+    if metrics_uri:
+        return metrics_uri.rsplit("/", 1)[0] + "/" + REPORT_FILE
+    return None
+
+
+def _version_number(text: str) -> int | None:
+    if text == "latest":
+        return None
+    try:
+        return int(text.removeprefix("v"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a version number or 'latest', got {text!r}") from exc
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from pipelines.registry_ops import find_version
+
+    config = load_config(args.config)
+    backend = backend_for(args, config)
+    try:
+        version = find_version(backend.client("sagemaker"), config.model.model_package_group, args.version)
+    except LookupError as exc:
+        print(f"report: {exc}")
+        return 1
+    uri = report_uri(version.metadata, version.metrics_uri)
+    if uri is None:
+        print(f"report: version {version.version} has no evaluation attached")
+        return 1
+    if backend.is_local:
+        from pipelines.local.s3 import LocalS3
+
+        assert backend.home is not None
+        path = LocalS3(backend.home / "s3").path(uri)
+        if not path.is_file():
+            print(f"report: version {version.version}: {uri} is missing ({path})")
+            return 1
+        print(path)
+        link = path.as_uri()
+    else:
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        link = backend.client("s3").generate_presigned_url(
+            "get_object", Params={"Bucket": bucket, "Key": key, "ResponseContentType": "text/html"},
+            ExpiresIn=args.expires_in,
+        )
+        print(uri)
+        print(link)
+    if args.open:
+        webbrowser.open(link)
+    return 0
+
+
+def register(add_command: Callable[..., argparse.ArgumentParser]) -> None:
+    parser = add_command("report", cmd_report, "print (or --open) the evaluation report of a model version")
+    parser.add_argument("version", nargs="?", type=_version_number, default=None, help="version number (default: latest)")
+    parser.add_argument("--open", action="store_true", help="open the report in a browser")
+    parser.add_argument("--expires-in", type=int, default=3600, help="with --aws: seconds the presigned link works")
+    add_target(parser)

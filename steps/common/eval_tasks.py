@@ -1,0 +1,179 @@
+"""Run one benchmark suite (or the validation split) against one loaded model.
+
+qa / generation: batched greedy generation, scored with text metrics. classification /
+multiple_choice: every option scored by log-likelihood in one packed forward pass per question;
+the most likely option is the answer (accuracy_norm: per character). perplexity: token
+log-likelihood of the target (after the prompt) or of the whole text.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from common.benchmarks import BenchmarkSuite
+from common.eval_cases import BenchmarkCase
+from common.eval_generation import generate_greedy
+from common.eval_model import LoadedModel
+from common.eval_scoring import ContinuationScore, ScoringRequest, score_requests
+from common.examples import IGNORE_INDEX, encode_example
+from common.metrics import CASE_METRICS, accuracy, macro_f1, perplexity, score
+from common.prompting import format_prompt
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """How much work one forward pass or generate call may take."""
+
+    max_new_tokens: int = 32
+    max_batch_size: int = 64
+    max_batch_tokens: int = 4096
+
+
+@dataclass(frozen=True)
+class CaseOutcome:
+    """What a model did on one case: its answer and the per-case scores used to rank regressions."""
+
+    id: str
+    prompt: str
+    target: str
+    prediction: str
+    scores: dict[str, float]
+    correct: bool | None
+    group: str = ""
+
+
+@dataclass(frozen=True)
+class SuiteRun:
+    """One model's results on one suite."""
+
+    metrics: dict[str, float]
+    outcomes: tuple[CaseOutcome, ...]
+    seconds: float
+    truncated: int = 0
+    directions: dict[str, bool] = field(default_factory=dict)  # only where the metric's owner says (lm-eval)
+
+    @property
+    def latency_ms(self) -> float:
+        return self.seconds * 1000 / max(1, len(self.outcomes))
+
+
+_TaskResult = tuple[list[CaseOutcome], dict[str, float], int]  # outcomes, metrics, truncated cases
+
+
+def run_suite(loaded: LoadedModel, suite: BenchmarkSuite, settings: BatchSettings) -> SuiteRun:
+    """Every case of a (non lm_eval) suite, scored with the suite's metrics."""
+    started = time.perf_counter()
+    task = suite.spec.task
+    if task in ("qa", "generation"):
+        outcomes, metrics, truncated = _generation(loaded, suite, settings)
+    elif task in ("classification", "multiple_choice"):
+        outcomes, metrics, truncated = _choices(loaded, suite, settings)
+    elif task == "perplexity":
+        outcomes, metrics, truncated = _perplexity(loaded, suite, settings)
+    else:
+        raise ValueError(f"suite {suite.name}: task {task!r} is run by the lm-eval integration, not here")
+    return SuiteRun(metrics, tuple(outcomes), time.perf_counter() - started, truncated)
+
+
+def _templated(loaded: LoadedModel, suite: BenchmarkSuite, case: BenchmarkCase) -> str:
+    return format_prompt(loaded.template, suite.render_prompt(case))
+
+
+def _outcome(case: BenchmarkCase, prediction: str, scores: dict[str, float], correct: bool | None) -> CaseOutcome:
+    return CaseOutcome(case.id, case.prompt, case.target, prediction, scores, correct, case.group)
+
+
+def _generation(loaded: LoadedModel, suite: BenchmarkSuite, settings: BatchSettings) -> _TaskResult:
+    new_tokens = suite.spec.max_new_tokens or settings.max_new_tokens
+    prompts = [_templated(loaded, suite, case) for case in suite.cases]
+    predictions = generate_greedy(loaded, prompts, new_tokens, settings.max_batch_tokens, settings.max_batch_size)
+    targets = [case.target for case in suite.cases]
+    metrics = {name: score(name, predictions, targets) for name in suite.spec.metrics}
+    room = max(1, loaded.max_length - new_tokens)
+    truncated = sum(len(ids) > room for ids in loaded.tokenizer(prompts)["input_ids"])
+    outcomes = [
+        _outcome(case, prediction, {name: CASE_METRICS[name](prediction, case.target) for name in suite.spec.metrics},
+                 CASE_METRICS["exact_match"](prediction, case.target) == 1.0)
+        for case, prediction in zip(suite.cases, predictions)
+    ]
+    return outcomes, metrics, truncated
+
+
+def _continuation_ids(loaded: LoadedModel, text: str, with_eos: bool) -> tuple[int, ...]:
+    ids = loaded.tokenizer(text, add_special_tokens=False)["input_ids"]
+    eos = loaded.tokenizer.eos_token_id
+    return tuple(ids + [eos]) if with_eos and eos is not None else tuple(ids)
+
+
+def _choices(loaded: LoadedModel, suite: BenchmarkSuite, settings: BatchSettings) -> _TaskResult:
+    """Options are scored as complete answers (followed by EOS), the way training encodes completions."""
+    requests = [
+        ScoringRequest(
+            context=tuple(loaded.tokenizer(_templated(loaded, suite, case))["input_ids"]),
+            continuations=tuple(_continuation_ids(loaded, choice, with_eos=True) for choice in case.choices),
+        )
+        for case in suite.cases
+    ]
+    scored = score_requests(loaded, requests, settings.max_batch_tokens, settings.max_batch_size)
+    best, best_norm = [], []
+    for case, scores in zip(suite.cases, scored):
+        best.append(case.choices[max(range(len(scores)), key=lambda i: scores[i].logprob)])
+        best_norm.append(case.choices[max(range(len(scores)), key=lambda i: scores[i].logprob / len(case.choices[i]))])
+    targets = [case.target for case in suite.cases]
+    available = {
+        "accuracy": lambda: accuracy(best, targets),
+        "accuracy_norm": lambda: accuracy(best_norm, targets),
+        "f1": lambda: macro_f1(best, targets),
+    }
+    metrics = {name: available[name]() for name in suite.spec.metrics}
+    outcomes = [
+        _outcome(case, prediction, {"accuracy": float(prediction == case.target),
+                                    "accuracy_norm": float(normed == case.target),
+                                    "target_logprob": scores[case.answer_index].logprob}, prediction == case.target)
+        for case, prediction, normed, scores in zip(suite.cases, best, best_norm, scored)
+    ]
+    return outcomes, metrics, sum(any(s.truncated for s in scores) for scores in scored)
+
+
+def _perplexity(loaded: LoadedModel, suite: BenchmarkSuite, settings: BatchSettings) -> _TaskResult:
+    requests = []
+    for case in suite.cases:
+        if case.prompt:
+            context = tuple(loaded.tokenizer(_templated(loaded, suite, case))["input_ids"])
+            requests.append(ScoringRequest(context, (_continuation_ids(loaded, case.target, with_eos=True),)))
+        else:
+            requests.append(ScoringRequest((loaded.start_id,), (_continuation_ids(loaded, case.target, with_eos=False),)))
+    scored = [scores[0] for scores in score_requests(loaded, requests, settings.max_batch_tokens, settings.max_batch_size)]
+    loss = mean_loss(scored)
+    metrics = {"loss": loss, "perplexity": perplexity(loss)}
+    outcomes = [
+        _outcome(case, "", {"loss": -item.logprob / max(1, item.tokens)}, None) for case, item in zip(suite.cases, scored)
+    ]
+    return outcomes, {name: metrics[name] for name in suite.spec.metrics}, sum(item.truncated for item in scored)
+
+
+def mean_loss(scores: Sequence[ContinuationScore]) -> float:
+    """Mean negative log-likelihood per scored token over all continuations."""
+    tokens = sum(item.tokens for item in scores)
+    if tokens == 0:
+        raise ValueError("no tokens were scored")
+    return -sum(item.logprob for item in scores) / tokens
+
+
+def validation_loss(loaded: LoadedModel, examples: Sequence[tuple[str, str]], settings: BatchSettings) -> float:
+    """Mean cross-entropy over all completion tokens of (prompt, completion) pairs, encoded exactly as training does."""
+    requests = []
+    for prompt, completion in examples:
+        encoded = encode_example(loaded.tokenizer, loaded.template, prompt, completion, loaded.max_length)
+        if encoded is None:
+            continue
+        split = max(1, next(i for i, label in enumerate(encoded.labels) if label != IGNORE_INDEX))
+        requests.append(ScoringRequest(tuple(encoded.input_ids[:split]), (tuple(encoded.input_ids[split:]),)))
+    if not requests:
+        raise ValueError(
+            f"no completion tokens left to score within {loaded.max_length} tokens; "
+            "the validation prompts are too long (raise --max-seq-length)"
+        )
+    scores = score_requests(loaded, requests, settings.max_batch_tokens, settings.max_batch_size)
+    return mean_loss([items[0] for items in scores])

@@ -1,0 +1,188 @@
+"""Batched scoring on the tiny model: packed multiple choice, validation loss, generation, every task type."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from common.benchmarks import load_suite
+from common.eval_generation import batch_plan, generate_greedy
+from common.eval_model import LoadedModel, load_model
+from common.eval_scoring import ScoringRequest, score_requests
+from common.eval_tasks import BatchSettings, run_suite, validation_loss
+from common.examples import IGNORE_INDEX, encode_example
+
+QUESTIONS = {
+    "What is the Rover X1?": ["A warehouse robot", "A robot vacuum", "A delivery drone and more"],
+    "How much does the Sweepy S2 cost?": ["$399", "$12,499"],
+    "What is the return window?": ["30 days", "2 years", "45 days", "No"],
+}
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir: Path) -> LoadedModel:
+    return load_model(tiny_model_dir, "candidate", max_seq_length=1024)
+
+
+def _requests(tiny: LoadedModel) -> list[ScoringRequest]:
+    tok = tiny.tokenizer
+    return [
+        ScoringRequest(tuple(tok(f"### Question:\n{q}\n### Answer:\n").input_ids),
+                       tuple(tuple(tok(c, add_special_tokens=False).input_ids + [tok.eos_token_id]) for c in choices))
+        for q, choices in QUESTIONS.items()
+    ]
+
+
+def _reference_logprob(tiny: LoadedModel, context: tuple[int, ...], continuation: tuple[int, ...]) -> float:
+    """One full forward pass per (context + continuation), summed by hand."""
+    import torch
+
+    ids = torch.tensor([list(context) + list(continuation)])
+    with torch.no_grad():
+        logprobs = tiny.model(ids).logits.log_softmax(-1)[0]
+    return sum(float(logprobs[len(context) - 1 + k, token]) for k, token in enumerate(continuation))
+
+
+def test_packed_choices_match_one_pass_per_option(tiny: LoadedModel, monkeypatch: pytest.MonkeyPatch) -> None:
+    requests = _requests(tiny)
+    calls: list[tuple[int, ...]] = []
+    real_forward = tiny.model.forward
+
+    def counting_forward(*args: Any, **kwargs: Any) -> Any:
+        calls.append(tuple(kwargs["input_ids"].shape))
+        return real_forward(*args, **kwargs)
+
+    monkeypatch.setattr(tiny.model, "forward", counting_forward)
+    packed = score_requests(tiny, requests, packed=True)
+    assert len(calls) == 1 and calls[0][0] == len(requests)  # every option of every question: one forward pass
+    monkeypatch.setattr(tiny.model, "forward", real_forward)
+    plain = score_requests(tiny, requests, packed=False)
+    one_at_a_time = score_requests(tiny, requests, packed=True, max_batch_size=1)
+    for request, got, rows, single in zip(requests, packed, plain, one_at_a_time):
+        for continuation, score, row, alone in zip(request.continuations, got, rows, single):
+            expected = _reference_logprob(tiny, request.context, continuation)
+            assert score.logprob == pytest.approx(expected, abs=1e-4)
+            assert row.logprob == pytest.approx(expected, abs=1e-4) and alone.logprob == pytest.approx(expected, abs=1e-4)
+            assert score.tokens == len(continuation) and not score.truncated
+
+
+def test_batches_respect_the_token_budget(tiny: LoadedModel) -> None:
+    requests = _requests(tiny) * 4
+    small = score_requests(tiny, requests, max_batch_tokens=64)
+    large = score_requests(tiny, requests, max_batch_tokens=100_000)
+    assert [s.logprob for r in small for s in r] == pytest.approx([s.logprob for r in large for s in r], abs=1e-4)
+    plan = batch_plan([5, 30, 12, 12, 3], new_tokens=10, max_batch_tokens=60, max_batch_size=2)
+    assert plan == [[1], [2, 3], [0, 4]]  # longest first; 2 x (12 + 10) <= 60; at most 2 rows
+
+
+def test_long_inputs_are_cut_to_the_context(tiny: LoadedModel) -> None:
+    context = tuple(range(5, 305))  # longer than the tiny model's 256 positions
+    [[kept, cut]] = score_requests(tiny, [ScoringRequest(context, ((7, 8), tuple(range(9, 309))))])
+    assert kept.tokens == 2 and not kept.truncated
+    assert cut.tokens == tiny.max_length - 1 and cut.truncated
+    with pytest.raises(ValueError, match="at least one context token"):
+        score_requests(tiny, [ScoringRequest((), ((1,),))])
+
+
+def test_validation_loss_matches_hf_loss_and_batching(tiny: LoadedModel) -> None:
+    import torch
+
+    pairs = [("Who approves travel?", "Your team lead."), ("What is the Rover X1?", "A warehouse robot."),
+             ("How long is the refund window for opened items that were shipped?", "Thirty days, minus a fee.")]
+    encoded = encode_example(tiny.tokenizer, tiny.template, *pairs[0], tiny.max_length)
+    assert encoded is not None
+    with torch.no_grad():
+        hf_loss = tiny.model(input_ids=torch.tensor([encoded.input_ids]), labels=torch.tensor([encoded.labels])).loss
+    assert validation_loss(tiny, pairs[:1], BatchSettings()) == pytest.approx(float(hf_loss), rel=1e-5)
+
+    total = tokens = 0.0
+    for prompt, completion in pairs:
+        item = encode_example(tiny.tokenizer, tiny.template, prompt, completion, tiny.max_length)
+        assert item is not None
+        scored = sum(label != IGNORE_INDEX for label in item.labels[1:])
+        with torch.no_grad():
+            loss = tiny.model(input_ids=torch.tensor([item.input_ids]), labels=torch.tensor([item.labels])).loss
+        total, tokens = total + float(loss) * scored, tokens + scored
+    batched = validation_loss(tiny, pairs, BatchSettings(max_batch_size=2))
+    assert batched == pytest.approx(total / tokens, rel=1e-5)
+
+
+def test_generation_is_batched_and_matches_one_by_one(tiny: LoadedModel, monkeypatch: pytest.MonkeyPatch) -> None:
+    prompts = [f"### Question:\n{q}\n### Answer:\n" for q in QUESTIONS] + ["Hi", "### Question:\nWho?\n### Answer:\n"]
+    one_by_one = [generate_greedy(tiny, [prompt], 6)[0] for prompt in prompts]
+    calls: list[int] = []
+    real_generate = tiny.model.generate
+
+    def counting_generate(**kwargs: Any) -> Any:
+        assert kwargs["generation_config"].use_cache is True
+        calls.append(int(kwargs["input_ids"].shape[0]))
+        return real_generate(**kwargs)
+
+    monkeypatch.setattr(tiny.model, "generate", counting_generate)
+    batched = generate_greedy(tiny, prompts, 6, max_batch_size=2)
+    assert calls == [2, 2, 1]
+    assert batched == one_by_one
+    assert all(isinstance(text, str) for text in batched)
+
+
+def _suite(tmp_path: Path, yaml_text: str, cases: list[dict[str, Any]]) -> Any:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "suite.yaml").write_text(yaml_text, encoding="utf-8")
+    (tmp_path / "cases.jsonl").write_text("".join(json.dumps(c) + "\n" for c in cases), encoding="utf-8")
+    return load_suite(tmp_path)
+
+
+def test_multiple_choice_and_classification_pick_the_likeliest_option(tiny: LoadedModel, tmp_path: Path) -> None:
+    cases = [{"id": str(i), "prompt": q, "choices": c, "answer": len(c) - 1} for i, (q, c) in enumerate(QUESTIONS.items())]
+    suite = _suite(tmp_path / "mc", "name: mc\ntask: multiple_choice\ndata: cases.jsonl\nmetrics: [accuracy, accuracy_norm]\n",
+                   cases)
+    run = run_suite(tiny, suite, BatchSettings())
+    requests = [ScoringRequest(tuple(tiny.tokenizer(f"### Question:\n{c['prompt']}\n### Answer:\n").input_ids),
+                               tuple(tuple(tiny.tokenizer(x, add_special_tokens=False).input_ids + [tiny.tokenizer.eos_token_id])
+                                     for x in c["choices"])) for c in cases]
+    expected = []
+    for case, scores in zip(cases, score_requests(tiny, requests)):
+        expected.append(case["choices"][max(range(len(scores)), key=lambda i: scores[i].logprob)])
+    assert [outcome.prediction for outcome in run.outcomes] == expected
+    hits = [p == c["choices"][c["answer"]] for p, c in zip(expected, cases)]
+    assert run.metrics["accuracy"] == pytest.approx(sum(hits) / len(hits))
+    assert [o.correct for o in run.outcomes] == hits and 0.0 <= run.metrics["accuracy_norm"] <= 1.0
+
+    routing = _suite(tmp_path / "cls", "name: cls\ntask: classification\ndata: cases.jsonl\nmetrics: [accuracy, f1]\n"
+                     "labels: [billing, shipping]\n", [{"prompt": "I was charged twice", "target": "billing"},
+                                                      {"prompt": "Where is my parcel?", "target": "shipping"}])
+    routed = run_suite(tiny, routing, BatchSettings())
+    assert all(o.prediction in ("billing", "shipping") for o in routed.outcomes)
+    assert routed.metrics["accuracy"] == pytest.approx(sum(bool(o.correct) for o in routed.outcomes) / 2)
+
+
+def test_perplexity_suite_is_exp_of_the_mean_token_loss(tiny: LoadedModel, tmp_path: Path) -> None:
+    import torch
+
+    texts = ["Standard shipping takes 3-5 business days.", "Every Acme robot has a warranty."]
+    suite = _suite(tmp_path / "ppl", "name: ppl\ntask: perplexity\ndata: cases.jsonl\nmetrics: [perplexity, loss]\n",
+                   [{"id": str(i), "text": t} for i, t in enumerate(texts)])
+    run = run_suite(tiny, suite, BatchSettings())
+    nll = count = 0.0
+    for text in texts:
+        ids = tiny.tokenizer(text).input_ids  # BOS + text: every text token is scored
+        with torch.no_grad():
+            loss = tiny.model(input_ids=torch.tensor([ids]), labels=torch.tensor([ids])).loss
+        nll, count = nll + float(loss) * (len(ids) - 1), count + len(ids) - 1
+    assert run.metrics["loss"] == pytest.approx(nll / count, rel=1e-5)
+    assert run.metrics["perplexity"] == pytest.approx(math.exp(nll / count), rel=1e-5)
+    assert [o.correct for o in run.outcomes] == [None, None]
+
+
+def test_generation_suite_scores_each_case(tiny: LoadedModel, tmp_path: Path) -> None:
+    suite = _suite(tmp_path / "gen", "name: gen\ntask: generation\ndata: cases.jsonl\nmetrics: [chrf, rouge_l]\n"
+                   "max_new_tokens: 5\n", [{"id": "a", "prompt": "Hello", "target": "world"},
+                                           {"id": "b", "prompt": "Who?", "target": "Acme"}])
+    run = run_suite(tiny, suite, BatchSettings(max_new_tokens=50))
+    expected = generate_greedy(tiny, [f"### Question:\n{p}\n### Answer:\n" for p in ("Hello", "Who?")], 5)
+    assert [o.prediction for o in run.outcomes] == expected
+    assert run.metrics["rouge_l"] == pytest.approx(sum(o.scores["rouge_l"] for o in run.outcomes) / 2)
+    assert run.latency_ms > 0 and run.truncated == 0
