@@ -1,0 +1,221 @@
+"""Drift monitoring: the capture parser, the baseline and the check in Model Monitor's formats, CloudWatch out."""
+from __future__ import annotations
+
+import base64
+import json
+import random
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import monitor
+from common.capture_records import CaptureFormatError, llm_rows, parse_capture_line, read_capture_tree
+from common.monitor_drift import embed, jensen_shannon, mmd_permutation_test, psi
+from pipelines.demo.sample_data import facts
+from pipelines.local.capture import CaptureWriter, Exchange, build_capture_record
+from pipelines.local.s3 import LocalS3
+
+NOW = datetime(2026, 11, 23, 12, 0, 0, tzinfo=timezone.utc)
+CAPTURE = {"EnableCapture": True, "InitialSamplingPercentage": 100, "DestinationS3Uri": "s3://monitor-test/capture",
+           "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+           "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"], "CsvContentTypes": ["text/csv"]}}
+TRAINING = [(fact.question, fact.answer) for round_no in (1, 2) for fact in facts(round_no)]
+OFF_TOPIC = ["How do I bake sourdough bread at home with a cast iron pot?", "Write a python function that reverses a list.",
+             "What is the capital of Mongolia and how many people live there?", "Explain quantum entanglement simply.",
+             "Which football club has won the most championships in Spain?", "How long should I boil an egg?"]
+
+
+def _record_line(request: bytes, request_type: str, response: bytes | None, response_type: str = "application/json",
+                 header: dict | None = None) -> str:
+    config = {**CAPTURE, "CaptureContentTypeHeader": header} if header is not None else CAPTURE
+    if response is None:
+        config = {**config, "CaptureOptions": [{"CaptureMode": "Input"}]}
+    record = build_capture_record(config, Exchange(request, request_type, response or b"", response_type), "e-1", NOW)
+    return json.dumps(record)
+
+
+# ------------------------------------------------------------------------------------------ capture parser
+def test_parser_reads_json_csv_base64_and_missing_outputs() -> None:
+    json_line = _record_line(b'{"inputs": ["q1", "q2"], "parameters": {"max_new_tokens": 8}}', "application/json",
+                             b'[{"generated_text": "a1"}, {"generated_text": "a2"}]')
+    csv_line = _record_line(b"first question\nsecond, with comma\n", "text/csv", b"answer one\n", "text/csv")
+    base64_line = _record_line(b'{"inputs": "binary-ish"}', "application/x-custom", b"plain answer",
+                               "application/octet-stream", header={})
+    input_only = _record_line(b'{"inputs": "no output captured"}', "application/json", None)
+    assert json.loads(base64_line)["captureData"]["endpointInput"]["encoding"] == "BASE64"
+    assert json.loads(csv_line)["captureData"]["endpointInput"]["encoding"] == "CSV"
+
+    rows = [row for line in (json_line, csv_line, base64_line, input_only)
+            for row in llm_rows(parse_capture_line(line, "f.jsonl:1"))]
+    assert [(r.prompt, r.response, r.max_new_tokens) for r in rows] == [
+        ("q1", "a1", 8), ("q2", "a2", 8),  # a batch request: one row per input
+        ("first question", "answer one", None), ("second", None, None),  # CSV: first column; one answer for two
+        ("binary-ish", "plain answer", None),  # BASE64: JSON request, text response
+        ("no output captured", None, None),  # Input-only capture
+    ]
+    assert parse_capture_line(base64_line, "x")["input"]["body"] == b'{"inputs": "binary-ish"}'
+
+
+def test_parser_names_file_and_line_of_bad_records(tmp_path: Path) -> None:
+    folder = tmp_path / "ep" / "AllTraffic" / "2026" / "11" / "23" / "12"
+    folder.mkdir(parents=True)
+    good = _record_line(b'{"inputs": "fine"}', "application/json", b'[{"generated_text": "ok"}]')
+    bad_base64 = json.loads(good)
+    bad_base64["captureData"]["endpointInput"] = {"observedContentType": "x", "mode": "INPUT", "data": "%%%",
+                                                  "encoding": "BASE64"}
+    (folder / "00-00-000-a.jsonl").write_text(f"{good}\nnot json\n{json.dumps(bad_base64)}\n")
+    with pytest.raises(CaptureFormatError, match=r"00-00-000-a\.jsonl:2: not a SageMaker data capture record"):
+        list(read_capture_tree(tmp_path / "ep"))
+    rows, records, problems = monitor.read_traffic(tmp_path / "ep", None)
+    assert [r.prompt for r in rows] == ["fine"] and records == 1
+    assert [p["source"].rsplit(":", 1)[1] for p in problems] == ["2", "3"]
+    assert "BASE64 data does not decode" in problems[1]["reason"]
+    with pytest.raises(CaptureFormatError, match='x:1: endpointInput: request is neither text nor a JSON object'):
+        llm_rows(parse_capture_line(_record_line(b'{"prompt": "wrong key"}', "application/json", None), "x:1"))
+
+
+# ------------------------------------------------------------------------------------------ statistics
+def test_drift_statistics_separate_same_from_shifted() -> None:
+    rng = np.random.default_rng(0)
+    expected = np.array([50, 30, 20])
+    assert psi(expected, expected).value == pytest.approx(0.0, abs=1e-9)
+    assert psi(expected, np.array([20, 30, 50])).value > 0.5
+    assert jensen_shannon(expected, expected).p_value == pytest.approx(1.0)
+    shifted = jensen_shannon(np.array([500, 300, 200]), np.array([100, 300, 600]))
+    assert shifted.value > 0.1 and shifted.p_value < 1e-6
+    same = mmd_permutation_test(rng.normal(size=(150, 8)), rng.normal(size=(150, 8)))
+    moved = mmd_permutation_test(rng.normal(size=(150, 8)), rng.normal(loc=0.6, size=(150, 8)))
+    assert same.p_value > 0.05 and moved.p_value < 0.01 and moved.value > same.value
+    reference, current = embed(["how much is the rover"] * 5 + ["what is the warranty"] * 5, ["bake bread at home"] * 3)
+    assert reference.shape[1] == current.shape[1] and np.allclose(np.linalg.norm(reference, axis=1), 1.0)
+
+
+# ------------------------------------------------------------------------------------------ baseline + check
+@pytest.fixture(scope="module")
+def baseline_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("monitor")
+    (root / "train").mkdir()
+    (root / "train" / "part.jsonl").write_text("".join(
+        json.dumps({"id": str(i), "prompt": p, "completion": c, "source": "t"}) + "\n" for i, (p, c) in enumerate(TRAINING)))
+    assert monitor.main(["baseline", "--train-dir", str(root / "train"), "--output-dir", str(root / "baseline")]) == 0
+    return root / "baseline"
+
+
+def _write_traffic(s3_root: Path, endpoint: str, pairs: list[tuple[str, str]], when: datetime) -> Path:
+    writer = CaptureWriter(LocalS3(s3_root))
+    for index, (prompt, answer) in enumerate(pairs):
+        moment = when + timedelta(seconds=index)
+        exchange = Exchange(json.dumps({"inputs": prompt}).encode(), "application/json",
+                            json.dumps([{"generated_text": answer}]).encode(), "application/json")
+        writer.write(CAPTURE["DestinationS3Uri"], endpoint, "AllTraffic",
+                     build_capture_record(CAPTURE, exchange, f"e{index}", moment), moment)
+    return LocalS3(s3_root).path(f"{CAPTURE['DestinationS3Uri']}/{endpoint}")
+
+
+def _check(baseline_dir: Path, capture_dir: Path, out: Path, *extra: str) -> dict:
+    assert monitor.main(["check", "--baseline-dir", str(baseline_dir), "--capture-dir", str(capture_dir),
+                         "--endpoint-name", capture_dir.name, "--since-hours", "0", "--output-dir", str(out),
+                         *extra]) == 0
+    return json.loads((out / "report.json").read_text())
+
+
+def test_baseline_files_follow_model_monitor_formats(baseline_dir: Path) -> None:
+    statistics = json.loads((baseline_dir / "statistics.json").read_text())
+    constraints = json.loads((baseline_dir / "constraints.json").read_text())
+    assert statistics["version"] == 0.0 and statistics["dataset"]["item_count"] == len(TRAINING)
+    by_name = {f["name"]: f for f in statistics["features"]}
+    length = by_name["prompt_length"]["numerical_statistics"]
+    assert length["common"] == {"num_present": len(TRAINING), "num_missing": 0}
+    assert sum(b["count"] for b in length["distribution"]["kll"]["buckets"]) == len(TRAINING)
+    first_words = {b["value"] for b in by_name["first_word"]["string_statistics"]["distribution"]["categorical"]["buckets"]}
+    assert {"what", "how", "<other>"} <= first_words
+    assert constraints["monitoring_config"]["distribution_constraints"]["perform_comparison"] == "Enabled"
+    assert {c["name"] for c in constraints["features"]} == set(by_name)
+    assert constraints["continuum_constraints"]["baseline_oov_rate"] == statistics["continuum"]["oov_rate"]
+    assert len((baseline_dir / "reference.jsonl").read_text().splitlines()) == len(TRAINING)
+
+
+def test_no_drift_on_traffic_like_the_training_data(baseline_dir: Path, tmp_path: Path) -> None:
+    rng = random.Random(3)
+    capture = _write_traffic(tmp_path / "s3", "same", [rng.choice(TRAINING) for _ in range(300)], NOW)
+    report = _check(baseline_dir, capture, tmp_path / "out", "--no-cloudwatch")
+    assert report["verdict"] == "ok" and report["violations"] == [] and report["rows"] == 300
+    assert json.loads((tmp_path / "out" / "constraint_violations.json").read_text()) == {"violations": []}
+    checks = {c["name"]: c for c in report["checks"]}
+    assert checks["oov_rate"]["value"] == 0.0 and checks["embedding_mmd"]["p_value"] > 0.01
+    statistics = json.loads((tmp_path / "out" / "statistics.json").read_text())
+    assert statistics["dataset"]["item_count"] == 300
+
+
+def test_drift_detected_on_shifted_traffic(baseline_dir: Path, tmp_path: Path) -> None:
+    rng = random.Random(4)
+    pairs = [(rng.choice(OFF_TOPIC), "I'm sorry, I cannot help with that.") if rng.random() < 0.6 else rng.choice(TRAINING)
+             for _ in range(300)]
+    capture = _write_traffic(tmp_path / "s3", "shifted", pairs, NOW)
+    report = _check(baseline_dir, capture, tmp_path / "out", "--no-cloudwatch")
+    assert report["verdict"] == "drift"
+    assert {"prompt_length", "first_word", "oov_rate", "embedding_mmd", "refusal_rate"} <= set(report["violations"])
+    violations = json.loads((tmp_path / "out" / "constraint_violations.json").read_text())["violations"]
+    drift = {v["feature_name"]: v for v in violations if "feature_name" in v}
+    assert drift["embedding_mmd"]["constraint_check_type"] == "baseline_drift_check"
+    quality = {v["metric_name"]: v for v in violations if "metric_name" in v}
+    assert quality["refusal_rate"]["constraint_check_type"] == "GreaterThanThreshold"
+
+
+def test_window_and_too_few_rows(baseline_dir: Path, tmp_path: Path) -> None:
+    old = _write_traffic(tmp_path / "s3", "windowed", [(p, "x") for p, _ in TRAINING[:40]],
+                         datetime.now(timezone.utc) - timedelta(hours=30))
+    _write_traffic(tmp_path / "s3", "windowed", [(OFF_TOPIC[0], "y")] * 5, datetime.now(timezone.utc))
+    report = _check(baseline_dir, old, tmp_path / "out", "--no-cloudwatch", "--since-hours", "24")
+    assert report["rows"] == 5 and report["verdict"] == "insufficient_data" and report["violations"] == []
+
+
+def test_results_go_to_cloudwatch_with_an_alarm(baseline_dir: Path, tmp_path: Path) -> None:
+    from pipelines.local.transport import local_boto3_session
+
+    session = local_boto3_session(tmp_path / "home")
+    cloudwatch = session.client("cloudwatch")
+    api = session.local_transport.api
+    dims = [{"Name": "EndpointName", "Value": "live"}, {"Name": "VariantName", "Value": "AllTraffic"}]
+    api.cloudwatch.record("AWS/SageMaker", [("Invocations", dims, 1.0, "None"), ("Invocation5XXErrors", dims, 1.0, "None"),
+                                            ("Invocation4XXErrors", dims, 0.0, "None"),
+                                            ("ModelLatency", dims, 3_000_000.0, "Microseconds")])
+    rng = random.Random(5)
+    capture = _write_traffic(tmp_path / "s3", "live", [rng.choice(TRAINING) for _ in range(60)], datetime.now(timezone.utc))
+    args = monitor.parse_args(["check", "--baseline-dir", str(baseline_dir), "--capture-dir", str(capture),
+                               "--endpoint-name", "live", "--since-hours", "1", "--create-alarm",
+                               "--output-dir", str(tmp_path / "out")])
+    report = monitor.run_check(args, cloudwatch, datetime.now(timezone.utc))
+    assert report["service_metrics"] == {"invocations": 1.0, "error_rate": 1.0, "latency_p90_ms": 3000.0}
+    assert report["verdict"] == "degraded" and set(report["violations"]) == {"error_rate", "latency_p90_ms"}
+    alarm = cloudwatch.describe_alarms(AlarmNames=["live-monitoring-violations"])["MetricAlarms"][0]
+    assert alarm["StateValue"] == "ALARM"
+    published = cloudwatch.get_metric_statistics(
+        Namespace="continuum/Monitoring", MetricName="feature_baseline_drift_oov_rate",
+        Dimensions=[{"Name": "Endpoint", "Value": "live"}], StartTime=datetime.now(timezone.utc) - timedelta(minutes=5),
+        EndTime=datetime.now(timezone.utc) + timedelta(minutes=1), Period=600, Statistics=["Maximum"])["Datapoints"]
+    assert published and published[0]["Maximum"] == 0.0
+
+
+def test_bad_baseline_and_thresholds_are_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "a.jsonl").write_text('{"prompt": "only a prompt"}\n')
+    assert monitor.main(["baseline", "--train-dir", str(tmp_path / "train"), "--output-dir", str(tmp_path / "b")]) == 1
+    assert "a.jsonl:1: not a training example with prompt and completion" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        monitor.parse_args(["baseline", "--train-dir", "x", "--threshold", "no_such=1"])
+    assert monitor.main(["check", "--baseline-dir", str(tmp_path / "none"), "--capture-dir", str(tmp_path),
+                         "--endpoint-name", "e", "--no-cloudwatch", "--output-dir", str(tmp_path / "o")]) == 1
+    assert "statistics.json: not found" in capsys.readouterr().err
+
+
+def test_base64_bodies_decode_to_the_same_rows() -> None:
+    body = json.dumps({"inputs": "same prompt"}).encode()
+    as_base64 = json.dumps({"captureData": {"endpointInput": {"observedContentType": "application/octet-stream",
+                                                              "mode": "INPUT", "encoding": "BASE64",
+                                                              "data": base64.b64encode(body).decode()}},
+                            "eventMetadata": {"eventId": "1", "inferenceTime": "2026-11-23T12:00:00Z"},
+                            "eventVersion": "0"})
+    assert [r.prompt for r in llm_rows(parse_capture_line(as_base64, "b64:1"))] == ["same prompt"]
