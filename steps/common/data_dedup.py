@@ -99,7 +99,9 @@ def candidate_pairs(band_columns: Sequence[np.ndarray], eligible: np.ndarray) ->
         found.append(np.stack([order[group_start[members]], order[members]], axis=1))
     if not found:
         return np.empty((0, 2), np.int64)
-    return np.unique(np.concatenate(found).astype(np.int64), axis=0)
+    pairs = np.concatenate(found).astype(np.int64)
+    unique = np.unique(pairs[:, 0] << 32 | pairs[:, 1])
+    return np.stack([unique >> 32, unique & 0xFFFFFFFF], axis=1)
 
 
 def near_duplicates(pairs: np.ndarray, similarity: np.ndarray, threshold: float, size: int) -> np.ndarray:

@@ -268,8 +268,11 @@ def text_rows(handle: IO[bytes], markdown: bool) -> Iterator[Row]:
 
 def parquet_rows(path: Path, batch_rows: int = 8192) -> Iterator[Row]:
     """Parquet rows as records; the row number (from 1) stands for the line."""
-    import pyarrow.parquet as pq
-
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        yield 0, RowError("unsupported_file", "reading Parquet needs pyarrow, which this environment lacks"), ""
+        return
     try:
         parquet = pq.ParquetFile(path)
     except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for unreadable files

@@ -203,9 +203,15 @@ class RecordMapper:
 
     def shape(self, record: Mapping[str, Any]) -> Shaped:
         fields = self.fields(record)
-        if not fields or all(value is None or (isinstance(value, str) and not value.strip()) for value in fields.values()):
-            raise RowError("empty_record", "record has no content" + (f" (fields {sorted(fields)} are all empty)"
-                                                                        if fields else ""))
+        try:
+            return self._shape(fields)
+        except RowError:
+            if all(value is None or (isinstance(value, str) and not value.strip()) for value in fields.values()):
+                raise RowError("empty_record", "record has no content" + (
+                    f" (fields {sorted(fields)} are all empty)" if fields else "")) from None
+            raise
+
+    def _shape(self, fields: dict[str, Any]) -> Shaped:
         system = _optional_text(fields, "system")
         if "messages" in fields:
             return _chat(fields["messages"], "messages", "role", "content", None, system)

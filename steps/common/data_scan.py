@@ -126,17 +126,24 @@ class _Scanner:
         return True
 
     def flush(self, batch: list[tuple[int, Shaped, str]]) -> None:
-        texts = []
+        texts: list[str] = []
+        keys, prompt_keys = self.arrays["keys"], self.arrays["prompt_keys"]
+        digests, lengths = self.arrays["digests"], self.arrays["lengths"]
+        # Two messages of n characters have at most 4n bytes, so at most 4n + overheads tokens (see data_tokens).
+        counter = self.counter
+        quick_limit = (self.settings.max_tokens - counter.fixed_overhead - 2 * counter.per_message_overhead) // 4
+        source = self.file.name + ":"
         for line_no, shaped, raw in self._pii(batch):
-            if not self._fits(line_no, shaped, raw):
+            chars = (len(shaped.prompt), len(shaped.completion))
+            if (len(shaped.messages) > 2 or chars[0] + chars[1] > quick_limit) and not self._fits(line_no, shaped, raw):
                 continue
             example_id, prompt_key, dedup_text = example_keys(shaped)
-            line, digest = record_line(example_id, f"{self.file.name}:{line_no}", shaped)
+            line, digest = record_line(example_id, source + str(line_no), shaped)
             self.examples.write(line)
-            self.arrays["keys"].append(int(example_id, 16))
-            self.arrays["prompt_keys"].append(int(prompt_key, 16))
-            self.arrays["digests"].append(digest)
-            self.arrays["lengths"].append((len(shaped.prompt), len(shaped.completion)))
+            keys.append(int(example_id, 16))
+            prompt_keys.append(int(prompt_key, 16))
+            digests.append(digest)
+            lengths.append(chars)
             texts.append(dedup_text)
         self.result.staged += len(texts)
         self.signatures.append(data_dedup.signatures(texts))
