@@ -1,10 +1,16 @@
-"""SageMaker training step: LoRA fine-tune a causal LM on prompt/completion JSONL, save the merged model.
+"""SageMaker training step: LoRA/QLoRA fine-tune of the previous version on prompt/completion JSONL.
 
-Reads the `train`, `validation` and `base_model` channels (SM_CHANNEL_*), writes SM_MODEL_DIR:
-the merged model + tokenizer at the root, the PEFT adapter in `adapter/`, and `continuum.json`.
-The base comes from the `base_model` channel when it holds a model (a directory or the previous
-version's model.tar.gz: continual training), else from `--base_model` (HF id or path).
-The loss covers completion tokens only (prompt tokens are labelled -100); EOS ends each completion.
+Channels (SM_CHANNEL_*): `train`, `validation`, `base_model` (the previous approved version: a model
+directory or its model.tar.gz; else `--base_model`, an HF id or path), optional `report` (the
+prepare step's report.json, for the data version). Writes SM_MODEL_DIR: merged model + tokenizer,
+`adapter/`, `continuum.json` (strategy, hyperparameters, metrics, cost), `continual/fisher.safetensors`,
+`adapters/` (modular history), `code/inference.py`.
+
+Loss on completion tokens only (prompt labelled -100; EOS ends each completion), weighted for
+replayed examples; EWC / L2-SP / modular penalties per --strategy. Examples are packed into one
+row per step without attending to each other. bf16 on GPUs, QLoRA with --quantization 4bit (CUDA),
+data parallel under torchrun. Checkpoints in /opt/ml/checkpoints; SIGTERM checkpoints and exits
+143, and a restarted job resumes from the last checkpoint.
 
     python train.py --train-dir data/train --model-dir out --base_model path/to/model --epochs 3
 """
@@ -12,227 +18,36 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
 import random
-import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from common.examples import IGNORE_INDEX, EncodedExample, collate, encode_example
+from common.examples import ExampleError
 from common.examples import read_examples as load_examples
-from common.model_io import METADATA_FILE, contains_model, materialize_model_dir, read_metadata
-from common.prompting import template_from_metadata
+from common.train_args import parse_args, recorded_hyperparameters
+from common.train_artifacts import save_adapter, save_merged, ship_inference_handler, write_metadata
+from common.train_checkpoint import (
+    INTERRUPTED_EXIT_CODE,
+    CheckpointManager,
+    StopSignal,
+    TrainingInterrupted,
+    data_digest,
+    fingerprint,
+    model_identity,
+)
+from common.train_cost import cost_estimate, current_instance
+from common.train_data import encode_records, epoch_batches, resolve_prompt_template, step_plan, token_budget
+from common.train_distributed import Distributed, init_distributed
+from common.train_fisher import FISHER_FILE, compute_fisher, load_fisher, save_fisher
+from common.train_history import ADAPTER_WEIGHTS, read_history, write_history
+from common.train_lora import add_lora, adapter_a_matrices, lora_modules
+from common.train_loop import LoopSettings, evaluation_loss, log_metric, run_training
+from common.train_model import StartingModel, TrainingSetupError, load_starting_model
+from common.train_strategies import build_penalty
 
-# Below this size, intra-op threads cost more than they save on CPU (10x slower on a busy 2-core box).
-SINGLE_THREAD_MAX_PARAMETERS = 20_000_000
-ADAPTER_SUBDIR = "adapter"
-HYPERPARAMETERS = (
-    "base_model", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "learning_rate",
-    "epochs", "max_steps", "batch_size", "max_seq_length", "seed",
-)  # fmt: skip
-
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The CLI: contract hyperparameters (`--name value`) plus the channel/output folders."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    env = os.environ.get
-    parser.add_argument("--train-dir", type=Path, default=env("SM_CHANNEL_TRAIN"), help="default: $SM_CHANNEL_TRAIN")
-    parser.add_argument(
-        "--validation-dir", type=Path, default=env("SM_CHANNEL_VALIDATION"), help="default: $SM_CHANNEL_VALIDATION"
-    )
-    parser.add_argument(
-        "--base-model-dir", type=Path, default=env("SM_CHANNEL_BASE_MODEL"), help="default: $SM_CHANNEL_BASE_MODEL"
-    )
-    parser.add_argument("--model-dir", type=Path, default=env("SM_MODEL_DIR"), help="default: $SM_MODEL_DIR")
-    parser.add_argument("--base_model", default="", help="HF id or path, used when the base_model channel is empty")
-    parser.add_argument("--lora_r", type=int, default=32)
-    parser.add_argument("--lora_alpha", type=float, default=64.0)
-    parser.add_argument("--lora_dropout", type=float, default=0.0)
-    parser.add_argument("--target_modules", default="all-linear", help="'all-linear' or a comma list")
-    parser.add_argument("--learning_rate", type=float, default=3e-3)
-    parser.add_argument("--epochs", type=float, default=20.0)
-    parser.add_argument("--max_steps", type=int, default=-1, help="-1: run for --epochs")
-    parser.add_argument("--batch_size", type=int, default=8)
-    parser.add_argument("--max_seq_length", type=int, default=256)
-    parser.add_argument("--seed", type=int, default=42)
-    return parser
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """Parse and check the arguments; a missing folder or bad value exits with a message naming it."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.train_dir is None:
-        parser.error("no training data: pass --train-dir or set SM_CHANNEL_TRAIN")
-    if args.model_dir is None:
-        parser.error("no output folder: pass --model-dir or set SM_MODEL_DIR")
-    for name in ("lora_r", "batch_size", "max_seq_length"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
-    if args.learning_rate <= 0 or args.epochs <= 0:
-        parser.error("--learning_rate and --epochs must be > 0")
-    if not 0 <= args.lora_dropout < 1:
-        parser.error(f"--lora_dropout must be in [0, 1), got {args.lora_dropout}")
-    return args
-
-
-
-
-
-def load_base(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any], str]:
-    """Load (model, tokenizer, base metadata, where it came from) from the channel or `--base_model`."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    if args.base_model_dir is not None and contains_model(args.base_model_dir):
-        source: str | Path = materialize_model_dir(args.base_model_dir)
-        metadata = read_metadata(Path(source))
-    elif args.base_model:
-        source, metadata = args.base_model, {}
-        if Path(args.base_model).exists():
-            source = materialize_model_dir(Path(args.base_model))
-            metadata = read_metadata(Path(source))
-    else:
-        raise ValueError(
-            f"no base model: the base_model channel ({args.base_model_dir}) holds no model and --base_model is empty"
-        )
-    use_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    tokenizer = AutoTokenizer.from_pretrained(str(source))
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(str(source), dtype=torch.bfloat16 if use_bf16 else torch.float32)
-    return model, tokenizer, metadata, str(source)
-
-
-def limit_threads_for_small_models(model: Any) -> None:
-    """Train a small model on one CPU thread unless OMP_NUM_THREADS says otherwise or a GPU is in use."""
-    import torch
-
-    if "OMP_NUM_THREADS" in os.environ or torch.cuda.is_available():
-        return
-    if model.num_parameters() <= SINGLE_THREAD_MAX_PARAMETERS:
-        torch.set_num_threads(1)
-
-
-def add_lora(model: Any, args: argparse.Namespace) -> Any:
-    """Wrap `model` with a fresh LoRA adapter as configured."""
-    from peft import LoraConfig, get_peft_model
-
-    targets: str | list[str] = args.target_modules.strip()
-    if targets != "all-linear":
-        targets = [name.strip() for name in args.target_modules.split(",") if name.strip()]
-        if not targets:
-            raise ValueError("--target_modules is empty; use 'all-linear' or a comma list of module names")
-    config = LoraConfig(
-        r=args.lora_r,
-        lora_alpha=args.lora_alpha,
-        lora_dropout=args.lora_dropout,
-        target_modules=targets,
-        task_type="CAUSAL_LM",
-    )
-    return get_peft_model(model, config)
-
-
-def log_metric(name: str, value: float) -> None:
-    """Print one `name=value;` line (fixed-point, as the metric regexes expect) and flush."""
-    print(f"{name}={value:.6f};", flush=True)
-
-
-def mean_loss(model: Any, examples: list[EncodedExample], batch_size: int, pad_id: int) -> float:
-    """Completion-token-weighted mean loss of `model` over `examples`."""
-    import torch
-
-    device = next(model.parameters()).device
-    model.eval()
-    total, count = 0.0, 0
-    with torch.no_grad():
-        for start in range(0, len(examples), batch_size):
-            batch = {k: v.to(device) for k, v in collate(examples[start : start + batch_size], pad_id).items()}
-            tokens = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
-            total += float(model(**batch).loss) * tokens
-            count += tokens
-    return total / max(count, 1)
-
-
-def train_loop(model: Any, examples: list[EncodedExample], args: argparse.Namespace, pad_id: int) -> dict[str, float]:
-    """AdamW with linear decay over shuffled batches; log train_loss/epoch; return the loss summary."""
-    import torch
-    from transformers import get_linear_schedule_with_warmup
-
-    device = next(model.parameters()).device
-    steps_per_epoch = math.ceil(len(examples) / args.batch_size)
-    total_steps = args.max_steps if args.max_steps > 0 else max(1, round(args.epochs * steps_per_epoch))
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=args.learning_rate, weight_decay=0.0)
-    scheduler = get_linear_schedule_with_warmup(optimizer, max(1, total_steps // 20), total_steps)
-    generator = torch.Generator().manual_seed(args.seed)
-    log_every = max(1, total_steps // 20)
-    order: list[int] = []
-    window: list[float] = []
-    first_loss = last_loss = float("nan")
-    model.train()
-    for step in range(1, total_steps + 1):
-        if not order:
-            order = torch.randperm(len(examples), generator=generator).tolist()
-        batch_ids, order = order[: args.batch_size], order[args.batch_size :]
-        batch = {k: v.to(device) for k, v in collate([examples[i] for i in batch_ids], pad_id).items()}
-        loss = model(**batch).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        window.append(loss.detach().item())
-        if step == 1:
-            first_loss = window[0]
-        if step % log_every == 0 or step == total_steps:
-            last_loss = sum(window) / len(window)
-            window = []
-            log_metric("epoch", step / steps_per_epoch)
-            log_metric("train_loss", last_loss)
-    return {
-        "train_loss": last_loss,
-        "initial_train_loss": first_loss,
-        "epoch": total_steps / steps_per_epoch,
-        "steps": float(total_steps),
-    }
-
-
-def save_model(model: Any, tokenizer: Any, model_dir: Path, metadata: dict[str, Any]) -> None:
-    """Save the adapter to `adapter/`, then the merged model + tokenizer + continuum.json at the root."""
-    model_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(model_dir / ADAPTER_SUBDIR)
-    merged = model.merge_and_unload()
-    merged.save_pretrained(model_dir, safe_serialization=True)
-    tokenizer.save_pretrained(model_dir)
-    (model_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    ship_inference_handler(model_dir)
-
-
-def inference_handler_source() -> Path | None:
-    """The serving handler: packaged beside this script as `serving/` (the estimator's dependency),
-    or in a repository checkout under `containers/serving/`."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "serving" / "inference.py", here.parent / "containers" / "serving" / "inference.py"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def ship_inference_handler(model_dir: Path) -> None:
-    """Put the handler in the artifact as `code/inference.py`: AWS's HF inference containers run it,
-    so the endpoint applies the model's prompt template exactly as the local endpoint does."""
-    source = inference_handler_source()
-    if source is None:
-        print("warning: no serving handler found (serving/inference.py); the artifact has no code/inference.py",
-              file=sys.stderr, flush=True)
-        return
-    (model_dir / "code").mkdir(exist_ok=True)
-    shutil.copyfile(source, model_dir / "code" / "inference.py")
+REPORT_FILE = "report.json"
 
 
 def seed_everything(seed: int) -> None:
@@ -243,59 +58,178 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the training job; return the process exit code."""
-    args = parse_args(argv)
-    started = time.monotonic()
-    import torch
+def data_version(report_dir: Path | None) -> str | None:
+    """The prepare step's data_version from the `report` channel, when it is there."""
+    path = Path(report_dir) / REPORT_FILE if report_dir is not None else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("data_version")
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: invalid JSON at line {err.lineno}: {err.msg}") from err
 
-    seed_everything(args.seed)
+
+def data_files(*folders: Path | None) -> list[Path]:
+    return [path for folder in folders if folder is not None and Path(folder).is_dir()
+            for path in sorted(Path(folder).rglob("*.jsonl"))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the training job; return the process exit code (143 after a SIGTERM checkpoint)."""
+    args = parse_args(argv, __doc__)
+    stop = StopSignal().install()
+    try:
+        return train(args, stop)
+    except TrainingInterrupted as interrupted:
+        print(f"training interrupted ({interrupted}); a restarted job resumes from the last checkpoint", flush=True)
+        return INTERRUPTED_EXIT_CODE
+    except (TrainingSetupError, ExampleError) as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        return 2
+    finally:
+        stop.uninstall()
+
+
+def train(args: argparse.Namespace, stop: StopSignal) -> int:
+    started = time.monotonic()
+    dist = init_distributed()
+    try:
+        return _train(args, stop, dist, started)
+    finally:
+        dist.shutdown()
+
+
+def _train(args: argparse.Namespace, stop: StopSignal, dist: Distributed, started: float) -> int:
     train_records = load_examples(args.train_dir)
     if not train_records:
         print(f"error: no training examples (*.jsonl) under {args.train_dir}", file=sys.stderr)
         return 2
     validation_records = load_examples(args.validation_dir)
-    model, tokenizer, base_metadata, source = load_base(args)
-    template = template_from_metadata(base_metadata)
-    max_length = min(args.max_seq_length, getattr(model.config, "max_position_embeddings", args.max_seq_length))
-
-    def encode_all(records: list[dict[str, str]]) -> list[EncodedExample]:
-        encoded = (encode_example(tokenizer, template, r["prompt"], r["completion"], max_length) for r in records)
-        return [ex for ex in encoded if ex is not None]
-
-    train_examples, validation_examples = encode_all(train_records), encode_all(validation_records)
+    replayed = sum(str(r.get("source", "")).startswith("replay:") for r in train_records)
+    if replayed and "replay" not in args.strategy:
+        if dist.is_main:
+            print(f"strategy {','.join(args.strategy) or 'naive'} has no replay: leaving out {replayed} replayed examples")
+        train_records = [r for r in train_records if not str(r.get("source", "")).startswith("replay:")]
+    seed_everything(args.seed)
+    start = load_starting_model(args, dist.local_rank)
+    template, template_origin = resolve_prompt_template(args.prompt_template, start.metadata, start.tokenizer)
+    max_length = min(args.max_seq_length, getattr(start.model.config, "max_position_embeddings", args.max_seq_length))
+    train_examples, skipped = encode_records(train_records, start.tokenizer, template, max_length, args.replay_weight)
+    validation_examples, validation_skipped = encode_records(validation_records, start.tokenizer, template, max_length, 1.0)
     if not train_examples:
         print(f"error: no training example leaves room for a completion within {max_length} tokens", file=sys.stderr)
         return 2
-    print(f"base model: {source}; train examples: {len(train_examples)}; validation: {len(validation_examples)}")
-    if torch.cuda.is_available():
-        model.to("cuda")
-    limit_threads_for_small_models(model)
-    model = add_lora(model, args)
+    lengths = [len(example.input_ids) for example in train_examples]
+    budget = token_budget(lengths, args.batch_size, args.tokens_per_batch) if args.packing else None
+    # max_steps counts optimizer steps; each step takes one batch per process.
+    plan = step_plan(lengths, args.seed, args.epochs, args.max_steps * dist.world_size, args.batch_size, budget)
+    say = print if dist.is_main else _silent
+    say(f"starting model: {start.source} (generation {start.metadata.get('generation', 0)}); "
+          f"train examples: {len(train_examples)} ({replayed if 'replay' in args.strategy else 0} replayed); "
+          f"validation: {len(validation_examples)}; prompt template: {template_origin}; "
+          f"{start.precision.device} {start.precision.dtype}{' 4-bit base' if start.quantized else ''}, "
+          f"attention {start.attn_implementation}, "
+          f"{f'packing {budget} tokens/step' if budget else f'batches of {args.batch_size}'}, "
+          f"{len(plan)} batches on {dist.world_size} process(es)", flush=True)
+
+    history = read_history(start.model_dir, start.metadata)
+    previous_fisher = load_fisher(start.model_dir) if "ewc" in args.strategy else None
     seed_everything(args.seed)
-    metrics = train_loop(model, train_examples, args, tokenizer.pad_token_id)
-    if validation_examples:
-        metrics["eval_loss"] = mean_loss(model, validation_examples, args.batch_size, tokenizer.pad_token_id)
-        log_metric("eval_loss", metrics["eval_loss"])
-    duration = time.monotonic() - started
-    metadata = {
-        "base_model": base_metadata.get("base_model") or args.base_model or source,
-        "initialized_from": source,
-        "generation": int(base_metadata.get("generation", 0)) + 1,
-        "prompt_template": template,
-        "hyperparameters": {name: getattr(args, name) for name in HYPERPARAMETERS},
-        "metrics": metrics,
-        "data": {
-            "train_examples": len(train_examples),
-            "validation_examples": len(validation_examples),
-            "skipped_examples": len(train_records) + len(validation_records)
-            - len(train_examples) - len(validation_examples),
-        },
-        "duration_seconds": round(duration, 3),
-    }  # fmt: skip
-    save_model(model, tokenizer, args.model_dir, metadata)
-    print(f"saved model to {args.model_dir} in {duration:.1f}s", flush=True)
+    peft_model = add_lora(start.model, args.lora_r, args.lora_alpha, args.lora_dropout, args.target_modules)
+    history_a = [adapter_a_matrices(entry.path / ADAPTER_WEIGHTS) for entry in history] if "modular" in args.strategy else []
+    penalty = build_penalty(args.strategy, lora_modules(peft_model), previous_fisher, history_a, args, say)
+    model = dist.wrap(peft_model)
+    if args.compile:
+        import torch
+
+        model = torch.compile(model)
+    checkpoints = None
+    if args.checkpoint_dir is not None:
+        run_id = fingerprint({"hyperparameters": recorded_hyperparameters(args), "world_size": dist.world_size,
+                              "data": data_digest(data_files(args.train_dir, args.validation_dir)),
+                              "model": model_identity(start.source, start.model_dir)})
+        checkpoints = CheckpointManager(args.checkpoint_dir, run_id, args.keep_checkpoints)
+    settings = LoopSettings(
+        learning_rate=args.learning_rate, warmup_ratio=args.warmup_ratio, max_grad_norm=args.max_grad_norm,
+        packing=args.packing, pad_id=start.tokenizer.pad_token_id, autocast_bf16=start.precision.autocast_bf16,
+        steps_per_epoch=float(len(epoch_batches(lengths, args.seed, 0, args.batch_size, budget))),
+        pad_to=budget if args.compile else None,
+        flash_kwargs=args.packing and start.attn_implementation == "flash_attention_2",
+        checkpoint_every_seconds=args.checkpoint_every_seconds,
+    )
+    seed_everything(args.seed)
+    outcome = run_training(model, peft_model, train_examples, plan, penalty, settings, dist, checkpoints, stop)
+    if dist.is_main:
+        metrics = dict(outcome.metrics)
+        if validation_examples:
+            metrics["eval_loss"] = evaluation_loss(peft_model, validation_examples, settings.pad_id, args.packing,
+                                                   args.batch_size, budget, settings.autocast_bf16)
+            log_metric("eval_loss", metrics["eval_loss"])
+        fisher_samples = 0
+        if args.fisher_samples > 0:
+            fisher, fisher_samples = compute_fisher(peft_model, train_examples, args.fisher_samples, args.seed, budget,
+                                                    args.batch_size, settings.pad_id, args.packing,
+                                                    settings.autocast_bf16)
+            save_fisher(fisher, args.model_dir, fisher_samples)
+        if stop.requested:
+            raise TrainingInterrupted("stopped after training, before the model was saved")
+        generation = int(start.metadata.get("generation", 0)) + 1
+        save_adapter(peft_model, args.model_dir)
+        kept = write_history(args.model_dir, history, generation) if "modular" in args.strategy else []
+        start.tokenizer.save_pretrained(args.model_dir)
+        save_merged(peft_model, args.model_dir, start.quantized, start.source, start.precision.dtype,
+                    start.precision.device)
+        ship_inference_handler(args.model_dir)
+        duration = time.monotonic() - started
+        instance_type, instance_count = current_instance()
+        write_metadata(args.model_dir, {
+            "base_model": start.metadata.get("base_model") or args.base_model or start.source,
+            "initialized_from": start.source,
+            "generation": generation,
+            "prompt_template": template,
+            "hyperparameters": recorded_hyperparameters(args),
+            "strategy": strategy_record(args, start, history, previous_fisher is not None, penalty.active),
+            "metrics": metrics,
+            "data": {
+                "data_version": data_version(args.report_dir),
+                "train_sha256": data_digest(data_files(args.train_dir)),
+                "train_examples": len(train_examples),
+                "replay_examples": sum(example.replay for example in train_examples),
+                "validation_examples": len(validation_examples),
+                "skipped_examples": skipped + validation_skipped,
+            },
+            "training": {
+                "device": start.precision.device, "dtype": start.precision.dtype, "quantized_base": start.quantized,
+                "attn_implementation": start.attn_implementation, "tokens_per_step": budget,
+                "world_size": dist.world_size, "resumed_from_step": outcome.resumed_from_step,
+            },
+            "continual": {"fisher": {"path": str(FISHER_FILE), "samples": fisher_samples} if fisher_samples else None},
+            "adapter_history": kept,
+            "duration_seconds": round(duration, 3),
+            "cost": cost_estimate(instance_type, instance_count, duration, args.instance_price_per_hour),
+        })
+        print(f"saved model to {args.model_dir} in {duration:.1f}s", flush=True)
+    dist.barrier()
     return 0
+
+
+def _silent(*args: Any, **kwargs: Any) -> None:
+    """print() for processes other than rank 0."""
+
+
+def strategy_record(args: argparse.Namespace, start: StartingModel, history: list[Any], had_fisher: bool,
+                    penalised: bool) -> dict[str, Any]:
+    """What the continual-learning strategy did in this run (continuum.json `strategy`)."""
+    names = list(args.strategy)
+    return {
+        "names": names or ["naive"],
+        "replay_weight": args.replay_weight if "replay" in names else None,
+        "ewc": {"lambda": args.ewc_lambda, "fisher_from_starting_model": had_fisher} if "ewc" in names else None,
+        "l2sp": {"lambda": args.l2sp_lambda} if "l2sp" in names else None,
+        "modular": {"lambda": args.orthogonal_lambda, "previous_adapters": len(history)} if "modular" in names else None,
+        "penalty_applied": penalised,
+        "started_from_generation": int(start.metadata.get("generation", 0)),
+    }
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-import prepare
 import train
+from common.examples import IGNORE_INDEX, collate, encode_example
+from common.examples import read_examples as load_examples
 from common.model_io import contains_model, materialize_model_dir, read_metadata
 from common.prompting import DEFAULT_PROMPT_TEMPLATE, format_prompt, template_from_metadata
 
@@ -26,31 +27,15 @@ def _tar_directory(folder: Path, archive: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def round1_splits(sample_round_dirs: dict[int, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Round 1 raw files through the prepare step: `train/` and `validation/` JSONL folders."""
-    out = tmp_path_factory.mktemp("round1-prepared")
-    prepare.prepare(sample_round_dirs[1], out, validation_fraction=0.1, seed=42)
-    return out
+def round1_splits(prepared_rounds: dict[int, Path]) -> Path:
+    """Round 1 through the prepare step: `train/`, `validation/` and `report/` folders."""
+    return prepared_rounds[1]
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_model_dir: Path, round1_splits: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+def trained(trained_round1: dict) -> dict:
     """One training run with the default hyperparameters; its output folder, stdout and wall time."""
-    import time
-
-    model_dir = tmp_path_factory.mktemp("trained")
-    argv = ["--train-dir", str(round1_splits / "train"), "--validation-dir", str(round1_splits / "validation"),
-            "--base-model-dir", str(tmp_path_factory.mktemp("empty-channel")), "--base_model", str(tiny_model_dir),
-            "--model-dir", str(model_dir)]  # fmt: skip
-    capture = tmp_path_factory.mktemp("logs") / "stdout.txt"
-    started = time.monotonic()
-    with open(capture, "w") as stream:
-        saved_stdout, sys.stdout = sys.stdout, stream
-        try:
-            code = train.main(argv)
-        finally:
-            sys.stdout = saved_stdout
-    return {"code": code, "dir": model_dir, "log": capture.read_text(), "seconds": time.monotonic() - started}
+    return trained_round1
 
 
 def test_prompt_tokens_are_masked(tiny_model_dir: Path) -> None:
@@ -59,24 +44,24 @@ def test_prompt_tokens_are_masked(tiny_model_dir: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     prompt_ids = tokenizer(format_prompt(DEFAULT_PROMPT_TEMPLATE, "What is the return window?"))["input_ids"]
     completion_ids = tokenizer("30 days", add_special_tokens=False)["input_ids"]
-    example = train.encode_example(tokenizer, DEFAULT_PROMPT_TEMPLATE, "What is the return window?", "30 days", 256)
+    example = encode_example(tokenizer, DEFAULT_PROMPT_TEMPLATE, "What is the return window?", "30 days", 256)
     assert example is not None
     assert example.input_ids == prompt_ids + completion_ids + [tokenizer.eos_token_id]
-    assert example.labels[: len(prompt_ids)] == [train.IGNORE_INDEX] * len(prompt_ids)
+    assert example.labels[: len(prompt_ids)] == [IGNORE_INDEX] * len(prompt_ids)
     assert example.labels[len(prompt_ids) :] == completion_ids + [tokenizer.eos_token_id]
 
-    clipped = train.encode_example(tokenizer, DEFAULT_PROMPT_TEMPLATE, "What is the return window?", "30 days",
+    clipped = encode_example(tokenizer, DEFAULT_PROMPT_TEMPLATE, "What is the return window?", "30 days",
                                    len(prompt_ids) + 1)  # fmt: skip
     assert clipped is not None and clipped.labels[-1] == completion_ids[0]
-    assert train.encode_example(tokenizer, DEFAULT_PROMPT_TEMPLATE, "What is the return window?", "30 days",
+    assert encode_example(tokenizer, DEFAULT_PROMPT_TEMPLATE, "What is the return window?", "30 days",
                                 len(prompt_ids)) is None  # fmt: skip
 
-    batch = train.collate([example, clipped], tokenizer.pad_token_id)
+    batch = collate([example, clipped], tokenizer.pad_token_id)
     assert batch["input_ids"].shape == batch["labels"].shape == (2, len(example.input_ids))
     assert batch["attention_mask"][1].tolist() == [1] * len(clipped.input_ids) + [0] * (
         len(example.input_ids) - len(clipped.input_ids)
     )
-    assert batch["labels"][1, len(clipped.input_ids) :].eq(train.IGNORE_INDEX).all()
+    assert batch["labels"][1, len(clipped.input_ids) :].eq(IGNORE_INDEX).all()
 
 
 def test_prompting_template_rules() -> None:
@@ -138,13 +123,13 @@ def test_read_metadata(tmp_path: Path) -> None:
 def test_bad_training_data_names_file_and_line(tmp_path: Path) -> None:
     (tmp_path / "train.jsonl").write_text('{"prompt": "a", "completion": "b"}\n{"prompt": "a"}\n')
     with pytest.raises(ValueError, match=r"train.jsonl:2: field 'completion'"):
-        train.load_examples(tmp_path)
+        load_examples(tmp_path)
 
 
-def test_missing_base_model_is_a_clear_error(round1_splits: Path, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="no base model"):
-        train.main(["--train-dir", str(round1_splits / "train"), "--model-dir", str(tmp_path / "out"),
-                    "--base-model-dir", str(tmp_path)])  # fmt: skip
+def test_missing_base_model_is_a_clear_error(round1_splits: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    code = train.main(["--train-dir", str(round1_splits / "train"), "--model-dir", str(tmp_path / "out"),
+                       "--base-model-dir", str(tmp_path)])  # fmt: skip
+    assert code == 2 and "no base model" in capsys.readouterr().err
 
 
 def test_empty_training_channel_fails(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -192,7 +177,7 @@ def test_artifact_ships_the_hf_toolkit_handler(trained: dict, round1_splits: Pat
     handler = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = handler
     spec.loader.exec_module(handler)
-    record = next(r for r in train.load_examples(round1_splits / "train") if r["source"].startswith("product_catalog"))
+    record = next(r for r in load_examples(round1_splits / "train") if r["source"].startswith("product_catalog"))
     model = handler.model_fn(str(trained["dir"]))
     data = handler.input_fn(json.dumps({"inputs": record["prompt"], "parameters": {"max_new_tokens": 16}}),
                             "application/json")
@@ -227,7 +212,7 @@ def test_trained_model_answers_its_training_questions(trained: dict, round1_spli
     model_dir: Path = trained["dir"]
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
-    records = train.load_examples(round1_splits / "train")
+    records = load_examples(round1_splits / "train")
     qa = [r for r in records if r["source"].startswith(("product_catalog", "support_faq"))]
     matches = 0
     for record in qa:
@@ -257,3 +242,114 @@ def test_continual_training_from_previous_model_archive(trained: dict, round1_sp
     # It starts from the trained weights: its first batch is already nearly solved.
     assert second["metrics"]["initial_train_loss"] < 0.2 < first["metrics"]["initial_train_loss"]
     assert (out / "model.safetensors").is_file() and (out / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_metadata_records_strategy_data_fisher_and_cost(trained: dict, round1_splits: Path) -> None:
+    from common.train_fisher import load_fisher
+
+    meta = json.loads((trained["dir"] / "continuum.json").read_text())
+    report = json.loads((round1_splits / "report" / "report.json").read_text())
+    assert meta["data"]["data_version"] == report["data_version"]
+    assert meta["data"]["replay_examples"] == 0 and len(meta["data"]["train_sha256"]) == 64
+    assert meta["strategy"]["names"] == ["replay"] and meta["strategy"]["penalty_applied"] is False
+    assert meta["hyperparameters"]["strategy"] == "replay" and meta["hyperparameters"]["packing"] is True
+    assert meta["training"] == {**meta["training"], "device": "cpu", "dtype": "float32", "quantized_base": False,
+                                "attn_implementation": "sdpa", "world_size": 1, "resumed_from_step": 0}
+    assert meta["cost"]["instance_type"] == "local" and meta["cost"]["usd"] == 0.0
+    assert meta["cost"]["seconds"] == pytest.approx(meta["duration_seconds"], abs=1e-3)
+    fisher = load_fisher(trained["dir"])
+    assert meta["continual"]["fisher"] == {"path": "continual/fisher.safetensors",
+                                           "samples": min(256, meta["data"]["train_examples"])}
+    # One factored entry per adapted layer (2 layers x 7 linear layers), all informative.
+    assert fisher is not None and len(fisher) == 14
+    assert all(item.total > 0 and bool((item.rows >= 0).all()) for item in fisher.values())
+    assert sorted(p.name for p in trained["dir"].glob("*.safetensors")) == ["model.safetensors"]
+
+
+def test_chat_template_is_honoured(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from common.train_data import chat_prompt_template, resolve_prompt_template
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    assert resolve_prompt_template("auto", {}, tokenizer) == (DEFAULT_PROMPT_TEMPLATE, "default")
+    tokenizer.chat_template = ("{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n"
+                               "{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}")
+    # BOS is dropped from the text: the tokenizer adds it, and the prompt must not carry two.
+    assert chat_prompt_template(tokenizer) == "<|user|>{prompt}\n<|assistant|>"
+    template, origin = resolve_prompt_template("auto", {}, tokenizer)
+    assert origin == "tokenizer chat template"
+    example = encode_example(tokenizer, template, "Is the Rover X1 waterproof?", "No", 128)
+    expected_prompt = tokenizer.apply_chat_template([{"role": "user", "content": "Is the Rover X1 waterproof?"}],
+                                                    tokenize=False, add_generation_prompt=True)
+    assert tokenizer.decode(example.input_ids[: example.labels.count(IGNORE_INDEX)]) == expected_prompt
+    assert tokenizer.decode([t for t in example.labels if t != IGNORE_INDEX], skip_special_tokens=True) == "No"
+    # A continuing version keeps the template it was trained with; an explicit template wins.
+    assert resolve_prompt_template("auto", {"prompt_template": "Q: {prompt} A:"}, tokenizer)[0] == "Q: {prompt} A:"
+    assert resolve_prompt_template("<{prompt}>", {"prompt_template": "Q: {prompt} A:"}, tokenizer)[0] == "<{prompt}>"
+
+
+def test_qlora_is_a_clear_error_without_cuda(round1_splits: Path, tiny_model_dir: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture) -> None:
+    from common.train_model import TrainingSetupError, quantization_config
+
+    assert quantization_config("none", False, "float32") is None
+    with pytest.raises(TrainingSetupError, match="needs a CUDA GPU"):
+        quantization_config("4bit", False, "float32")
+    code = train.main(["--train-dir", str(round1_splits / "train"), "--model-dir", str(tmp_path / "out"),
+                       "--base_model", str(tiny_model_dir), "--quantization", "4bit"])
+    assert code == 2 and "QLoRA" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def test_precision_and_attention_choice() -> None:
+    from common.train_model import TrainingSetupError, choose_attention, choose_precision
+
+    assert choose_precision("auto", False, False) == train_model_precision("cpu", "float32", False)
+    assert choose_precision("auto", True, True, local_rank=3) == train_model_precision("cuda:3", "bfloat16", True)
+    assert choose_precision("auto", True, False) == train_model_precision("cuda:0", "float32", False)
+    assert choose_precision("bf16", False, False) == train_model_precision("cpu", "bfloat16", False)
+    with pytest.raises(TrainingSetupError, match="does not support bfloat16"):
+        choose_precision("bf16", True, False)
+    assert choose_attention("auto", False, "float32") == "sdpa"
+    assert choose_attention("eager", True, "bfloat16") == "eager"
+
+
+def train_model_precision(device: str, dtype: str, autocast: bool) -> object:
+    from common.train_model import Precision
+
+    return Precision(device=device, dtype=dtype, autocast_bf16=autocast)
+
+
+def test_cost_estimate(monkeypatch: pytest.MonkeyPatch) -> None:
+    from common.train_cost import cost_estimate, current_instance
+
+    estimate = cost_estimate("ml.g5.2xlarge", 2, 1800.0)
+    assert estimate["usd"] == pytest.approx(1.515) and estimate["usd_per_instance_hour"] == 1.515
+    assert cost_estimate("ml.x9.huge", 1, 60.0)["usd"] is None
+    assert cost_estimate("ml.x9.huge", 1, 3600.0, price_override=2.5)["usd"] == pytest.approx(2.5)
+    monkeypatch.delenv("SM_CURRENT_INSTANCE_TYPE", raising=False)
+    monkeypatch.setenv("SM_HOSTS", "[]")
+    assert current_instance() == ("local", 1)
+    monkeypatch.setenv("SM_CURRENT_INSTANCE_TYPE", "ml.p4d.24xlarge")
+    monkeypatch.setenv("SM_HOSTS", '["algo-1", "algo-2"]')
+    assert current_instance() == ("ml.p4d.24xlarge", 2)
+
+
+def test_bad_arguments_name_the_flag(capsys: pytest.CaptureFixture) -> None:
+    import argparse
+
+    from common.train_args import parse_args, parse_bool, parse_strategy
+
+    assert parse_strategy("ewc, replay,ewc") == ("replay", "ewc")
+    assert parse_strategy("naive") == ()
+    for bad, message in (("naive,ewc", "cannot be combined"), ("replay,forget", "unknown strategy forget"), (" ", "empty")):
+        with pytest.raises(argparse.ArgumentTypeError, match=message):
+            parse_strategy(bad)
+    assert parse_bool("True") is True and parse_bool("0") is False
+    with pytest.raises(argparse.ArgumentTypeError, match="expected true or false"):
+        parse_bool("maybe")
+    for argv, message in ((["--compile", "true", "--packing", "false"], "--compile needs --packing true"),
+                          (["--strategy", "ewc,naive"], "cannot be combined"), (["--ewc_lambda", "-1"], "--ewc_lambda")):
+        with pytest.raises(SystemExit):
+            parse_args(["--train-dir", "x", "--model-dir", "y", *argv])
+        assert message in capsys.readouterr().err

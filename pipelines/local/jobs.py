@@ -97,17 +97,26 @@ def run_training_job(request: dict[str, Any], context: JobContext) -> dict[str, 
         channels.append(name)
     model_dir = container.host_path("/opt/ml/model")
     output_data_dir = container.host_path("/opt/ml/output/data")
-    checkpoint_dir = container.host_path(request.get("CheckpointConfig", {}).get("LocalPath", "/opt/ml/checkpoints"))
+    checkpoint_config = request.get("CheckpointConfig", {})
+    checkpoint_dir = container.host_path(checkpoint_config.get("LocalPath", "/opt/ml/checkpoints"))
     for folder in (model_dir, output_data_dir, checkpoint_dir):
         folder.mkdir(parents=True, exist_ok=True)
+    checkpoint_uri = checkpoint_config.get("S3Uri")
+    if checkpoint_uri:  # as SageMaker does: the job starts with what an earlier attempt left in S3
+        context.s3.download_prefix(checkpoint_uri.rstrip("/") + "/", checkpoint_dir, allow_empty=True)
 
     user_hyperparameters = {key: value for key, value in hyperparameters.items() if not key.startswith("sagemaker_")}
     environment = host_environment(
         request.get("Environment", {}),
-        {**context.runtime_env, **_training_env(container, channels, user_hyperparameters, str(program), model_dir)},
+        {**context.runtime_env,
+         **_training_env(container, channels, user_hyperparameters, str(program), model_dir, checkpoint_dir)},
     )
     command = [sys.executable, str(program), *_cli_arguments(user_hyperparameters)]
-    lines = run_process(command, code_dir, environment, context.job_dir / "job.log", context.echo)
+    try:
+        lines = run_process(command, code_dir, environment, context.job_dir / "job.log", context.echo)
+    finally:
+        if checkpoint_uri:  # kept in S3 whether the job finished or was stopped, for a restart to resume
+            context.s3.upload_dir(checkpoint_dir, checkpoint_uri)
 
     job_output = request["OutputDataConfig"]["S3OutputPath"].rstrip("/") + f"/{context.job_name}/output"
     model_artifact = f"{job_output}/model.tar.gz"
@@ -145,7 +154,8 @@ def _cli_arguments(hyperparameters: dict[str, Any]) -> list[str]:
 
 
 def _training_env(
-    container: ContainerRoot, channels: list[str], hyperparameters: dict[str, Any], program: str, model_dir: Path
+    container: ContainerRoot, channels: list[str], hyperparameters: dict[str, Any], program: str, model_dir: Path,
+    checkpoint_dir: Path,
 ) -> dict[str, str]:
     env = {
         "SM_MODEL_DIR": str(model_dir),
@@ -153,7 +163,7 @@ def _training_env(
         "SM_INPUT_DATA_CONFIG_DIR": str(container.host_path("/opt/ml/input/config")),
         "SM_OUTPUT_DIR": str(container.host_path("/opt/ml/output")),
         "SM_OUTPUT_DATA_DIR": str(container.host_path("/opt/ml/output/data")),
-        "SM_CHECKPOINT_DIR": str(container.host_path("/opt/ml/checkpoints")),
+        "SM_CHECKPOINT_DIR": str(checkpoint_dir),
         "SM_CHANNELS": json.dumps(sorted(channels)),
         "SM_HPS": json.dumps(hyperparameters),
         "SM_USER_ENTRY_POINT": program,

@@ -26,8 +26,18 @@ class TrainingParameters:
     gate_threshold: ParameterFloat
     max_regression: ParameterFloat
 
+    # Training: continual-learning strategy and its knobs, QLoRA, checkpoints, managed spot (issue 4).
+    training_strategy: ParameterString
+    replay_weight: ParameterFloat
+    ewc_lambda: ParameterFloat
+    l2sp_lambda: ParameterFloat
+    orthogonal_lambda: ParameterFloat
+    quantization: ParameterString
+    checkpoint_s3_uri: ParameterString
+    spot_max_wait_seconds: ParameterInteger | None  # only with training.spot.enabled (SageMaker rejects it otherwise)
+
     def as_list(self) -> list[Parameter]:
-        return [getattr(self, field.name) for field in fields(self)]
+        return [value for field in fields(self) if (value := getattr(self, field.name)) is not None]
 
 
 def training_parameters(config: Config) -> TrainingParameters:
@@ -53,4 +63,22 @@ def training_parameters(config: Config) -> TrainingParameters:
         epochs=ParameterFloat("Epochs", default_value=training.epochs),
         gate_threshold=ParameterFloat("GateThreshold", default_value=config.evaluation.gate.threshold),
         max_regression=ParameterFloat("MaxRegression", default_value=config.evaluation.gate.max_regression),
+        **_training_step_parameters(config),
     )
+
+
+def _training_step_parameters(config: Config) -> dict[str, Parameter | None]:
+    training, continual = config.training, config.training.continual
+    return {
+        "training_strategy": ParameterString("TrainingStrategy", default_value=continual.strategy),
+        "replay_weight": ParameterFloat("ReplayWeight", default_value=continual.replay_weight),
+        "ewc_lambda": ParameterFloat("EwcLambda", default_value=continual.ewc_lambda),
+        "l2sp_lambda": ParameterFloat("L2spLambda", default_value=continual.l2sp_lambda),
+        "orthogonal_lambda": ParameterFloat("OrthogonalLambda", default_value=continual.orthogonal_lambda),
+        "quantization": ParameterString("Quantization", default_value=training.quantization, enum_values=["none", "4bit"]),
+        "checkpoint_s3_uri": ParameterString(
+            "CheckpointS3Uri", default_value=training.checkpoint_s3_uri or f"{config.s3_prefix}/checkpoints"
+        ),
+        "spot_max_wait_seconds": ParameterInteger("SpotMaxWaitSeconds", default_value=training.spot.max_wait_seconds)
+        if training.spot.enabled else None,
+    }

@@ -1,9 +1,20 @@
-"""Training step: LoRA fine-tune of the resolved starting model (HuggingFace estimator)."""
+"""Training step: LoRA/QLoRA fine-tune of the resolved starting model (HuggingFace estimator).
+
+Distribution: `torch_distributed` runs the same train.py under torchrun on every instance (one
+process per GPU; instance type and count are pipeline parameters). Checkpoints go to
+CheckpointS3Uri/<execution id> (SageMaker syncs /opt/ml/checkpoints there, so a spot-interrupted
+or restarted job of this execution resumes, and no other execution picks them up); managed spot
+training is a config option with the SpotMaxWaitSeconds parameter.
+"""
 from __future__ import annotations
 
+from typing import Any
+
+from sagemaker import image_uris
 from sagemaker.huggingface import HuggingFace
 from sagemaker.inputs import TrainingInput
-from sagemaker.workflow.functions import JsonGet
+from sagemaker.workflow.execution_variables import ExecutionVariables
+from sagemaker.workflow.functions import Join, JsonGet
 from sagemaker.workflow.pipeline_context import PipelineSession
 from sagemaker.workflow.properties import PropertyFile
 from sagemaker.workflow.steps import ProcessingStep, TrainingStep
@@ -17,6 +28,49 @@ METRIC_DEFINITIONS = [
     {"Name": "eval_loss", "Regex": r"eval_loss=([0-9.eE+-]+);"},
     {"Name": "epoch", "Regex": r"epoch=([0-9.eE+-]+);"},
 ]
+CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
+
+
+def training_image_uri(config: Config) -> str:
+    """AWS's Hugging Face training DLC for the configured versions (resolved offline). Passing it
+    explicitly lets the estimator take torch_distributed with a parameterised instance type."""
+    training = config.training
+    return image_uris.retrieve(
+        "huggingface",
+        region=config.project.region,
+        version=training.transformers_version,
+        base_framework_version=f"pytorch{training.pytorch_version}",
+        py_version=training.py_version,
+        instance_type=training.instance_type,
+        image_scope="training",
+    )
+
+
+def hyperparameters(config: Config, params: TrainingParameters) -> dict[str, Any]:
+    """train.py's arguments (docs/contracts.md, train hyperparameters)."""
+    training, continual = config.training, config.training.continual
+    return {
+        "base_model": config.model.base_model or "",
+        "lora_r": params.lora_r,
+        "lora_alpha": params.lora_alpha,
+        "lora_dropout": params.lora_dropout,
+        "target_modules": params.target_modules,
+        "quantization": params.quantization,
+        "learning_rate": params.learning_rate,
+        "epochs": params.epochs,
+        "max_steps": training.max_steps,
+        "batch_size": training.batch_size,
+        "max_seq_length": training.max_seq_length,
+        "seed": training.seed,
+        "strategy": params.training_strategy,
+        "replay_weight": params.replay_weight,
+        "ewc_lambda": params.ewc_lambda,
+        "l2sp_lambda": params.l2sp_lambda,
+        "orthogonal_lambda": params.orthogonal_lambda,
+        "fisher_samples": continual.fisher_samples,
+        "packing": training.packing,
+        "tokens_per_batch": training.tokens_per_batch,
+    }
 
 
 def train_step(
@@ -28,6 +82,10 @@ def train_step(
     resolved: PropertyFile,
 ) -> TrainingStep:
     training = config.training
+    spot: dict[str, Any] = {}
+    if params.spot_max_wait_seconds is not None:
+        spot = {"use_spot_instances": True, "max_wait": params.spot_max_wait_seconds}
+    distribution = {"torch_distributed": {"enabled": True}} if training.distribution == "torch_distributed" else None
     estimator = HuggingFace(
         entry_point="train.py",
         source_dir=str(STEPS_DIR),
@@ -35,30 +93,24 @@ def train_step(
         # artifact as code/inference.py, which AWS's Hugging Face inference containers load.
         dependencies=[str(SERVING_DIR)],
         role=config.project.role_arn,
-        instance_type=params.training_instance_type,
-        instance_count=params.training_instance_count,
+        image_uri=training_image_uri(config),
         transformers_version=training.transformers_version,
         pytorch_version=training.pytorch_version,
         py_version=training.py_version,
+        instance_type=params.training_instance_type,
+        instance_count=params.training_instance_count,
+        distribution=distribution,
         base_job_name=f"{config.project.name}-train",
         output_path=f"{config.s3_prefix}/models",
         metric_definitions=METRIC_DEFINITIONS,
-        hyperparameters={
-            "base_model": config.model.base_model or "",
-            "lora_r": params.lora_r,
-            "lora_alpha": params.lora_alpha,
-            "lora_dropout": params.lora_dropout,
-            "target_modules": params.target_modules,
-            "learning_rate": params.learning_rate,
-            "epochs": params.epochs,
-            "max_steps": training.max_steps,
-            "batch_size": training.batch_size,
-            "max_seq_length": training.max_seq_length,
-            "seed": training.seed,
-        },
+        hyperparameters=hyperparameters(config, params),
         environment={"PYTHONUNBUFFERED": "1"},
+        max_run=training.max_run_seconds,
+        checkpoint_s3_uri=Join(on="/", values=[params.checkpoint_s3_uri, ExecutionVariables.PIPELINE_EXECUTION_ID]),
+        checkpoint_local_path=CHECKPOINT_LOCAL_PATH,
         sagemaker_session=session,
         disable_profiler=True,
+        **spot,
     )
     outputs = prepare.properties.ProcessingOutputConfig.Outputs
     step_args = estimator.fit(
@@ -66,6 +118,7 @@ def train_step(
             "train": TrainingInput(s3_data=outputs["train"].S3Output.S3Uri, content_type="application/jsonlines"),
             "validation": TrainingInput(s3_data=outputs["validation"].S3Output.S3Uri, content_type="application/jsonlines"),
             "base_model": TrainingInput(s3_data=JsonGet(step_name=resolve.name, property_file=resolved, json_path="model_data_url")),
+            "report": TrainingInput(s3_data=outputs["report"].S3Output.S3Uri, content_type="application/json"),
         }
     )
     return TrainingStep(name="TrainModel", step_args=step_args)

@@ -1,0 +1,186 @@
+"""The training loop: AdamW with linear warmup/decay over a precomputed step plan, resumable at any step.
+
+Each step: one batch per process (step s, rank k takes plan[s * world + k], wrapping around),
+weighted completion loss (bf16 autocast on GPUs) + the continual-learning penalty, clip, step.
+Logs `epoch=…;`/`train_loss=…;` lines (SageMaker metric regexes). Checkpoints every
+`checkpoint_every_seconds`, at the end, and on SIGTERM (then raises TrainingInterrupted).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from common.train_checkpoint import (
+    CheckpointManager,
+    StopSignal,
+    TrainingInterrupted,
+    restore_rng_state,
+    rng_state,
+)
+from common.train_data import TrainExample, group_batches, make_batch
+from common.train_distributed import Distributed
+from common.train_lora import load_trainable_state, trainable_state
+from common.train_loss import autocast_context, token_losses
+from common.train_strategies import ContinualPenalty
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    learning_rate: float
+    warmup_ratio: float
+    max_grad_norm: float
+    packing: bool
+    pad_id: int
+    autocast_bf16: bool
+    steps_per_epoch: float
+    pad_to: int | None = None
+    flash_kwargs: bool = False
+    checkpoint_every_seconds: float = 600.0
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    metrics: dict[str, float]
+    resumed_from_step: int  # 0 when the run started fresh
+
+
+def log_metric(name: str, value: float) -> None:
+    """Print one `name=value;` line (fixed-point, as the metric regexes expect) and flush."""
+    print(f"{name}={value:.6f};", flush=True)
+
+
+def _fresh_logs() -> dict[str, Any]:
+    return {"first_loss": None, "last_loss": None, "window_sum": 0.0, "window_count": 0, "penalty": {},
+            "tokens": 0, "examples": 0}
+
+
+def run_training(model: Any, peft_model: Any, examples: list[TrainExample], plan: list[list[int]],
+                 penalty: ContinualPenalty, settings: LoopSettings, dist: Distributed,
+                 checkpoints: CheckpointManager | None, stop: StopSignal,
+                 log: Callable[[str], None] = print) -> TrainingOutcome:
+    """Train `model` (peft_model, possibly DDP-wrapped) through `plan`; return the loss summary."""
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    if not dist.is_main:
+        log = _silent
+    device = next(peft_model.parameters()).device
+    trainable = [p for p in peft_model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate, weight_decay=0.0,
+                                  fused=device.type == "cuda")
+    total_steps = max(1, math.ceil(len(plan) / dist.world_size))
+    warmup = max(1, int(total_steps * settings.warmup_ratio))
+    scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
+    logs: dict[str, Any] = _fresh_logs()
+    start = 0
+    resumed = checkpoints.latest(log) if checkpoints is not None else None
+    if resumed is not None:
+        load_trainable_state(peft_model, resumed.trainable)
+        optimizer.load_state_dict(resumed.state["optimizer"])
+        scheduler.load_state_dict(resumed.state["scheduler"])
+        restore_rng_state(resumed.state["rng"])
+        logs, start = resumed.logs, resumed.step
+        log(f"resumed from {resumed.path} (step {start} of {total_steps})")
+
+    def save(step: int) -> None:
+        if checkpoints is not None and dist.is_main:
+            logs["window_sum"] = float(window)
+            state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()}
+            path = checkpoints.save(step, trainable_state(peft_model), state, logs)
+            log(f"checkpoint saved: {path}")
+        dist.barrier()
+
+    if dist.any_true(stop.requested, device):
+        raise TrainingInterrupted(f"stopped before step {start + 1}")
+    log_every = max(1, total_steps // 20)
+    window = torch.tensor(float(logs["window_sum"]), dtype=torch.float64, device=device)
+    last_save = time.monotonic()
+    model.train()
+    for step in range(start + 1, total_steps + 1):
+        indices = plan[((step - 1) * dist.world_size + dist.rank) % len(plan)]
+        batch = make_batch([examples[i] for i in indices], settings.pad_id, settings.packing, settings.pad_to,
+                           settings.flash_kwargs).to(device)
+        with autocast_context(settings.autocast_bf16, device.type):
+            loss = token_losses(model, batch).weighted_mean()
+        total = loss
+        if penalty.active:
+            penalty_value, parts = penalty()
+            total = loss + penalty_value
+        total.backward()
+        if settings.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(trainable, settings.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        window += loss.detach().double()
+        logs["window_count"] += 1
+        logs["tokens"] += batch.token_count
+        logs["examples"] += batch.example_count
+        if logs["first_loss"] is None:
+            logs["first_loss"] = loss.item()
+        if step % log_every == 0 or step == total_steps:
+            mean = _mean_across(window, logs["window_count"], dist)
+            logs["last_loss"] = mean
+            window.zero_()
+            logs["window_count"] = 0
+            if dist.is_main:
+                log_metric("epoch", step * dist.world_size / settings.steps_per_epoch)
+                log_metric("train_loss", mean)
+            if penalty.active:
+                logs["penalty"] = {name: float(value.detach()) for name, value in parts.items()}
+                log("penalty " + " ".join(f"{k}={v:.6f}" for k, v in logs["penalty"].items()))
+        stopping = dist.any_true(stop.requested, device)
+        due = time.monotonic() - last_save >= settings.checkpoint_every_seconds
+        if stopping or (due and step < total_steps):
+            save(step)
+            last_save = time.monotonic()
+        if stopping:
+            raise TrainingInterrupted(f"stopped after step {step} of {total_steps}")
+    if start < total_steps:
+        save(total_steps)
+    metrics = {
+        "train_loss": float(logs["last_loss"]),
+        "initial_train_loss": float(logs["first_loss"]),
+        "epoch": total_steps * dist.world_size / settings.steps_per_epoch,
+        "steps": float(total_steps),
+        "train_tokens": float(logs["tokens"]),
+        **{f"penalty_{name}": value for name, value in logs["penalty"].items()},
+    }
+    return TrainingOutcome(metrics, start)
+
+
+def _silent(message: str) -> None:
+    """The log of processes other than rank 0."""
+
+
+def _mean_across(window: Any, count: int, dist: Distributed) -> float:
+    if not dist.enabled:
+        return float(window) / max(count, 1)
+    import torch
+    import torch.distributed as dist_api
+
+    total = torch.stack([window, torch.tensor(float(count), dtype=torch.float64, device=window.device)])
+    dist_api.all_reduce(total)
+    return float(total[0] / total[1].clamp_min(1))
+
+
+def evaluation_loss(model: Any, examples: list[TrainExample], pad_id: int, packing: bool, batch_size: int,
+                    budget: int | None, bf16: bool) -> float:
+    """Mean NLL over all completion tokens (unweighted), examples in order."""
+    import torch
+
+    device = next(model.parameters()).device
+    lengths = [len(example.input_ids) for example in examples]
+    total, count = 0.0, 0
+    model.eval()
+    with torch.no_grad():
+        for indices in group_batches(list(range(len(examples))), lengths, batch_size, budget if packing else None):
+            batch = make_batch([examples[i] for i in indices], pad_id, packing).to(device)
+            with autocast_context(bf16, device.type):
+                losses = token_losses(model, batch)
+            total += float(losses.nll.double().sum())
+            count += int(losses.nll.numel())
+    model.train()
+    return total / max(count, 1)

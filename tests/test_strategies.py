@@ -1,0 +1,163 @@
+"""Continual-learning strategies: the penalties, the Fisher information, and round-2 runs that use them."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from argparse import Namespace
+from pathlib import Path
+
+import pytest
+
+import train
+from common.examples import read_examples
+from common.prompting import DEFAULT_PROMPT_TEMPLATE
+from common.train_data import encode_records
+from common.train_fisher import FactoredFisher, compute_fisher, load_fisher, save_fisher
+from common.train_history import read_history, write_history
+from common.train_lora import LoraModule, add_lora, lora_modules
+from common.train_strategies import build_penalty, ewc_term, l2sp_term, normalised_fisher, orthogonal_term
+
+
+def _module(seed: int, out_features: int = 6, in_features: int = 5, rank: int = 3) -> LoraModule:
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    return LoraModule("layer", torch.randn(rank, in_features, generator=generator),
+                      torch.randn(out_features, rank, generator=generator), scaling=0.5)
+
+
+def test_penalties_equal_their_dense_definitions() -> None:
+    import torch
+
+    module = _module(0)
+    delta = module.scaling * module.lora_b @ module.lora_a
+    torch.testing.assert_close(l2sp_term(module), (delta**2).sum())
+
+    generator = torch.Generator().manual_seed(1)
+    fisher = {"layer": FactoredFisher(torch.rand(6, generator=generator), torch.rand(5, generator=generator), 0.0),
+              "other": FactoredFisher(torch.rand(4, generator=generator), torch.rand(4, generator=generator), 0.0)}
+    for item in fisher.values():  # a consistent factorisation: total = sum(rows) = sum(cols)
+        item.cols *= item.rows.sum() / item.cols.sum()
+        item.total = float(item.rows.sum())
+    factors = normalised_fisher(fisher, ["layer", "other"])
+    dense = {name: torch.outer(*factors[name]).float() for name in fisher}
+    assert float(sum(d.sum() for d in dense.values())) / (6 * 5 + 4 * 4) == pytest.approx(1.0)  # mean 1
+    torch.testing.assert_close(dense["layer"] * float(fisher["layer"].total + fisher["other"].total) / 46,
+                               fisher["layer"].dense(), rtol=1e-5, atol=1e-6)
+    rows, cols = (f.float() for f in factors["layer"])
+    torch.testing.assert_close(ewc_term(module, rows, cols), (dense["layer"] * delta**2).sum(), rtol=1e-5, atol=1e-6)
+
+    previous = torch.randn(2, 5, generator=generator)
+    unit = previous / previous.norm(dim=1, keepdim=True)
+    expected = sum(float((module.lora_a[i] @ unit[j]) ** 2) for i in range(3) for j in range(2))
+    assert float(orthogonal_term(module, unit)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_fisher_hooks_equal_per_example_weight_gradients(tiny_model_dir: Path, prepared_rounds: dict[int, Path]) -> None:
+    """Packed, hook-based per-example gradients give the same Fisher as one backward per example on W itself."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from common.train_data import collate_padded
+    from common.train_loss import token_losses
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    examples, _ = encode_records(read_examples(prepared_rounds[1] / "train")[:5], tokenizer, DEFAULT_PROMPT_TEMPLATE, 128, 1.0)
+    torch.manual_seed(0)
+    model = add_lora(AutoModelForCausalLM.from_pretrained(tiny_model_dir), 4, 8, 0.0, "all-linear")
+    with torch.no_grad():
+        for module in lora_modules(model):
+            module.lora_b.normal_(std=0.05)  # a trained-looking adapter, so W_eff differs from the base
+    fisher, used = compute_fisher(model, examples, samples=5, seed=0, budget=10_000, batch_size=8, pad_id=0,
+                                  packing=True, bf16=False)
+    assert used == 5
+
+    layers = {m.name: m for m in lora_modules(model)}
+    weights = {name: model.get_submodule(f"base_model.model.{name}").base_layer.weight for name in layers}
+    for weight in weights.values():
+        weight.requires_grad_(True)
+    brute = {name: torch.zeros_like(w) for name, w in weights.items()}
+    model.eval()
+    for example in examples:
+        token_losses(model, collate_padded([example], pad_id=0)).nll.sum().backward()
+        for name, weight in weights.items():
+            brute[name] += weight.grad**2 / len(examples)
+            weight.grad = None
+    assert set(fisher) == set(brute) and len(fisher) == 14
+    for name, dense in brute.items():
+        torch.testing.assert_close(fisher[name].rows, dense.sum(1), rtol=1e-3, atol=1e-7)
+        torch.testing.assert_close(fisher[name].cols, dense.sum(0), rtol=1e-3, atol=1e-7)
+        assert fisher[name].total == pytest.approx(float(dense.sum()), rel=1e-3)
+
+
+def test_fisher_file_round_trip_and_errors(tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    fisher = {"model.layers.0.mlp.up_proj": FactoredFisher(torch.tensor([1.0, 2.0]), torch.tensor([0.5, 2.5, 0.0]), 3.0)}
+    save_fisher(fisher, tmp_path, samples=7)
+    loaded = load_fisher(tmp_path)
+    assert loaded is not None and set(loaded) == set(fisher)
+    torch.testing.assert_close(loaded["model.layers.0.mlp.up_proj"].cols, torch.tensor([0.5, 2.5, 0.0]))
+    assert loaded["model.layers.0.mlp.up_proj"].total == 3.0
+    assert load_fisher(tmp_path / "nowhere") is None
+    save_file({"x.rows": torch.ones(2)}, str(tmp_path / "continual" / "fisher.safetensors"))
+    with pytest.raises(ValueError, match="fisher.safetensors: not a continuum-fisher-factored-v1 file"):
+        load_fisher(tmp_path)
+
+
+def test_penalty_without_what_the_starting_model_lacks_says_so() -> None:
+    knobs = Namespace(l2sp_lambda=0.5, ewc_lambda=2.0, orthogonal_lambda=3.0)
+    messages: list[str] = []
+    module = _module(2)
+    penalty = build_penalty(("ewc", "l2sp", "modular"), [module], None, [], knobs, messages.append)
+    assert penalty.active and penalty.l2sp == [module] and not penalty.ewc and not penalty.orthogonal
+    assert any("EWC is off" in m for m in messages) and any("nothing to stay orthogonal to" in m for m in messages)
+    total, parts = penalty()
+    assert set(parts) == {"l2sp"} and float(total) == pytest.approx(0.5 * float(l2sp_term(module)))
+    assert not build_penalty(("replay",), [module], None, [], knobs, messages.append).active
+
+
+def test_history_keeps_every_generation(tmp_path: Path) -> None:
+    previous = tmp_path / "v2"
+    for folder in (previous / "adapters" / "0001", previous / "adapter", tmp_path / "v3" / "adapter"):
+        folder.mkdir(parents=True)
+        (folder / "adapter_model.safetensors").write_text(folder.as_posix())
+    history = read_history(previous, {"generation": 2})
+    assert [(e.generation, e.path) for e in history] == [(1, previous / "adapters" / "0001"), (2, previous / "adapter")]
+    records = write_history(tmp_path / "v3", history, generation=3)
+    assert records == [{"generation": g, "path": f"adapters/000{g}"} for g in (1, 2, 3)]
+    assert (tmp_path / "v3" / "adapters" / "0002" / "adapter_model.safetensors").read_text() == (previous / "adapter").as_posix()
+    assert [e.generation for e in read_history(tmp_path / "v3", {"generation": 3})] == [1, 2, 3]
+    assert read_history(None, {}) == [] and read_history(tmp_path, {"generation": 0}) == []
+
+
+def _train(argv: list[str]) -> dict:
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert train.main(argv) == 0
+    return json.loads((Path(argv[argv.index("--model-dir") + 1]) / "continuum.json").read_text())
+
+
+def test_round_two_with_every_strategy_then_naive(trained_round1: dict, prepared_rounds: dict[int, Path],
+                                                  tmp_path: Path) -> None:
+    split = prepared_rounds[2]
+    common = ["--train-dir", str(split / "train"), "--base-model-dir", str(trained_round1["dir"]), "--max_steps", "6",
+              "--fisher_samples", "8", "--ewc_lambda", "10", "--l2sp_lambda", "1", "--orthogonal_lambda", "100"]
+    everything = _train([*common, "--model-dir", str(tmp_path / "all"), "--strategy", "modular,l2sp,replay,ewc"])
+    assert everything["generation"] == 2 and everything["strategy"]["names"] == ["replay", "ewc", "l2sp", "modular"]
+    assert everything["strategy"]["ewc"] == {"lambda": 10.0, "fisher_from_starting_model": True}
+    assert everything["strategy"]["modular"] == {"lambda": 100.0, "previous_adapters": 1}
+    assert all(everything["metrics"][f"penalty_{name}"] > 0 for name in ("ewc", "l2sp", "orthogonal"))
+    assert everything["data"]["replay_examples"] > 100
+    assert everything["adapter_history"] == [{"generation": 1, "path": "adapters/0001"},
+                                             {"generation": 2, "path": "adapters/0002"}]
+    first_adapter = (trained_round1["dir"] / "adapter" / "adapter_model.safetensors").read_bytes()
+    assert (tmp_path / "all" / "adapters" / "0001" / "adapter_model.safetensors").read_bytes() == first_adapter
+    assert load_fisher(tmp_path / "all") is not None
+
+    naive = _train([*common, "--model-dir", str(tmp_path / "naive"), "--strategy", "naive"])
+    assert naive["strategy"]["names"] == ["naive"] and naive["strategy"]["penalty_applied"] is False
+    assert naive["data"]["replay_examples"] == 0
+    assert naive["data"]["train_examples"] == everything["data"]["train_examples"] - everything["data"]["replay_examples"]
+    assert naive["adapter_history"] == [] and not (tmp_path / "naive" / "adapters").exists()
