@@ -23,7 +23,7 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from itertools import repeat
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -206,32 +206,20 @@ def _data_problem(report: dict[str, Any], settings: PrepareSettings, replayed: i
     return None
 
 
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {text}")
-    return value
+def _number(accept: Callable[[float], bool], expected: str) -> Callable[[str], float]:
+    """An argparse type: a float that `accept` allows, else an error saying what is expected."""
+    def parse(text: str) -> float:
+        value = float(text)
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"must be {expected}, got {text}")
+        return value
+    return parse
 
 
-def _share(text: str) -> float:
-    value = float(text)
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {text}")
-    return value
-
-
-def _replay_fraction(text: str) -> float:
-    value = float(text)
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must be greater than 0 and at most 1, got {text}")
-    return value
+_fraction = _number(lambda value: 0 < value < 1, "between 0 and 1 (exclusive)")
+_share = _number(lambda value: 0 <= value <= 1, "between 0 and 1")
+_non_negative = _number(lambda value: value >= 0, "at least 0")
+_replay_fraction = _number(lambda value: 0 < value <= 1, "greater than 0 and at most 1")
 
 
 def _columns(text: str) -> dict[str, str]:
