@@ -171,7 +171,8 @@ def test_register_arguments(training: dict[str, Any]) -> None:
 
 def test_deploy_definition(deploy: dict[str, Any]) -> None:
     steps = _steps_by_name(deploy)
-    assert list(steps) == ["ResolveApprovedModel", "DeployEndpoint", "SmokeTest"]
+    assert list(steps) == ["ResolveApprovedModel", "DeployEndpoint", "SmokeTest", "MonitoringBaseline",
+                           "CheckPromoteToProduction", "DeployProduction"]
     resolve_args = steps["ResolveApprovedModel"]["Arguments"]["AppSpecification"]["ContainerArguments"]
     assert "--require-approved" in resolve_args
     deploy_args = steps["DeployEndpoint"]["Arguments"]["AppSpecification"]["ContainerArguments"]

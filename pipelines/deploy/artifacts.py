@@ -20,6 +20,8 @@ def artifact_location(backend: Backend, model_data_url: str, expires_in: int = 3
         return str(path)
     if not 1 <= expires_in <= MAX_PRESIGN_SECONDS:
         raise ValueError(f"--expires-in must be within 1..{MAX_PRESIGN_SECONDS} seconds, got {expires_in}")
+    from botocore.config import Config as BotoConfig
+
     bucket, _, key = model_data_url.removeprefix("s3://").partition("/")
-    return backend.client("s3").generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key},
-                                                       ExpiresIn=expires_in)
+    s3 = backend.session.client("s3", config=BotoConfig(signature_version="s3v4"))  # SigV2 URLs are deprecated
+    return s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_in)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from sagemaker.processing import ProcessingInput, ProcessingOutput
 from sagemaker.workflow.condition_step import ConditionStep
 from sagemaker.workflow.conditions import ConditionEquals
-from sagemaker.workflow.functions import Join, JsonGet
+from sagemaker.workflow.functions import JsonGet
 from sagemaker.workflow.pipeline import Pipeline
 from sagemaker.workflow.pipeline_context import PipelineSession
 from sagemaker.workflow.properties import PropertyFile
@@ -53,7 +53,7 @@ def deploy_endpoint_step(config: Config, session: PipelineSession, params: Deplo
         "--instance-count", params.instance_count.to_string(),
         "--capture-percent", params.capture_percent.to_string(),
         "--capture-s3-uri", params.capture_s3_uri,
-        Join(on="", values=["--capture-kms-key-id=", params.capture_kms_key_id]),
+        "--capture-kms-key-id", params.capture_kms_key_id,
     ], [])
 
 
@@ -111,7 +111,7 @@ def production_steps(config: Config, session: PipelineSession, deploy_params: De
         "--instance-count", params.instance_count.to_string(),
         "--capture-percent", params.capture_percent.to_string(),
         "--capture-s3-uri", deploy_params.capture_s3_uri,
-        Join(on="", values=["--capture-kms-key-id=", deploy_params.capture_kms_key_id]),
+        "--capture-kms-key-id", deploy_params.capture_kms_key_id,
         "--traffic-routing", params.traffic_routing,
         "--canary-percent", params.canary_percent.to_string(),
         "--linear-step-percent", params.linear_step_percent.to_string(),

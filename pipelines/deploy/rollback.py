@@ -77,7 +77,7 @@ def deploy_arguments(config: Config, stage: Stage, package_arn: str, output_dir:
                  "--instance-type", stage.instance_type, "--instance-count", str(stage.instance_count),
                  "--role-arn", config.project.role_arn, "--capture-percent", str(stage.capture_percent),
                  "--capture-s3-uri", f"{config.s3_prefix}/data-capture",
-                 f"--capture-kms-key-id={config.deploy.capture_kms_key_id}",
+                 "--capture-kms-key-id", config.deploy.capture_kms_key_id,
                  "--poll-seconds", "0.5", "--output-dir", str(output_dir)]
     production = config.deploy.production
     if stage.name == "production" and production is not None and production.autoscaling.max_instances:

@@ -61,16 +61,17 @@ def recent_metrics(cloudwatch: Any, endpoint_name: str, minutes: int,
 
 
 def latest_drift_report(s3: Any, uri: str) -> dict[str, Any] | None:
-    """The newest report.json under ``uri`` (None when the endpoint was never monitored)."""
+    """The newest report.json under ``uri`` (None when the endpoint was never monitored); reports written in the
+    same second (S3's LastModified resolution) are ordered by their ``generated_at``."""
     bucket, _, prefix = uri.removeprefix("s3://").partition("/")
-    newest = None
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix.rstrip("/") + "/"):
-        for item in page.get("Contents", []):
-            if item["Key"].endswith("/report.json") and (newest is None or item["LastModified"] > newest["LastModified"]):
-                newest = item
-    if newest is None:
+    found = [item for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix.rstrip("/") + "/")
+             for item in page.get("Contents", []) if item["Key"].endswith("/report.json")]
+    if not found:
         return None
-    return json.loads(s3.get_object(Bucket=bucket, Key=newest["Key"])["Body"].read())
+    newest = max(item["LastModified"] for item in found)
+    reports = [json.loads(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
+               for item in found if item["LastModified"] == newest]
+    return max(reports, key=lambda report: str(report.get("generated_at", "")))
 
 
 def stage_status(backend: Backend, config: Config, stage: Stage, minutes: int = 15) -> dict[str, Any]:
