@@ -30,17 +30,18 @@ import numpy as np
 from common.data_manifest import build_manifest, data_version, read_previous, write_index, write_manifest
 from common.data_merge import Deduplicated, SplitWriter, Staged, deduplicate, write_new_examples, write_quarantine
 from common.data_profile import PROFILE_SAMPLE, build_profile, compare, retrain_decision
-from common.data_readers import InputFile, discover
+from common.data_readers import InputFile, discover, split_large
 from common.data_records import prompt_key
 from common.data_replay import REPLAY_PREFIX, Replay, build_replay, id_key
 from common.data_report import summary
-from common.data_scan import FileScan, ScanSettings, scan_file
+from common.data_scan import FileScan, ScanSettings, merge_file_entries, scan_file
 from common.data_settings import PrepareSettings, SettingsError, parse_columns, parse_list
 from common.data_split import SPLIT_NAMES, TRAIN, assign_splits, split_scores
 
 DEFAULT_INPUT_DIR = Path("/opt/ml/processing/input/data")
 DEFAULT_OUTPUT_DIR = Path("/opt/ml/processing/output")
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024
+PART_BYTES = 32 * 1024 * 1024  # big JSONL files are scanned in parts of about this size, in parallel
 PROFILE_SALT = 0x5EED
 REVIEW_SAMPLE = 5
 
@@ -57,7 +58,7 @@ def scan_files(files: list[InputFile], settings: ScanSettings, stage_dir: Path, 
     """Scan every file, in worker processes when there is enough data to gain from them."""
     stages = [stage_dir / f"{index:06d}" for index in range(len(files))]
     count = min(workers or os.cpu_count() or 1, len(files))
-    if count <= 1 or sum(file.size for file in files) < PARALLEL_MIN_BYTES:
+    if count <= 1 or sum((file.end or file.size) - file.start for file in files) < PARALLEL_MIN_BYTES:
         return [scan_file(file, settings, stage) for file, stage in zip(files, stages)]
     with ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("fork")) as pool:
         return list(pool.map(scan_file, files, repeat(settings), stages))
@@ -105,6 +106,7 @@ def prepare(input_dir: Path | list[Path], output_dir: Path, replay_dir: Path | N
     files = discover(roots)
     if not files:
         raise PrepareError(f"input folder {', '.join(map(str, roots))} holds no files")
+    files = split_large(files, PART_BYTES, settings.max_file_bytes)
     output_dir.mkdir(parents=True, exist_ok=True)
     scan_settings = ScanSettings(settings.max_file_bytes, settings.max_tokens, settings.pii,
                                  frozenset(value.lower() for value in settings.pii_allow), settings.columns,
@@ -153,7 +155,7 @@ def _finish(settings: PrepareSettings, output_dir: Path, replay_dir: Path | None
         for name in SPLIT_NAMES:
             (output_dir / name / f"{name}.jsonl").unlink(missing_ok=True)
         raise PrepareError(
-            f"{problem}: {rows['input']} rows read from {len(scans)} file(s), {rows['quarantined']} quarantined "
+            f"{problem}: {rows['input']} rows read from {len(report['files'])} file(s), {rows['quarantined']} quarantined "
             f"(see {report_dir / 'quarantine.jsonl'}), {rows['duplicates']} duplicate(s), {len(replay.used)} replayed",
             report,
         )
@@ -186,7 +188,7 @@ def _report(settings: PrepareSettings, scans: list[FileScan], deduplicated: Dedu
         "data_version": version,
         "comparison": comparison,
         "retrain": retrain_decision(comparison, settings.retrain_min_change),
-        "files": [scan.file_entry() for scan in scans],
+        "files": merge_file_entries(scans),
         "parameters": settings.recorded(),
         "sample": [{key: record[key] for key in ("id", "prompt", "completion", "source")}
                    for record in samples if not record["source"].startswith(REPLAY_PREFIX)][:REVIEW_SAMPLE],

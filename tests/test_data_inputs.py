@@ -207,3 +207,22 @@ def test_every_row_is_accounted_for(tmp_path: Path) -> None:
     assert report["duplicates"] == {"exact": 3, "near": 1}
     assert {entry["path"]: entry["rows"] for entry in report["files"]} == {"a.jsonl": 45, "b.csv": 11}
     assert len(examples) == 50 and len(quarantine) == 2
+
+
+def test_big_jsonl_files_are_read_in_parts_in_parallel_with_the_same_result(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    data = tmp_path / "in"
+    data.mkdir()
+    records = [{"question": f"Question {i} about part {i % 7}?", "answer": f"Answer {i * 3}"} for i in range(300)]
+    lines = [json.dumps(record) for record in records]
+    lines[150] = '{"question": "broken'
+    (data / "big.jsonl").write_text("\ufeff" + "\n".join(lines + lines[:5]) + "\n", encoding="utf-8")
+    whole = prepare.prepare(data, tmp_path / "whole", min_examples=1)
+    monkeypatch.setattr(prepare, "PART_BYTES", 1500)
+    monkeypatch.setattr(prepare, "PARALLEL_MIN_BYTES", 0)
+    parts = prepare.prepare(data, tmp_path / "parts", min_examples=1, workers=2)
+    assert parts == whole
+    assert whole["rows"] == {"input": 305, "kept": 299, "duplicates": 5, "quarantined": 1}
+    for name in ("train/train.jsonl", "validation/validation.jsonl", "report/quarantine.jsonl"):
+        assert (tmp_path / "parts" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
+    assert _read(tmp_path / "parts" / "report" / "quarantine.jsonl")[0]["line"] == 151

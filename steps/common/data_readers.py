@@ -12,7 +12,7 @@ import csv
 import gzip
 import json
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -33,11 +33,17 @@ Row = tuple[int, "dict[str, Any] | str | RowError", str]
 
 @dataclass(frozen=True)
 class InputFile:
-    """A file to read; `name` labels it in reports and example sources."""
+    """A file to read, or a part of one (bytes [start, end) beginning at line `first_line`).
+
+    `name` labels it in reports and example sources; `size` is the whole file's.
+    """
 
     path: Path
     name: str
     size: int
+    start: int = 0
+    end: int | None = None
+    first_line: int = 1
 
     @property
     def compressed(self) -> bool:
@@ -85,9 +91,9 @@ def encoding_problem(head: bytes) -> str | None:
     return None
 
 
-def decoded_lines(handle: IO[bytes]) -> Iterator[tuple[int, str | RowError, str]]:
+def decoded_lines(handle: Iterable[bytes], first_line: int = 1) -> Iterator[tuple[int, str | RowError, str]]:
     """(line number, text or a RowError, raw preview) for every line; a leading UTF-8 BOM is dropped."""
-    for line_no, raw in enumerate(handle, start=1):
+    for line_no, raw in enumerate(handle, start=first_line):
         if raw.endswith(b"\n"):
             raw = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1]
         if raw.startswith(UTF8_BOM):
@@ -107,9 +113,9 @@ def decoded_lines(handle: IO[bytes]) -> Iterator[tuple[int, str | RowError, str]
         yield line_no, text, text
 
 
-def jsonl_rows(handle: IO[bytes]) -> Iterator[Row]:
+def jsonl_rows(handle: Iterable[bytes], first_line: int = 1) -> Iterator[Row]:
     loads = json.loads
-    for line_no, text, raw in decoded_lines(handle):
+    for line_no, text, raw in decoded_lines(handle, first_line):
         if isinstance(text, RowError):
             yield line_no, text, raw
         elif text and not text.isspace():
@@ -285,8 +291,47 @@ def parquet_rows(path: Path, batch_rows: int = 8192) -> Iterator[Row]:
             yield row_no, record, preview(json.dumps(record, ensure_ascii=False, default=str))
 
 
+def _byte_range(handle: IO[bytes], start: int, end: int) -> Iterator[bytes]:
+    """The lines of bytes [start, end) of a file (both on line boundaries)."""
+    handle.seek(start)
+    position = start
+    for raw in handle:
+        if position >= end:
+            return
+        position += len(raw)
+        yield raw
+
+
+def split_large(files: list[InputFile], part_bytes: int, max_file_bytes: int) -> list[InputFile]:
+    """Uncompressed JSONL files bigger than `part_bytes` cut at line boundaries into parts, read in parallel."""
+    parts: list[InputFile] = []
+    for file in files:
+        if file.format != "jsonl" or file.compressed or not part_bytes < file.size <= max_file_bytes:
+            parts.append(file)
+            continue
+        with file.path.open("rb") as handle:
+            if encoding_problem(handle.read(SNIFF_BYTES)):
+                parts.append(file)
+                continue
+            start, line = 0, 1
+            while start < file.size:
+                handle.seek(min(start + part_bytes, file.size))
+                if handle.tell() < file.size:
+                    handle.readline()
+                end = handle.tell()
+                parts.append(InputFile(file.path, file.name, file.size, start, end, line))
+                handle.seek(start)
+                remaining, newlines = end - start, 0
+                while remaining:
+                    block = handle.read(min(remaining, 1 << 24))
+                    newlines += block.count(b"\n")
+                    remaining -= len(block)
+                start, line = end, line + newlines
+    return parts
+
+
 def read_rows(file: InputFile, max_file_bytes: int) -> Iterator[Row]:
-    """Every row of one file; whole-file problems are one row at line 0."""
+    """Every row of one file (or part of a file); whole-file problems are one row at line 0."""
     kind = file.format
     if kind is None:
         supported = ", ".join(sorted(FORMATS)) + " (and .gz of the text formats)"
@@ -302,6 +347,9 @@ def read_rows(file: InputFile, max_file_bytes: int) -> Iterator[Row]:
         return
     try:
         with _open(file) as handle:
+            if file.end is not None:
+                yield from jsonl_rows(_byte_range(handle, file.start, file.end), file.first_line)
+                return
             head = handle.peek(SNIFF_BYTES)[:SNIFF_BYTES] if hasattr(handle, "peek") else b""
             problem = encoding_problem(head)
             if problem:

@@ -66,6 +66,20 @@ class FileScan:
                 "quarantined": self.quarantined}
 
 
+def merge_file_entries(scans: list[FileScan]) -> list[dict[str, Any]]:
+    """One report entry per input file: the counts of its parts added up, the hash from its first part."""
+    entries: dict[str, dict[str, Any]] = {}
+    for scan in scans:
+        entry = entries.get(scan.name)
+        if entry is None:
+            entries[scan.name] = scan.file_entry()
+        else:
+            entry["rows"] += scan.rows
+            entry["quarantined"] += scan.quarantined
+            entry["sha256"] = entry["sha256"] or scan.sha256
+    return list(entries.values())
+
+
 def file_sha256(path: Path) -> str:
     with path.open("rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
@@ -161,8 +175,11 @@ class _Scanner:
 
 
 def scan_file(file: InputFile, settings: ScanSettings, stage: Path) -> FileScan:
-    """Read, check and stage one file (see the module docstring); returns the counts."""
-    result = FileScan(file.name, file.format, file.size, file_sha256(file.path), stage)
+    """Read, check and stage one file or part of a file (see the module docstring); returns the counts.
+
+    Only a file's first part hashes the whole file; `merge_file_entries` joins the parts' counts.
+    """
+    result = FileScan(file.name, file.format, file.size, file_sha256(file.path) if file.start == 0 else "", stage)
     counter = load_counter(settings.tokenizer_dir)
     mapper = RecordMapper(settings.columns)
     with stage.with_suffix(".examples.jsonl").open("w", encoding="utf-8") as examples, \
