@@ -82,14 +82,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
         output = Path(args.output_dir) if args.output_dir else Path(tmp) / "out"
         common = ["--benchmarks-dir", str(suites_dir.resolve()), "--validation-dir", "", "--baseline-dir", "",
                   "--retention-max-cases", "0", "--output-dir", str(output.resolve())]
-        if _evaluate([*common, "--check-suites-only"]) != 0:
-            return 2
         if args.no_run:
+            if _evaluate([*common, "--check-suites-only"]) != 0:
+                return 2
             print("benchmarks validate: schema and data OK (not run: --no-run)")
             return 0
-        model = reference_model(args, config)
+        model = reference_model(args, config)  # evaluate.py checks every suite before it loads the model
         if _evaluate([*common, "--model-dir", str(model.resolve()), "--max-new-tokens", str(args.max_new_tokens)]) != 0:
-            return 1
+            return 2
         evaluation = json.loads((output / "evaluation.json").read_text(encoding="utf-8"))
         print(f"benchmarks validate: every suite loads and runs on {model}")
         print("\n".join(_summary(evaluation)))

@@ -156,14 +156,23 @@ def score_requests(
     for batch in _batches(rows, max_batch_tokens, max_batch_size):
         needs_mask = packed and any(max(row.segments) > 0 for row in batch)
         logits = _forward(loaded, batch, needs_mask)
-        for row_number, row in enumerate(batch):
-            for index, number, predictors, targets, cut in row.targets:
-                if not targets:
-                    results[index][number] = ContinuationScore(0.0, 0, True, cut)
-                    continue
-                picked = logits[row_number, predictors].float()
-                wanted = torch.tensor(targets, device=picked.device)
-                logprobs = torch.log_softmax(picked, dim=-1).gather(1, wanted[:, None]).squeeze(1)
-                greedy = bool((picked.argmax(dim=-1) == wanted).all())
-                results[index][number] = ContinuationScore(float(logprobs.sum()), len(targets), greedy, cut)
+        spans = [target for row in batch for target in row.targets]
+        row_index = [number for number, row in enumerate(batch) for target in row.targets for _ in target[3]]
+        positions = [position for row in batch for target in row.targets for position in target[2]]
+        wanted = torch.tensor([token for row in batch for target in row.targets for token in target[3]],
+                              dtype=torch.long, device=logits.device)
+        if not positions:
+            picked_logprobs = hits = torch.zeros(0, device=logits.device)
+        else:  # one log-softmax over every scored position of the batch
+            picked = logits[torch.tensor(row_index, device=logits.device), torch.tensor(positions, device=logits.device)]
+            picked = picked.float()
+            picked_logprobs = torch.log_softmax(picked, dim=-1).gather(1, wanted[:, None]).squeeze(1)
+            hits = picked.argmax(dim=-1) == wanted
+        start = 0
+        for index, number, _, targets, cut in spans:
+            end = start + len(targets)
+            results[index][number] = ContinuationScore(
+                float(picked_logprobs[start:end].sum()), len(targets), bool(hits[start:end].all()), cut
+            )
+            start = end
     return [[score for score in scores if score is not None] for scores in results]

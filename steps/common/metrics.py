@@ -12,17 +12,22 @@ import re
 import string
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-
-import sacrebleu
-from rouge_score import rouge_scorer
-from sklearn.metrics import accuracy_score, f1_score
+from functools import cache
+from typing import Any
 
 MetricFn = Callable[[Sequence[str], Sequence[str]], float]
 CaseMetricFn = Callable[[str, str], float]
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
-_ROUGE = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+
+
+@cache
+def _rouge() -> Any:
+    """rouge-score's scorer, imported on first use (it pulls in nltk, seconds of start-up)."""
+    from rouge_score import rouge_scorer
+
+    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
 
 
 def normalize_answer(text: str) -> str:
@@ -68,16 +73,20 @@ def token_f1_single(prediction: str, target: str) -> float:
 
 def rouge_l_single(prediction: str, target: str) -> float:
     """ROUGE-L F-measure (rouge-score, no stemming) of one pair."""
-    return float(_ROUGE.score(target, prediction)["rougeL"].fmeasure)
+    return float(_rouge().score(target, prediction)["rougeL"].fmeasure)
 
 
 def bleu_single(prediction: str, target: str) -> float:
     """Sentence BLEU (sacrebleu, 0-100) of one pair: the per-case view of corpus BLEU."""
+    import sacrebleu
+
     return float(sacrebleu.sentence_bleu(prediction, [target]).score)
 
 
 def chrf_single(prediction: str, target: str) -> float:
     """Sentence chrF (sacrebleu, 0-100) of one pair."""
+    import sacrebleu
+
     return float(sacrebleu.sentence_chrf(prediction, [target]).score)
 
 
@@ -91,24 +100,32 @@ rouge_l.__doc__ = "Mean ROUGE-L F-measure (rouge-score, no stemming) over the pa
 
 def bleu(predictions: Sequence[str], targets: Sequence[str]) -> float:
     """Corpus BLEU (sacrebleu defaults, 0-100) with one reference per prediction."""
+    import sacrebleu
+
     _check_pairs(predictions, targets)
     return float(sacrebleu.corpus_bleu(list(predictions), [list(targets)]).score)
 
 
 def chrf(predictions: Sequence[str], targets: Sequence[str]) -> float:
     """Corpus chrF (sacrebleu defaults, 0-100) with one reference per prediction."""
+    import sacrebleu
+
     _check_pairs(predictions, targets)
     return float(sacrebleu.corpus_chrf(list(predictions), [list(targets)]).score)
 
 
 def accuracy(predictions: Sequence[str], targets: Sequence[str]) -> float:
     """Classification accuracy over normalized labels (scikit-learn)."""
+    from sklearn.metrics import accuracy_score
+
     _check_pairs(predictions, targets)
     return float(accuracy_score(_labels(targets), _labels(predictions)))
 
 
 def macro_f1(predictions: Sequence[str], targets: Sequence[str]) -> float:
     """Macro-averaged F1 over normalized labels (scikit-learn, 0 for undefined classes)."""
+    from sklearn.metrics import f1_score
+
     _check_pairs(predictions, targets)
     return float(f1_score(_labels(targets), _labels(predictions), average="macro", zero_division=0))
 

@@ -1,0 +1,142 @@
+"""Evaluation throughput: our batched evaluator vs a per-example loop, same model, same cases (target >= 10x).
+
+The per-example loop is the pattern the seed documents use: one `generate` call per QA case,
+one forward pass per option of a multiple-choice or classification case, one per text for
+perplexity. Ours is `common.eval_tasks.run_suite`: length-sorted batches, generation with a KV
+cache, all options of a question packed into one sequence. Both produce the same answers (checked).
+
+    python bench/eval_throughput.py                      # tiny demo model, built suites x 4
+    python bench/eval_throughput.py --model DIR --repeat 8 --max-new-tokens 32
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT / "steps"))
+
+from common.benchmarks import BenchmarkSuite, load_suite  # noqa: E402
+from common.eval_model import LoadedModel, load_model  # noqa: E402
+from common.eval_tasks import BatchSettings, run_suite  # noqa: E402
+from common.prompting import format_prompt  # noqa: E402
+
+SUITES = ("company_facts", "support_answers", "company_quiz", "support_routing", "policy_perplexity")
+
+
+def tiny_model(work: Path) -> Path:
+    sys.path.insert(0, str(REPO_ROOT))
+    from pipelines.demo.sample_data import corpus_texts
+    from pipelines.demo.tiny_model import ensure_tiny_model
+
+    return ensure_tiny_model(work / "tiny-base", corpus_texts())
+
+
+def repeated(suite: BenchmarkSuite, times: int) -> BenchmarkSuite:
+    cases = tuple(replace(case, id=f"{case.id}#{n}") for n in range(times) for case in suite.cases)
+    return replace(suite, cases=cases)
+
+
+def loop_generate(loaded: LoadedModel, suite: BenchmarkSuite, max_new_tokens: int) -> list[str]:
+    """One generate call per case."""
+    import torch
+
+    outputs = []
+    for case in suite.cases:
+        inputs = loaded.tokenizer(format_prompt(loaded.template, suite.render_prompt(case)), return_tensors="pt")
+        with torch.no_grad():
+            generated = loaded.model.generate(**inputs, max_new_tokens=suite.spec.max_new_tokens or max_new_tokens,
+                                              do_sample=False, pad_token_id=loaded.pad_id)
+        outputs.append(loaded.tokenizer.decode(generated[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip())
+    return outputs
+
+
+def _sequence_logprob(loaded: LoadedModel, context: list[int], continuation: list[int]) -> float:
+    import torch
+
+    with torch.no_grad():
+        logprobs = loaded.model(torch.tensor([context + continuation])).logits.log_softmax(-1)[0]
+    return sum(float(logprobs[len(context) - 1 + k, token]) for k, token in enumerate(continuation))
+
+
+def loop_choices(loaded: LoadedModel, suite: BenchmarkSuite, _: int) -> list[str]:
+    """One forward pass per option of every case; the likeliest option is the answer."""
+    tokenizer, eos = loaded.tokenizer, loaded.tokenizer.eos_token_id
+    answers = []
+    for case in suite.cases:
+        context = tokenizer(format_prompt(loaded.template, suite.render_prompt(case))).input_ids
+        scores = [_sequence_logprob(loaded, context, tokenizer(choice, add_special_tokens=False).input_ids + [eos])
+                  for choice in case.choices]
+        answers.append(case.choices[max(range(len(scores)), key=scores.__getitem__)])
+    return answers
+
+
+def loop_perplexity(loaded: LoadedModel, suite: BenchmarkSuite, _: int) -> list[str]:
+    """One forward pass per text."""
+    tokenizer, eos = loaded.tokenizer, loaded.tokenizer.eos_token_id
+    losses = []
+    for case in suite.cases:
+        if case.prompt:
+            context = tokenizer(format_prompt(loaded.template, suite.render_prompt(case))).input_ids
+            continuation = tokenizer(case.target, add_special_tokens=False).input_ids + [eos]
+        else:
+            context, continuation = [loaded.start_id], tokenizer(case.target, add_special_tokens=False).input_ids
+        losses.append(f"{-_sequence_logprob(loaded, context, continuation) / len(continuation):.3f}")
+    return losses
+
+
+LOOPS: dict[str, Callable[[LoadedModel, BenchmarkSuite, int], list[str]]] = {
+    "qa": loop_generate, "generation": loop_generate, "multiple_choice": loop_choices,
+    "classification": loop_choices, "perplexity": loop_perplexity,
+}
+
+
+def timed(function: Callable[[], Any]) -> tuple[Any, float]:
+    started = time.perf_counter()
+    result = function()
+    return result, time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, help="model dir or model.tar.gz (default: the tiny demo model)")
+    parser.add_argument("--repeat", type=int, default=4, help="each suite's cases this many times")
+    parser.add_argument("--max-new-tokens", type=int, default=24)
+    parser.add_argument("--batch-size", type=int, default=64)
+    args = parser.parse_args(argv)
+    import torch
+
+    with tempfile.TemporaryDirectory(prefix="eval-bench-") as tmp:
+        model_path = args.model or tiny_model(Path(tmp))
+        loaded = load_model(model_path, "candidate", max_seq_length=1024)
+        settings = BatchSettings(args.max_new_tokens, args.batch_size)
+        suites = [repeated(load_suite(REPO_ROOT / "benchmarks" / name), args.repeat) for name in SUITES]
+        run_suite(loaded, suites[0], settings)  # warm-up: first-call costs belong to neither side
+        load = os.getloadavg()[0]
+        print(f"device {loaded.device}, torch threads {torch.get_num_threads()}, load average {load:.2f}, "
+              f"model {model_path}")
+        print(f"{'suite':<18} {'task':<16} {'cases':>6} {'loop s':>8} {'ours s':>8} {'speed-up':>9}  same answers")
+        total_loop = total_ours = 0.0
+        cases = 0
+        for suite in suites:
+            theirs, loop_seconds = timed(lambda: LOOPS[suite.spec.task](loaded, suite, args.max_new_tokens))
+            ours, ours_seconds = timed(lambda: run_suite(loaded, suite, settings))
+            mine = [o.prediction if suite.spec.task != "perplexity" else f"{o.scores['loss']:.3f}" for o in ours.outcomes]
+            same = sum(a == b for a, b in zip(theirs, mine))
+            total_loop, total_ours, cases = total_loop + loop_seconds, total_ours + ours_seconds, cases + len(mine)
+            print(f"{suite.name:<18} {suite.spec.task:<16} {len(mine):>6} {loop_seconds:>8.2f} {ours_seconds:>8.2f} "
+                  f"{loop_seconds / ours_seconds:>8.1f}x  {same}/{len(mine)}")
+        print(f"{'all':<18} {'':<16} {cases:>6} {total_loop:>8.2f} {total_ours:>8.2f} {total_loop / total_ours:>8.1f}x  "
+              f"({cases / total_loop:.0f} vs {cases / total_ours:.0f} cases/s; load average now {os.getloadavg()[0]:.2f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

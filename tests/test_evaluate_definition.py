@@ -1,0 +1,96 @@
+"""The evaluate step, the gate and the report attachment in the training pipeline definition (built against moto)."""
+from __future__ import annotations
+
+import json
+from typing import Any, Iterator
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from pipelines.backend import Backend
+from pipelines.config import load_config
+from pipelines.definitions import definition_json
+
+CONFIG = load_config(overrides={
+    "evaluation.custom_benchmarks_uri": "s3://company-benchmarks/suites",
+    "evaluation.lm_eval_tasks": ["arc_easy", "hellaswag"],
+    "evaluation.lm_eval_limit": 50,
+})
+
+
+def _steps(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+
+    def visit(step: dict[str, Any]) -> None:
+        found[step["Name"]] = step
+        if step["Type"] == "Condition":
+            for child in step["Arguments"]["IfSteps"] + step["Arguments"]["ElseSteps"]:
+                visit(child)
+
+    for step in definition["Steps"]:
+        visit(step)
+    return found
+
+
+@pytest.fixture(scope="module")
+def steps() -> Iterator[dict[str, dict[str, Any]]]:
+    with mock_aws():
+        session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
+        session.client("s3").create_bucket(Bucket=CONFIG.project.bucket)
+        yield _steps(definition_json("training", CONFIG, Backend("aws", session)))
+
+
+def _json_get(path: str, step: str = "EvaluateModel", file: str = "EvaluationReport") -> dict[str, Any]:
+    return {"Std:JsonGet": {"PropertyFile": {"Get": f"Steps.{step}.PropertyFiles.{file}"}, "Path": path}}
+
+
+def test_evaluate_inputs_and_arguments(steps: dict[str, dict[str, Any]]) -> None:
+    arguments = steps["EvaluateModel"]["Arguments"]
+    inputs = {i["InputName"]: i["S3Input"] for i in arguments["ProcessingInputs"] if i["InputName"] != "code"}
+    sources = {name: item["S3Uri"] for name, item in inputs.items()}
+    assert sources["retention"] == _json_get("replay_data_uri", "ResolveBaseline", "ResolvedModel")
+    assert sources["baseline"] == _json_get("model_data_url", "ResolveBaseline", "ResolvedModel")
+    assert sources["train"] == {"Get": "Steps.PrepareData.ProcessingOutputConfig.Outputs['train'].S3Output.S3Uri"}
+    assert sources["data_report"] == {"Get": "Steps.PrepareData.ProcessingOutputConfig.Outputs['report'].S3Output.S3Uri"}
+    assert sources["benchmarks"] == f"{CONFIG.s3_prefix}/benchmarks"
+    assert sources["custom_benchmarks"] == "s3://company-benchmarks/suites"
+    assert all(item["LocalPath"] == f"/opt/ml/processing/input/{name}" for name, item in inputs.items())
+    args = arguments["AppSpecification"]["ContainerArguments"]
+    for name in ("model", "baseline", "validation", "train", "data-report", "retention", "benchmarks"):
+        assert f"--{name}-dir=/opt/ml/processing/input/{name.replace('-', '_')}" in args
+    value = {flag: args[args.index(flag) + 1] for flag in (
+        "--suites", "--lm-eval-tasks", "--lm-eval-limit", "--custom-benchmarks-dir", "--retention-max-cases",
+        "--baseline-model-package-arn", "--baseline-version", "--gate-metric")}
+    assert value["--suites"] == "company_facts,company_quiz" and value["--lm-eval-tasks"] == "arc_easy,hellaswag"
+    assert value["--lm-eval-limit"] == "50" and value["--retention-max-cases"] == "64"
+    assert value["--custom-benchmarks-dir"] == "/opt/ml/processing/input/custom_benchmarks"
+    assert value["--baseline-model-package-arn"] == _json_get("model_package_arn", "ResolveBaseline", "ResolvedModel")
+    assert value["--baseline-version"] == {"Std:Join": {"On": "", "Values": [
+        _json_get("version", "ResolveBaseline", "ResolvedModel")]}}
+    assert value["--gate-metric"] == CONFIG.evaluation.gate.metric
+
+
+def test_gate_conditions_and_fail_messages_name_benchmark_metric_value_threshold(steps: dict[str, dict[str, Any]]) -> None:
+    metric = CONFIG.evaluation.gate.metric
+    regression = steps["CheckNoRegression"]["Arguments"]["Conditions"]
+    assert regression == [
+        {"Type": "LessThanOrEqualTo", "LeftValue": _json_get(f"metrics.{metric}.regression"),
+         "RightValue": {"Get": "Parameters.MaxRegression"}},
+        {"Type": "LessThanOrEqualTo", "LeftValue": _json_get("gate.suite_threshold_failures"), "RightValue": 0},
+    ]
+    threshold_message = steps["FailQualityThreshold"]["Arguments"]["ErrorMessage"]["Std:Join"]["Values"]
+    assert threshold_message == [
+        "Gate failed: benchmark", _json_get(f"metrics.{metric}.suite"), "metric", _json_get(f"metrics.{metric}.metric"),
+        "=", _json_get(f"metrics.{metric}.value"), "is not >= threshold", {"Get": "Parameters.GateThreshold"},
+        f"(GateThreshold on {metric})",
+    ]
+    regression_message = json.dumps(steps["FailRegression"]["Arguments"]["ErrorMessage"])
+    for part in ('"Path": "gate.summary"', f'metrics.{metric}.baseline', "Parameters.MaxRegression"):
+        assert part in regression_message
+
+
+def test_registered_version_carries_the_report(steps: dict[str, dict[str, Any]]) -> None:
+    metadata = steps["RegisterModel-RegisterModel"]["Arguments"]["CustomerMetadataProperties"]
+    assert metadata["evaluation_report_uri"] == {"Std:Join": {"On": "/", "Values": [
+        {"Get": "Steps.EvaluateModel.ProcessingOutputConfig.Outputs['evaluation'].S3Output.S3Uri"}, "report.html"]}}

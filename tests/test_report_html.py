@@ -1,0 +1,134 @@
+"""The HTML evaluation report, and `continuum report VERSION` locally and against (moto) AWS."""
+from __future__ import annotations
+
+import builtins
+import re
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from common.eval_compare import ModelResults, SuiteInfo, build_metrics, forgetting_summary, suite_section
+from common.eval_gate import compute_gate
+from common.eval_tasks import CaseOutcome, SuiteRun
+from common.report_html import render_report, write_report_html
+from pipelines.cli import main as cli_main
+from pipelines.config import load_config
+
+CONFIG = load_config()
+GROUP = CONFIG.model.model_package_group
+
+
+def _run(f1: list[float], answers: list[str]) -> SuiteRun:
+    outcomes = tuple(
+        CaseOutcome(f"q{i}", f"Question <{i}> & more?", "30 days", answer, {"token_f1": score}, score == 1.0,
+                    "policies.md")
+        for i, (score, answer) in enumerate(zip(f1, answers))
+    )
+    return SuiteRun({"token_f1": sum(f1) / len(f1)}, outcomes, seconds=0.02)
+
+
+def _evaluation() -> dict[str, Any]:
+    info = SuiteInfo("facts", "qa", "2", "built-in", ("token_f1",), {"token_f1": True}, threshold=0.9)
+    candidate = ModelResults(0.7, {"facts": _run([1.0, 0.0, 0.5], ["30 days", "<script>alert(1)</script>", "30"])})
+    baseline = ModelResults(0.9, {"facts": _run([1.0, 1.0, 0.5], ["30 days", "30 days", "30"])})
+    metrics = build_metrics([info], candidate, baseline)
+    suites = {"facts": suite_section(info, candidate.runs["facts"], baseline.runs["facts"])}
+    return {
+        "metrics": metrics,
+        "suites": suites,
+        "retention": None,
+        "forgetting": forgetting_summary(suites),
+        "lineage": {"candidate": {"base_model": "tiny", "hyperparameters": {"lora_r": 8}},
+                    "baseline": {"described_as": "version 4", "version": 4},
+                    "data": {"data_version": "feedbeefcafe0123456789"},
+                    "benchmarks": {"facts": {"task": "qa", "version": "2", "cases": 3, "fingerprint": "abcd"}}},
+        "gate": compute_gate(metrics, "facts_token_f1", 0.5, 0.05, True),
+        "created": "2026-11-23 10:00 UTC",
+    }
+
+
+def test_report_tells_the_story_and_escapes_text(tmp_path: Path) -> None:
+    evaluation = _evaluation()
+    path = write_report_html(evaluation, tmp_path)
+    page = path.read_text(encoding="utf-8")
+    assert path.name == "report.html" and page.startswith("<!doctype html>")
+    assert "candidate vs version 4" in page and "data version feedbeefcafe0123" in page
+    assert "Gate failed" in page
+    # the regression reason and the suite threshold reason, each naming benchmark, metric, value and threshold
+    assert "benchmark facts metric token_f1 = 0.5 regressed by 0.333333 vs baseline 0.833333 (MaxRegression 0.05)" in page
+    assert "benchmark facts metric token_f1 = 0.5 is not &gt;= threshold 0.9 (suite.yaml threshold)" in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>" not in page
+    assert "Question &lt;1&gt; &amp; more?" in page  # the regressed case, with both answers
+    assert "forgot 1" in page and "No retention suite" in page
+    assert len(re.findall(r"src='data:image/png;base64,", page)) == 3
+    assert "&quot;lora_r&quot;: 8" in page and "abcd" in page
+
+
+def test_report_without_matplotlib_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_import = builtins.__import__
+
+    def no_matplotlib(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name.startswith("matplotlib"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    page = render_report(_evaluation())
+    assert "Plots omitted: matplotlib is not installed" in page and "data:image/png" not in page
+
+
+def _register(sagemaker: Any, metadata: dict[str, str], metrics_uri: str) -> None:
+    try:
+        sagemaker.create_model_package_group(ModelPackageGroupName=GROUP)
+    except sagemaker.exceptions.ClientError:
+        pass
+    sagemaker.create_model_package(
+        ModelPackageGroupName=GROUP,
+        InferenceSpecification={"Containers": [{"Image": "img:1", "ModelDataUrl": "s3://b/model.tar.gz"}],
+                                "SupportedContentTypes": ["application/json"],
+                                "SupportedResponseMIMETypes": ["application/json"]},
+        ModelMetrics={"ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": metrics_uri}}},
+        CustomerMetadataProperties=metadata,
+        ModelApprovalStatus="PendingManualApproval",
+    )
+
+
+def test_report_command_prints_the_local_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pipelines.backend import local_backend
+    from pipelines.local.s3 import LocalS3
+
+    home = tmp_path / "home"
+    backend = local_backend(CONFIG, home)
+    sagemaker = backend.client("sagemaker")
+    s3 = LocalS3(home / "s3")
+    first = f"s3://{CONFIG.project.bucket}/run1/evaluation"
+    s3.put_bytes(f"{first}/report.html", b"<html>v1</html>")
+    _register(sagemaker, {"evaluation_report_uri": f"{first}/report.html"}, f"{first}/evaluation.json")
+    second = f"s3://{CONFIG.project.bucket}/run2/evaluation"  # registered without the metadata: found beside evaluation.json
+    s3.put_bytes(f"{second}/report.html", b"<html>v2</html>")
+    _register(sagemaker, {"data_version": "x"}, f"{second}/evaluation.json")
+
+    assert cli_main(["--home", str(home), "report", "1"]) == 0
+    assert capsys.readouterr().out.strip() == str(s3.path(f"{first}/report.html"))
+    assert cli_main(["--home", str(home), "report"]) == 0  # latest
+    assert capsys.readouterr().out.strip() == str(s3.path(f"{second}/report.html"))
+    assert cli_main(["--home", str(home), "report", "9"]) == 1
+    assert "has no version 9 (has [2, 1])" in capsys.readouterr().out
+
+
+def test_report_command_on_aws_gives_a_presigned_link(capsys: pytest.CaptureFixture[str],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(key, value)
+    with mock_aws():
+        uri = f"s3://{CONFIG.project.bucket}/runs/7/evaluation/report.html"
+        _register(boto3.client("sagemaker", region_name=CONFIG.project.region), {"evaluation_report_uri": uri},
+                  uri.replace("report.html", "evaluation.json"))
+        assert cli_main(["report", "1", "--aws"]) == 0
+    uri_line, link = capsys.readouterr().out.strip().splitlines()
+    assert uri_line == uri
+    assert link.startswith(f"https://{CONFIG.project.bucket}.s3.amazonaws.com/runs/7/evaluation/report.html?")
+    assert "X-Amz-Expires=3600" in link or "Expires=" in link
