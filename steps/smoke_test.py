@@ -224,13 +224,13 @@ def main(argv: list[str] | None = None) -> int:
         scores = ", ".join(f"{metric}={value:.4f}" for metric, value in result["metrics"].items())
         print(f"smoke_test: suite {name}: {result['cases']} cases, {result['failed_calls']} failed calls; {scores}")
     if not report["passed"]:
-        problems = [f"{report['failed']} of {len(report['responses'])} prompts failed"] if report["failed"] else []
+        problems = [f"{report['failed']} of {len(report['responses'])} prompts failed on endpoint "
+                    f"{args.endpoint_name}"] if report["failed"] else []
         problems += [f"suite {name}: {error}" for name, result in report["benchmarks"].items()
                      for error in result.get("errors", [])]
         if report["gate"] and not report["gate"]["passed"]:
             problems.append(f"gate failed: {report['gate']['reason']}")
-        print(f"smoke_test: error: on endpoint {args.endpoint_name}: {'; '.join(problems)}; see {path}",
-              file=sys.stderr)
+        print(f"smoke_test: error: {'; '.join(problems)}; see {path}", file=sys.stderr)
         return 1
     print(f"smoke_test: all {len(report['responses'])} prompts passed; wrote {path}")
     return 0
