@@ -27,7 +27,15 @@ from typing import Any, Callable
 
 import numpy as np
 
-from common.data_manifest import build_manifest, data_version, read_previous, write_index, write_manifest
+from common.data_manifest import (
+    INDEX_FILE,
+    MANIFEST_FILE,
+    build_manifest,
+    data_version,
+    read_previous,
+    write_index,
+    write_manifest,
+)
 from common.data_merge import Deduplicated, SplitWriter, Staged, deduplicate, write_new_examples, write_quarantine
 from common.data_profile import PROFILE_SAMPLE, build_profile, compare, retrain_decision
 from common.data_readers import InputFile, discover, split_large
@@ -152,8 +160,9 @@ def _finish(settings: PrepareSettings, output_dir: Path, replay_dir: Path | None
     rows = report["rows"]
     problem = _data_problem(report, settings, len(replay.used))
     if problem:
-        for name in SPLIT_NAMES:
-            (output_dir / name / f"{name}.jsonl").unlink(missing_ok=True)
+        for path in [output_dir / name / f"{name}.jsonl" for name in SPLIT_NAMES] + [
+                output_dir / "train" / MANIFEST_FILE, output_dir / "train" / INDEX_FILE]:
+            path.unlink(missing_ok=True)
         raise PrepareError(
             f"{problem}: {rows['input']} rows read from {len(report['files'])} file(s), {rows['quarantined']} quarantined "
             f"(see {report_dir / 'quarantine.jsonl'}), {rows['duplicates']} duplicate(s), {len(replay.used)} replayed",
