@@ -28,6 +28,8 @@ ML_STACK = [
 # Standard benchmarks (lm-evaluation-harness); the evaluate step imports it only for lm-eval suites/tasks.
 EVAL = ["lm-eval>=0.4.13,<0.5"]
 TEST = ["pytest>=8", "moto[s3,sagemaker,events,iam,sts]>=5.1", "nbformat>=5"]
+# QLoRA (train.py --quantization 4bit, CUDA only); constraints.txt keeps the CPU build of torch pinned.
+GPU = ["bitsandbytes>=0.45"]
 
 setup(
     name="continuum",
@@ -39,7 +41,7 @@ setup(
     packages=find_packages(include=["pipelines", "pipelines.*"]),
     package_data={"pipelines": ["configs/*.yaml"]},
     install_requires=CONTROL_PLANE,
-    extras_require={"ml": ML_STACK, "eval": EVAL, "test": TEST, "all": ML_STACK + EVAL + TEST},
+    extras_require={"ml": ML_STACK, "eval": EVAL, "gpu": GPU, "test": TEST, "all": ML_STACK + EVAL + TEST},
     entry_points={
         "console_scripts": [
             "continuum=pipelines.cli:main",
