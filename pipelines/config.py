@@ -68,9 +68,9 @@ class ContinualConfig(_Strict):
 
     strategy: str = Field(default="replay", pattern=r"^(naive|(replay|ewc|l2sp|modular)(,(replay|ewc|l2sp|modular))*)$")
     replay_weight: float = Field(default=1.0, ge=0)
-    ewc_lambda: float = Field(default=1.0, ge=0)
-    l2sp_lambda: float = Field(default=1.0, ge=0)
-    orthogonal_lambda: float = Field(default=1.0, ge=0)
+    ewc_lambda: float = Field(default=0.1, ge=0)
+    l2sp_lambda: float = Field(default=0.1, ge=0)
+    orthogonal_lambda: float = Field(default=100.0, ge=0)
     fisher_samples: int = Field(default=256, ge=0, description="examples for the Fisher stored with each version")
 
 
