@@ -66,7 +66,7 @@ class LoraConfig(_Strict):
 class ContinualConfig(_Strict):
     """Continual-learning strategy (train.py --strategy): a comma list of replay, ewc, l2sp, modular, or naive."""
 
-    strategy: str = Field(default="replay", pattern=r"^(naive|(replay|ewc|l2sp|modular)(,(replay|ewc|l2sp|modular))*)$")
+    strategy: str = Field(default="replay,ewc", pattern=r"^(naive|(replay|ewc|l2sp|modular)(,(replay|ewc|l2sp|modular))*)$")
     replay_weight: float = Field(default=1.0, ge=0)
     ewc_lambda: float = Field(default=0.1, ge=0)
     l2sp_lambda: float = Field(default=0.1, ge=0)
