@@ -15,23 +15,6 @@ from common.eval_model import load_model
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-SUITE_YAML = """\
-name: facts
-version: 1
-task: qa
-prompt_template: "Answer briefly. {prompt}"
-data: cases.jsonl
-metrics: [exact_match, token_f1, rouge_l]
-higher_is_better: true
-"""
-CASES = [
-    {"id": "refund", "prompt": "How long is the refund window?", "target": "Thirty days from delivery."},
-    {"id": "travel", "prompt": "Who approves travel?", "target": "Your team lead approves travel."},
-    {"id": "price", "prompt": "What does the Sweepy S2 cost?", "target": "$299"},
-    {"id": "wifi", "prompt": "Which Wi-Fi bands are supported?", "target": "2.4 GHz only"},
-    {"id": "hours", "prompt": "When is support open?", "target": "Weekdays 9 to 5."},
-    {"id": "warranty", "prompt": "How long is the warranty?", "target": "Two years."},
-]
 VALIDATION = [
     {"id": "v1", "prompt": "What is the Rover X1?", "completion": "A warehouse robot.", "source": "faq"},
     {"id": "v2", "prompt": "Who approves travel?", "completion": "Your team lead.", "source": "faq"},
@@ -54,10 +37,8 @@ def _write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
 @pytest.fixture(scope="module")
 def eval_inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("eval-inputs")
-    (root / "benchmarks" / "facts").mkdir(parents=True)
-    (root / "benchmarks" / "facts" / "suite.yaml").write_text(SUITE_YAML, encoding="utf-8")
-    _write_jsonl(root / "benchmarks" / "facts" / "cases.jsonl", CASES)
-    shutil.copytree(REPO_ROOT / "benchmarks" / "company_quiz", root / "benchmarks" / "company_quiz")
+    for name in ("company_facts", "company_quiz"):
+        shutil.copytree(REPO_ROOT / "benchmarks" / name, root / "benchmarks" / name)
     _write_jsonl(root / "validation" / "validation.jsonl", VALIDATION)
     _write_jsonl(root / "earlier" / "train.jsonl", EARLIER)
     (root / "earlier" / "_EMPTY").write_text("marker files are ignored\n", encoding="utf-8")
@@ -93,12 +74,12 @@ def perturbed_model_archive(tiny_model_dir: Path, tmp_path_factory: pytest.TempP
 
 
 def _run(argv: list[str], output_dir: Path) -> tuple[int, dict[str, Any]]:
-    code = evaluate.main([*argv, "--output-dir", str(output_dir), "--max-new-tokens", "8", "--batch-size", "4"])
+    code = evaluate.main([*argv, "--output-dir", str(output_dir), "--max-new-tokens", "8"])
     report_path = output_dir / "evaluation.json"
     return code, json.loads(report_path.read_text()) if report_path.exists() else {}
 
 
-def _inputs(eval_inputs: dict[str, Path], suites: str = "facts") -> list[str]:
+def _inputs(eval_inputs: dict[str, Path], suites: str = "company_facts") -> list[str]:
     return ["--validation-dir", str(eval_inputs["validation"]), "--benchmarks-dir", str(eval_inputs["benchmarks"]),
             "--suites", suites]
 
@@ -107,18 +88,18 @@ def test_same_model_as_baseline_gives_zero_deltas(
     tiny_model_dir: Path, eval_inputs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, report = _run(
-        ["--model-dir", str(tiny_model_dir), "--baseline-dir", str(tiny_model_dir), *_inputs(eval_inputs, "facts,company_quiz"),
+        ["--model-dir", str(tiny_model_dir), "--baseline-dir", str(tiny_model_dir), *_inputs(eval_inputs, "company_facts,company_quiz"),
          "--retention-dir", str(eval_inputs["earlier"]), "--train-dir", str(eval_inputs["validation"]),
          "--data-report-dir", str(eval_inputs["report"]), "--baseline-version", "3",
          "--baseline-model-package-arn", "arn:aws:sagemaker:us-east-1:1:model-package/g/3",
-         "--gate-metric", "facts_rouge_l", "--gate-threshold", "0", "--gate-max-regression", "0"],
+         "--gate-metric", "company_facts_rouge_l", "--gate-threshold", "0", "--gate-max-regression", "0"],
         tmp_path / "out",
     )
     assert code == 0
     assert {"metrics", "suites", "gate", "retention", "forgetting", "lineage", "report"} <= set(report)
     assert list(report["metrics"]) == [
-        "validation_loss", "validation_perplexity", "facts_exact_match", "facts_token_f1", "facts_rouge_l",
-        "facts_latency_ms", "company_quiz_accuracy", "company_quiz_accuracy_norm", "company_quiz_latency_ms",
+        "validation_loss", "validation_perplexity", "company_facts_exact_match", "company_facts_token_f1",
+        "company_facts_rouge_l", "company_facts_latency_ms", "company_quiz_accuracy", "company_quiz_accuracy_norm", "company_quiz_latency_ms",
         "retention_token_f1", "retention_exact_match", "retention_rouge_l", "retention_latency_ms",
     ]
     for name, entry in report["metrics"].items():
@@ -126,14 +107,16 @@ def test_same_model_as_baseline_gives_zero_deltas(
         if not name.endswith("latency_ms"):
             assert entry["delta"] == 0.0 and entry["regression"] == 0.0 and entry["value"] == entry["baseline"], name
         assert entry["higher_is_better"] is not (name.startswith("validation_") or name.endswith("latency_ms"))
-    assert report["metrics"]["facts_token_f1"]["suite"] == "facts" and report["metrics"]["facts_token_f1"]["metric"] == "token_f1"
+    f1 = report["metrics"]["company_facts_token_f1"]
+    assert f1["suite"] == "company_facts" and f1["metric"] == "token_f1"
     loss = report["metrics"]["validation_loss"]["value"]
     assert 0 < loss < 20 and report["metrics"]["validation_perplexity"]["value"] == pytest.approx(math.exp(loss))
 
-    facts = report["suites"]["facts"]
-    assert facts["cases"] == len(CASES) and facts["task"] == "qa" and facts["origin"] == "built-in"
+    cases_file = [json.loads(line) for line in (REPO_ROOT / "benchmarks/company_facts/cases.jsonl").read_text().splitlines()]
+    facts = report["suites"]["company_facts"]
+    assert facts["cases"] == len(cases_file) and facts["task"] == "qa" and facts["origin"] == "built-in"
     assert facts["metrics"]["candidate"] == facts["metrics"]["baseline"]
-    assert [ex["id"] for ex in facts["examples"]] == [case["id"] for case in CASES[:5]]
+    assert [ex["id"] for ex in facts["examples"]] == [case["id"] for case in cases_file[:5]]
     assert all(ex["candidate"] == ex["baseline"] for ex in facts["examples"]) and facts["worst_regressions"] == []
     assert report["suites"]["company_quiz"]["forgetting"]["forgotten"] == 0
     # Retention: e2 is superseded by the current data's answer; e1 and e3 are re-checked, grouped by source file.
@@ -144,15 +127,16 @@ def test_same_model_as_baseline_gives_zero_deltas(
     lineage = report["lineage"]
     assert lineage["data"] == {"data_version": "abc123", "rows": {"kept": 4}}
     assert lineage["baseline"]["version"] == 3 and lineage["baseline"]["described_as"] == "version 3"
-    assert lineage["benchmarks"]["facts"]["cases"] == len(CASES)
+    assert lineage["benchmarks"]["company_facts"]["cases"] == len(cases_file)
 
     cases = [json.loads(line) for line in (tmp_path / "out" / "cases.jsonl").read_text().splitlines()]
-    assert len(cases) == len(CASES) + 35 + 2 and {c["suite"] for c in cases} == {"facts", "company_quiz", "retention"}
+    assert len(cases) == len(cases_file) + 35 + 2
+    assert {c["suite"] for c in cases} == {"company_facts", "company_quiz", "retention"}
     html = (tmp_path / "out" / "report.html").read_text()
     assert "Gate passed" in html and "candidate vs version 3" in html and "data:image/png;base64," in html
     assert (tmp_path / "out" / "retention" / "suite.yaml").is_file()
     out = capsys.readouterr().out
-    assert "validation_loss" in out and "facts_rouge_l" in out and "PASSED" in out
+    assert "validation_loss" in out and "company_facts_rouge_l" in out and "PASSED" in out
 
 
 def test_perturbed_archive_candidate_differs_from_baseline(
@@ -171,7 +155,7 @@ def test_perturbed_archive_candidate_differs_from_baseline(
         assert entry["delta"] == entry["value"] - entry["baseline"], name
         worse_by = -entry["delta"] if entry["higher_is_better"] else entry["delta"]
         assert entry["regression"] == max(0.0, worse_by), name
-    assert any(ex["candidate"] != ex["baseline"] for ex in report["suites"]["facts"]["examples"])
+    assert any(ex["candidate"] != ex["baseline"] for ex in report["suites"]["company_facts"]["examples"])
     gate = report["gate"]
     assert gate["passed"] is False and gate["higher_is_better"] is False
     assert gate["reasons"][0].startswith("benchmark validation metric loss = ")
@@ -188,12 +172,13 @@ def test_archive_metadata_sets_the_prompt_template(perturbed_model_archive: Path
 
 def test_no_baseline_no_validation_no_gate(tiny_model_dir: Path, eval_inputs: dict[str, Path], tmp_path: Path) -> None:
     code, report = _run(["--model-dir", str(tiny_model_dir), "--baseline-dir", "", "--validation-dir", "",
-                         "--benchmarks-dir", str(eval_inputs["benchmarks"]), "--suites", "facts"], tmp_path / "out")
+                         "--benchmarks-dir", str(eval_inputs["benchmarks"]), "--suites", "company_quiz"],
+                        tmp_path / "out")
     assert code == 0
     assert "validation_loss" not in report["metrics"]
     for entry in report["metrics"].values():
         assert entry["baseline"] is None and entry["delta"] is None and entry["regression"] == 0.0
-    assert report["suites"]["facts"]["metrics"]["baseline"] is None and report["retention"] is None
+    assert report["suites"]["company_quiz"]["metrics"]["baseline"] is None and report["retention"] is None
     assert report["gate"]["metric"] is None and report["gate"]["passed"] is True
 
 
@@ -204,7 +189,7 @@ def test_lm_eval_suite_and_custom_suites_fold_into_the_report(
     shutil.copytree(REPO_ROOT / "benchmarks" / "company_quiz_lm_eval", custom / "company_quiz_lm_eval")
     shutil.copytree(REPO_ROOT / "benchmarks" / "policy_perplexity", custom / "policy_perplexity")
     code, report = _run(["--model-dir", str(tiny_model_dir), "--baseline-dir", "", "--validation-dir", "",
-                         "--benchmarks-dir", str(eval_inputs["benchmarks"]), "--suites", "facts",
+                         "--benchmarks-dir", str(eval_inputs["benchmarks"]), "--suites", "company_quiz",
                          "--custom-benchmarks-dir", str(custom), "--gate-metric", "company_quiz_lm_eval_acc",
                          "--gate-threshold", "0"], tmp_path / "out")
     assert code == 0
@@ -223,13 +208,14 @@ def test_input_errors_are_named_before_any_model_loads(
 ) -> None:
     argv = ["--model-dir", str(tmp_path / "nowhere"), "--baseline-dir", str(tmp_path / "nowhere"), *_inputs(eval_inputs),
             "--output-dir", str(tmp_path / "out")]
-    assert evaluate.main([*argv, "--gate-metric", "facts_bleu"]) == 2
-    assert ("gate metric 'facts_bleu' is not produced by this evaluation; available: validation_loss, "
-            "validation_perplexity, facts_exact_match, facts_token_f1, facts_rouge_l, facts_latency_ms") in capsys.readouterr().err
+    assert evaluate.main([*argv, "--gate-metric", "company_facts_bleu"]) == 2
+    assert ("gate metric 'company_facts_bleu' is not produced by this evaluation; available: validation_loss, "
+            "validation_perplexity, company_facts_exact_match, company_facts_token_f1, company_facts_rouge_l, "
+            "company_facts_latency_ms") in capsys.readouterr().err
     assert evaluate.main([*argv, "--gate-metric", "validation_loss"]) == 2
     assert "'validation_loss' is lower-is-better: pass --gate-lower-is-better" in capsys.readouterr().err
     assert evaluate.main([*argv, "--custom-benchmarks-dir", str(eval_inputs["benchmarks"])]) == 2
-    assert "suite name(s) ['facts'] used twice" in capsys.readouterr().err
+    assert "suite name(s) ['company_facts'] used twice" in capsys.readouterr().err
     assert evaluate.main([*argv, "--custom-benchmarks-dir", str(tmp_path)]) == 2
     assert "no suite.yaml found (custom benchmarks)" in capsys.readouterr().err
     assert evaluate.main(argv) == 2
@@ -247,7 +233,7 @@ def test_check_suites_only_and_help(eval_inputs: dict[str, Path], capsys: pytest
     assert evaluate.main(["--check-suites-only", "--validation-dir", "", "--benchmarks-dir", str(eval_inputs["benchmarks"])]) == 0
     out = capsys.readouterr().out
     assert "company_quiz: multiple_choice (built-in), 35 cases, metrics accuracy, accuracy_norm" in out
-    assert "facts: qa (built-in), 6 cases" in out
+    assert "company_facts: qa (built-in), 67 cases, metrics exact_match, token_f1, rouge_l" in out
     with pytest.raises(SystemExit) as excinfo:
         evaluate.main(["--help"])
     assert excinfo.value.code == 0

@@ -11,6 +11,7 @@ from moto import mock_aws
 from pipelines.backend import Backend
 from pipelines.config import load_config
 from pipelines.definitions import definition_json
+from pipelines.local.runtime import plan_steps
 
 CONFIG = load_config(overrides={
     "evaluation.custom_benchmarks_uri": "s3://company-benchmarks/suites",
@@ -19,26 +20,13 @@ CONFIG = load_config(overrides={
 })
 
 
-def _steps(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    found: dict[str, dict[str, Any]] = {}
-
-    def visit(step: dict[str, Any]) -> None:
-        found[step["Name"]] = step
-        if step["Type"] == "Condition":
-            for child in step["Arguments"]["IfSteps"] + step["Arguments"]["ElseSteps"]:
-                visit(child)
-
-    for step in definition["Steps"]:
-        visit(step)
-    return found
-
-
 @pytest.fixture(scope="module")
 def steps() -> Iterator[dict[str, dict[str, Any]]]:
     with mock_aws():
         session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
         session.client("s3").create_bucket(Bucket=CONFIG.project.bucket)
-        yield _steps(definition_json("training", CONFIG, Backend("aws", session)))
+        definition = definition_json("training", CONFIG, Backend("aws", session))
+        yield {name: planned.spec for name, planned in plan_steps(definition).items()}
 
 
 def _json_get(path: str, step: str = "EvaluateModel", file: str = "EvaluationReport") -> dict[str, Any]:

@@ -21,22 +21,6 @@ from pipelines.config import Config, load_config
 from pipelines.paths import STEPS_DIR
 
 
-def _download(backend_s3: object, uri: str, target: Path) -> Path:
-    """Every object under an s3:// prefix into target (keys relative to the prefix)."""
-    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
-    prefix = prefix.rstrip("/") + "/"
-    count = 0
-    for page in backend_s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):  # type: ignore[attr-defined]
-        for item in page.get("Contents", []):
-            destination = target / item["Key"][len(prefix):]
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            backend_s3.download_file(bucket, item["Key"], str(destination))  # type: ignore[attr-defined]
-            count += 1
-    if not count:
-        raise FileNotFoundError(f"{uri}: no objects under this prefix")
-    return target
-
-
 def reference_model(args: argparse.Namespace, config: Config) -> Path:
     """--model, else the configured base model when it is a local folder, else the tiny demo model."""
     if args.model:
@@ -75,7 +59,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="continuum-benchmarks-") as tmp:
         suites_dir = Path(args.path)
         if args.path.startswith("s3://"):
-            suites_dir = _download(backend_for(args, config).client("s3"), args.path, Path(tmp) / "suites")
+            from pipelines.commands.prepare import _download as download_prefix  # the CLI's one S3-prefix download
+
+            suites_dir = download_prefix(backend_for(args, config).client("s3"), args.path, Path(tmp) / "suites")
         elif not suites_dir.exists():
             print(f"benchmarks validate: {suites_dir} does not exist")
             return 2
