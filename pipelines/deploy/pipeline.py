@@ -10,6 +10,7 @@ from sagemaker.processing import ProcessingInput, ProcessingOutput
 from sagemaker.workflow.condition_step import ConditionStep
 from sagemaker.workflow.conditions import ConditionEquals
 from sagemaker.workflow.functions import JsonGet
+from sagemaker.workflow.parameters import ParameterInteger, ParameterString
 from sagemaker.workflow.pipeline import Pipeline
 from sagemaker.workflow.pipeline_context import PipelineSession
 from sagemaker.workflow.properties import PropertyFile
@@ -39,22 +40,22 @@ def _deploy_step(config: Config, session: PipelineSession, name: str, arguments:
     return ProcessingStep(name=name, step_args=step_args, depends_on=depends_on or None)
 
 
-def _package_arn(resolve: ProcessingStep, resolved: PropertyFile) -> JsonGet:
-    return JsonGet(step_name=resolve.name, property_file=resolved, json_path="model_package_arn")
+def _endpoint_arguments(resolve: ProcessingStep, resolved: PropertyFile, endpoint_name: ParameterString,
+                        instance_type: ParameterString, instance_count: ParameterInteger,
+                        capture_percent: ParameterInteger, params: DeployParameters) -> list:
+    """What deploy.py needs for any endpoint: the resolved package, the fleet and data capture."""
+    return ["--model-package-arn", JsonGet(step_name=resolve.name, property_file=resolved, json_path="model_package_arn"),
+            "--endpoint-name", endpoint_name, "--instance-type", instance_type,
+            "--instance-count", instance_count.to_string(), "--capture-percent", capture_percent.to_string(),
+            "--capture-s3-uri", params.capture_s3_uri, "--capture-kms-key-id", params.capture_kms_key_id]
 
 
 def deploy_endpoint_step(config: Config, session: PipelineSession, params: DeployParameters, resolve: ProcessingStep,
                          resolved: PropertyFile) -> ProcessingStep:
     """Staging: create or update (standard update) with data capture."""
-    return _deploy_step(config, session, "DeployEndpoint", [
-        "--model-package-arn", _package_arn(resolve, resolved),
-        "--endpoint-name", params.endpoint_name,
-        "--instance-type", params.instance_type,
-        "--instance-count", params.instance_count.to_string(),
-        "--capture-percent", params.capture_percent.to_string(),
-        "--capture-s3-uri", params.capture_s3_uri,
-        "--capture-kms-key-id", params.capture_kms_key_id,
-    ], [])
+    return _deploy_step(config, session, "DeployEndpoint", _endpoint_arguments(
+        resolve, resolved, params.endpoint_name, params.instance_type, params.instance_count, params.capture_percent,
+        params), [])
 
 
 def smoke_test_step(config: Config, session: PipelineSession, params: DeployParameters,
@@ -105,13 +106,8 @@ def production_steps(config: Config, session: PipelineSession, deploy_params: De
                      smoke: ProcessingStep) -> ConditionStep:
     """Blue/green update of production (alarms on the new fleet, auto scaling), if PromoteToProduction."""
     production = _deploy_step(config, session, "DeployProduction", [
-        "--model-package-arn", _package_arn(resolve, resolved),
-        "--endpoint-name", params.endpoint_name,
-        "--instance-type", params.instance_type,
-        "--instance-count", params.instance_count.to_string(),
-        "--capture-percent", params.capture_percent.to_string(),
-        "--capture-s3-uri", deploy_params.capture_s3_uri,
-        "--capture-kms-key-id", deploy_params.capture_kms_key_id,
+        *_endpoint_arguments(resolve, resolved, params.endpoint_name, params.instance_type, params.instance_count,
+                             params.capture_percent, deploy_params),
         "--traffic-routing", params.traffic_routing,
         "--canary-percent", params.canary_percent.to_string(),
         "--linear-step-percent", params.linear_step_percent.to_string(),
