@@ -7,6 +7,7 @@ from typing import Any
 
 from common.model_io import materialize_model_dir, read_metadata
 from common.prompting import template_from_metadata
+from common.train_model import limit_threads_for_small_models
 
 
 class ModelLoadError(ValueError):
@@ -60,5 +61,6 @@ def load_model(path: Path, role: str, max_seq_length: int) -> LoadedModel:
     dtype = torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(device).eval()
+    limit_threads_for_small_models(model, device.type == "cuda")  # as training and serving do
     positions = getattr(model.config, "max_position_embeddings", None) or max_seq_length
     return LoadedModel(model, tokenizer, template, min(max_seq_length, positions), device, metadata, model_dir)
