@@ -197,3 +197,48 @@ def test_local_alarm_states_follow_cloudwatch_semantics(tmp_path) -> None:
                    "TreatMissingData": "notBreaching"}
     cloudwatch.put_metric_alarm(other_fleet)
     assert cloudwatch.describe_alarms({"AlarmNames": ["c3-5xx"]})["MetricAlarms"][0]["StateValue"] == "OK"
+
+
+class RecordingEndpoints:
+    """An endpoint backend that records what the local API asks it to deploy."""
+
+    def __init__(self) -> None:
+        self.deployed: list[tuple[str, str, TrafficShift | None]] = []
+
+    def deploy(self, endpoint_name: str, variants: list[dict], data_capture: dict | None,
+               shift: TrafficShift | None = None) -> None:
+        self.deployed.append((endpoint_name, variants[0]["EndpointConfigName"], shift))
+
+    def invoke(self, *args: object) -> tuple[bytes, str, str]:
+        raise LookupError("not used")
+
+    def delete(self, endpoint_name: str) -> None:
+        """Nothing runs, nothing to stop."""
+
+
+def test_local_update_endpoint_turns_the_deployment_config_into_a_traffic_shift(tmp_path) -> None:
+    from pipelines.local.registry import ApiError
+    from pipelines.local.sagemaker_api import SageMakerAPI
+
+    backend = RecordingEndpoints()
+    api = SageMakerAPI(tmp_path, endpoints=backend)
+    api.handle("CreateModel", {"ModelName": "m", "ExecutionRoleArn": "arn:aws:iam::1:role/r",
+                               "PrimaryContainer": {"Image": IMAGE, "ModelDataUrl": MODEL_URL}})
+    for config in ("c1", "c2"):
+        api.handle("CreateEndpointConfig", {"EndpointConfigName": config, "ProductionVariants": [
+            {"VariantName": "AllTraffic", "ModelName": "m", "InstanceType": "ml.g5.xlarge", "InitialInstanceCount": 4}]})
+    api.handle("CreateEndpoint", {"EndpointName": "ep", "EndpointConfigName": "c1"})
+    routing = {"Type": "CANARY", "WaitIntervalInSeconds": 5, "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1}}
+    with pytest.raises(ApiError, match="DeploymentConfig: TrafficRoutingConfiguration.CanarySize is required"):
+        api.handle("UpdateEndpoint", {"EndpointName": "ep", "EndpointConfigName": "c2", "DeploymentConfig": {
+            "BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {"Type": "CANARY", "WaitIntervalInSeconds": 5}}}})
+    assert api.handle("DescribeEndpoint", {"EndpointName": "ep"})["EndpointStatus"] == "InService"
+    api.handle("UpdateEndpoint", {"EndpointName": "ep", "EndpointConfigName": "c2", "DeploymentConfig": {
+        "BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": routing},
+        "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "c2-5xx-rate"}]}}})
+    api.wait_for_deployments(timeout_s=10)
+    (_, first, no_shift), (_, second, shift) = backend.deployed
+    assert (first, no_shift, second) == ("c1", None, "c2")
+    assert shift is not None and shift.steps == [0.25, 1.0] and shift.rollback_alarms == ["c2-5xx-rate"]
+    described = api.handle("DescribeEndpoint", {"EndpointName": "ep"})
+    assert described["EndpointConfigName"] == "c2" and described["LastDeploymentConfig"]["BlueGreenUpdatePolicy"]

@@ -152,3 +152,31 @@ def test_definition_change_changes_the_local_run(round_two: DemoSummary, backend
     assert "1.5" in (result.failure_reason or "")
     versions = list_versions(backend.client("sagemaker"), GROUP)
     assert [v.version for v in versions] == [2, 1]
+
+
+def test_production_and_monitoring_after_round_two(round_two: DemoSummary, home: Path,
+                                                   capsys: pytest.CaptureFixture) -> None:
+    """Both stages serve version 2 (production by a blue/green update); the monitor pipeline checks staging's traffic."""
+    from pipelines.cli import main as cli_main
+
+    staging = CONFIG.deploy.endpoint_name
+    assert cli_main(["--home", str(home), "monitor", "run", "--endpoint", staging]) == 0
+    capsys.readouterr()
+    reports = list((home / "s3").rglob(f"monitoring/reports/{staging}/*/report.json"))
+    assert len(reports) == 1
+    report = json.loads(reports[0].read_text())
+    assert report["rows"] >= 2 * 67 and report["unreadable_records"]["count"] == 0  # two rounds of benchmarks
+    assert report["verdict"] in ("ok", "drift", "degraded") and report["service_metrics"]["error_rate"] == 0.0
+    violations = json.loads((reports[0].parent / "constraint_violations.json").read_text())["violations"]
+    assert sorted(v.get("feature_name") or v["metric_name"] for v in violations) == sorted(report["violations"])
+
+    assert cli_main(["--home", str(home), "status", "--json"]) == 0
+    output = capsys.readouterr().out
+    rows = {row["stage"]: row for row in json.loads(output[output.index("["):output.rindex("]") + 1])}
+    assert (rows["staging"]["version"], rows["production"]["version"]) == (2, 2)
+    assert rows["production"]["traffic"] == "100% v2" and rows["staging"]["drift"]["verdict"] == report["verdict"]
+    assert round_two.deploy is not None
+    record = json.loads(next((home / "s3").rglob(
+        f"{CONFIG.deploy_pipeline_name}/{round_two.deploy.execution_id}/DeployProduction/**/deployment.json")).read_text())
+    assert record["action"] == "updated" and record["deployment_config"]["BlueGreenUpdatePolicy"][
+        "TrafficRoutingConfiguration"]["Type"] == CONFIG.deploy.production.traffic_routing  # type: ignore[union-attr]

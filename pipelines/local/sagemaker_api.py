@@ -325,6 +325,11 @@ class SageMakerAPI:
         old_config = row["config_name"]
         deployment = row["spec"].get("DeploymentConfig") if p.get("RetainDeploymentConfig") else p.get(
             "DeploymentConfig")
+        instances = sum(int(v.get("InitialInstanceCount", 1)) for v in variants)
+        try:
+            shift = TrafficShift.from_deployment_config(deployment, instances, self._tripped_alarms)
+        except ValueError as exc:
+            raise validation_error(f"DeploymentConfig: {exc}") from exc
         self.registry.set_endpoint_state(name, "Updating", spec={
             "DeploymentConfig": deployment, "PendingConfigName": config_name, "DeployingPid": os.getpid(),
             "UpdateStartTime": to_epoch(datetime.now().astimezone())})
@@ -337,13 +342,6 @@ class SageMakerAPI:
             self.registry.set_endpoint_state(name, "InService", config_name=old_config,
                                              failure_reason=_reason(exc), spec={"DeploymentConfig": deployment})
 
-        instances = sum(int(v.get("InitialInstanceCount", 1)) for v in variants)
-        try:
-            shift = TrafficShift.from_deployment_config(deployment, instances, self._tripped_alarms)
-        except ValueError as exc:
-            self.registry.set_endpoint_state(name, "InService", spec={"DeploymentConfig": row["spec"].get(
-                "DeploymentConfig")})
-            raise validation_error(f"DeploymentConfig: {exc}") from exc
         self._deploy_in_background(backend, name, variants, config.get("DataCaptureConfig"), succeeded, failed, shift)
         return {"EndpointArn": row["arn"]}
 
