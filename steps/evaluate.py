@@ -27,6 +27,7 @@ from common.eval_compare import (
     metric_directions,
     suite_section,
 )
+from common.eval_generation import generate_greedy
 from common.eval_gate import GateError, check_gate_metric, compute_gate, format_table
 from common.eval_lineage import BaselineIdentity, LineageError, build_lineage, model_lineage, read_data_report
 from common.eval_lm_harness import LmEvalTask, run_lm_eval
@@ -143,6 +144,7 @@ def plan_evaluation(settings: EvaluationSettings) -> Plan:
 def measure(settings: EvaluationSettings, plan: Plan, path: Path, role: str) -> tuple[ModelResults, dict[str, Any]]:
     """Every suite and the validation loss for the model at path; the model is freed on return."""
     loaded = load_model(path, role, settings.max_seq_length)
+    generate_greedy(loaded, ["warm-up"], 2)  # first-call costs would otherwise land in the first suite's latency
     try:
         results = ModelResults(validation_loss(loaded, plan.validation, settings.batch) if plan.validation else None)
         for suite in plan.suites:

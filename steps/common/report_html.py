@@ -17,6 +17,7 @@ from typing import Any
 REPORT_FILE = "report.html"
 CANDIDATE_COLOR, BASELINE_COLOR = "#2563eb", "#9ca3af"
 GOOD, BAD = "#15803d", "#b91c1c"
+LEGEND = {"loc": "center left", "bbox_to_anchor": (1.01, 0.5), "frameon": False}  # beside the plot, never on a bar
 STYLE = """
 body{font:15px/1.5 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#111827;background:#f9fafb}
 main{max-width:1100px;margin:0 auto;padding:24px}
@@ -89,7 +90,7 @@ def _paired_bars(axes: Any, labels: list[str], candidate: list[float], baseline:
     axes.set_yticks(list(positions), labels)
     axes.invert_yaxis()
     axes.set_xlabel(xlabel)
-    axes.legend(loc="lower right")
+    axes.legend(**LEGEND)
     axes.grid(axis="x", alpha=0.3)
 
 
@@ -119,7 +120,7 @@ def _flip_plot(evaluation: dict[str, Any]) -> str | None:
             left = [a + b for a, b in zip(left, values)]
         axes.invert_yaxis()
         axes.set_xlabel("cases (previous version → candidate)")
-        axes.legend(loc="lower right", ncols=4)
+        axes.legend(**LEGEND)
 
     return _png(draw, 1.2 + 0.5 * len(names))
 
