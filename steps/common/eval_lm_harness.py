@@ -75,7 +75,7 @@ def _absolute(data_files: Any, task_file: Path) -> Any:
     return str(resolved)
 
 
-def _metric_name(key: str) -> tuple[str, str] | None:
+def split_metric_key(key: str) -> tuple[str, str] | None:
     """lm-eval's "acc,none" → ("acc", "acc"); "exact_match,strict-match" → ("exact_match_strict_match",
     "exact_match"); stderr and bookkeeping keys → None. The second item is lm-eval's own metric name."""
     metric, _, filter_name = key.partition(",")
@@ -141,17 +141,17 @@ def run_lm_eval(loaded: LoadedModel, tasks: Sequence[LmEvalTask], batch_size: in
     if results is None:
         raise RuntimeError("lm-eval returned no results")
     seconds = time.perf_counter() - started
-    return {task.name: _fold(task, results, seconds / len(tasks)) for task in tasks}
+    return {task.name: fold_results(task, results, seconds / len(tasks)) for task in tasks}
 
 
-def _fold(task: LmEvalTask, results: dict[str, Any], seconds: float) -> SuiteRun:
+def fold_results(task: LmEvalTask, results: dict[str, Any], seconds: float) -> SuiteRun:
     reported = results["results"].get(task.name)
     if reported is None:
         raise ValueError(f"lm-eval task {task.name!r} produced no results (a group? name its tasks instead)")
     metrics: dict[str, float] = {}
     raw_names: dict[str, str] = {}
     for key, value in reported.items():
-        named = _metric_name(key)
+        named = split_metric_key(key)
         if named is not None and isinstance(value, (int, float)) and not math.isnan(float(value)):
             metrics[named[0]], raw_names[named[0]] = float(value), named[1]
     if task.metrics is not None:
