@@ -11,7 +11,7 @@ Metric alarms (``PutMetricAlarm``, one metric, ``Statistic`` or ``ExtendedStatis
 ``p90``) are evaluated when read: the last ``EvaluationPeriods`` periods ending now, ALARM when
 ``DatapointsToAlarm`` of them breach; periods without data follow ``TreatMissingData``
 (``missing``/``ignore`` → no datapoint, ``breaching``, ``notBreaching``); no datapoint at all is
-``INSUFFICIENT_DATA``.
+``INSUFFICIENT_DATA``. Datapoints older than 15 days are dropped.
 """
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ COMPARISONS = {
     "LessThanOrEqualToThreshold": lambda value, threshold: value <= threshold,
 }
 MISSING_DATA = ("missing", "ignore", "breaching", "notBreaching")
+RETENTION_SECONDS = 15 * 24 * 3600  # older datapoints are dropped when the store is opened
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS datapoints (
     namespace TEXT NOT NULL, metric TEXT NOT NULL, dimensions TEXT NOT NULL, ts REAL NOT NULL,
@@ -87,9 +88,10 @@ class LocalCloudWatch:
         self.db_path = Path(home) / "cloudwatch.sqlite"
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
         self.region = region
-        with self._connect() as conn:
+        with self._session() as conn:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(_SCHEMA)
+            conn.execute("DELETE FROM datapoints WHERE ts < ?", (time.time() - RETENTION_SECONDS,))
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.db_path, timeout=30.0, isolation_level=None)

@@ -308,7 +308,7 @@ class LocalEndpoints:
         """Stop the endpoint's servers and remove its folder (models, logs, state)."""
         with self._endpoint_lock(endpoint_name):
             state = self._require_state(endpoint_name)
-            for variant in state["variants"]:
+            for variant in state["variants"] + state.get("candidate", {}).get("variants", []):
                 self._stop_server(variant)
             shutil.rmtree(self._endpoint_dir(endpoint_name))
 
