@@ -251,8 +251,11 @@ def test_metadata_records_strategy_data_fisher_and_cost(trained: dict, round1_sp
     report = json.loads((round1_splits / "report" / "report.json").read_text())
     assert meta["data"]["data_version"] == report["data_version"]
     assert meta["data"]["replay_examples"] == 0 and len(meta["data"]["train_sha256"]) == 64
-    assert meta["strategy"]["names"] == ["replay"] and meta["strategy"]["penalty_applied"] is False
-    assert meta["hyperparameters"]["strategy"] == "replay" and meta["hyperparameters"]["packing"] is True
+    # The default strategy; a first version has no Fisher to start from, so nothing is penalised yet.
+    assert meta["strategy"]["names"] == ["replay", "ewc"] and meta["strategy"]["penalty_applied"] is False
+    assert meta["strategy"]["ewc"] == {"lambda": 0.1, "fisher_from_starting_model": False}
+    assert meta["hyperparameters"]["strategy"] == "replay,ewc" and meta["hyperparameters"]["packing"] is True
+    assert "ewc: the starting model has no Fisher information" in trained["log"]
     assert meta["training"] == {**meta["training"], "device": "cpu", "dtype": "float32", "quantized_base": False,
                                 "attn_implementation": "sdpa", "world_size": 1, "resumed_from_step": 0}
     assert meta["cost"]["instance_type"] == "local" and meta["cost"]["usd"] == 0.0
@@ -353,3 +356,21 @@ def test_bad_arguments_name_the_flag(capsys: pytest.CaptureFixture) -> None:
         with pytest.raises(SystemExit):
             parse_args(["--train-dir", "x", "--model-dir", "y", *argv])
         assert message in capsys.readouterr().err
+
+
+def test_qlora_on_cuda_is_nf4_with_double_quantization() -> None:
+    """The QLoRA config a CUDA run gets; without bitsandbytes installed, the error names it."""
+    import importlib.util
+
+    import torch
+
+    from common.train_model import TrainingSetupError, quantization_config
+
+    if importlib.util.find_spec("bitsandbytes") is None:
+        with pytest.raises(TrainingSetupError, match="needs the bitsandbytes package"):
+            quantization_config("4bit", True, "bfloat16")
+        return
+    config = quantization_config("4bit", True, "bfloat16")
+    assert config.load_in_4bit and not config.load_in_8bit
+    assert config.bnb_4bit_quant_type == "nf4" and config.bnb_4bit_use_double_quant
+    assert config.bnb_4bit_compute_dtype == torch.bfloat16

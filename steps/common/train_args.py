@@ -12,7 +12,7 @@ from pathlib import Path
 DEFAULT_CHECKPOINT_DIR = Path("/opt/ml/checkpoints")
 STRATEGY_CHOICES = ("replay", "ewc", "l2sp", "modular")
 NO_STRATEGY = ("naive", "none")
-DEFAULT_STRATEGY = "replay"
+DEFAULT_STRATEGY = "replay,ewc"
 
 # Hyperparameters recorded in continuum.json; they (with the data and the base model) also define a
 # run's fingerprint, so a checkpoint is only resumed by the run that wrote it.
@@ -102,9 +102,9 @@ def build_parser(description: str | None = None) -> argparse.ArgumentParser:
     continual.add_argument("--strategy", type=parse_strategy, default=parse_strategy(DEFAULT_STRATEGY),
                            help=f"comma list of {', '.join(STRATEGY_CHOICES)}, or naive (default: {DEFAULT_STRATEGY})")
     continual.add_argument("--replay_weight", type=float, default=1.0, help="loss weight of replayed examples")
-    continual.add_argument("--ewc_lambda", type=float, default=1.0, help="EWC strength (Fisher normalised to mean 1)")
-    continual.add_argument("--l2sp_lambda", type=float, default=1.0, help="L2-SP strength toward the previous weights")
-    continual.add_argument("--orthogonal_lambda", type=float, default=1.0,
+    continual.add_argument("--ewc_lambda", type=float, default=0.1, help="EWC strength (Fisher normalised to mean 1)")
+    continual.add_argument("--l2sp_lambda", type=float, default=0.1, help="L2-SP strength toward the previous weights")
+    continual.add_argument("--orthogonal_lambda", type=float, default=100.0,
                            help="modular: penalty on overlap with the previous adapters' input subspaces")
     continual.add_argument("--fisher_samples", type=int, default=256,
                            help="examples for this version's Fisher information (0: none; next version cannot use EWC)")
