@@ -100,21 +100,25 @@ def _generation(loaded: LoadedModel, suite: BenchmarkSuite, settings: BatchSetti
     return outcomes, metrics, truncated
 
 
-def _continuation_ids(loaded: LoadedModel, text: str, with_eos: bool) -> tuple[int, ...]:
-    ids = loaded.tokenizer(text, add_special_tokens=False)["input_ids"]
+def _token_ids(loaded: LoadedModel, texts: Sequence[str], special: bool) -> list[tuple[int, ...]]:
+    """Token ids of many texts in one tokenizer call (with BOS when `special`)."""
+    if not texts:
+        return []
+    return [tuple(ids) for ids in loaded.tokenizer(list(texts), add_special_tokens=special)["input_ids"]]
+
+
+def _answers_ids(loaded: LoadedModel, texts: Sequence[str], with_eos: bool) -> list[tuple[int, ...]]:
     eos = loaded.tokenizer.eos_token_id
-    return tuple(ids + [eos]) if with_eos and eos is not None else tuple(ids)
+    suffix = (eos,) if with_eos and eos is not None else ()
+    return [ids + suffix for ids in _token_ids(loaded, texts, special=False)]
 
 
 def _choices(loaded: LoadedModel, suite: BenchmarkSuite, settings: BatchSettings) -> _TaskResult:
     """Options are scored as complete answers (followed by EOS), the way training encodes completions."""
-    requests = [
-        ScoringRequest(
-            context=tuple(loaded.tokenizer(_templated(loaded, suite, case))["input_ids"]),
-            continuations=tuple(_continuation_ids(loaded, choice, with_eos=True) for choice in case.choices),
-        )
-        for case in suite.cases
-    ]
+    contexts = _token_ids(loaded, [_templated(loaded, suite, case) for case in suite.cases], special=True)
+    options = iter(_answers_ids(loaded, [choice for case in suite.cases for choice in case.choices], with_eos=True))
+    requests = [ScoringRequest(context, tuple(next(options) for _ in case.choices))
+                for case, context in zip(suite.cases, contexts)]
     scored = score_requests(loaded, requests, settings.max_batch_tokens, settings.max_batch_size)
     best, best_norm = [], []
     for case, scores in zip(suite.cases, scored):
@@ -137,13 +141,13 @@ def _choices(loaded: LoadedModel, suite: BenchmarkSuite, settings: BatchSettings
 
 
 def _perplexity(loaded: LoadedModel, suite: BenchmarkSuite, settings: BatchSettings) -> _TaskResult:
-    requests = []
-    for case in suite.cases:
-        if case.prompt:
-            context = tuple(loaded.tokenizer(_templated(loaded, suite, case))["input_ids"])
-            requests.append(ScoringRequest(context, (_continuation_ids(loaded, case.target, with_eos=True),)))
-        else:
-            requests.append(ScoringRequest((loaded.start_id,), (_continuation_ids(loaded, case.target, with_eos=False),)))
+    """Prompted cases score target + EOS after the templated prompt; plain texts are scored whole after BOS."""
+    prompted = [case for case in suite.cases if case.prompt]
+    contexts = iter(_token_ids(loaded, [_templated(loaded, suite, case) for case in prompted], special=True))
+    answers = iter(_answers_ids(loaded, [case.target for case in prompted], with_eos=True))
+    texts = iter(_answers_ids(loaded, [case.target for case in suite.cases if not case.prompt], with_eos=False))
+    requests = [ScoringRequest(next(contexts), (next(answers),)) if case.prompt
+                else ScoringRequest((loaded.start_id,), (next(texts),)) for case in suite.cases]
     scored = [scores[0] for scores in score_requests(loaded, requests, settings.max_batch_tokens, settings.max_batch_size)]
     loss = mean_loss(scored)
     metrics = {"loss": loss, "perplexity": perplexity(loss)}
