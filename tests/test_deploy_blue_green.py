@@ -94,8 +94,8 @@ def _settings(arn: str, **blue_green) -> deploy.DeploySettings:
                                  capture_s3_uri=f"{CONFIG.s3_prefix}/data-capture", poll_seconds=0.2, **blue_green)
 
 
-def _canary(arn: str) -> deploy.DeploySettings:
-    return _settings(arn, traffic_routing="CANARY", canary_percent=50, wait_interval_seconds=3,
+def _canary(arn: str, bake_seconds: int = 2) -> deploy.DeploySettings:
+    return _settings(arn, traffic_routing="CANARY", canary_percent=50, wait_interval_seconds=bake_seconds,
                      alarms=AlarmSettings(max_error_rate=0.05, max_latency_ms=60_000, period_seconds=10))
 
 
@@ -171,7 +171,7 @@ def test_broken_candidate_is_rolled_back_automatically(live: Live) -> None:
     before = live.clients["sagemaker"].describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"]
     with SteadyLoad(live.url) as load:
         with pytest.raises(deploy.DeployError, match="rolled back") as raised:
-            deploy.deploy(live.clients["sagemaker"], _canary(live.arns["broken"]),
+            deploy.deploy(live.clients["sagemaker"], _canary(live.arns["broken"], bake_seconds=5),
                           cloudwatch=live.clients["cloudwatch"])
         served_after = len(load.ok)
         time.sleep(1.0)
