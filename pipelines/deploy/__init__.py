@@ -1,1 +1,1 @@
-"""The deploy pipeline: resolve the latest Approved version → endpoint with data capture → smoke test."""
+"""Deploy and operate: the deploy pipeline (staging → smoke + benchmarks → baseline → blue/green production), the monitor pipeline, rollback, status, EventBridge triggers."""
