@@ -186,3 +186,12 @@ def test_generation_suite_scores_each_case(tiny: LoadedModel, tmp_path: Path) ->
     assert [o.prediction for o in run.outcomes] == expected
     assert run.metrics["rouge_l"] == pytest.approx(sum(o.scores["rouge_l"] for o in run.outcomes) / 2)
     assert run.latency_ms > 0 and run.truncated == 0
+
+
+def test_an_empty_option_scores_zero_without_shifting_the_others(tiny: LoadedModel) -> None:
+    [request] = _requests(tiny)[:1]
+    with_empty = ScoringRequest(request.context, ((),) + request.continuations)
+    [[empty, *rest]] = score_requests(tiny, [with_empty])
+    assert (empty.logprob, empty.tokens) == (0.0, 0)
+    [expected] = score_requests(tiny, [request])
+    assert [s.logprob for s in rest] == pytest.approx([s.logprob for s in expected], abs=1e-4)

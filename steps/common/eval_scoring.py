@@ -42,7 +42,7 @@ class _Row:
 
     input_ids: list[int]
     position_ids: list[int]
-    segments: list[int]  # 0 = context, i + 1 = continuation i (packed rows only)
+    segments: list[int]  # 0 = context (a plain row is all context), i + 1 = packed continuation i
     targets: list[tuple[int, int, list[int], list[int], bool]]
 
 
@@ -65,7 +65,7 @@ def _packed_row(index: int, request: ScoringRequest, max_length: int) -> _Row:
     for number, continuation in enumerate(continuations):
         start = len(ids)
         # Token 0 is predicted by the last context position, token k by the continuation's token k-1.
-        predictors = [len(context) - 1] + [start + k for k in range(len(continuation) - 1)]
+        predictors = [len(context) - 1] + [start + k for k in range(len(continuation) - 1)] if continuation else []
         targets.append((index, number, predictors, continuation, cut[number]))
         ids += continuation
         positions += range(len(context), len(context) + len(continuation))
