@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -64,10 +65,11 @@ def write_shards(lines: list[str], folder: Path, shards: int) -> int:
     return size
 
 
-def run_prepare(input_dir: Path, output_dir: Path, extra: list[str]) -> tuple[float, int, str]:
-    """(seconds, peak RSS of the process tree in bytes, stdout) of one prepare run."""
+def run_prepare(input_dir: Path, output_dir: Path, extra: list[str]) -> tuple[float, float, int, str]:
+    """(wall seconds, CPU seconds of the process tree, peak RSS of the tree in bytes, stdout) of one prepare run."""
     command = [sys.executable, "prepare.py", "--input-dir", str(input_dir), "--output-dir", str(output_dir),
                "--max-reject-rate", "1", *extra]
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=STEPS_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     peak = 0
@@ -88,11 +90,13 @@ def run_prepare(input_dir: Path, output_dir: Path, extra: list[str]) -> tuple[fl
     sampler.start()
     output, _ = process.communicate()
     seconds = time.perf_counter() - started
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
     done.set()
     sampler.join()
     if process.returncode != 0:
         raise SystemExit(f"prepare failed ({process.returncode}):\n{output}")
-    return seconds, peak, output
+    return seconds, cpu, peak, output
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,11 +113,13 @@ def main(argv: list[str] | None = None) -> int:
             lines = synthetic_lines(count, args.seed)
             size = write_shards(lines, Path(tmp) / "in", args.shards)
             del lines
-            seconds, peak, output = run_prepare(Path(tmp) / "in", Path(tmp) / "out", extra)
+            load = psutil.getloadavg()[0]
+            seconds, cpu, peak, output = run_prepare(Path(tmp) / "in", Path(tmp) / "out", extra)
             report = json.loads((Path(tmp) / "out" / "report" / "report.json").read_text(encoding="utf-8"))
         rows = report["rows"]
-        print(f"records {count:>9,} | input {size / 2**20:7.1f} MiB | {seconds:6.2f} s | "
-              f"{count / seconds:9,.0f} records/s | peak RSS (process tree) {peak / 2**20:7.1f} MiB | "
+        print(f"records {count:>9,} | input {size / 2**20:7.1f} MiB | load {load:4.2f} | {seconds:6.2f} s | "
+              f"{count / seconds:9,.0f} records/s | CPU {cpu:6.1f} s ({cpu / count * 1e6:4.1f} us/record) | "
+              f"peak RSS (process tree) {peak / 2**20:7.1f} MiB | "
               f"kept {rows['kept']:,} dup {rows['duplicates']:,} ({report['duplicates']['near']:,} near) "
               f"quarantined {rows['quarantined']:,} PII rows {report['pii']['rows']:,}")
     print(output.strip().splitlines()[0])

@@ -73,7 +73,10 @@ def discover(roots: list[Path]) -> list[InputFile]:
     return sorted(files, key=lambda item: item.name)
 
 
-def preview(text: str) -> str:
+def preview(text: str | bytes) -> str:
+    """At most RAW_PREVIEW_CHARS of a row's raw text (bytes are decoded, bad bytes replaced)."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace").rstrip("\r\n")
     return text if len(text) <= RAW_PREVIEW_CHARS else text[:RAW_PREVIEW_CHARS] + "..."
 
 
@@ -91,45 +94,64 @@ def encoding_problem(head: bytes) -> str | None:
     return None
 
 
+def _decode_line(line_no: int, raw: bytes) -> tuple[str | RowError, str]:
+    """A line's text (no line break, a file's leading UTF-8 BOM dropped) or what is wrong with it, and its preview."""
+    if raw.endswith(b"\n"):
+        raw = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1]
+    if raw.startswith(UTF8_BOM):
+        if line_no == 1:
+            raw = raw[3:]
+        else:
+            return RowError("stray_bom", "line starts with a byte-order mark (U+FEFF), usually left by concatenating "
+                                         "files: remove it"), preview(raw[3:].decode("utf-8", errors="replace"))
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        error = RowError("invalid_utf8", f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})")
+        return error, preview(raw.decode("utf-8", errors="replace"))
+    return text, text
+
+
 def decoded_lines(handle: Iterable[bytes], first_line: int = 1) -> Iterator[tuple[int, str | RowError, str]]:
-    """(line number, text or a RowError, raw preview) for every line; a leading UTF-8 BOM is dropped."""
+    """(line number, text or a RowError, raw preview) for every line."""
     for line_no, raw in enumerate(handle, start=first_line):
-        if raw.endswith(b"\n"):
-            raw = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1]
-        if raw.startswith(UTF8_BOM):
-            if line_no == 1:
-                raw = raw[3:]
-            else:
-                text = raw[3:].decode("utf-8", errors="replace")
-                yield line_no, RowError("stray_bom", "line starts with a byte-order mark (U+FEFF), usually left by "
-                                                     "concatenating files: remove it"), preview(text)
-                continue
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            error = RowError("invalid_utf8", f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})")
-            yield line_no, error, preview(raw.decode("utf-8", errors="replace"))
-            continue
-        yield line_no, text, text
+        text, shown = _decode_line(line_no, raw)
+        yield line_no, text, shown
+
+
+def _jsonl_row(line_no: int, raw: bytes) -> Iterator[Row]:
+    """The careful reading of one JSONL line: blank (no row), a record, or a located error."""
+    text, shown = _decode_line(line_no, raw)
+    if isinstance(text, RowError):
+        yield line_no, text, shown
+        return
+    if not text or text.isspace():
+        return
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as exc:
+        yield line_no, RowError("malformed_json", f"not valid JSON: {exc.msg} (column {exc.colno})"), preview(text)
+        return
+    if type(record) is dict:
+        yield line_no, record, text
+    else:
+        yield line_no, RowError("not_an_object", f"expected a JSON object, got {json_kind(record)}"), preview(text)
 
 
 def jsonl_rows(handle: Iterable[bytes], first_line: int = 1) -> Iterator[Row]:
+    """JSON Lines rows; a well-formed object line takes the short way, anything else the careful one."""
     loads = json.loads
-    for line_no, text, raw in decoded_lines(handle, first_line):
-        if isinstance(text, RowError):
-            yield line_no, text, raw
-        elif text and not text.isspace():
+    for line_no, raw in enumerate(handle, start=first_line):
+        if raw.startswith(b"{"):
             try:
+                text = raw.decode("utf-8")
                 record = loads(text)
-            except json.JSONDecodeError as exc:
-                yield line_no, RowError("malformed_json", f"not valid JSON: {exc.msg} (column {exc.colno})"), \
-                    preview(raw)
-                continue
+            except ValueError:
+                record = None
             if type(record) is dict:
-                yield line_no, record, raw
-            else:
-                yield line_no, RowError("not_an_object", f"expected a JSON object, got {json_kind(record)}"), \
-                    preview(raw)
+                yield line_no, record, text
+                continue
+        yield from _jsonl_row(line_no, raw)
 
 
 def _skip(text: str, position: int, chars: str) -> int:

@@ -193,8 +193,19 @@ class RecordMapper:
 
     def __init__(self, columns: Mapping[str, str] | None = None) -> None:
         self._rename = {source.strip().lower(): canonical for canonical, source in (columns or {}).items()}
+        self._plain_keys: dict[tuple[Any, ...], bool] = {}  # key tuple → already canonical?
 
-    def fields(self, record: Mapping[str, Any]) -> dict[str, Any]:
+    def fields(self, record: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The record keyed by canonical names (the record itself when its keys already are)."""
+        keys = tuple(record)
+        plain = self._plain_keys.get(keys)
+        if plain is None:
+            if len(self._plain_keys) > 4096:  # records with ever-new keys: keep the cache small
+                self._plain_keys.clear()
+            names = [str(key).strip().lower() for key in keys]
+            plain = self._plain_keys[keys] = names == list(keys) and not set(names) & set(self._rename)
+        if plain:
+            return record
         fields: dict[str, Any] = {}
         for key, value in record.items():
             name = str(key).strip().lower()
@@ -211,7 +222,7 @@ class RecordMapper:
                     f" (fields {sorted(fields)} are all empty)" if fields else "")) from None
             raise
 
-    def _shape(self, fields: dict[str, Any]) -> Shaped:
+    def _shape(self, fields: Mapping[str, Any]) -> Shaped:
         system = _optional_text(fields, "system")
         if "messages" in fields:
             return _chat(fields["messages"], "messages", "role", "content", None, system)

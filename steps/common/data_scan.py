@@ -94,8 +94,9 @@ class _Scanner:
         self.signatures: list[np.ndarray] = []
         self.rejected: list[tuple[int, str]] = []  # (line, JSONL record), written in line order at each flush
 
-    def reject(self, line_no: int, reason: str, detail: str, raw: str) -> None:
+    def reject(self, line_no: int, reason: str, detail: str, raw: str | bytes) -> None:
         """Quarantine a row; its raw text is redacted too unless PII handling is off."""
+        raw = (raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw).rstrip("\r\n")
         raw = preview(raw if self.settings.pii == "off" else data_pii.redact(raw, self.settings.pii_allow)[0])
         self.result.quarantined += 1
         self.result.reasons[reason] += 1
