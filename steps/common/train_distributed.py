@@ -33,16 +33,16 @@ class Distributed:
 
             dist.barrier()
 
-    def any_true(self, flag: bool, device: Any) -> bool:
-        """Whether `flag` is set on any process (all processes must call it at the same step)."""
+    def any_true(self, flags: list[bool], device: Any) -> list[bool]:
+        """Each flag: whether it is set on any process (all processes must call this at the same step)."""
         if not self.enabled:
-            return flag
+            return list(flags)
         import torch
         import torch.distributed as dist
 
-        value = torch.tensor([1 if flag else 0], device=device)
-        dist.all_reduce(value, op=dist.ReduceOp.MAX)
-        return bool(value.item())
+        values = torch.tensor([1 if flag else 0 for flag in flags], device=device)
+        dist.all_reduce(values, op=dist.ReduceOp.MAX)
+        return [bool(value) for value in values.tolist()]
 
     def wrap(self, model: Any) -> Any:
         """The model in DistributedDataParallel when distributed, else unchanged."""

@@ -92,7 +92,7 @@ def run_training(model: Any, peft_model: Any, examples: list[TrainExample], plan
             log(f"checkpoint saved: {path}")
         dist.barrier()
 
-    if dist.any_true(stop.requested, device):
+    if dist.any_true([stop.requested], device)[0]:
         raise TrainingInterrupted(f"stopped before step {start + 1}")
     log_every = max(1, total_steps // 20)
     window = torch.tensor(float(logs["window_sum"]), dtype=torch.float64, device=device)
@@ -131,8 +131,9 @@ def run_training(model: Any, peft_model: Any, examples: list[TrainExample], plan
             if penalty.active:
                 logs["penalty"] = {name: float(value.detach()) for name, value in parts.items()}
                 log("penalty " + " ".join(f"{k}={v:.6f}" for k, v in logs["penalty"].items()))
-        stopping = dist.any_true(stop.requested, device)
-        due = time.monotonic() - last_save >= settings.checkpoint_every_seconds
+        # Agreed by all processes, so every one of them reaches save()'s barrier at the same step.
+        stopping, due = dist.any_true([stop.requested, time.monotonic() - last_save >= settings.checkpoint_every_seconds],
+                                      device)
         if stopping or (due and step < total_steps):
             save(step)
             last_save = time.monotonic()
