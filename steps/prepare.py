@@ -199,8 +199,9 @@ def _report(settings: PrepareSettings, scans: list[FileScan], deduplicated: Dedu
         "retrain": retrain_decision(comparison, settings.retrain_min_change),
         "files": merge_file_entries(scans),
         "parameters": settings.recorded(),
-        "sample": [{key: record[key] for key in ("id", "prompt", "completion", "source")}
-                   for record in samples if not record["source"].startswith(REPLAY_PREFIX)][:REVIEW_SAMPLE],
+        "sample": [{key: record[key] for key in ("id", "prompt", "completion", "source")}  # ids are hashes: a spread
+                   for record in sorted(samples, key=lambda record: record["id"])
+                   if not record["source"].startswith(REPLAY_PREFIX)][:REVIEW_SAMPLE],
     }
 
 

@@ -7,6 +7,7 @@ a sample of the processed examples, and leaves report.json and quarantine.jsonl 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -74,11 +75,20 @@ def step_command(inputs: list[Path], out: Path, config: Config, replay: Path | N
     return command
 
 
+def default_tokenizer(config: Config, home: Path | None) -> Path | None:
+    """The configured base model when it is a local folder, else the demo's tiny model if it was built."""
+    from pipelines.local.home import DEFAULT_HOME, HOME_ENV
+
+    if config.model.base_model:
+        local = Path(config.model.base_model).expanduser()
+        return local if local.is_dir() else None
+    tiny = (home or Path(os.environ.get(HOME_ENV) or DEFAULT_HOME)) / "models" / "tiny-base"
+    return tiny if tiny.is_dir() else None
+
+
 def cmd_prepare(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    tokenizer = args.tokenizer
-    if tokenizer is None and config.model.base_model and Path(config.model.base_model).expanduser().is_dir():
-        tokenizer = Path(config.model.base_model).expanduser()
+    tokenizer = args.tokenizer or default_tokenizer(config, Path(args.home) if args.home else None)
     with tempfile.TemporaryDirectory(prefix="continuum-prepare-") as tmp:
         inputs: list[Path] = []
         for index, path in enumerate(args.paths):
@@ -106,6 +116,7 @@ def register(add_command: Callable[..., argparse.ArgumentParser]) -> None:
     parser.add_argument("--replay", type=Path, default=None,
                         help="a previous version's prepared train split: replayed, and compared against")
     parser.add_argument("--tokenizer", type=Path, default=None,
-                        help="base model folder whose tokenizer measures lengths (default: model.base_model if local)")
+                        help="base model folder whose tokenizer measures lengths (default: model.base_model if it "
+                             "is a local folder, else the demo's tiny model when built)")
     parser.add_argument("--workers", type=int, default=0, help="scanning processes (default: one per CPU)")
     add_target(parser)
