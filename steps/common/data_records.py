@@ -79,8 +79,13 @@ def pair_messages(prompt: str, completion: str, system: str | None = None) -> Me
     return [*head, {"role": "user", "content": prompt}, {"role": "assistant", "content": completion}]
 
 
+_ODD_SPACE = ("  ", "\n", "\t", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f")
+
+
 def normalize(text: str) -> str:
     """The form duplicates are compared in: Unicode NFC, whitespace runs collapsed, ends stripped."""
+    if text.isascii() and not any(odd in text for odd in _ODD_SPACE) and text[:1] != " " and text[-1:] != " ":
+        return text  # ASCII is NFC, and this text has single spaces only
     return " ".join(unicodedata.normalize("NFC", text).split())
 
 
@@ -258,8 +263,11 @@ def record_line(example_id_: str, source: str, shaped: Shaped) -> tuple[str, byt
     once, even when a message holds the same string object as the prompt or completion.
     """
     prompt, completion = quote(shaped.prompt), quote(shaped.completion)
-    encoded = {id(shaped.prompt): prompt, id(shaped.completion): completion}
-    messages = ", ".join(f'{{"role": "{m["role"]}", "content": {encoded.get(id(m["content"])) or quote(m["content"])}}}'
-                         for m in shaped.messages)
+    if len(shaped.messages) == 2 and shaped.messages[0]["content"] is shaped.prompt:  # the common pair
+        messages = f'{{"role": "user", "content": {prompt}}}, {{"role": "assistant", "content": {completion}}}'
+    else:
+        encoded = {id(shaped.prompt): prompt, id(shaped.completion): completion}
+        messages = ", ".join(f'{{"role": "{m["role"]}", "content": '
+                             f'{encoded.get(id(m["content"])) or quote(m["content"])}}}' for m in shaped.messages)
     content = f'{{"id": "{example_id_}", "prompt": {prompt}, "completion": {completion}, "messages": [{messages}]'
     return f'{content}, "source": {quote(source)}}}\n', hashlib.sha256(content.encode("utf-8")).digest()[:16]
