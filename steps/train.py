@@ -208,8 +208,7 @@ def save_version(run: Run, outcome: TrainingOutcome, args: argparse.Namespace, d
     save_adapter(run.peft_model, args.model_dir)
     kept = write_history(args.model_dir, run.history, generation) if "modular" in args.strategy else []
     start.tokenizer.save_pretrained(args.model_dir)
-    save_merged(run.peft_model, args.model_dir, start.quantized, start.source, start.precision.dtype,
-                start.precision.device)
+    save_merged(run.peft_model, args.model_dir, start.quantized, start.source, start.precision.dtype)
     ship_inference_handler(args.model_dir)
     seconds = time.monotonic() - started
     write_metadata(args.model_dir, version_metadata(

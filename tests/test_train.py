@@ -374,3 +374,20 @@ def test_qlora_on_cuda_is_nf4_with_double_quantization() -> None:
     assert config.load_in_4bit and not config.load_in_8bit
     assert config.bnb_4bit_quant_type == "nf4" and config.bnb_4bit_use_double_quant
     assert config.bnb_4bit_compute_dtype == torch.bfloat16
+
+
+def test_qlora_merge_path_reloads_the_base_in_full_precision(trained: dict, tiny_model_dir: Path, tmp_path: Path) -> None:
+    """With a 4-bit base, the saved adapter is merged into the base reloaded unquantized: same weights as merging in place."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    from common.train_artifacts import save_merged
+
+    shutil.copytree(trained["dir"] / "adapter", tmp_path / "adapter")
+    save_merged(None, tmp_path, quantized=True, source=str(tiny_model_dir), dtype="float32")
+    expected, actual = load_file(str(trained["dir"] / "model.safetensors")), load_file(str(tmp_path / "model.safetensors"))
+    assert expected.keys() == actual.keys()
+    for name in expected:
+        torch.testing.assert_close(actual[name], expected[name], atol=1e-6, rtol=0)

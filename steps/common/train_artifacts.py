@@ -25,17 +25,14 @@ def save_adapter(peft_model: Any, model_dir: Path) -> Path:
     return target
 
 
-def save_merged(peft_model: Any, model_dir: Path, quantized: bool, source: str, dtype: str, device: str) -> None:
-    """Merge the adapter into the weights and save them at the root. A 4-bit (QLoRA) base is first
-    reloaded in `dtype`: merging into quantized weights would lose precision."""
+def save_merged(peft_model: Any, model_dir: Path, quantized: bool, source: str, dtype: str) -> None:
+    """Merge the adapter into the weights and save them at the root. With a 4-bit (QLoRA) base, the
+    saved adapter is merged into the base reloaded in `dtype` on the CPU (merging into quantized
+    weights would lose precision, and the GPU still holds the 4-bit model)."""
     if quantized:
-        import torch
         from peft import PeftModel
 
-        del peft_model
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-        base = load_unquantized(source, dtype, device)
+        base = load_unquantized(source, dtype, "cpu")
         merged = PeftModel.from_pretrained(base, Path(model_dir) / ADAPTER_DIR).merge_and_unload()
     else:
         merged = peft_model.merge_and_unload()
