@@ -22,6 +22,8 @@ def test_torchrun_two_processes_train_one_model(tiny_model_dir: Path, prepared_r
     assert meta["training"]["world_size"] == 2
     # --max_steps counts optimizer steps; each of them took one batch per process.
     assert meta["metrics"]["steps"] == 4.0
+    # More tokens than one process can take in 4 steps: both processes' batches are counted.
+    assert meta["metrics"]["train_tokens"] > 4 * meta["training"]["tokens_per_step"]
     # Rank 0 alone logs metrics and writes the checkpoint and the model.
     assert result.stdout.count("train_loss=") == 4 and result.stdout.count("eval_loss=") == 1
     assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["step-00000004"]

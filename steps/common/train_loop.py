@@ -146,7 +146,7 @@ def run_training(model: Any, peft_model: Any, examples: list[TrainExample], plan
         "initial_train_loss": float(logs["first_loss"]),
         "epoch": total_steps * dist.world_size / settings.steps_per_epoch,
         "steps": float(total_steps),
-        "train_tokens": float(logs["tokens"]),
+        "train_tokens": _sum_across(float(logs["tokens"]), dist, device),
         **{f"penalty_{name}": value for name, value in logs["penalty"].items()},
     }
     return TrainingOutcome(metrics, start)
@@ -154,6 +154,18 @@ def run_training(model: Any, peft_model: Any, examples: list[TrainExample], plan
 
 def _silent(message: str) -> None:
     """The log of processes other than rank 0."""
+
+
+def _sum_across(value: float, dist: Distributed, device: Any) -> float:
+    """`value` summed over all processes."""
+    if not dist.enabled:
+        return value
+    import torch
+    import torch.distributed as dist_api
+
+    total = torch.tensor([value], dtype=torch.float64, device=device)
+    dist_api.all_reduce(total)
+    return float(total[0])
 
 
 def _mean_across(window: Any, count: int, dist: Distributed) -> float:
