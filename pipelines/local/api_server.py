@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from pipelines.local.aws_wire import handle_service_wire
+from pipelines.local.aws_wire import handle_service_wire, request_params
 from pipelines.local.registry import ApiError
 from pipelines.local.sagemaker_api import SageMakerAPI
 
@@ -77,13 +77,7 @@ def handle_wire(api: SageMakerAPI, method: str, path: str, headers: Mapping[str,
             raise ApiError("UnknownOperationException",
                            f"{method} {route} is not a SageMaker API request (expected POST / with "
                            f"X-Amz-Target: {TARGET_PREFIX}<Operation>, or POST /endpoints/<name>/invocations)")
-        try:
-            params = json.loads(body or b"{}")
-        except json.JSONDecodeError as exc:
-            raise ApiError("SerializationException", f"request body is not valid JSON: {exc}") from exc
-        if not isinstance(params, dict):
-            raise ApiError("SerializationException", "request body must be a JSON object")
-        return _json_response(200, api.handle(target[len(TARGET_PREFIX):], params))
+        return _json_response(200, api.handle(target[len(TARGET_PREFIX):], request_params(body)))
     except ApiError as error:
         return _error_response(error)
     except Exception as exc:  # a bug here must reach the client as an error, not a dropped connection

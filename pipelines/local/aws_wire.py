@@ -22,6 +22,17 @@ TARGETS = {"GraniteServiceVersion20100801.": "application/x-amz-json-1.0",
 Answer = tuple[int, dict[str, str], bytes]
 
 
+def request_params(body: bytes) -> dict[str, Any]:
+    """The JSON object of an AWS JSON request body (SerializationException otherwise)."""
+    try:
+        params = json.loads(body or b"{}")
+    except json.JSONDecodeError as exc:
+        raise ApiError("SerializationException", f"request body is not valid JSON: {exc}") from exc
+    if not isinstance(params, dict):
+        raise ApiError("SerializationException", "request body must be a JSON object")
+    return params
+
+
 def handle_service_wire(handle: Callable[[str, dict[str, Any]], dict[str, Any]], method: str, route: str,
                         headers: Mapping[str, str], body: bytes) -> Answer | None:
     """Answer a CloudWatch or Application Auto Scaling request; None when the request is neither."""
@@ -31,13 +42,7 @@ def handle_service_wire(handle: Callable[[str, dict[str, Any]], dict[str, Any]],
         return None
     content_type = TARGETS[prefix]
     try:
-        try:
-            params = json.loads(body or b"{}")
-        except json.JSONDecodeError as exc:
-            raise ApiError("SerializationException", f"request body is not valid JSON: {exc}") from exc
-        if not isinstance(params, dict):
-            raise ApiError("SerializationException", "request body must be a JSON object")
-        result = handle(target[len(prefix):], params)
+        result = handle(target[len(prefix):], request_params(body))
         return 200, {"Content-Type": content_type}, json.dumps(result, default=_epoch).encode("utf-8")
     except ApiError as error:
         payload = {"__type": error.code, "message": error.message}
