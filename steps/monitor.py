@@ -139,9 +139,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"monitor: baseline of {len(prompts)} training examples → {', '.join(p.name for p in written)} "
                   f"in {args.output_dir} ({time.perf_counter() - started:.1f}s)")
             return 0
-        import boto3
+        cloudwatch = None
+        if not args.no_cloudwatch:
+            import boto3
 
-        cloudwatch = None if args.no_cloudwatch else boto3.client("cloudwatch")
+            cloudwatch = boto3.client("cloudwatch")
         report = run_check(args, cloudwatch, datetime.now(timezone.utc))
     except (MonitorError, BaselineError, MonitorFormatError, CaptureFormatError) as error:
         print(f"monitor: error: {error}", file=sys.stderr)
