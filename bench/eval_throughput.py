@@ -6,12 +6,13 @@ perplexity. Ours is `common.eval_tasks.run_suite`: length-sorted batches, genera
 cache, all options of a question packed into one sequence. Both produce the same answers (checked).
 
     python bench/eval_throughput.py                      # tiny demo model, built suites x 4
-    python bench/eval_throughput.py --model DIR --repeat 8 --max-new-tokens 32
+    python bench/eval_throughput.py --model DIR --repeat 8 --max-new-tokens 32 --rounds 5
 """
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -98,10 +99,14 @@ LOOPS: dict[str, Callable[[LoadedModel, BenchmarkSuite, int], list[str]]] = {
 }
 
 
-def timed(function: Callable[[], Any]) -> tuple[Any, float]:
-    started = time.perf_counter()
-    result = function()
-    return result, time.perf_counter() - started
+def timed(function: Callable[[], Any], rounds: int) -> tuple[Any, float]:
+    """The result and the median wall time over `rounds` runs (the machine may be shared)."""
+    times, result = [], None
+    for _ in range(rounds):
+        started = time.perf_counter()
+        result = function()
+        times.append(time.perf_counter() - started)
+    return result, statistics.median(times)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=4, help="each suite's cases this many times")
     parser.add_argument("--max-new-tokens", type=int, default=24)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=3, help="time each side this many times, report the median")
     args = parser.parse_args(argv)
     import torch
 
@@ -126,8 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         total_loop = total_ours = 0.0
         cases = 0
         for suite in suites:
-            theirs, loop_seconds = timed(lambda: LOOPS[suite.spec.task](loaded, suite, args.max_new_tokens))
-            ours, ours_seconds = timed(lambda: run_suite(loaded, suite, settings))
+            theirs, loop_seconds = timed(lambda: LOOPS[suite.spec.task](loaded, suite, args.max_new_tokens), args.rounds)
+            ours, ours_seconds = timed(lambda: run_suite(loaded, suite, settings), args.rounds)
             mine = [o.prediction if suite.spec.task != "perplexity" else f"{o.scores['loss']:.3f}" for o in ours.outcomes]
             same = sum(a == b for a, b in zip(theirs, mine))
             total_loop, total_ours, cases = total_loop + loop_seconds, total_ours + ours_seconds, cases + len(mine)

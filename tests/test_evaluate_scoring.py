@@ -178,14 +178,16 @@ def test_perplexity_suite_is_exp_of_the_mean_token_loss(tiny: LoadedModel, tmp_p
 
 
 def test_generation_suite_scores_each_case(tiny: LoadedModel, tmp_path: Path) -> None:
+    long_prompt = "robot " * 300  # more tokens than the tiny model's 256 positions: cut from the left
     suite = _suite(tmp_path / "gen", "name: gen\ntask: generation\ndata: cases.jsonl\nmetrics: [chrf, rouge_l]\n"
                    "max_new_tokens: 5\n", [{"id": "a", "prompt": "Hello", "target": "world"},
-                                           {"id": "b", "prompt": "Who?", "target": "Acme"}])
+                                           {"id": "b", "prompt": "Who?", "target": "Acme"},
+                                           {"id": "c", "prompt": long_prompt, "target": "robot"}])
     run = run_suite(tiny, suite, BatchSettings(max_new_tokens=50))
-    expected = generate_greedy(tiny, [f"### Question:\n{p}\n### Answer:\n" for p in ("Hello", "Who?")], 5)
+    expected = generate_greedy(tiny, [f"### Question:\n{p}\n### Answer:\n" for p in ("Hello", "Who?", long_prompt)], 5)
     assert [o.prediction for o in run.outcomes] == expected
-    assert run.metrics["rouge_l"] == pytest.approx(sum(o.scores["rouge_l"] for o in run.outcomes) / 2)
-    assert run.latency_ms > 0 and run.truncated == 0
+    assert run.metrics["rouge_l"] == pytest.approx(sum(o.scores["rouge_l"] for o in run.outcomes) / 3)
+    assert run.latency_ms > 0 and run.truncated == 1
 
 
 def test_an_empty_option_scores_zero_without_shifting_the_others(tiny: LoadedModel) -> None:

@@ -21,14 +21,21 @@ def batch_plan(lengths: Sequence[int], new_tokens: int, max_batch_tokens: int, m
     return batches
 
 
-def generate_greedy(
+def encode_prompts(loaded: LoadedModel, prompts: Sequence[str], max_new_tokens: int) -> tuple[list[list[int]], int]:
+    """Token ids of every prompt, cut from the left to leave room for the answer; and how many were cut."""
+    room = max(1, loaded.max_length - max_new_tokens)
+    encoded = loaded.tokenizer(list(prompts))["input_ids"] if prompts else []
+    return [ids[-room:] for ids in encoded], sum(len(ids) > room for ids in encoded)
+
+
+def generate_from_ids(
     loaded: LoadedModel,
-    prompts: Sequence[str],
+    encoded: Sequence[list[int]],
     max_new_tokens: int,
     max_batch_tokens: int = 8192,
     max_batch_size: int = 64,
 ) -> list[str]:
-    """Greedy completions of already-templated prompts, in prompt order; generation stops at EOS."""
+    """Greedy completions of tokenized prompts, in prompt order; generation stops at EOS."""
     import torch
     from transformers import GenerationConfig
 
@@ -42,9 +49,7 @@ def generate_greedy(
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=tokenizer.bos_token_id,
     )
-    room = max(1, loaded.max_length - max_new_tokens)
-    encoded = [ids[-room:] for ids in tokenizer(list(prompts))["input_ids"]] if prompts else []
-    outputs: list[str] = [""] * len(prompts)
+    outputs: list[str] = [""] * len(encoded)
     for batch in batch_plan([len(ids) for ids in encoded], max_new_tokens, max_batch_tokens, max_batch_size):
         rows = [encoded[i] for i in batch]
         width = max(len(ids) for ids in rows)
@@ -60,3 +65,15 @@ def generate_greedy(
         for index, text in zip(batch, texts):
             outputs[index] = text.strip()
     return outputs
+
+
+def generate_greedy(
+    loaded: LoadedModel,
+    prompts: Sequence[str],
+    max_new_tokens: int,
+    max_batch_tokens: int = 8192,
+    max_batch_size: int = 64,
+) -> list[str]:
+    """Greedy completions of already-templated prompts, in prompt order; generation stops at EOS."""
+    encoded, _ = encode_prompts(loaded, prompts, max_new_tokens)
+    return generate_from_ids(loaded, encoded, max_new_tokens, max_batch_tokens, max_batch_size)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from common.benchmarks import BenchmarkSuite
 from common.eval_cases import BenchmarkCase
-from common.eval_generation import generate_greedy
+from common.eval_generation import encode_prompts, generate_from_ids
 from common.eval_model import LoadedModel
 from common.eval_scoring import ContinuationScore, ScoringRequest, score_requests
 from common.examples import IGNORE_INDEX, encode_example
@@ -86,12 +86,10 @@ def _outcome(case: BenchmarkCase, prediction: str, scores: dict[str, float], cor
 
 def _generation(loaded: LoadedModel, suite: BenchmarkSuite, settings: BatchSettings) -> _TaskResult:
     new_tokens = suite.spec.max_new_tokens or settings.max_new_tokens
-    prompts = [_templated(loaded, suite, case) for case in suite.cases]
-    predictions = generate_greedy(loaded, prompts, new_tokens, settings.max_batch_tokens, settings.max_batch_size)
+    encoded, truncated = encode_prompts(loaded, [_templated(loaded, suite, case) for case in suite.cases], new_tokens)
+    predictions = generate_from_ids(loaded, encoded, new_tokens, settings.max_batch_tokens, settings.max_batch_size)
     targets = [case.target for case in suite.cases]
     metrics = {name: score(name, predictions, targets) for name in suite.spec.metrics}
-    room = max(1, loaded.max_length - new_tokens)
-    truncated = sum(len(ids) > room for ids in loaded.tokenizer(prompts)["input_ids"])
     outcomes = [
         _outcome(case, prediction, {name: CASE_METRICS[name](prediction, case.target) for name in suite.spec.metrics},
                  CASE_METRICS["exact_match"](prediction, case.target) == 1.0)
