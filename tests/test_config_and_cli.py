@@ -56,7 +56,9 @@ def test_cli_reports_config_errors_with_exit_code_2(tmp_path: Path, capsys: pyte
 def test_cli_definition_and_models_on_an_empty_home(continuum_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["definition", "deploy"]) == 0
     definition = json.loads(capsys.readouterr().out)
-    assert [step["Name"] for step in definition["Steps"]] == ["ResolveApprovedModel", "DeployEndpoint", "SmokeTest"]
+    names = [step["Name"] for step in definition["Steps"]]
+    assert names[:3] == ["ResolveApprovedModel", "DeployEndpoint", "SmokeTest"]
+    assert definition["Parameters"] and all(step["Type"] in ("Processing", "Condition", "Fail") for step in definition["Steps"])
     assert main(["models", "list"]) == 0
     assert "no model versions in continuum-demo-models" in capsys.readouterr().out
     assert main(["models", "approve", "3"]) == 1
