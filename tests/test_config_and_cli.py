@@ -64,4 +64,4 @@ def test_cli_definition_and_models_on_an_empty_home(continuum_home: Path, capsys
     assert main(["models", "approve", "3"]) == 1
     assert "has no versions yet" in capsys.readouterr().err
     assert main(["rollback"]) == 1
-    assert "rollback needs two Approved versions" in capsys.readouterr().out
+    assert "nothing to roll back" in capsys.readouterr().out
