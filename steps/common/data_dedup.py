@@ -100,8 +100,9 @@ def candidate_pairs(band_columns: Sequence[np.ndarray], eligible: np.ndarray) ->
     if not found:
         return np.empty((0, 2), np.int64)
     pairs = np.concatenate(found).astype(np.int64)
-    unique = np.unique(pairs[:, 0] << 32 | pairs[:, 1])
-    return np.stack([unique >> 32, unique & 0xFFFFFFFF], axis=1)
+    keys = np.sort(pairs[:, 0] << 32 | pairs[:, 1])  # a pair found in several bands is checked once
+    keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]
+    return np.stack([keys >> 32, keys & 0xFFFFFFFF], axis=1)
 
 
 def near_duplicates(pairs: np.ndarray, similarity: np.ndarray, threshold: float, size: int) -> np.ndarray:

@@ -35,6 +35,7 @@ class Staged:
     digests: np.ndarray
     lengths: np.ndarray
     offsets: np.ndarray  # offsets[i] = global index of scans[i]'s first example
+    _signatures: list[np.ndarray] | None = None
 
     @classmethod
     def load(cls, scans: list[FileScan]) -> "Staged":
@@ -60,13 +61,26 @@ class Staged:
         return np.concatenate(columns) if columns else np.empty(0, np.uint64)
 
     def signature_rows(self, indices: np.ndarray) -> np.ndarray:
-        """Signatures of the given global indices, read from the staged files without loading them whole."""
+        """Signatures of the given global indices, gathered file by file from the memory-mapped staged arrays."""
+        if self._signatures is None:
+            self._signatures = [np.load(scan.stage.with_suffix(".sig.npy"), mmap_mode="r") for scan in self.scans]
         out = np.empty((indices.size, data_dedup.NUM_PERM), np.uint32)
         owners = np.searchsorted(self.offsets, indices, side="right") - 1
-        for owner in np.unique(owners):
-            mask = owners == owner
-            signature = np.load(self.scans[owner].stage.with_suffix(".sig.npy"), mmap_mode="r")
-            out[mask] = signature[indices[mask] - self.offsets[owner]]
+        order = np.argsort(owners, kind="stable")
+        bounds = np.searchsorted(owners[order], np.arange(len(self.scans) + 1))
+        for owner, signature in enumerate(self._signatures):
+            chosen = order[bounds[owner]:bounds[owner + 1]]
+            if chosen.size:
+                out[chosen] = signature[indices[chosen] - self.offsets[owner]]
+        return out
+
+    def pair_similarity(self, pairs: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
+        """Estimated Jaccard similarity of each candidate pair, a chunk at a time (memory stays bounded)."""
+        out = np.empty(len(pairs))
+        for start in range(0, len(pairs), chunk):
+            part = pairs[start:start + chunk]
+            out[start:start + len(part)] = data_dedup.similarity(self.signature_rows(part[:, 0]),
+                                                                 self.signature_rows(part[:, 1]))
         return out
 
 
@@ -81,9 +95,7 @@ def deduplicate(staged: Staged, threshold: float) -> Deduplicated:
     """Exact duplicates (same id) first, then near-duplicates among the rest."""
     unique = data_dedup.first_occurrences(staged.ids)
     pairs = data_dedup.candidate_pairs([staged.band(band) for band in range(data_dedup.BANDS)], unique)
-    similar = data_dedup.similarity(staged.signature_rows(pairs[:, 0]), staged.signature_rows(pairs[:, 1])) \
-        if pairs.size else np.empty(0)
-    near = data_dedup.near_duplicates(pairs, similar, threshold, staged.size)
+    near = data_dedup.near_duplicates(pairs, staged.pair_similarity(pairs), threshold, staged.size)
     kept = unique & ~near
     return Deduplicated(kept, int((~unique).sum()), int((unique & near).sum()))
 
