@@ -9,7 +9,6 @@ field joins the chat form as its system message.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import unicodedata
 from json.encoder import encode_basestring as quote

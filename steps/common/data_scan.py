@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,7 +91,9 @@ class _Scanner:
                  examples: IO[str], quarantine: IO[str]) -> None:
         self.file, self.settings, self.result, self.counter = file, settings, result, counter
         self.examples, self.quarantine = examples, quarantine
-        self.arrays: dict[str, list[Any]] = {"keys": [], "prompt_keys": [], "digests": [], "lengths": []}
+        # Compact per-example columns (8 bytes per value, not a Python object each).
+        self.keys, self.prompt_keys, self.lengths = array("Q"), array("Q"), array("q")
+        self.digests = bytearray()
         self.signatures: list[np.ndarray] = []
         self.rejected: list[tuple[int, str]] = []  # (line, JSONL record), written in line order at each flush
 
@@ -142,8 +145,7 @@ class _Scanner:
 
     def flush(self, batch: list[tuple[int, Shaped, str]]) -> None:
         texts: list[str] = []
-        keys, prompt_keys = self.arrays["keys"], self.arrays["prompt_keys"]
-        digests, lengths = self.arrays["digests"], self.arrays["lengths"]
+        keys, prompt_keys, digests, lengths = self.keys, self.prompt_keys, self.digests, self.lengths
         # Two messages of n characters have at most 4n bytes, so at most 4n + overheads tokens (see data_tokens).
         counter = self.counter
         quick_limit = (self.settings.max_tokens - counter.fixed_overhead - 2 * counter.per_message_overhead) // 4
@@ -157,8 +159,8 @@ class _Scanner:
             self.examples.write(line)
             keys.append(int(example_id, 16))
             prompt_keys.append(int(prompt_key, 16))
-            digests.append(digest)
-            lengths.append(chars)
+            digests += digest
+            lengths.extend(chars)
             texts.append(dedup_text)
         self.result.staged += len(texts)
         self.signatures.append(data_dedup.signatures(texts))
@@ -168,10 +170,10 @@ class _Scanner:
     def save(self) -> None:
         signature = np.concatenate(self.signatures) if self.signatures else np.empty((0, data_dedup.NUM_PERM), np.uint32)
         np.save(self.result.stage.with_suffix(".sig.npy"), signature)
-        digests = np.frombuffer(b"".join(self.arrays["digests"]), np.uint64).reshape(-1, 2)
-        np.savez(self.result.stage.with_suffix(".npz"), keys=np.array(self.arrays["keys"], np.uint64),
-                 prompt_keys=np.array(self.arrays["prompt_keys"], np.uint64), digests=digests,
-                 lengths=np.array(self.arrays["lengths"], np.int64).reshape(-1, 2),
+        np.savez(self.result.stage.with_suffix(".npz"), keys=np.frombuffer(self.keys, np.uint64),
+                 prompt_keys=np.frombuffer(self.prompt_keys, np.uint64),
+                 digests=np.frombuffer(self.digests, np.uint64).reshape(-1, 2),
+                 lengths=np.frombuffer(self.lengths, np.int64).reshape(-1, 2),
                  **{f"band{band}": keys for band, keys in enumerate(data_dedup.band_keys(signature))})
 
 
