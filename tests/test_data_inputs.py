@@ -45,6 +45,8 @@ def test_every_format_and_shape_is_read(tmp_path: Path) -> None:
     (data / "array.json").write_text(json.dumps([{"prompt": "Array prompt", "completion": "Array answer"}]))
     (data / "wrapped.json").write_text(json.dumps({"data": [{"instruction": "Wrapped", "input": "in data",
                                                              "output": "Unwrapped"}]}, indent=2))
+    (data / "one_chat.json").write_text(json.dumps({"messages": [{"role": "user", "content": "One chat file?"},
+                                                                 {"role": "assistant", "content": "Yes"}]}))
     (data / "keyed.json").write_text(json.dumps({"q1": {"question": "Keyed one?", "answer": "One"},
                                                  "q2": {"question": "Keyed two?", "answer": "Two"}}, indent=1))
     (data / "sheet.csv").write_text('prompt,completion\n"Quoted, with comma","Line one\nline two"\n')
@@ -69,7 +71,7 @@ def test_every_format_and_shape_is_read(tmp_path: Path) -> None:
         "TSV question?": "TSV answer", "The dock charges the robot.": "It takes two hours.",
         "The map has five rooms.": "Rooms can be renamed.", "ShareGPT hi?": "ShareGPT hello",
         "Raw text records split like paragraphs.": "The rest is the completion.", "Mapped column?": "Mapped answer",
-        "Parquet question?": "Parquet answer",
+        "Parquet question?": "Parquet answer", "One chat file?": "Yes",
     }
     assert by_prompt["ShareGPT hi?"]["messages"] == [
         {"role": "system", "content": "Be brief."}, {"role": "user", "content": "ShareGPT hi?"},

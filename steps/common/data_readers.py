@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from common.data_records import RowError, json_kind
+from common.data_records import CANONICAL_FIELDS, RowError, json_kind
 
 RAW_PREVIEW_CHARS = 300
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -195,8 +195,8 @@ def json_rows(handle: IO[bytes]) -> Iterator[Row]:
         return
     start = _skip(text, 0, " \t\r\n")
     if isinstance(document, dict):
-        lists = [(index, value) for index, value in enumerate(document.values()) if isinstance(value, list)]
-        if len(document) == 1 and lists:
+        only = next(iter(document.items())) if len(document) == 1 else None
+        if only and isinstance(only[1], list) and only[0].lower() not in CANONICAL_FIELDS:  # {"data": [records]}
             start = _inner_array_start(text, start)
             elements = _elements(text, start, is_object=False)
         elif document and all(isinstance(value, dict) for value in document.values()):
