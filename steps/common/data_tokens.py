@@ -128,17 +128,24 @@ def _overheads(counter: TokenCounter) -> tuple[int, int]:
     return sizes[0] + SPECIAL_TOKEN_SLACK, per_message + SPECIAL_TOKEN_SLACK
 
 
+def _estimator(why: str) -> TokenCounter:
+    return TokenCounter(f"estimate: words and punctuation marks ({why})", None, DEFAULT_PROMPT_TEMPLATE,
+                        per_message_overhead=ESTIMATE_PER_MESSAGE)
+
+
 def load_counter(tokenizer_dir: Path | None) -> TokenCounter:
     """The counter of the tokenizer in `tokenizer_dir` (a model folder or model.tar.gz), else an estimator."""
     folder = _tokenizer_folder(tokenizer_dir)
     if folder is None:
-        return TokenCounter("estimate: words and punctuation marks (no tokenizer given)", None, DEFAULT_PROMPT_TEMPLATE,
-                            per_message_overhead=ESTIMATE_PER_MESSAGE)
+        return _estimator("no tokenizer given")
     config_path = folder / "tokenizer_config.json"
     config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
     metadata_path = folder / "continuum.json"
     metadata = json.loads(metadata_path.read_text(encoding="utf-8")) if metadata_path.is_file() else {}
-    encode, description = _encoder(folder)
+    try:
+        encode, description = _encoder(folder)
+    except ImportError as exc:
+        return _estimator(f"{exc.name or 'tokenizers'} is not installed here")
     source = _chat_template_source(folder, config)
     special = {name: _special(config.get(name)) for name in ("bos_token", "eos_token", "unk_token", "pad_token")}
     chat = ChatTemplate(source, special) if source else None
