@@ -148,8 +148,12 @@ def load_counter(tokenizer_dir: Path | None) -> TokenCounter:
         return _estimator(f"{exc.name or 'tokenizers'} is not installed here")
     source = _chat_template_source(folder, config)
     special = {name: _special(config.get(name)) for name in ("bos_token", "eos_token", "unk_token", "pad_token")}
-    chat = ChatTemplate(source, special) if source else None
-    counter = TokenCounter(description + (" with its chat template" if chat else ""), encode,
+    try:
+        chat = ChatTemplate(source, special) if source else None
+        description += " with its chat template" if chat else ""
+    except ImportError:
+        chat, description = None, description + " (its chat template ignored: jinja2 is not installed here)"
+    counter = TokenCounter(description, encode,
                            template_from_metadata(metadata), chat, eos=bool(special["eos_token"]))
     counter.fixed_overhead, counter.per_message_overhead = _overheads(counter)
     return counter
