@@ -335,9 +335,10 @@ def describe_suites(settings: EvaluationSettings) -> str:
     cases = {suite.name: len(suite.cases) for suite in plan.suites}
     lines = []
     for name, info in plan.infos.items():
-        count = cases.get(name, "lm-eval")
+        count = f"{cases[name]} cases" if name in cases else "cases read by lm-eval"
         bar = "" if info.threshold is None else f", threshold {info.primary_metric} {info.threshold:g}"
-        lines.append(f"{name}: {info.task} ({info.origin}), {count} cases, metrics {', '.join(info.metrics)}{bar}")
+        metrics = ", ".join(info.metrics) or "as lm-eval reports them"
+        lines.append(f"{name}: {info.task} ({info.origin}), {count}, metrics {metrics}{bar}")
     return "\n".join(lines)
 
 
