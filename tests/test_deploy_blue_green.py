@@ -186,6 +186,8 @@ def test_broken_candidate_is_rolled_back_automatically(live: Live) -> None:
 
 
 def test_rollback_command_returns_to_the_previous_version(live: Live, capsys: pytest.CaptureFixture) -> None:
+    before = live.backend.local_api.endpoints.status(ENDPOINT)
+    assert "-v1-" in before["standby"]["config_name"]  # the fleet the v2 update retired is kept warm
     started = time.perf_counter()
     code = cli_main(["--home", str(live.backend.home), "rollback", "--stage", "staging"])
     seconds = time.perf_counter() - started
@@ -196,6 +198,9 @@ def test_rollback_command_returns_to_the_previous_version(live: Live, capsys: py
         print(f"\ncontinuum rollback (staging, v2 → v1): {seconds:.1f}s")
     described = live.clients["sagemaker"].describe_endpoint(EndpointName=ENDPOINT)
     assert "-v1-" in described["EndpointConfigName"]
+    after = live.backend.local_api.endpoints.status(ENDPOINT)
+    assert after["pid"] == before["standby"]["variants"][0]["pid"]  # swapped back in, not started again
+    assert "-v2-" in after["standby"]["config_name"]
     status = {p["ModelPackageArn"]: p["ModelApprovalStatus"] for p in live.clients["sagemaker"].list_model_packages(
         ModelPackageGroupName=GROUP)["ModelPackageSummaryList"]}
     assert status[live.arns["v2"]] == "Rejected" and status[live.arns["v1"]] == "Approved"

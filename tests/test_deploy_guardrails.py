@@ -242,3 +242,18 @@ def test_local_update_endpoint_turns_the_deployment_config_into_a_traffic_shift(
     assert shift is not None and shift.steps == [0.25, 1.0] and shift.rollback_alarms == ["c2-5xx-rate"]
     described = api.handle("DescribeEndpoint", {"EndpointName": "ep"})
     assert described["EndpointConfigName"] == "c2" and described["LastDeploymentConfig"]["BlueGreenUpdatePolicy"]
+
+
+def test_only_an_identical_live_standby_is_reused() -> None:
+    from pipelines.local.fleets import all_variants, reusable_standby
+
+    spec = {"name": "AllTraffic", "model_dir": "/m/v1", "environment": {"A": "1"}, "weight": 1.0}
+    running = {**spec, "pid": 42, "port": 9000, "log": "l", "started_at": "t"}
+    state = {"variants": [{**spec, "model_dir": "/m/v2", "pid": 7, "port": 1, "log": "l", "started_at": "t"}],
+             "standby": {"config_name": "c1", "variants": [running], "until": 0}}
+    assert reusable_standby(state, [spec], lambda v: True) == [running]
+    assert reusable_standby(state, [{**spec, "environment": {"A": "2"}}], lambda v: True) is None
+    assert reusable_standby(state, [{**spec, "model_dir": "/m/v3"}], lambda v: True) is None
+    assert reusable_standby(state, [spec], lambda v: False) is None  # its process died
+    assert reusable_standby({"variants": []}, [spec], lambda v: True) is None
+    assert [v["pid"] for v in all_variants(state)] == [7, 42]

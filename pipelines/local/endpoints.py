@@ -8,13 +8,16 @@ to find or restart it lives in ``$CONTINUUM_HOME/endpoints/<name>/state.json``::
     {"endpoint_name": str, "config_name": str | null, "data_capture": DataCaptureConfig | null, "updated_at": iso,
      "variants": [{"name", "weight", "instance_count", "model_data_url", "environment",
                    "model_dir", "pid", "port", "log", "started_at"}],
-     "candidate": {"config_name", "data_capture", "variants": [...], "share": float}}   # during blue/green only
+     "candidate": {"config_name", "data_capture", "variants": [...], "share": float},  # during blue/green only
+     "standby": {"config_name", "data_capture", "variants": [...], "until": epoch}}    # a retired fleet, warm
 
 Redeploying starts the new servers first, waits for ``/ping``, swaps ``state.json`` atomically and only
 then stops the old servers (after their in-flight requests of this process finish), so traffic never
 sees a gap; invocations that raced with the swap from another process are retried on the new server.
 A blue/green redeploy (a :class:`~pipelines.local.traffic_shift.TrafficShift`) first routes the
 ``candidate`` share of the calls to the new fleet, bakes, and rolls back when a rollback alarm trips.
+With ``standby_seconds`` > 0 the fleet an update retires stays up without traffic (the ``standby``) until
+then or the next deployment; deploying exactly that fleet again (a rollback) swaps it back in at once.
 Invocations publish SageMaker's invocation metrics (per variant and per fleet) to a metrics sink.
 """
 from __future__ import annotations
@@ -43,6 +46,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pipelines.local.capture import CaptureWriter, Exchange, Sampler, build_capture_record, capture_enabled, capture_modes
+from pipelines.local.fleets import all_variants, reusable_standby
 from pipelines.local.traffic_shift import DeploymentRolledBack, TrafficShift
 
 if TYPE_CHECKING:
@@ -167,7 +171,8 @@ class LocalEndpoints:
     """Deploy, invoke, inspect and delete local endpoints under ``home/endpoints``."""
 
     def __init__(self, home: Path, s3: LocalS3, *, startup_timeout: float = 300.0, invoke_timeout: float = 60.0,
-                 drain_timeout: float = 30.0, seed: int | None = None, metrics: MetricsSink | None = None) -> None:
+                 drain_timeout: float = 30.0, seed: int | None = None, metrics: MetricsSink | None = None,
+                 standby_seconds: float = 0.0) -> None:
         self.home = Path(home).resolve()
         self.root = self.home / "endpoints"
         self.s3 = s3
@@ -176,6 +181,7 @@ class LocalEndpoints:
         self.drain_timeout = drain_timeout
         self._rng = random.Random(seed)
         self._metrics = metrics
+        self.standby_seconds = standby_seconds
         self._capture = CaptureWriter(s3)
         self._samplers: dict[tuple[str, str, float], Sampler] = {}
         self._inflight: dict[int, int] = {}
@@ -200,14 +206,18 @@ class LocalEndpoints:
             raise ValueError(f"variant names must be unique, got {names}")
         _check_data_capture(data_capture)
         with self._endpoint_lock(endpoint_name):
-            old = self._drop_stale_candidate(endpoint_name, self._read_state(endpoint_name))
+            old = self._expire_standby(endpoint_name, self._drop_stale_candidate(
+                endpoint_name, self._read_state(endpoint_name)))
             try:
                 for spec in specs:
                     spec["model_dir"] = str(self._materialize(endpoint_name, spec["name"], spec["model_data_url"]))
-                started = self._start_all(endpoint_name, specs)
+                reused = reusable_standby(old, specs, self._server_alive)
+                started = reused if reused is not None else self._start_all(endpoint_name, specs)
             except BaseException:
                 self._remove_unused_models(endpoint_name, old or {"variants": []})  # keeps the logs
                 raise
+            if reused is not None and old is not None:  # the standby is warm: it becomes the new fleet
+                old = {key: value for key, value in old.items() if key != "standby"}
             config_name = next((v["EndpointConfigName"] for v in variants if v.get("EndpointConfigName")), None)
             fleet = {"config_name": config_name, "data_capture": data_capture, "variants": started}
             if old and shift is not None:
@@ -227,14 +237,32 @@ class LocalEndpoints:
                 raise DeploymentRolledBack(fleet["config_name"] or "the new endpoint config", tripped, share)
 
     def _promote(self, endpoint_name: str, old: dict | None, fleet: dict, termination_wait: float) -> None:
-        """Make ``fleet`` the endpoint's only fleet; the old one stops after ``termination_wait`` seconds."""
+        """Make ``fleet`` the serving fleet. After ``termination_wait`` seconds the old one stops, or becomes the
+        standby when ``standby_seconds`` > 0 (replacing, and stopping, the previous standby)."""
         state = {"endpoint_name": endpoint_name, **fleet, "updated_at": _now()}
+        retiring = list(old["variants"]) if old else []
+        retiring += (old or {}).get("standby", {}).get("variants", [])
+        if old and self.standby_seconds > 0:
+            state["standby"] = {"config_name": old.get("config_name"), "data_capture": old.get("data_capture"),
+                                "variants": old["variants"], "until": time.time() + self.standby_seconds}
+            retiring = retiring[len(old["variants"]):]
         self._write_state(endpoint_name, state)
         if old:
             time.sleep(termination_wait)
-            for variant in old["variants"]:
+            for variant in retiring:
                 self._stop_server(variant)
             self._remove_unused_models(endpoint_name, state)
+
+    def _expire_standby(self, endpoint_name: str, state: dict | None) -> dict | None:
+        """Stop a standby fleet whose time is up (checked whenever the endpoint is deployed)."""
+        standby = (state or {}).get("standby")
+        if state is None or standby is None or standby["until"] > time.time():
+            return state
+        for variant in standby["variants"]:
+            self._stop_server(variant, drain=False)
+        state = {key: value for key, value in state.items() if key != "standby"}
+        self._write_state(endpoint_name, state)
+        return state
 
     def _drop_stale_candidate(self, endpoint_name: str, state: dict | None) -> dict | None:
         """A candidate fleet left by a deployment whose process died: stop it, keep the serving fleet."""
@@ -285,19 +313,22 @@ class LocalEndpoints:
 
     def status(self, endpoint_name: str) -> dict | None:
         """``{"endpoint_name", "variant", "pid", "port", "alive", "model", "model_dir", "log", "variants": [...],
-        "config_name", "data_capture", "updated_at", "candidate"}`` (top-level fields: the heaviest variant;
-        ``candidate``: ``{"config_name", "share", "variants"}`` during a blue/green update, else None), or None
-        if not deployed."""
+        "config_name", "data_capture", "updated_at", "candidate", "standby"}`` (top-level fields: the heaviest
+        variant; ``candidate``: ``{"config_name", "share", "variants"}`` during a blue/green update, ``standby``:
+        ``{"config_name", "until", "variants"}`` while a retired fleet is kept warm, else None), or None if not
+        deployed."""
         state = self._read_state(endpoint_name)
         if state is None:
             return None
         variants = self._variant_status(state)
         primary = max(variants, key=lambda v: v["weight"])
-        candidate = state.get("candidate")
+        candidate, standby = state.get("candidate"), state.get("standby")
         return {"endpoint_name": endpoint_name, **primary, "variants": variants, "config_name": state.get("config_name"),
                 "data_capture": state.get("data_capture"), "updated_at": state.get("updated_at"),
                 "candidate": {"config_name": candidate.get("config_name"), "share": candidate["share"],
-                              "variants": self._variant_status(candidate)} if candidate else None}
+                              "variants": self._variant_status(candidate)} if candidate else None,
+                "standby": {"config_name": standby.get("config_name"), "until": standby["until"],
+                            "variants": self._variant_status(standby)} if standby else None}
 
     def _variant_status(self, fleet: dict) -> list[dict]:
         return [{"variant": v["name"], "pid": v["pid"], "port": v["port"], "alive": self._server_alive(v),
@@ -308,7 +339,7 @@ class LocalEndpoints:
         """Stop the endpoint's servers and remove its folder (models, logs, state)."""
         with self._endpoint_lock(endpoint_name):
             state = self._require_state(endpoint_name)
-            for variant in state["variants"] + state.get("candidate", {}).get("variants", []):
+            for variant in all_variants(state):
                 self._stop_server(variant)
             shutil.rmtree(self._endpoint_dir(endpoint_name))
 
@@ -384,7 +415,7 @@ class LocalEndpoints:
         return target
 
     def _remove_unused_models(self, endpoint_name: str, state: dict) -> None:
-        in_use = {Path(v["model_dir"]) for v in state["variants"]}
+        in_use = {Path(v["model_dir"]) for v in all_variants(state)}
         if not self._endpoint_dir(endpoint_name).is_dir():
             return
         for variant_dir in self._endpoint_dir(endpoint_name).iterdir():

@@ -13,7 +13,8 @@ on its first DescribeEndpoint. A failed create leaves ``Failed`` + FailureReason
 keeps the old config ``InService`` with the FailureReason, like SageMaker's rollback. An update with
 a ``DeploymentConfig`` is a blue/green update (canary / linear / all-at-once shifting with baking);
 its ``AutoRollbackConfiguration`` alarms are evaluated on the local CloudWatch, which the endpoints
-feed with SageMaker's invocation metrics.
+feed with SageMaker's invocation metrics. The fleet an update retires stays warm for
+``CONTINUUM_LOCAL_STANDBY_SECONDS`` (default 3600), so updating back to it (a rollback) takes seconds.
 
 CloudWatch (metrics, metric alarms) and Application Auto Scaling (scalable targets, policies) are
 answered here too (``MONITORING_OPERATIONS``), so steps that guard or monitor an endpoint run
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 MAX_INVOKE_BYTES = 6 * 1024 * 1024
 DEFAULT_PAGE_SIZE = 10
 RUNTIME_OPERATIONS = ("InvokeEndpoint",)
+STANDBY_VARIABLE, DEFAULT_STANDBY_SECONDS = "CONTINUUM_LOCAL_STANDBY_SECONDS", 3600.0
 # Operations of other services the local API also answers (deploy alarms, monitoring, auto scaling).
 MONITORING_OPERATIONS = {
     "cloudwatch": {"PutMetricData": "put_metric_data", "GetMetricStatistics": "get_metric_statistics",
@@ -52,6 +54,19 @@ MONITORING_OPERATIONS = {
                                 "PutScalingPolicy": "put_scaling_policy",
                                 "DescribeScalingPolicies": "describe_scaling_policies"},
 }
+
+
+def standby_seconds() -> float:
+    """How long local endpoints keep a retired fleet warm for a rollback (``CONTINUUM_LOCAL_STANDBY_SECONDS``,
+    default one hour; 0 stops it at once, as SageMaker does)."""
+    raw = os.environ.get(STANDBY_VARIABLE, str(DEFAULT_STANDBY_SECONDS))
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{STANDBY_VARIABLE}={raw!r} is not a number of seconds") from None
+    if value < 0:
+        raise ValueError(f"{STANDBY_VARIABLE} must be ≥ 0, got {raw}")
+    return value
 
 
 def service_of(operation: str) -> str:
@@ -175,7 +190,8 @@ class SageMakerAPI:
             if self._endpoints is None:
                 from pipelines.local.endpoints import LocalEndpoints
 
-                self._endpoints = LocalEndpoints(self.home, self.s3, metrics=self.cloudwatch)
+                self._endpoints = LocalEndpoints(self.home, self.s3, metrics=self.cloudwatch,
+                                                 standby_seconds=standby_seconds())
             return self._endpoints
 
     def handle(self, operation: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
