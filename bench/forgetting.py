@@ -9,7 +9,7 @@ out, so `naive` is plain fine-tuning on the new data). Scores, by greedy generat
 Target (issue): the default strategy keeps >= 95% of version 1's round-1 accuracy while reaching
 >= 95% of naive fine-tuning's round-2 accuracy.
 
-    python bench/forgetting.py                       # all strategies, ~3 minutes on 2 CPU cores
+    python bench/forgetting.py                       # all strategies, about 4 minutes on 2 CPU cores
     python bench/forgetting.py --strategies naive,replay --json out.json
 """
 from __future__ import annotations
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
 def report(results: list[Scores], replay_fraction: float) -> str:
     version_one = results[0]
     naive = next((r for r in results if r.strategy == "naive"), None)
-    lines = [f"replay fraction {replay_fraction}; round 1: {len(results) and 'company_facts suite'}; exact match (token F1)",
+    lines = [f"replay fraction {replay_fraction}; round-1 retained: the company_facts suite; exact match (token F1)",
              f"{'strategy':<26}{'round-1 retained':>20}{'vs v1':>8}{'round-2 new':>18}{'vs naive':>10}{'train s':>9}  target"]
     for r in results:
         kept = r.round1_exact / version_one.round1_exact if version_one.round1_exact else float("nan")
