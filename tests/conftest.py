@@ -4,8 +4,12 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
 
 import pytest
+
+if TYPE_CHECKING:
+    from pipelines.backend import Backend
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STEPS_DIR = REPO_ROOT / "steps"
@@ -80,3 +84,18 @@ def trained_round1(tiny_model_dir: Path, prepared_rounds: dict[int, Path],
     with contextlib.redirect_stdout(stream):
         code = train.main(argv)
     return {"code": code, "dir": model_dir, "log": stream.getvalue(), "seconds": time.monotonic() - started}
+
+
+@pytest.fixture(scope="module")
+def moto_backend() -> Iterator[Backend]:
+    """An AWS backend on moto (per test module) with the default config's bucket, for building definitions."""
+    import boto3
+    from moto import mock_aws
+
+    from pipelines.backend import Backend
+    from pipelines.config import load_config
+
+    with mock_aws():
+        session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
+        session.client("s3").create_bucket(Bucket=load_config().project.bucket)
+        yield Backend("aws", session)

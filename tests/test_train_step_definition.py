@@ -2,25 +2,15 @@
 distribution, per-execution checkpoints, the report channel, managed spot as a config option."""
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from pipelines.backend import Backend
 from pipelines.config import load_config
 from pipelines.definitions import definition_json
 
 CONFIG = load_config()
-
-
-@pytest.fixture(scope="module")
-def aws() -> Iterator[Backend]:
-    with mock_aws():
-        session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
-        session.client("s3").create_bucket(Bucket=CONFIG.project.bucket)
-        yield Backend("aws", session)
 
 
 def _train_step(definition: dict[str, Any]) -> dict[str, Any]:
@@ -40,8 +30,8 @@ def _train_step(definition: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def training(aws: Backend) -> dict[str, Any]:
-    return definition_json("training", CONFIG, aws)
+def training(moto_backend: Backend) -> dict[str, Any]:
+    return definition_json("training", CONFIG, moto_backend)
 
 
 def test_strategy_and_qlora_are_pipeline_parameters(training: dict[str, Any]) -> None:
@@ -77,10 +67,10 @@ def test_distribution_checkpoints_and_channels(training: dict[str, Any]) -> None
     assert "huggingface-pytorch-training:2.8.0-transformers4.56.2-gpu" in arguments["AlgorithmSpecification"]["TrainingImage"]
 
 
-def test_managed_spot_is_a_config_option_with_max_wait_parameter(aws: Backend) -> None:
+def test_managed_spot_is_a_config_option_with_max_wait_parameter(moto_backend: Backend) -> None:
     config = load_config(overrides={"training.spot.enabled": True, "training.spot.max_wait_seconds": 7200,
                                     "training.max_run_seconds": 3600, "training.distribution": "none"})
-    definition = definition_json("training", config, aws)
+    definition = definition_json("training", config, moto_backend)
     parameters = {p["Name"]: p for p in definition["Parameters"]}
     assert parameters["SpotMaxWaitSeconds"] == {"Name": "SpotMaxWaitSeconds", "Type": "Integer", "DefaultValue": 7200}
     arguments = _train_step(definition)
