@@ -56,6 +56,22 @@ def upload_directory(backend: Backend, directory: Path, uri_prefix: str) -> str:
     return uri_prefix.rstrip("/")
 
 
+def download_prefix(backend_client: object, uri: str, target: Path) -> Path:
+    """Every object under an s3:// prefix into `target` (keys relative to the prefix)."""
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    found = 0
+    for page in backend_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):  # type: ignore[attr-defined]
+        for item in page.get("Contents", []):
+            relative = item["Key"][len(prefix):].lstrip("/") or Path(item["Key"]).name
+            destination = target / relative
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            backend_client.download_file(bucket, item["Key"], str(destination))  # type: ignore[attr-defined]
+            found += 1
+    if not found:
+        raise FileNotFoundError(f"{uri}: no objects under this prefix")
+    return target
+
+
 def ensure_bucket(backend: Backend, bucket: str) -> None:
     from botocore.exceptions import ClientError
 

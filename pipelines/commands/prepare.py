@@ -17,6 +17,7 @@ from typing import Callable
 from pipelines.cli_support import add_target, backend_for
 from pipelines.config import Config, load_config
 from pipelines.paths import STEPS_DIR
+from pipelines.staging import download_prefix
 
 
 def data_arguments(config: Config) -> list[str]:
@@ -42,22 +43,6 @@ def data_arguments(config: Config) -> list[str]:
     if data.columns:
         arguments += ["--columns", ",".join(f"{field}={column}" for field, column in sorted(data.columns.items()))]
     return arguments
-
-
-def _download(backend_client: object, uri: str, target: Path) -> Path:
-    """Every object under an s3:// prefix into `target` (keys relative to the prefix)."""
-    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
-    found = 0
-    for page in backend_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):  # type: ignore[attr-defined]
-        for item in page.get("Contents", []):
-            relative = item["Key"][len(prefix):].lstrip("/") or Path(item["Key"]).name
-            destination = target / relative
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            backend_client.download_file(bucket, item["Key"], str(destination))  # type: ignore[attr-defined]
-            found += 1
-    if not found:
-        raise FileNotFoundError(f"{uri}: no objects under this prefix")
-    return target
 
 
 def step_command(inputs: list[Path], out: Path, config: Config, replay: Path | None, tokenizer: Path | None,
@@ -94,7 +79,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         for index, path in enumerate(args.paths):
             if path.startswith("s3://"):
                 s3 = backend_for(args, config).client("s3")
-                inputs.append(_download(s3, path, Path(tmp) / f"s3-{index}" / Path(path.rstrip("/")).name))
+                inputs.append(download_prefix(s3, path, Path(tmp) / f"s3-{index}" / Path(path.rstrip("/")).name))
             elif not Path(path).exists():
                 raise FileNotFoundError(f"{path}: no such file or folder")
             else:
