@@ -2,9 +2,11 @@
 
 For each model (candidate, then baseline, one in memory at a time): completion-only validation
 loss on validation/*.jsonl, every requested suite (built-in, custom, lm-eval, and the retention
-suite built from earlier data versions), with batched, length-sorted scoring. Writes
-evaluation.json (metrics with value, baseline, delta, regression; suites; forgetting; lineage;
-gate), cases.jsonl (every case, both answers) and report.html, and prints a table.
+suite built from earlier data versions' held-out examples), with batched, length-sorted scoring.
+Writes evaluation.json (metrics with value, baseline, delta, regression; suites; forgetting;
+lineage; gate), cases.jsonl (every case, both answers) and report.html, prints a table, and
+writes the held-out history (earlier versions' + this version's validation and test splits) for the
+next version.
 """
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ from common.eval_gate import GateError, check_gate_metric, compute_gate, format_
 from common.eval_lineage import BaselineIdentity, LineageError, build_lineage, model_lineage, read_data_report
 from common.eval_lm_harness import LmEvalTask, run_lm_eval
 from common.eval_model import ModelLoadError, load_model
-from common.eval_retention import RETENTION_SUITE, RetentionCounts, retention_from_dirs
+from common.eval_retention import RETENTION_SUITE, RetentionCounts, build_retention_suite, next_history, read_dirs, write_history
 from common.eval_tasks import BatchSettings, run_suite, validation_loss
 from common.examples import ExampleError, read_examples
 from common.jsonl import write_jsonl
@@ -40,6 +42,7 @@ from common.report_html import REPORT_FILE, write_report_html
 
 INPUT_ROOT = Path("/opt/ml/processing/input")
 OUTPUT_DIR = Path("/opt/ml/processing/output/evaluation")
+HELDOUT_OUTPUT_DIR = Path("/opt/ml/processing/output/heldout")
 REPORT_JSON = "evaluation.json"
 CASES_FILE = "cases.jsonl"
 RETENTION_DIR = "retention"
@@ -57,11 +60,14 @@ class EvaluationSettings:
     baseline_dir: Path | None
     validation_dir: Path | None
     train_dir: Path | None
+    test_dir: Path | None
     benchmarks_dir: Path
     custom_benchmarks_dir: Path | None
     suites: list[str] | None
     retention_dir: Path | None
     retention_max_cases: int
+    heldout_output_dir: Path | None
+    heldout_per_version: int
     lm_eval_tasks: list[str]
     lm_eval_limit: int | None
     data_report_dir: Path | None
@@ -85,6 +91,8 @@ class Plan:
     infos: dict[str, SuiteInfo]  # every suite in report order (lm-eval task directions filled after the run)
     validation: list[tuple[str, str]]
     retention: RetentionCounts | None
+    history: list[dict[str, Any]]  # the held-out history for the next version
+    data_report: dict[str, Any] | None
 
 
 # ---------------------------------------------------------------- planning
@@ -116,12 +124,17 @@ def plan_evaluation(settings: EvaluationSettings) -> Plan:
         if not find_suite_dirs(settings.custom_benchmarks_dir):
             raise EvaluationError(f"{settings.custom_benchmarks_dir}: no suite.yaml found (custom benchmarks)")
         loaded += [(s, "custom") for s in load_suites(settings.custom_benchmarks_dir)]
+    data_report = read_data_report(settings.data_report_dir)
     try:
-        current = [d for d in (settings.train_dir, settings.validation_dir) if d is not None]
-        retention, counts = retention_from_dirs(settings.retention_dir, current, settings.retention_max_cases,
-                                                settings.output_dir / RETENTION_DIR)
+        earlier = read_dirs([settings.retention_dir])
+        current = read_dirs([settings.train_dir, settings.validation_dir, settings.test_dir])
+        heldout = read_dirs([settings.validation_dir, settings.test_dir])
     except ExampleError as exc:
         raise EvaluationError(f"retention: {exc}") from exc
+    retention, counts = build_retention_suite(earlier, current, settings.retention_max_cases,
+                                              settings.output_dir / RETENTION_DIR)
+    history = next_history(earlier, current, heldout, (data_report or {}).get("data_version") or "unknown",
+                           settings.heldout_per_version)
     if retention is not None:
         loaded.append((retention, "retention"))
     names = [suite.name for suite, _ in loaded] + settings.lm_eval_tasks
@@ -135,7 +148,7 @@ def plan_evaluation(settings: EvaluationSettings) -> Plan:
         infos[name] = SuiteInfo(name, "lm_eval", "lm-eval", "lm-eval", (), {})
     validation = read_validation_examples(settings.validation_dir) if settings.validation_dir else []
     return Plan([s for s, _ in loaded if s.spec.task != "lm_eval"], lm_eval, infos, validation,
-                counts if settings.retention_dir is not None else None)
+                counts if settings.retention_dir is not None else None, history, data_report)
 
 
 # ---------------------------------------------------------------- measuring
@@ -200,8 +213,8 @@ def build_report(settings: EvaluationSettings, plan: Plan, candidate: ModelResul
     return report
 
 
-def run_evaluation(settings: EvaluationSettings) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Evaluate candidate and baseline: the evaluation.json document and one record per case."""
+def run_evaluation(settings: EvaluationSettings) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Evaluate candidate and baseline: the evaluation.json document, one record per case, the held-out history."""
     plan = plan_evaluation(settings)
     if settings.gate_metric is not None and not settings.lm_eval_tasks:
         try:
@@ -212,9 +225,8 @@ def run_evaluation(settings: EvaluationSettings) -> tuple[dict[str, Any], list[d
     candidate, candidate_lineage = measure(settings, plan, settings.model_dir, "candidate")
     baseline, baseline_lineage = (measure(settings, plan, settings.baseline_dir, "baseline")
                                   if settings.baseline_dir else (None, None))
-    lineage = build_lineage(candidate_lineage, baseline_lineage, settings.baseline,
-                            read_data_report(settings.data_report_dir), plan.suites)
-    return build_report(settings, plan, candidate, baseline, lineage), case_records(candidate, baseline)
+    lineage = build_lineage(candidate_lineage, baseline_lineage, settings.baseline, plan.data_report, plan.suites)
+    return build_report(settings, plan, candidate, baseline, lineage), case_records(candidate, baseline), plan.history
 
 
 def case_records(candidate: ModelResults, baseline: ModelResults | None) -> list[dict[str, Any]]:
@@ -270,11 +282,17 @@ def _parser() -> argparse.ArgumentParser:
     add("--baseline-dir", type=_optional_path, default=INPUT_ROOT / "baseline", help="previous version; '' for none")
     add("--validation-dir", type=_optional_path, default=INPUT_ROOT / "validation", help="held-out split; '' for none")
     add("--train-dir", type=_optional_path, default=None, help="current train split (retention: what it supersedes)")
+    add("--test-dir", type=_optional_path, default=None,
+        help="current test split: joins the held-out history with the validation split (and supersedes like --train-dir)")
     add("--benchmarks-dir", type=Path, default=INPUT_ROOT / "benchmarks", help="built-in suites")
     add("--custom-benchmarks-dir", type=_optional_path, default=None, help="extra suites: every suite found is run")
     add("--suites", default="", help="comma-separated built-in suite names (default: all found)")
-    add("--retention-dir", type=_optional_path, default=None, help="earlier data versions' prepared examples")
+    add("--retention-dir", type=_optional_path, default=None,
+        help="the previous version's held-out history (heldout.jsonl: earlier data versions' test examples)")
     add("--retention-max-cases", type=int, default=64, help="cap on retention cases (0: no retention suite)")
+    add("--heldout-output-dir", type=_optional_path, default=HELDOUT_OUTPUT_DIR,
+        help="where the held-out history for the next version goes ('' for nowhere)")
+    add("--heldout-per-version", type=int, default=1000, help="most held-out examples kept per data version")
     add("--lm-eval-tasks", default="", help="comma-separated lm-eval task names (datasets from the hub)")
     add("--lm-eval-limit", type=int, default=None, help="at most this many documents per lm-eval task")
     add("--data-report-dir", type=_optional_path, default=None, help="the prepare step's report (lineage)")
@@ -301,6 +319,8 @@ def parse_args(argv: list[str] | None) -> EvaluationSettings:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.retention_max_cases < 0:
         parser.error("--retention-max-cases must be 0 or more")
+    if args.heldout_per_version < 1:
+        parser.error("--heldout-per-version must be at least 1")
     if args.gate_metric is None and (args.gate_threshold is not None or args.gate_max_regression is not None):
         parser.error("--gate-threshold and --gate-max-regression need --gate-metric")
     return EvaluationSettings(
@@ -308,11 +328,14 @@ def parse_args(argv: list[str] | None) -> EvaluationSettings:
         baseline_dir=args.baseline_dir,
         validation_dir=args.validation_dir,
         train_dir=args.train_dir,
+        test_dir=args.test_dir,
         benchmarks_dir=args.benchmarks_dir,
         custom_benchmarks_dir=args.custom_benchmarks_dir,
         suites=_names(args.suites) or None,
         retention_dir=args.retention_dir,
         retention_max_cases=args.retention_max_cases,
+        heldout_output_dir=args.heldout_output_dir,
+        heldout_per_version=args.heldout_per_version,
         lm_eval_tasks=_names(args.lm_eval_tasks),
         lm_eval_limit=args.lm_eval_limit,
         data_report_dir=args.data_report_dir,
@@ -349,11 +372,13 @@ def main(argv: list[str] | None = None) -> int:
         if settings.check_suites_only:
             print(describe_suites(settings))
             return 0
-        report, cases = run_evaluation(settings)
+        report, cases, history = run_evaluation(settings)
     except (EvaluationError, BenchmarkError, ModelLoadError, LineageError) as exc:
         print(f"evaluate.py: error: {exc}", file=sys.stderr)
         return 2
     path = write_outputs(report, cases, settings.output_dir)
+    if settings.heldout_output_dir is not None:
+        write_history(settings.heldout_output_dir, history)
     print(format_table(report))
     print(f"wrote {path} and {settings.output_dir / REPORT_FILE}")
     return 0

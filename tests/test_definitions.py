@@ -167,6 +167,8 @@ def test_register_arguments(training: dict[str, Any]) -> None:
     assert lineage["data_version"]["Std:JsonGet"]["Path"] == "data_version"
     assert lineage["training_data_uri"] == {"Get": "Parameters.InputDataUri"}
     assert lineage["train_data_uri"] == {"Get": "Steps.PrepareData.ProcessingOutputConfig.Outputs['train'].S3Output.S3Uri"}
+    assert lineage["heldout_data_uri"] == {
+        "Get": "Steps.EvaluateModel.ProcessingOutputConfig.Outputs['heldout'].S3Output.S3Uri"}
 
 
 def test_deploy_definition(deploy: dict[str, Any]) -> None:

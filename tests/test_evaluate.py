@@ -22,11 +22,15 @@ VALIDATION = [
      "completion": "Thirty days from delivery, minus a restocking fee.", "source": "policy"},
     {"id": "v4", "prompt": "Is the Mower M5 waterproof?", "completion": "Yes.", "source": "product"},
 ]
-EARLIER = [  # a previous version's prepared training split: the retention suite's source
-    {"id": "e1", "prompt": "What is the Rover X1?", "completion": "A warehouse robot.", "source": "faq.jsonl:1"},
-    {"id": "e2", "prompt": "Who approves travel?", "completion": "The CEO.", "source": "faq.jsonl:2"},  # superseded
-    {"id": "e3", "prompt": "What is the warranty?", "completion": "Two years.", "source": "replay:policies.md:7"},
+EARLIER = [  # the previous version's held-out history (two earlier data versions): the retention suite's source
+    {"id": "e1", "prompt": "What is the Rover X1?", "completion": "A warehouse robot.", "source": "faq.jsonl:1",
+     "data_version": "d1"},
+    {"id": "e2", "prompt": "Who approves travel?", "completion": "The CEO.", "source": "faq.jsonl:2",
+     "data_version": "d1"},  # superseded by the current data
+    {"id": "e3", "prompt": "What is the warranty?", "completion": "Two years.", "source": "policies.md:7",
+     "data_version": "d2"},
 ]
+TEST = [{"id": "t1", "prompt": "Where is the Rover X1 built?", "completion": "In Ohio.", "source": "faq.jsonl:9"}]
 
 
 def _write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
@@ -40,11 +44,12 @@ def eval_inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for name in ("company_facts", "company_quiz"):
         shutil.copytree(REPO_ROOT / "benchmarks" / name, root / "benchmarks" / name)
     _write_jsonl(root / "validation" / "validation.jsonl", VALIDATION)
-    _write_jsonl(root / "earlier" / "train.jsonl", EARLIER)
+    _write_jsonl(root / "earlier" / "heldout.jsonl", EARLIER)
+    _write_jsonl(root / "test" / "test.jsonl", TEST)
     (root / "earlier" / "_EMPTY").write_text("marker files are ignored\n", encoding="utf-8")
     (root / "report").mkdir()
     (root / "report" / "report.json").write_text(json.dumps({"data_version": "abc123", "rows": {"kept": 4}}))
-    return {name: root / name for name in ("benchmarks", "validation", "earlier", "report")}
+    return {name: root / name for name in ("benchmarks", "validation", "earlier", "test", "report")}
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +79,8 @@ def perturbed_model_archive(tiny_model_dir: Path, tmp_path_factory: pytest.TempP
 
 
 def _run(argv: list[str], output_dir: Path) -> tuple[int, dict[str, Any]]:
-    code = evaluate.main([*argv, "--output-dir", str(output_dir), "--max-new-tokens", "8"])
+    code = evaluate.main([*argv, "--output-dir", str(output_dir), "--max-new-tokens", "8",
+                          *([] if "--heldout-output-dir" in argv else ["--heldout-output-dir", ""])])
     report_path = output_dir / "evaluation.json"
     return code, json.loads(report_path.read_text()) if report_path.exists() else {}
 
@@ -90,6 +96,7 @@ def test_same_model_as_baseline_gives_zero_deltas(
     code, report = _run(
         ["--model-dir", str(tiny_model_dir), "--baseline-dir", str(tiny_model_dir), *_inputs(eval_inputs, "company_facts,company_quiz"),
          "--retention-dir", str(eval_inputs["earlier"]), "--train-dir", str(eval_inputs["validation"]),
+         "--test-dir", str(eval_inputs["test"]), "--heldout-output-dir", str(tmp_path / "heldout"),
          "--data-report-dir", str(eval_inputs["report"]), "--baseline-version", "3",
          "--baseline-model-package-arn", "arn:aws:sagemaker:us-east-1:1:model-package/g/3",
          "--gate-metric", "company_facts_rouge_l", "--gate-threshold", "0", "--gate-max-regression", "0"],
@@ -119,9 +126,13 @@ def test_same_model_as_baseline_gives_zero_deltas(
     assert [ex["id"] for ex in facts["examples"]] == [case["id"] for case in cases_file[:5]]
     assert all(ex["candidate"] == ex["baseline"] for ex in facts["examples"]) and facts["worst_regressions"] == []
     assert report["suites"]["company_quiz"]["forgetting"]["forgotten"] == 0
-    # Retention: e2 is superseded by the current data's answer; e1 and e3 are re-checked, grouped by source file.
+    # Retention: e2 is superseded by the current data's answer; e1 and e3 (two data versions) are re-checked,
+    # grouped by source file; the history handed on drops e2 and adds this version's validation and test splits.
     assert report["retention"] == {"suite": "retention", "counts": {
-        "available": 3, "superseded": 1, "duplicates": 0, "capped": 0, "used": 2}}
+        "available": 3, "superseded": 1, "duplicates": 0, "capped": 0, "used": 2, "data_versions": 2}}
+    history = [json.loads(line) for line in (tmp_path / "heldout" / "heldout.jsonl").read_text().splitlines()]
+    assert [(row["id"], row["data_version"]) for row in history] == [
+        ("e1", "d1"), ("e3", "d2"), *((row["id"], "abc123") for row in [*VALIDATION, *TEST])]
     assert set(report["suites"]["retention"]["groups"]) == {"faq.jsonl", "policies.md"}
     assert report["gate"]["passed"] is True and report["gate"]["suite_threshold_failures"] == 0
     lineage = report["lineage"]

@@ -1,6 +1,8 @@
 """evaluation.json's comparison pieces: metric entries, the gate's verdict, regressions, flips, retention."""
 from __future__ import annotations
 
+import hashlib
+
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +12,7 @@ import yaml
 from common.benchmarks import load_suite
 from common.eval_compare import SuiteInfo, forgetting, metric_entry, worst_regressions
 from common.eval_gate import GateError, check_gate_metric, compute_gate
-from common.eval_retention import build_retention_suite, source_group
+from common.eval_retention import build_retention_suite, next_history, source_group
 from common.eval_tasks import CaseOutcome, SuiteRun
 
 
@@ -115,7 +117,8 @@ def test_retention_suite_drops_superseded_answers_and_caps(tmp_path: Path) -> No
     ]
     suite, counts = build_retention_suite(earlier, current, max_cases=10, folder=tmp_path / "retention")
     assert suite is not None
-    assert counts.as_dict() == {"available": 4, "superseded": 1, "duplicates": 1, "capped": 0, "used": 2}
+    assert counts.as_dict() == {"available": 4, "superseded": 1, "duplicates": 1, "capped": 0, "used": 2,
+                                "data_versions": 1}
     assert sorted((case.id, case.group) for case in suite.cases) == [("a", "policies.md"), ("d", "faq.jsonl")]
     assert suite.spec.task == "qa" and suite.spec.primary_metric == "token_f1"
     on_disk = load_suite(tmp_path / "retention")
@@ -129,3 +132,31 @@ def test_retention_suite_drops_superseded_answers_and_caps(tmp_path: Path) -> No
     nothing, none_counts = build_retention_suite([], current, max_cases=10, folder=tmp_path / "none")
     assert nothing is None and none_counts.used == 0 and not (tmp_path / "none").exists()
     assert source_group("replay:exports/chats.jsonl:12") == "exports/chats.jsonl" and source_group("") == "unknown"
+
+
+def _versioned(id_: str, version: str, prompt: str | None = None, completion: str = "yes") -> dict[str, str]:
+    return {**_example(id_, prompt or f"Question {id_}?", completion), "data_version": version}
+
+
+def test_retention_cases_are_shared_across_data_versions_oldest_first(tmp_path: Path) -> None:
+    """Five v1 examples, one v2 example, cap 2: v2 still gets a case (round-robin), not the hash's v1 favourites."""
+    earlier = [*(_versioned(f"a{n}", "v1") for n in range(5)), _versioned("b0", "v2")]
+    suite, counts = build_retention_suite(earlier, [], max_cases=2, folder=tmp_path / "rr")
+    assert suite is not None and counts.used == 2 and counts.capped == 4 and counts.data_versions == 2
+    assert "b0" in {case.id for case in suite.cases}
+    # The same prompt in two versions with the same answer: the oldest version's example is the one kept.
+    repeated = [_versioned("old", "v1", "Same question?"), _versioned("new", "v2", "same question")]
+    suite, counts = build_retention_suite(repeated, [], max_cases=5, folder=tmp_path / "dup")
+    assert suite is not None and [case.id for case in suite.cases] == ["old"] and counts.duplicates == 1
+
+
+def test_next_history_drops_superseded_tags_the_test_split_and_caps_per_version() -> None:
+    earlier = [_versioned("a", "v1", "Price of S2?", "$399"), _versioned("b", "v1"), _versioned("c", "v2")]
+    current = [_example("n1", "Price of S2?", "$349"), _example("n2", "Question z?", "no", "replay:x.jsonl:1")]
+    test = [_example("t1", "Question t1?", "ok"), _example("b", "Question b?", "yes"), _example("t2", "Question t2?", "ok")]
+    history = next_history(earlier, current, test, "v3", per_version=5)
+    assert [(row["id"], row["data_version"]) for row in history] == [("b", "v1"), ("c", "v2"), ("t1", "v3"), ("t2", "v3")]
+    assert set(history[2]) == {"id", "prompt", "completion", "source", "data_version"}
+    capped = next_history(earlier, current, test, "v3", per_version=1)
+    assert [row["data_version"] for row in capped] == ["v1", "v2", "v3"]
+    assert capped[2]["id"] == min(("t1", "t2"), key=lambda i: hashlib.sha256(f"retention:{i}".encode()).hexdigest())

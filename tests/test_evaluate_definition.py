@@ -37,7 +37,8 @@ def test_evaluate_inputs_and_arguments(steps: dict[str, dict[str, Any]]) -> None
     arguments = steps["EvaluateModel"]["Arguments"]
     inputs = {i["InputName"]: i["S3Input"] for i in arguments["ProcessingInputs"] if i["InputName"] != "code"}
     sources = {name: item["S3Uri"] for name, item in inputs.items()}
-    assert sources["retention"] == _json_get("replay_data_uri", "ResolveBaseline", "ResolvedModel")
+    assert sources["retention"] == _json_get("heldout_data_uri", "ResolveBaseline", "ResolvedModel")
+    assert sources["test"] == {"Get": "Steps.PrepareData.ProcessingOutputConfig.Outputs['test'].S3Output.S3Uri"}
     assert sources["baseline"] == _json_get("model_data_url", "ResolveBaseline", "ResolvedModel")
     assert sources["train"] == {"Get": "Steps.PrepareData.ProcessingOutputConfig.Outputs['train'].S3Output.S3Uri"}
     assert sources["data_report"] == {"Get": "Steps.PrepareData.ProcessingOutputConfig.Outputs['report'].S3Output.S3Uri"}
@@ -45,7 +46,7 @@ def test_evaluate_inputs_and_arguments(steps: dict[str, dict[str, Any]]) -> None
     assert sources["custom_benchmarks"] == "s3://company-benchmarks/suites"
     assert all(item["LocalPath"] == f"/opt/ml/processing/input/{name}" for name, item in inputs.items())
     args = arguments["AppSpecification"]["ContainerArguments"]
-    for name in ("model", "baseline", "validation", "train", "data-report", "retention", "benchmarks"):
+    for name in ("model", "baseline", "validation", "train", "test", "data-report", "retention", "benchmarks"):
         assert f"--{name}-dir=/opt/ml/processing/input/{name.replace('-', '_')}" in args
     value = {flag: args[args.index(flag) + 1] for flag in (
         "--suites", "--lm-eval-tasks", "--lm-eval-limit", "--custom-benchmarks-dir", "--retention-max-cases",
@@ -57,6 +58,9 @@ def test_evaluate_inputs_and_arguments(steps: dict[str, dict[str, Any]]) -> None
     assert value["--baseline-version"] == {"Std:Join": {"On": "", "Values": [
         _json_get("version", "ResolveBaseline", "ResolvedModel")]}}
     assert value["--gate-metric"] == CONFIG.evaluation.gate.metric
+    outputs = {o["OutputName"]: o["S3Output"]["LocalPath"] for o in arguments["ProcessingOutputConfig"]["Outputs"]}
+    assert outputs["heldout"] == "/opt/ml/processing/output/heldout"
+    assert args[args.index("--heldout-output-dir") + 1] == outputs["heldout"]
 
 
 def test_gate_conditions_and_fail_messages_name_benchmark_metric_value_threshold(steps: dict[str, dict[str, Any]]) -> None:

@@ -2,9 +2,10 @@
 
 Inputs: the candidate artifact, the baseline (resolved.json's model_data_url), the prepared
 splits and data report, the staged built-in suites, optional custom suites (an S3 prefix) and the
-earlier data versions' examples for the retention suite (resolved.json's replay_data_uri: the
-previous approved version's training split). Output `evaluation`: evaluation.json (PropertyFile),
-cases.jsonl, report.html and the retention suite that was used.
+earlier data versions' held-out examples for the retention suite (resolved.json's
+heldout_data_uri: the previous approved version's held-out history). Outputs `evaluation`:
+evaluation.json (PropertyFile), cases.jsonl, report.html and the retention suite that was used;
+`heldout`: the held-out history handed on to the next version (recorded by the register step).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from pipelines.processors import step_processor
 from pipelines.training.parameters import TrainingParameters
 
 EVALUATION_OUTPUT = "evaluation"
+HELDOUT_OUTPUT = "heldout"
 REPORT_HTML = "report.html"
 INPUT_ROOT = "/opt/ml/processing/input"
 
@@ -52,14 +54,16 @@ def evaluate_step(
         _input("baseline", from_resolved("model_data_url")),
         _input("validation", prepared["validation"].S3Output.S3Uri),
         _input("train", prepared["train"].S3Output.S3Uri),
+        _input("test", prepared["test"].S3Output.S3Uri),
         _input("data_report", prepared["report"].S3Output.S3Uri),
-        _input("retention", from_resolved("replay_data_uri")),
+        _input("retention", from_resolved("heldout_data_uri")),
         _input("benchmarks", f"{config.s3_prefix}/benchmarks"),
     ]
     arguments: list[str | PipelineVariable] = [
         *(f"--{name.replace('_', '-')}-dir={INPUT_ROOT}/{name}" for name in
-          ("model", "baseline", "validation", "train", "data_report", "retention", "benchmarks")),
+          ("model", "baseline", "validation", "train", "test", "data_report", "retention", "benchmarks")),
         "--output-dir", "/opt/ml/processing/output/evaluation",
+        "--heldout-output-dir", "/opt/ml/processing/output/heldout",
         "--suites", ",".join(settings.suites),
         "--retention-max-cases", str(settings.retention_max_cases),
         "--baseline-version", from_resolved("version").to_string(),
@@ -82,7 +86,8 @@ def evaluate_step(
         code="evaluate.py",
         source_dir=str(STEPS_DIR),
         inputs=inputs,
-        outputs=[ProcessingOutput(output_name=EVALUATION_OUTPUT, source="/opt/ml/processing/output/evaluation")],
+        outputs=[ProcessingOutput(output_name=EVALUATION_OUTPUT, source="/opt/ml/processing/output/evaluation"),
+                 ProcessingOutput(output_name=HELDOUT_OUTPUT, source="/opt/ml/processing/output/heldout")],
         arguments=arguments,
     )
     return ProcessingStep(name="EvaluateModel", step_args=step_args, property_files=[evaluation]), evaluation
