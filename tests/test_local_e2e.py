@@ -127,6 +127,29 @@ def test_round_two_trains_from_version_one_and_compares_against_it(round_two: De
     )
 
 
+
+def _heldout_history(home: Path, uri: str) -> list[dict]:
+    path = LocalS3(home / "s3").path(uri.rstrip("/") + "/heldout.jsonl")
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_retention_checks_round_one_held_out_examples_in_round_two(round_two: DemoSummary, round_one: DemoSummary,
+                                                                   home: Path) -> None:
+    assert round_one.version is not None and round_two.version is not None
+    first = _heldout_history(home, round_one.version.metadata["heldout_data_uri"])
+    second = _heldout_history(home, round_two.version.metadata["heldout_data_uri"])
+    versions = [round_one.version.metadata["data_version"], round_two.version.metadata["data_version"]]
+    assert first and {row["data_version"] for row in first} == {versions[0]}
+    assert {row["data_version"] for row in second} == set(versions)  # round 1's survivors, then round 2's own
+    evaluation = json.loads(round_two.evaluation_path.read_text())  # type: ignore[union-attr]
+    round_one_evaluation = json.loads(round_one.evaluation_path.read_text())  # type: ignore[union-attr]
+    assert round_one_evaluation["retention"] is None or round_one_evaluation["retention"]["counts"]["used"] == 0
+    counts = evaluation["retention"]["counts"]
+    assert counts["available"] == len(first) and counts["used"] > 0 and counts["data_versions"] == 1
+    retention_ids = {case["id"] for case in evaluation["suites"]["retention"]["examples"]}
+    assert retention_ids <= {row["id"] for row in first}
+
+
 def test_definition_change_changes_the_local_run(round_two: DemoSummary, backend: Backend) -> None:
     """Raise the gate's threshold inside the definition JSON: the same run now ends in the FailStep."""
     from pipelines.local.api_server import LocalApiServer, subprocess_env
