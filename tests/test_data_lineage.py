@@ -122,6 +122,7 @@ def test_lineage_through_the_local_registry(versions: dict[str, Path], tmp_path:
     assert out.index(v2) < out.index(f"data version {v1}")
     assert f"previous data version {v1}" in out and "input support_faq_2026.jsonl sha256" in out
     assert "base: s3://bucket/base-model" in out
+    assert "held-out history (retention suite of the next version): not recorded" in out
 
     assert continuum(["--home", str(tmp_path), "lineage", "--data-version", v1[:12]]) == 0
     assert f"1 version(s) of {CONFIG.model.model_package_group} trained on data version {v1[:12]}" \

@@ -44,7 +44,7 @@ def version_lineage(sagemaker: Any, s3: Any, group: str, version: int | None) ->
             "version": current.version, "status": current.approval_status, "arn": current.arn,
             "model_data_url": current.model_data_url, "data_version": metadata.get("data_version"),
             "training_data_uri": metadata.get("training_data_uri"), "train_data_uri": metadata.get("train_data_uri"),
-            "start_model_uri": metadata.get("start_model_uri"),
+            "start_model_uri": metadata.get("start_model_uri"), "heldout_data_uri": metadata.get("heldout_data_uri"),
             "manifest": read_manifest(s3, metadata.get("train_data_uri")),
         })
         parent = metadata.get("parent_model_package_arn")
@@ -65,7 +65,8 @@ def versions_trained_on(sagemaker: Any, group: str, data_version: str) -> list[d
 def _describe(entry: dict[str, Any]) -> list[str]:
     lines = [f"v{entry['version']} {entry['status']}: data version {entry['data_version']}",
              f"  trained on {entry['training_data_uri']} (prepared: {entry['train_data_uri']})",
-             f"  started from {entry['start_model_uri']}"]
+             f"  started from {entry['start_model_uri']}",
+             f"  held-out history (retention suite of the next version): {entry['heldout_data_uri'] or 'not recorded'}"]
     manifest = entry["manifest"]
     if manifest is None:
         lines.append("  no data manifest stored with the train split")
