@@ -9,24 +9,17 @@ CONTROL_PLANE = [
     "pydantic>=2.6",
     "pyyaml>=6",
 ]
-ML_STACK = [
-    "torch==2.13.0",
-    "transformers>=5,<6",
-    "peft>=0.17",
-    "accelerate>=1.0",
-    "datasets>=3",
-    "tokenizers>=0.20",
-    "pyarrow>=15",  # prepare: Parquet input, RE2 prefilter of the PII scan
-    "numpy>=1.26",
-    "jinja2>=3.1",  # prepare: chat templates
-    "safetensors>=0.4",
-    "rouge-score>=0.1.2",
-    "sacrebleu>=2.4",
-    "scikit-learn>=1.4",
-    "matplotlib>=3.8",
-]
+
+
+def step_requirements() -> list[str]:
+    """steps/requirements.txt without comments: what every step container installs on top of torch."""
+    lines = (Path(__file__).parent / "steps" / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    return [line.split("#")[0].strip() for line in lines if line.split("#")[0].strip()]
+
+
 # Standard benchmarks (lm-evaluation-harness); the evaluate step imports it only for lm-eval suites/tasks.
-EVAL = ["lm-eval>=0.4.13,<0.5"]
+EVAL = [item for item in step_requirements() if item.startswith("lm-eval")]
+ML_STACK = ["torch==2.13.0", *(item for item in step_requirements() if item not in EVAL)]
 TEST = ["pytest>=8", "moto[s3,sagemaker,events,iam,sts]>=5.1", "nbformat>=5"]
 # QLoRA (train.py --quantization 4bit, CUDA only); constraints.txt keeps the CPU build of torch pinned.
 GPU = ["bitsandbytes>=0.45"]

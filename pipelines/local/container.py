@@ -36,9 +36,9 @@ class ContainerRoot:
             raise ValueError(f"container path {container_path!r} is outside {CONTAINER_PREFIX}")
         return Path(str(self.root) + container_path)
 
-    def remap_script(self, script: Path) -> Path:
-        """A copy of a shell script with its container paths rewritten (e.g. the SDK's runproc.sh)."""
-        text = script.read_text(encoding="utf-8")
+    def remap_script(self, script: Path, edit: Callable[[str], str] = lambda text: text) -> Path:
+        """A copy of a shell script with its container paths rewritten (e.g. the SDK's runproc.sh), then `edit`ed."""
+        text = edit(script.read_text(encoding="utf-8"))
         remapped = script.with_name(f"{script.name}.local")
         remapped.write_text(text.replace(CONTAINER_PREFIX + "/", f"{self.root}{CONTAINER_PREFIX}/"), encoding="utf-8")
         return remapped

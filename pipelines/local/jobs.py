@@ -16,7 +16,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pipelines.local.container import ContainerRoot, JobFailed, host_environment, run_process
+from pipelines.local.requirements import REQUIREMENTS_FILE, check_requirements_file, check_source_archive, skip_pip_install
 from pipelines.local.s3 import LocalS3
+
+
+PROCESSING_CODE_DIR = "/opt/ml/processing/input/code"
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,10 @@ def run_processing_job(request: dict[str, Any], context: JobContext) -> dict[str
     if not entrypoint:
         raise JobFailed(f"{context.job_name}: AppSpecification.ContainerEntrypoint is required to run locally")
     if Path(entrypoint[0]).name in {"bash", "sh"} and len(entrypoint) > 1 and Path(entrypoint[1]).is_file():
-        entrypoint[1] = str(container.remap_script(Path(entrypoint[1])))
+        source = container.host_path(f"{PROCESSING_CODE_DIR}/sourcedir.tar.gz")  # FrameworkProcessor's code input
+        if source.is_file():
+            check_source_archive(source)
+        entrypoint[1] = str(container.remap_script(Path(entrypoint[1]), skip_pip_install))
     if Path(entrypoint[0]).name in {"python", "python3"}:
         entrypoint[0] = sys.executable
     command = entrypoint + [container.remap(str(arg)) for arg in app.get("ContainerArguments", [])]
@@ -86,6 +93,7 @@ def run_training_job(request: dict[str, Any], context: JobContext) -> dict[str, 
         )
     code_dir = container.host_path("/opt/ml/code")
     _unpack_source(context.s3, str(submit_directory), code_dir, context.job_dir)
+    check_requirements_file(code_dir / REQUIREMENTS_FILE)  # the training toolkit would pip-install it
 
     channels = []
     for channel in request.get("InputDataConfig", []):
