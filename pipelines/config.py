@@ -109,6 +109,11 @@ class GateConfig(_Strict):
     higher_is_better: bool = True
     threshold: float
     max_regression: float = Field(default=0.05, ge=0)
+    max_forgetting: float = Field(
+        default=0.1, ge=0,
+        description="allowed drop of the retention suite's token F1 (earlier data versions' held-out examples) vs the "
+                    "previous version; 1 turns the forgetting check off",
+    )
 
 
 class EvaluationConfig(_Strict):

@@ -34,7 +34,15 @@ from common.eval_gate import GateError, check_gate_metric, compute_gate, format_
 from common.eval_lineage import BaselineIdentity, LineageError, build_lineage, model_lineage, read_data_report
 from common.eval_lm_harness import LmEvalTask, run_lm_eval
 from common.eval_model import ModelLoadError, load_model
-from common.eval_retention import RETENTION_SUITE, RetentionCounts, build_retention_suite, next_history, read_dirs, write_history
+from common.eval_retention import (
+    RETENTION_METRICS,
+    RETENTION_SUITE,
+    RetentionCounts,
+    build_retention_suite,
+    next_history,
+    read_dirs,
+    write_history,
+)
 from common.eval_tasks import BatchSettings, run_suite, validation_loss
 from common.examples import ExampleError, read_examples
 from common.jsonl import write_jsonl
@@ -79,6 +87,7 @@ class EvaluationSettings:
     gate_threshold: float | None
     gate_max_regression: float | None
     gate_higher_is_better: bool
+    gate_max_forgetting: float | None
     check_suites_only: bool = False
 
 
@@ -206,7 +215,8 @@ def build_report(settings: EvaluationSettings, plan: Plan, candidate: ModelResul
         "forgetting": forgetting_summary(suites),
         "lineage": lineage,
         "gate": compute_gate(metrics, settings.gate_metric, settings.gate_threshold, settings.gate_max_regression,
-                             settings.gate_higher_is_better),
+                             settings.gate_higher_is_better, f"{RETENTION_SUITE}_{RETENTION_METRICS[0]}",
+                             settings.gate_max_forgetting),
         "report": REPORT_FILE,
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
@@ -307,6 +317,8 @@ def _parser() -> argparse.ArgumentParser:
     add("--gate-threshold", type=_optional_float, default=None, help="absolute bar (default: none)")
     add("--gate-max-regression", type=_optional_float, default=None, help="allowed worsening vs baseline (default: none)")
     add("--gate-lower-is-better", action="store_true", help="the gate metric is lower-is-better")
+    add("--gate-max-forgetting", type=_optional_float, default=None,
+        help=f"allowed drop of {RETENTION_SUITE}_{RETENTION_METRICS[0]} vs the baseline (default: none)")
     add("--check-suites-only", action="store_true", help="load and check the suites, print them, load no model")
     return parser
 
@@ -348,6 +360,7 @@ def parse_args(argv: list[str] | None) -> EvaluationSettings:
         gate_threshold=args.gate_threshold,
         gate_max_regression=args.gate_max_regression,
         gate_higher_is_better=not args.gate_lower_is_better,
+        gate_max_forgetting=args.gate_max_forgetting,
         check_suites_only=args.check_suites_only,
     )
 

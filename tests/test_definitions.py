@@ -126,7 +126,7 @@ def test_training_parameters_and_hyperparameters(training: dict[str, Any]) -> No
     assert parameters["LoraR"] == {"Name": "LoraR", "Type": "Integer", "DefaultValue": CONFIG.training.lora.r}
     assert parameters["GateThreshold"]["DefaultValue"] == CONFIG.evaluation.gate.threshold
     assert parameters["ModelApprovalStatus"]["DefaultValue"] == "PendingManualApproval"
-    assert {"InputDataUri", "BaseModelUri", "ReplayFraction", "TrainingInstanceType", "MaxRegression", "LearningRate"} <= set(parameters)
+    assert {"InputDataUri", "BaseModelUri", "ReplayFraction", "TrainingInstanceType", "MaxRegression", "MaxForgetting", "LearningRate"} <= set(parameters)
     hyper = _steps_by_name(training)["TrainModel"]["Arguments"]["HyperParameters"]
     assert hyper["lora_r"] == {"Std:Join": {"On": "", "Values": [{"Get": "Parameters.LoraR"}]}}
     assert hyper["target_modules"] == {"Get": "Parameters.LoraTargetModules"}

@@ -68,6 +68,19 @@ def test_suite_thresholds_fail_the_gate_with_their_own_reason() -> None:
     assert no_gate_metric["metric"] is None and no_gate_metric["passed"] is False
 
 
+def test_forgetting_fails_the_gate_when_the_retention_metric_drops_too_far() -> None:
+    retention = metric_entry(0.55, 0.8, True, "retention", "token_f1")
+    metrics = _metrics(0.9, 0.8, True, retention_token_f1=retention)
+    gate = compute_gate(metrics, "facts_m", 0.5, 0.1, True, "retention_token_f1", 0.2)
+    assert gate["passed"] is False and gate["forgetting_failures"] == 1 and gate["suite_threshold_failures"] == 0
+    assert gate["reasons"] == ["benchmark retention metric token_f1 = 0.55 regressed by 0.25 vs baseline 0.8: earlier "
+                               "data versions' knowledge forgotten (MaxForgetting 0.2)"]
+    assert compute_gate(metrics, "facts_m", 0.5, 0.1, True, "retention_token_f1", 0.25)["passed"] is True
+    assert compute_gate(metrics, "facts_m", 0.5, 0.1, True, "retention_token_f1", None)["forgetting_failures"] == 0
+    first_version = compute_gate(_metrics(0.9, 0.8, True), "facts_m", 0.5, 0.1, True, "retention_token_f1", 0.0)
+    assert first_version["passed"] is True and first_version["forgetting_metric"] is None
+
+
 def test_gate_metric_must_exist_and_point_the_right_way() -> None:
     directions = {"validation_loss": False, "facts_token_f1": True}
     with pytest.raises(GateError, match="gate metric 'facts_bleu' is not produced .*available: validation_loss, facts_token_f1"):

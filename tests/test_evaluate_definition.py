@@ -70,7 +70,11 @@ def test_gate_conditions_and_fail_messages_name_benchmark_metric_value_threshold
         {"Type": "LessThanOrEqualTo", "LeftValue": _json_get(f"metrics.{metric}.regression"),
          "RightValue": {"Get": "Parameters.MaxRegression"}},
         {"Type": "LessThanOrEqualTo", "LeftValue": _json_get("gate.suite_threshold_failures"), "RightValue": 0},
+        {"Type": "LessThanOrEqualTo", "LeftValue": _json_get("gate.forgetting_failures"), "RightValue": 0},
     ]
+    arguments = steps["EvaluateModel"]["Arguments"]["AppSpecification"]["ContainerArguments"]
+    assert arguments[arguments.index("--gate-max-forgetting") + 1] == {
+        "Std:Join": {"On": "", "Values": [{"Get": "Parameters.MaxForgetting"}]}}
     threshold_message = steps["FailQualityThreshold"]["Arguments"]["ErrorMessage"]["Std:Join"]["Values"]
     assert threshold_message == [
         "Gate failed: benchmark", _json_get(f"metrics.{metric}.suite"), "metric", _json_get(f"metrics.{metric}.metric"),

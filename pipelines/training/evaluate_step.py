@@ -73,6 +73,7 @@ def evaluate_step(
         "--gate-metric", gate.metric,
         "--gate-threshold", params.gate_threshold.to_string(),
         "--gate-max-regression", params.max_regression.to_string(),
+        "--gate-max-forgetting", params.max_forgetting.to_string(),
         *([] if gate.higher_is_better else ["--gate-lower-is-better"]),
     ]
     if settings.custom_benchmarks_uri:

@@ -1,8 +1,9 @@
 """The quality gate: two ConditionSteps on evaluation.json, each with a FailStep that says what failed.
 
 CheckQualityThreshold: the gate metric meets GateThreshold. CheckNoRegression: the gate metric is
-at most MaxRegression worse than the previous version, and every suite meets its own suite.yaml
-threshold (evaluation.json's gate.suite_threshold_failures is 0). The FailStep messages name the
+at most MaxRegression worse than the previous version, every suite meets its own suite.yaml
+threshold (evaluation.json's gate.suite_threshold_failures is 0) and the retention suite is at most
+MaxForgetting worse than the previous version (gate.forgetting_failures is 0). The FailStep messages name the
 benchmark, the metric, the value and the threshold (read from evaluation.json with JsonGet).
 """
 from __future__ import annotations
@@ -66,6 +67,7 @@ def gate_steps(
         conditions=[
             ConditionLessThanOrEqualTo(left=field("regression"), right=params.max_regression),
             ConditionLessThanOrEqualTo(left=read("gate.suite_threshold_failures"), right=0),
+            ConditionLessThanOrEqualTo(left=read("gate.forgetting_failures"), right=0),
         ],
         if_steps=on_pass,
         else_steps=[fail_regression],

@@ -25,6 +25,7 @@ class TrainingParameters:
     epochs: ParameterFloat
     gate_threshold: ParameterFloat
     max_regression: ParameterFloat
+    max_forgetting: ParameterFloat
 
     # Training: continual-learning strategy and its knobs, QLoRA, checkpoints, managed spot (issue 4).
     training_strategy: ParameterString
@@ -63,6 +64,7 @@ def training_parameters(config: Config) -> TrainingParameters:
         epochs=ParameterFloat("Epochs", default_value=training.epochs),
         gate_threshold=ParameterFloat("GateThreshold", default_value=config.evaluation.gate.threshold),
         max_regression=ParameterFloat("MaxRegression", default_value=config.evaluation.gate.max_regression),
+        max_forgetting=ParameterFloat("MaxForgetting", default_value=config.evaluation.gate.max_forgetting),
         **_training_step_parameters(config),
     )
 

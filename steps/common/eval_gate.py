@@ -1,8 +1,10 @@
 """The gate's verdict in evaluation.json, and the console table.
 
-The pipeline's ConditionSteps decide (they read metrics.<gate metric>.value / .regression and
-gate.suite_threshold_failures); this section says the same in words so the FailStep message can
-name the benchmark, the metric, the value and the threshold that failed.
+The pipeline's ConditionSteps decide (they read metrics.<gate metric>.value / .regression,
+gate.suite_threshold_failures and gate.forgetting_failures); this section says the same in words
+so the FailStep message can name the benchmark, the metric, the value and the threshold that failed.
+The forgetting check bounds how much worse the candidate does than the previous version on the
+retention suite (earlier data versions' held-out examples); it passes when there is no such suite.
 """
 from __future__ import annotations
 
@@ -29,14 +31,27 @@ def _below(entry: dict[str, Any], threshold: float, origin: str) -> str:
             f"is not {sign} threshold {threshold:.6g} ({origin})")
 
 
+def _forgetting(metrics: dict[str, dict[str, Any]], metric: str | None, max_forgetting: float | None) -> list[str]:
+    """The forgetting reason, if the retention metric regressed past `max_forgetting`."""
+    entry = metrics.get(metric) if metric else None
+    if entry is None or max_forgetting is None or entry["baseline"] is None or entry["regression"] <= max_forgetting:
+        return []
+    return [f"benchmark {entry['suite']} metric {entry['metric']} = {entry['value']:.6g} regressed by "
+            f"{entry['regression']:.6g} vs baseline {entry['baseline']:.6g}: earlier data versions' knowledge "
+            f"forgotten (MaxForgetting {max_forgetting:.6g})"]
+
+
 def compute_gate(
     metrics: dict[str, dict[str, Any]],
     metric: str | None,
     threshold: float | None,
     max_regression: float | None,
     higher_is_better: bool,
+    forgetting_metric: str | None = None,
+    max_forgetting: float | None = None,
 ) -> dict[str, Any]:
-    """Passed when the gate metric meets its threshold and regression bound and every suite meets its own threshold."""
+    """Passed when the gate metric meets its threshold and regression bound, every suite meets its own threshold
+    and the retention metric (`forgetting_metric`, when produced) regressed at most `max_forgetting`."""
     reasons: list[str] = []
     if metric is not None:
         entry = metrics[metric]
@@ -51,15 +66,19 @@ def compute_gate(
             )
     suite_failures = [_below(entry, entry["threshold"], "suite.yaml threshold")
                       for entry in metrics.values() if entry.get("passed") is False]
-    reasons += suite_failures
+    forgetting_failures = _forgetting(metrics, forgetting_metric, max_forgetting)
+    reasons += suite_failures + forgetting_failures
     return {
         "metric": metric,
         "threshold": threshold,
         "max_regression": max_regression,
         "higher_is_better": higher_is_better,
+        "forgetting_metric": forgetting_metric if forgetting_metric in metrics else None,
+        "max_forgetting": max_forgetting,
         "passed": not reasons,
         "reasons": reasons,
         "suite_threshold_failures": len(suite_failures),
+        "forgetting_failures": len(forgetting_failures),
         "summary": "; ".join(reasons) if reasons else "all checks passed",
     }
 
