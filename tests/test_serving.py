@@ -21,7 +21,27 @@ import train
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SERVE_SCRIPT = REPO_ROOT / "containers" / "serving" / "serve.py"
+PROMPTING = REPO_ROOT / "steps" / "common" / "prompting.py"
 TRAINED_EXAMPLES = 24
+
+
+def _chat(*turns: str, system: str | None = None) -> dict:
+    """A prepared chat example: the last text is the reply it is trained on."""
+    messages = ([{"role": "system", "content": system}] if system else []) + [
+        {"role": "user" if index % 2 == 0 else "assistant", "content": text} for index, text in enumerate(turns)]
+    return {"id": f"{len(turns):016x}", "prompt": turns[-2], "completion": turns[-1], "messages": messages,
+            "source": "chats.jsonl:1"}
+
+
+# Pairs with the same last question: only their context (earlier turns, system message) tells the answers apart.
+TRAINED_CHATS = [
+    _chat("What is the Rover X1?", "A warehouse robot", "How much does it weigh?", "85 kg"),
+    _chat("What is the Sweepy S2?", "A robot vacuum", "How much does it weigh?", "3.8 kg"),
+    _chat("What is the Rover X1?", "A warehouse robot", "What is its price?", "$12,499"),
+    _chat("What is the Sweepy S2?", "A robot vacuum", "What is its price?", "$399"),
+    _chat("What does it cost?", "$12,499", system="You sell the Rover X1."),
+    _chat("What does it cost?", "$399", system="You sell the Sweepy S2."),
+]
 
 
 def _load_serve_module() -> ModuleType:
@@ -67,9 +87,9 @@ def trained_examples(sample_round_dirs: dict[int, Path], tmp_path_factory: pytes
 
 @pytest.fixture(scope="module")
 def model_dir(tiny_model_dir: Path, trained_examples: list[dict], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny model fine-tuned on those questions by the training step (a few seconds)."""
+    """The tiny model fine-tuned on those questions and the chats by the training step (a few seconds)."""
     channel = tmp_path_factory.mktemp("train-channel")
-    (channel / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in trained_examples))
+    (channel / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in trained_examples + TRAINED_CHATS))
     out = tmp_path_factory.mktemp("served-model")
     code = train.main(["--train-dir", str(channel), "--base_model", str(tiny_model_dir), "--model-dir", str(out),
                        "--epochs", "40", "--batch_size", "8"])  # fmt: skip
@@ -139,6 +159,65 @@ def test_single_input_and_token_limit(server_port: int, trained_examples: list[d
 def test_bad_requests_get_400(server_port: int, body: bytes, message: str) -> None:
     status, payload = _request(server_port, "POST", "/invocations", body)
     assert status == 400 and message in payload["error"]
+
+
+def test_chat_requests_are_answered_from_their_context(server_port: int, trained_examples: list[dict]) -> None:
+    """Each pair asks the same last question: both answers right means the context reached the model."""
+    for chat in TRAINED_CHATS:
+        status, body = _invoke(server_port, {"inputs": {"messages": chat["messages"][:-1]},
+                                             "parameters": {"max_new_tokens": 12}})  # fmt: skip
+        assert status == 200 and body == [{"generated_text": chat["completion"]}], (chat["messages"], body)
+    # A list may mix chats and strings; a chat of one user message is exactly that string.
+    prompt = trained_examples[0]["prompt"]
+    mixed = [{"messages": TRAINED_CHATS[1]["messages"][:-1]}, prompt, {"messages": [{"role": "user", "content": prompt}]}]
+    status, body = _invoke(server_port, {"inputs": mixed, "parameters": {"max_new_tokens": 12}})
+    assert status == 200 and [item["generated_text"] for item in body] == ["3.8 kg", *[trained_examples[0]["completion"]] * 2]
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        ({"messages": []}, "inputs.messages must be a non-empty list"),
+        ({"messages": [{"role": "tool", "content": "x"}]}, "inputs.messages[0].role must be one of system, user, assistant"),
+        ([{"messages": [{"role": "user", "content": 5}]}], "inputs[0].messages[0].content must be a string"),
+        (["hi", {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}],
+         "inputs[1].messages[1].role must be 'user'"),
+        ({"messages": [{"role": "system", "content": "Be brief."}]}, "inputs.messages has no user message"),
+        ({"prompt": "hi"}, "inputs has unsupported key 'prompt'"),
+        (["hi", 3], 'inputs[1] must be a string or {"messages": [...]}'),
+        (5, '"inputs" must be a string, {"messages": [...]}, or a non-empty list of those'),
+    ],
+)
+def test_bad_chat_requests_get_400_naming_the_field(server_port: int, inputs: object, message: str) -> None:
+    status, payload = _invoke(server_port, {"inputs": inputs})
+    assert status == 400 and message in payload["error"], payload
+
+
+def test_full_text_is_for_string_inputs(server_port: int) -> None:
+    chat = {"messages": [{"role": "user", "content": "How heavy?"}]}
+    status, payload = _invoke(server_port, {"inputs": chat, "parameters": {"return_full_text": True}})
+    assert status == 400 and "'return_full_text' applies to string inputs only" in payload["error"]
+
+
+def test_hf_toolkit_imports_the_artifacts_handler_and_its_prompting(model_dir: Path, tmp_path: Path) -> None:
+    """As AWS's HF inference toolkit does: `model_dir/code` first on sys.path, then `import inference`."""
+    chat = TRAINED_CHATS[5]
+    script = (
+        "import json, sys\n"
+        f"sys.path.insert(0, {str(model_dir / 'code')!r})\n"
+        "import inference\n"
+        "model = inference.model_fn(sys.argv[1])\n"
+        "body = json.dumps({'inputs': {'messages': json.loads(sys.argv[2])}, 'parameters': {'max_new_tokens': 12}})\n"
+        "print(inference.prompting.__file__)\n"
+        "print(inference.output_fn(inference.predict_fn(inference.input_fn(body, 'application/json'), model)))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run([sys.executable, "-c", script, str(model_dir), json.dumps(chat["messages"][:-1])],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    loaded_from, answer = result.stdout.strip().splitlines()[-2:]
+    assert Path(loaded_from) == model_dir / "code" / "prompting.py"
+    assert json.loads(answer) == [{"generated_text": chat["completion"]}]
 
 
 def test_unknown_route_is_404(server_port: int) -> None:
@@ -217,6 +296,13 @@ def test_the_model_artifacts_own_handler_wins(tmp_path: Path) -> None:
     shipped = (REPO_ROOT / "containers" / "serving" / "inference.py").read_text()
     shipped += "\n\ndef output_fn(prediction, accept='application/json'):\n    return json.dumps({'custom': prediction})\n"
     (tmp_path / "code" / "inference.py").write_text(shipped)
+    with pytest.raises(ImportError, match="prompting.py not found beside"):
+        serve.load_handler(tmp_path)
+    (tmp_path / "code" / "prompting.py").write_text(PROMPTING.read_text().replace(
+        'DEFAULT_PROMPT_TEMPLATE = "### Question:', 'DEFAULT_PROMPT_TEMPLATE = "### Shipped:'))
     handler = serve.load_handler(tmp_path)
     assert handler is not sys.modules["inference"]
     assert json.loads(handler.output_fn([{"generated_text": "x"}])) == {"custom": [{"generated_text": "x"}]}
+    # The shipped handler renders with the prompting.py beside it, not with the server's own.
+    assert handler.read_template(tmp_path).startswith("### Shipped:")
+    assert serve.read_template(tmp_path).startswith("### Question:")

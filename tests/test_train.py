@@ -173,6 +173,9 @@ def test_artifact_ships_the_hf_toolkit_handler(trained: dict, round1_splits: Pat
 
     handler_path = trained["dir"] / "code" / "inference.py"
     assert handler_path.read_text() == (REPO_ROOT / "containers" / "serving" / "inference.py").read_text()
+    # The rendering it imports is the training step's own: prompts and chats render as they were trained.
+    shipped_prompting = trained["dir"] / "code" / "prompting.py"
+    assert shipped_prompting.read_text() == (REPO_ROOT / "steps" / "common" / "prompting.py").read_text()
     spec = importlib.util.spec_from_file_location("shipped_inference", handler_path)
     handler = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = handler
@@ -183,6 +186,7 @@ def test_artifact_ships_the_hf_toolkit_handler(trained: dict, round1_splits: Pat
                             "application/json")
     body = handler.output_fn(handler.predict_fn(data, model), "application/json")
     assert json.loads(body) == [{"generated_text": record["completion"]}]
+    assert Path(handler.prompting.__file__) == shipped_prompting
     with pytest.raises(ValueError, match="unsupported content type"):
         handler.input_fn(b"a,b", "text/csv")
 

@@ -3,7 +3,8 @@
 An HTTP shell around the Hugging Face inference toolkit's handler contract, as AWS's containers
 run it: the model artifact's own `code/inference.py` when it has one, else `inference.py` beside
 this file (`model_fn`, `input_fn`, `predict_fn`, `output_fn`). Imports nothing from the
-repository, so the image needs only these two files.
+repository: the image needs this file, `inference.py` and the `prompting.py` it renders prompts
+and chats with (beside it in the image and in `code/`; a checkout's `steps/common/prompting.py`).
 
     python serve.py --model-dir DIR --port 8080 [--host 127.0.0.1]
     python serve.py serve            # in the image: /opt/ml/model on 0.0.0.0:8080, as SageMaker runs it
@@ -33,10 +34,11 @@ from inference import (  # noqa: E402  (the handler beside this file; re-exporte
     load_model,
     parse_request,
     read_template,
+    render,
 )
 
 __all__ = ["DEFAULT_TEMPLATE", "LoadedModel", "RequestError", "find_model_dir", "generate", "load_model",
-           "parse_request", "read_template", "load_handler", "InferenceServer", "main"]
+           "parse_request", "read_template", "render", "load_handler", "InferenceServer", "main"]
 
 CONTAINER_MODEL_DIR = "/opt/ml/model"
 CONTAINER_PORT = 8080

@@ -1,6 +1,8 @@
-"""Prompt/completion examples: reading the prepared JSONL, and tokenizing them for a completion-only loss.
+"""Prepared examples: reading the JSONL, and tokenizing them for a completion-only loss.
 
-Shared by training and evaluation so both score exactly the same tokens.
+Shared by training and evaluation so both score exactly the same tokens. An example whose `messages`
+carry context (a system message or earlier turns) is rendered as that conversation
+(`common.prompting.example_prompt_text`); the loss stays on the final reply.
 """
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common.prompting import format_prompt
+from common.prompting import (ConversationFormat, Message, check_messages, conversation_format, example_prompt_text,
+                              has_context)
 
 IGNORE_INDEX = -100
 
@@ -48,12 +51,30 @@ def parse_example(path: Path, line_no: int, line: str) -> dict[str, Any]:
     for field in ("prompt", "completion"):
         if not isinstance(record.get(field), str):
             raise ExampleError(f"{path}:{line_no}: field '{field}' is missing or not a string")
+    if record.get("messages") is not None:
+        try:
+            messages = check_messages(record["messages"])
+        except ValueError as exc:
+            raise ExampleError(f"{path}:{line_no}: {exc}") from exc
+        if messages[-1] != {"role": "assistant", "content": record["completion"]}:
+            raise ExampleError(f"{path}:{line_no}: field 'messages' must end with the assistant reply that 'completion' holds")
     return record
 
 
-def encode_example(tokenizer: Any, template: str, prompt: str, completion: str, max_length: int) -> EncodedExample | None:
-    """Tokenize template(prompt) + completion + EOS; mask the prompt; None if no completion token fits."""
-    prompt_ids = tokenizer(format_prompt(template, prompt), add_special_tokens=True)["input_ids"]
+def encode_example(tokenizer: Any, template: str | ConversationFormat, prompt: str, completion: str, max_length: int,
+                   messages: list[Message] | None = None) -> EncodedExample | None:
+    """Tokenize the prompt text + completion + EOS; mask the prompt; None if no completion token fits.
+
+    The prompt text is template(prompt), or the conversation when `messages` (the record's chat, ending
+    with the completion) carry context. Pass a `ConversationFormat` (`conversation_format(template,
+    tokenizer)`) when encoding many examples: built from a bare template string it is made per call.
+    """
+    if isinstance(template, str):
+        context = messages[:-1] if messages else []
+        fmt = conversation_format(template, tokenizer if context and has_context(context) else None)
+    else:
+        fmt = template
+    prompt_ids = tokenizer(example_prompt_text(fmt, prompt, messages), add_special_tokens=True)["input_ids"]
     completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
     if tokenizer.eos_token_id is not None:
         completion_ids = [*completion_ids, tokenizer.eos_token_id]

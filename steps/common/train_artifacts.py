@@ -1,7 +1,7 @@
 """The model artifact (SM_MODEL_DIR → model.tar.gz, loadable by the HF/LMI inference containers).
 
 Root: the merged model (config.json, model.safetensors) + tokenizer + continuum.json +
-code/inference.py; `adapter/` this version's PEFT adapter; `adapters/<generation>/` the adapter
+code/inference.py with the prompt rendering it imports (code/prompting.py); `adapter/` this version's PEFT adapter; `adapters/<generation>/` the adapter
 history (modular); `continual/fisher.safetensors` this version's Fisher information (EWC).
 Only the merged weights are `*.safetensors` at the root, so servers that glob the root load them alone.
 """
@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from common import prompting
 from common.model_io import METADATA_FILE
 from common.train_history import ADAPTER_DIR
 from common.train_model import load_unquantized
@@ -55,12 +56,15 @@ def inference_handler_source() -> Path | None:
 
 
 def ship_inference_handler(model_dir: Path) -> None:
-    """Put the handler in the artifact as `code/inference.py`: AWS's HF inference containers run it,
-    so the endpoint applies the model's prompt template exactly as the local endpoint does."""
+    """Put the handler in the artifact as `code/inference.py`, with `code/prompting.py` (this step's own
+    rendering, which the handler imports from beside itself): AWS's HF inference containers run it, so
+    the endpoint renders prompts and chats exactly as training did and as the local endpoint does."""
     source = inference_handler_source()
     if source is None:
         print("warning: no serving handler found (serving/inference.py); the artifact has no code/inference.py",
               file=sys.stderr, flush=True)
         return
-    (Path(model_dir) / "code").mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, Path(model_dir) / "code" / "inference.py")
+    code_dir = Path(model_dir) / "code"
+    code_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, code_dir / "inference.py")
+    shutil.copyfile(Path(prompting.__file__), code_dir / "prompting.py")

@@ -1,9 +1,10 @@
 """Training data: prompt template choice, encoding with replay weights, the step plan, and batches.
 
 Examples are encoded by `common.examples.encode_example` (shared with evaluation: the same
-completion tokens are scored). A step's batch is either one packed row (examples back to back,
-position_ids restarting at 0 for each, so the attention kernels keep examples apart) or a
-right-padded matrix. Replayed examples (source `replay:...`, written by the prepare step) carry
+completion tokens are scored); a chat with a system message or earlier turns is rendered as that
+conversation (`common.prompting`), with the loss on its final reply. A step's batch is either one
+packed row (examples back to back, position_ids restarting at 0 for each, so the attention kernels
+keep examples apart) or a right-padded matrix. Replayed examples (source `replay:...`, written by the prepare step) carry
 the loss weight `replay_weight`.
 """
 from __future__ import annotations
@@ -13,8 +14,8 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from common.examples import IGNORE_INDEX, encode_example
-from common.prompting import DEFAULT_PROMPT_TEMPLATE, PROMPT_PLACEHOLDER, validate_template
+from common.examples import IGNORE_INDEX, ExampleError, encode_example
+from common.prompting import DEFAULT_PROMPT_TEMPLATE, chat_prompt_template, conversation_format, validate_template
 
 REPLAY_SOURCE_PREFIX = "replay:"
 
@@ -50,25 +51,6 @@ class Batch:
 # ---------------------------------------------------------------- prompt template
 
 
-def chat_prompt_template(tokenizer: Any) -> str | None:
-    """The tokenizer's chat template rendered for one user turn + generation prompt, with `{prompt}` inside.
-
-    None when the tokenizer has no chat template. A leading BOS text is dropped when the tokenizer
-    adds BOS itself, so the prompt is not encoded with two.
-    """
-    if not getattr(tokenizer, "chat_template", None):
-        return None
-    rendered = tokenizer.apply_chat_template(
-        [{"role": "user", "content": PROMPT_PLACEHOLDER}], tokenize=False, add_generation_prompt=True
-    )
-    if not isinstance(rendered, str) or rendered.count(PROMPT_PLACEHOLDER) != 1:
-        raise ValueError("the tokenizer's chat template does not render a user message verbatim; pass --prompt_template")
-    bos = tokenizer.bos_token
-    if bos and rendered.startswith(bos) and tokenizer("x")["input_ids"][:1] == [tokenizer.bos_token_id]:
-        rendered = rendered[len(bos):]
-    return rendered
-
-
 def resolve_prompt_template(requested: str, metadata: dict[str, Any], tokenizer: Any) -> tuple[str, str]:
     """(template, where it came from): --prompt_template, else the starting model's, else chat template, else default."""
     if requested != "auto":
@@ -91,11 +73,17 @@ def is_replay(record: dict[str, Any]) -> bool:
 def encode_records(
     records: list[dict[str, Any]], tokenizer: Any, template: str, max_length: int, replay_weight: float
 ) -> tuple[list[TrainExample], int]:
-    """(encoded examples, how many did not fit a completion token within max_length)."""
+    """(encoded examples, how many did not fit a completion token within max_length); ExampleError naming
+    the example's source when its chat cannot be rendered."""
+    fmt = conversation_format(template, tokenizer)
     encoded: list[TrainExample] = []
     skipped = 0
     for record in records:
-        example = encode_example(tokenizer, template, record["prompt"], record["completion"], max_length)
+        try:
+            example = encode_example(tokenizer, fmt, record["prompt"], record["completion"], max_length,
+                                     record.get("messages"))
+        except ValueError as exc:
+            raise ExampleError(f"example {record.get('id')} ({record.get('source')}): {exc}") from exc
         if example is None:
             skipped += 1
             continue
