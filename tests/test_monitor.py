@@ -76,6 +76,18 @@ def test_parser_names_file_and_line_of_bad_records(tmp_path: Path) -> None:
         llm_rows(parse_capture_line(_record_line(b'{"prompt": "wrong key"}', "application/json", None), "x:1"))
 
 
+def test_chat_requests_count_their_last_user_message_as_the_prompt() -> None:
+    chat = {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Price of S2?"},
+                         {"role": "assistant", "content": "$399"}, {"role": "user", "content": "And the M5?"}]}
+    line = _record_line(json.dumps({"inputs": [chat, "plain question"]}).encode(), "application/json",
+                        b'[{"generated_text": "$1,299"}, {"generated_text": "ok"}]')
+    rows = llm_rows(parse_capture_line(line, "f.jsonl:1"))
+    assert [(r.prompt, r.response) for r in rows] == [("And the M5?", "$1,299"), ("plain question", "ok")]
+    no_user = _record_line(b'{"inputs": {"messages": [{"role": "system", "content": "x"}]}}', "application/json", None)
+    with pytest.raises(CaptureFormatError, match=r"f.jsonl:2: .*a chat input must be .* with a user message"):
+        llm_rows(parse_capture_line(no_user, "f.jsonl:2"))
+
+
 # ------------------------------------------------------------------------------------------ statistics
 def test_drift_statistics_separate_same_from_shifted() -> None:
     rng = np.random.default_rng(0)

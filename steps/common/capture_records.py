@@ -128,16 +128,28 @@ class CapturedRow:
     source: str
 
 
+def _chat_prompt(item: Any) -> str:
+    """A chat input's prompt, as the training data has it: the last user message's text."""
+    messages = item.get("messages") if isinstance(item, dict) else None
+    users = [m.get("content") for m in messages if isinstance(m, dict) and m.get("role") == "user"] \
+        if isinstance(messages, list) else []
+    if not users or not isinstance(users[-1], str):
+        raise ValueError('a chat input must be {"messages": [...]} with a user message whose content is a string')
+    return users[-1]
+
+
 def request_prompts(value: Any, encoding: str) -> tuple[list[str], dict[str, Any]]:
-    """(prompts, parameters) of a captured request: HF-toolkit JSON ``{"inputs", "parameters"}``, CSV
+    """(prompts, parameters) of a captured request: HF-toolkit JSON ``{"inputs", "parameters"}`` (inputs: a
+    string, a chat ``{"messages": [...]}`` whose last user message is the prompt, or a list of those), CSV
     (first column of each line) or raw text."""
     if encoding == "BASE64":
         value = _json_or_text(value)
     if isinstance(value, dict) and "inputs" in value:
         inputs = value["inputs"]
-        prompts = [inputs] if isinstance(inputs, str) else inputs
-        if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
-            raise ValueError('"inputs" must be a string or a list of strings')
+        items = inputs if isinstance(inputs, list) else [inputs]
+        if not items or not all(isinstance(item, (str, dict)) for item in items):
+            raise ValueError('"inputs" must be a string, a {"messages": [...]} chat or a list of those')
+        prompts = [item if isinstance(item, str) else _chat_prompt(item) for item in items]
         parameters = value.get("parameters") or {}
         return prompts, parameters if isinstance(parameters, dict) else {}
     if isinstance(value, str):
