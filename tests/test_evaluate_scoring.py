@@ -110,24 +110,6 @@ def test_validation_loss_matches_hf_loss_and_batching(tiny: LoadedModel) -> None
     assert batched == pytest.approx(total / tokens, rel=1e-5)
 
 
-def test_generation_is_batched_and_matches_one_by_one(tiny: LoadedModel, monkeypatch: pytest.MonkeyPatch) -> None:
-    prompts = [f"### Question:\n{q}\n### Answer:\n" for q in QUESTIONS] + ["Hi", "### Question:\nWho?\n### Answer:\n"]
-    one_by_one = [generate_greedy(tiny, [prompt], 6)[0] for prompt in prompts]
-    calls: list[int] = []
-    real_generate = tiny.model.generate
-
-    def counting_generate(**kwargs: Any) -> Any:
-        assert kwargs["generation_config"].use_cache is True
-        calls.append(int(kwargs["input_ids"].shape[0]))
-        return real_generate(**kwargs)
-
-    monkeypatch.setattr(tiny.model, "generate", counting_generate)
-    batched = generate_greedy(tiny, prompts, 6, max_batch_size=2)
-    assert calls == [2, 2, 1]
-    assert batched == one_by_one
-    assert all(isinstance(text, str) for text in batched)
-
-
 def _suite(tmp_path: Path, yaml_text: str, cases: list[dict[str, Any]]) -> Any:
     tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / "suite.yaml").write_text(yaml_text, encoding="utf-8")
@@ -197,3 +179,58 @@ def test_an_empty_option_scores_zero_without_shifting_the_others(tiny: LoadedMod
     assert (empty.logprob, empty.tokens) == (0.0, 0)
     [expected] = score_requests(tiny, [request])
     assert [s.logprob for s in rest] == pytest.approx([s.logprob for s in expected], abs=1e-4)
+
+
+def test_text_scores_equal_the_suite_metrics_and_score_each_case_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from common import eval_tasks, metrics
+
+    predictions = ["A warehouse robot", "the $399 model", "", "Thirty days"]
+    targets = ["a warehouse robot.", "$399", "Acme", "30 days, minus a fee"]
+    names = ("exact_match", "token_f1", "rouge_l", "bleu", "chrf")
+    calls: list[str] = []
+    counted = {name: (lambda f, n: lambda p, t: calls.append(n) or f(p, t))(f, name)
+               for name, f in metrics.CASE_METRICS.items()}
+    monkeypatch.setattr(eval_tasks, "CASE_METRICS", counted)
+    suite, cases = eval_tasks.text_scores(predictions, targets, names)
+    assert suite == {name: metrics.score(name, predictions, targets) for name in names}  # exactly, not approximately
+    assert sorted(calls) == sorted(names * len(predictions))
+    assert [c["exact_match"] for c in cases] == [1.0, 0.0, 0.0, 0.0]
+    _, only_chrf = eval_tasks.text_scores(predictions, targets, ("chrf",))
+    assert set(only_chrf[0]) == {"chrf", "exact_match"}  # exact match always comes along: it decides `correct`
+
+
+def test_a_shared_opening_is_scored_once_with_the_same_log_likelihoods(tiny: LoadedModel,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from common import eval_scoring
+
+    instruction = ("### Question:\nYou are the Acme Robotics support assistant. Pick the answer a customer "
+                   "would get from the support team, quoting the policy.\n")
+    tok = tiny.tokenizer
+    requests = [ScoringRequest(tuple(tok(instruction + q + "\n### Answer:\n").input_ids),
+                               tuple(tuple(tok(c, add_special_tokens=False).input_ids + [tok.eos_token_id]) for c in choices))
+                for q, choices in QUESTIONS.items()]
+    requests += [ScoringRequest(r.context, r.continuations[:1]) for r in requests]  # single options: plain rows
+    expected = [[_reference_logprob(tiny, r.context, c) for c in r.continuations] for r in requests]
+    shapes: list[tuple[int, ...]] = []
+    real_forward = tiny.model.forward
+
+    def recording_forward(*args: Any, **kwargs: Any) -> Any:
+        shapes.append(tuple(kwargs["input_ids"].shape))
+        return real_forward(*args, **kwargs)
+
+    monkeypatch.setattr(tiny.model, "forward", recording_forward)
+    scored = score_requests(tiny, requests)
+    widest = max(len(r.context) + sum(len(c) for c in r.continuations) for r in requests)  # packed: context + options
+    assert shapes[0][0] == 1 and shapes[0][1] > 30 and len(shapes) == 2  # the opening once, then one batch without it
+    assert shapes[1] == (len(requests), widest - shapes[0][1])
+    assert [[s.logprob for s in r] for r in scored] == [pytest.approx(e, abs=1e-4) for e in expected]
+
+    # Models whose forward cannot keep only some logits, and eager attention (additive mask): same scores.
+    monkeypatch.setattr(eval_scoring, "accepted", lambda model, **optional: {
+        name: value for name, value in optional.items() if name != "logits_to_keep"})
+    tiny.model.set_attn_implementation("eager")
+    try:
+        again = score_requests(tiny, requests)
+    finally:
+        tiny.model.set_attn_implementation("sdpa")
+    assert [[s.logprob for s in r] for r in again] == [pytest.approx(e, abs=1e-4) for e in expected]

@@ -1,8 +1,18 @@
-"""Greedy generation for many prompts: length-sorted, left-padded batches through `generate` with a KV cache."""
+"""Greedy generation for many prompts: length-sorted, left-padded batches decoded with a KV cache.
+
+Each batch is one prefill pass over its prompts, then one forward pass per new token. A row that
+emits a stop token leaves the batch at once: its rows of the KV cache, attention mask and
+positions are dropped, so the next steps only compute rows still writing. (`generate` keeps
+finished rows in the batch until the longest answer ends; fine-tuned models, whose answers are
+short and end at different steps, waste most of a batch that way.) The tokens are exactly
+greedy `generate`'s: argmax of the last position's logits, no logits processors.
+"""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from typing import Any
 
+from common.eval_forward import SharedPrefix, accepted
 from common.eval_model import LoadedModel
 
 
@@ -28,6 +38,64 @@ def encode_prompts(loaded: LoadedModel, prompts: Sequence[str], max_new_tokens: 
     return [ids[-room:] for ids in encoded], sum(len(ids) > room for ids in encoded)
 
 
+def stop_token_ids(loaded: LoadedModel) -> frozenset[int]:
+    """Token ids that end an answer: the tokenizer's EOS and every EOS of the model's generation config."""
+    configured = getattr(getattr(loaded.model, "generation_config", None), "eos_token_id", None)
+    ids = set(configured if isinstance(configured, (list, tuple)) else [configured])
+    ids.add(loaded.tokenizer.eos_token_id)
+    return frozenset(int(token) for token in ids if token is not None)
+
+
+def greedy_decode(model: Any, rows: Sequence[Sequence[int]], max_new_tokens: int, stop_ids: Collection[int],
+                  pad_id: int, prefix: SharedPrefix | None = None) -> list[list[int]]:
+    """Greedy new tokens of each prompt row (stop token excluded); rows leave the batch when they stop.
+
+    `prefix`: leading tokens that every row starts with, already run (found here when not given).
+    """
+    import torch
+    from transformers import DynamicCache
+
+    if max_new_tokens < 1 or not rows:
+        return [[] for _ in rows]
+    device = model.device
+    if prefix is None:
+        prefix = SharedPrefix.of(model, rows, min(len(ids) for ids in rows) - 1)
+    shared = prefix.length
+    cache = prefix.cache_for(len(rows)) if shared else DynamicCache(config=model.config)
+    suffixes = [list(ids[shared:]) for ids in rows]
+    width = max(len(ids) for ids in suffixes)
+    input_ids = torch.tensor([[pad_id] * (width - len(ids)) + ids for ids in suffixes], device=device)
+    mask = torch.tensor([[1] * shared + [0] * (width - len(ids)) + [1] * len(ids) for ids in suffixes], device=device)
+    positions = (mask.cumsum(-1) - 1).clamp_(min=0)[:, shared:]
+    stops = torch.tensor(sorted(stop_ids), dtype=torch.long, device=device)
+    live = torch.arange(len(rows), device=device)  # the original row of each batch row still writing
+    tokens = torch.full((len(rows), max_new_tokens), -1, dtype=torch.long, device=device)
+    with torch.inference_mode():
+        for step in range(max_new_tokens):
+            logits = model(input_ids=input_ids, attention_mask=mask, past_key_values=cache, use_cache=True,
+                           **accepted(model, position_ids=positions, logits_to_keep=1)).logits
+            next_tokens = logits[:, -1].argmax(-1)
+            tokens[live, step] = next_tokens
+            if step == max_new_tokens - 1:
+                break
+            stopped = torch.isin(next_tokens, stops)
+            if bool(stopped.any()):  # those rows leave the batch: cache, mask and positions lose them
+                keep = (~stopped).nonzero().squeeze(1)
+                if keep.numel() == 0:
+                    break
+                live, next_tokens, mask, positions = live[keep], next_tokens[keep], mask[keep], positions[keep]
+                cache.batch_select_indices(keep)
+            input_ids = next_tokens[:, None]
+            mask = torch.cat([mask, mask.new_ones((len(live), 1))], dim=1)
+            positions = positions[:, -1:] + 1
+    return [_until_stop(row, stop_ids) for row in tokens.tolist()]
+
+
+def _until_stop(tokens: list[int], stop_ids: Collection[int]) -> list[int]:
+    """A row's new tokens before its first stop token (-1 marks steps after it left the batch)."""
+    return next((tokens[:k] for k, token in enumerate(tokens) if token in stop_ids or token < 0), tokens)
+
+
 def generate_from_ids(
     loaded: LoadedModel,
     encoded: Sequence[list[int]],
@@ -36,32 +104,15 @@ def generate_from_ids(
     max_batch_size: int = 64,
 ) -> list[str]:
     """Greedy completions of tokenized prompts, in prompt order; generation stops at EOS."""
-    import torch
-    from transformers import GenerationConfig
-
-    tokenizer = loaded.tokenizer
-    config = GenerationConfig(
-        max_new_tokens=max_new_tokens,
-        do_sample=False,
-        num_beams=1,
-        use_cache=True,
-        pad_token_id=loaded.pad_id,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-    )
+    stop_ids = stop_token_ids(loaded)
     outputs: list[str] = [""] * len(encoded)
+    if not encoded or max_new_tokens < 1:
+        return outputs
+    prefix = SharedPrefix.of(loaded.model, encoded, min(len(ids) for ids in encoded) - 1)  # the template's opening
     for batch in batch_plan([len(ids) for ids in encoded], max_new_tokens, max_batch_tokens, max_batch_size):
-        rows = [encoded[i] for i in batch]
-        width = max(len(ids) for ids in rows)
-        input_ids = torch.tensor([[loaded.pad_id] * (width - len(ids)) + ids for ids in rows])
-        mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in rows])
-        with torch.no_grad():
-            generated = loaded.model.generate(
-                input_ids=input_ids.to(loaded.device),
-                attention_mask=mask.to(loaded.device),
-                generation_config=config,
-            )
-        texts = tokenizer.batch_decode(generated[:, width:], skip_special_tokens=True)
+        answers = greedy_decode(loaded.model, [encoded[i] for i in batch], max_new_tokens, stop_ids, loaded.pad_id,
+                                prefix)
+        texts = loaded.tokenizer.batch_decode(answers, skip_special_tokens=True)
         for index, text in zip(batch, texts):
             outputs[index] = text.strip()
     return outputs

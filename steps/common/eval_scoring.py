@@ -6,6 +6,9 @@ into ONE sequence: the context once, then every continuation, with a 4-D attenti
 continuation sees the context and itself only, and position ids that restart after the context.
 One forward pass scores all options of a question without recomputing the shared prompt.
 Models whose attention kernel cannot take a custom mask (flash attention) get one row per option.
+The opening that every request shares (the suite's template) is run once per call and reused as
+a KV-cache prefix by every batch, and only the positions that are scored are projected to the
+vocabulary (`logits_to_keep`).
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from common.eval_forward import SharedPrefix, accepted
 from common.eval_model import LoadedModel
 
 PACKABLE_ATTENTION = ("eager", "sdpa")
@@ -97,41 +101,52 @@ def _batches(rows: list[_Row], max_batch_tokens: int, max_batch_size: int) -> It
         yield batch
 
 
-def _packed_mask(batch: list[_Row], width: int, dtype: Any) -> Any:
-    """(batch, 1, width, width) additive mask: causal, continuations see the context and themselves."""
+def _packed_mask(batch: list[_Row], width: int, first_query: int, dtype: Any, boolean: bool) -> Any:
+    """(batch, 1, width - first_query, width) mask of the queries from `first_query` on: causal, continuations
+    see the context and themselves. Boolean (True = may attend) for SDPA, else additive (0 or the dtype's
+    minimum) as eager attention adds it."""
     import torch
 
-    segments = torch.full((len(batch), width), -1, dtype=torch.long)
-    for row_number, row in enumerate(batch):
-        segments[row_number, : len(row.segments)] = torch.tensor(row.segments)
-    query, key = segments[:, :, None], segments[:, None, :]
-    causal = torch.ones(width, width, dtype=torch.bool).tril()
+    segments = torch.tensor([row.segments + [-1] * (width - len(row.segments)) for row in batch], dtype=torch.long)
+    query, key = segments[:, first_query:, None], segments[:, None, :]
+    causal = torch.ones(width, width, dtype=torch.bool).tril()[first_query:]
     allowed = causal & (key != -1) & (query != -1) & ((key == 0) | (key == query))
-    allowed |= torch.eye(width, dtype=torch.bool)  # padding rows attend to themselves: no empty softmax
+    allowed |= torch.eye(width, dtype=torch.bool)[first_query:]  # padding rows attend to themselves: no empty softmax
+    if boolean:
+        return allowed[:, None]
     mask = torch.zeros(allowed.shape, dtype=dtype)
     mask.masked_fill_(~allowed, torch.finfo(dtype).min)
     return mask[:, None]
 
 
-def _forward(loaded: LoadedModel, batch: list[_Row], packed: bool) -> Any:
+def _forward(loaded: LoadedModel, batch: list[_Row], packed: bool, scored: Any, prefix: SharedPrefix) -> Any:
+    """Logits at the `scored` (batch, width) positions, flattened in (row, position) order. The rows start
+    with `prefix` (already run); only the scored positions are projected to the vocabulary where the
+    model can (`logits_to_keep`), else they are picked from the full logits."""
     import torch
 
+    model, device = loaded.model, loaded.device
     width = max(len(row.input_ids) for row in batch)
-    input_ids = torch.full((len(batch), width), loaded.pad_id, dtype=torch.long)
-    position_ids = torch.zeros((len(batch), width), dtype=torch.long)
-    attention = torch.zeros((len(batch), width), dtype=torch.long)
-    for row_number, row in enumerate(batch):
-        size = len(row.input_ids)
-        input_ids[row_number, :size] = torch.tensor(row.input_ids)
-        position_ids[row_number, :size] = torch.tensor(row.position_ids)
-        attention[row_number, :size] = 1
-    mask = _packed_mask(batch, width, loaded.model.dtype) if packed else attention
-    with torch.no_grad():
-        return loaded.model(
-            input_ids=input_ids.to(loaded.device),
-            attention_mask=mask.to(loaded.device),
-            position_ids=position_ids.to(loaded.device),
-        ).logits
+    shared = prefix.length
+    pad = loaded.pad_id
+    input_ids = torch.tensor([row.input_ids[shared:] + [pad] * (width - len(row.input_ids)) for row in batch])
+    position_ids = torch.tensor([row.position_ids[shared:] + [0] * (width - len(row.position_ids)) for row in batch])
+    if packed:
+        boolean = getattr(model.config, "_attn_implementation", "eager") == "sdpa"
+        mask = _packed_mask(batch, width, shared, model.dtype, boolean)
+    else:
+        mask = torch.tensor([[1] * len(row.input_ids) + [0] * (width - len(row.input_ids)) for row in batch])
+    cache = prefix.cache_for(len(batch))
+    with torch.inference_mode():
+        logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device), past_key_values=cache,
+                       **accepted(model, position_ids=position_ids.to(device),
+                                  logits_to_keep=scored[:, shared:].to(device))).logits
+    return logits if logits.dim() == 2 else logits[scored[:, shared:].to(logits.device)]
+
+
+def _first_scored(row: _Row) -> int:
+    """The first position whose logits the row needs (the last context token)."""
+    return min((target[2][0] for target in row.targets if target[2]), default=len(row.input_ids) - 1)
 
 
 def score_requests(
@@ -142,8 +157,6 @@ def score_requests(
     packed: bool | None = None,
 ) -> list[list[ContinuationScore]]:
     """Scores of every continuation of every request, in request order."""
-    import torch
-
     if packed is None:
         packed = getattr(loaded.model.config, "_attn_implementation", "eager") in PACKABLE_ATTENTION
     rows: list[_Row] = []
@@ -152,27 +165,39 @@ def score_requests(
             rows.append(_packed_row(index, request, loaded.max_length))
         else:
             rows.extend(_plain_rows(index, request, loaded.max_length))
+    # The opening every row shares (up to the first position scored), run once for all batches.
+    prefix = SharedPrefix.of(loaded.model, [row.input_ids for row in rows], min(map(_first_scored, rows), default=0))
     results: list[list[ContinuationScore | None]] = [[None] * len(r.continuations) for r in requests]
     for batch in _batches(rows, max_batch_tokens, max_batch_size):
-        needs_mask = packed and any(max(row.segments) > 0 for row in batch)
-        logits = _forward(loaded, batch, needs_mask)
-        spans = [target for row in batch for target in row.targets]
-        row_index = [number for number, row in enumerate(batch) for target in row.targets for _ in target[3]]
-        positions = [position for row in batch for target in row.targets for position in target[2]]
-        wanted = torch.tensor([token for row in batch for target in row.targets for token in target[3]],
-                              dtype=torch.long, device=logits.device)
-        if not positions:
-            picked_logprobs = hits = torch.zeros(0, device=logits.device)
-        else:  # one log-softmax over every scored position of the batch
-            picked = logits[torch.tensor(row_index, device=logits.device), torch.tensor(positions, device=logits.device)]
-            picked = picked.float()
-            picked_logprobs = torch.log_softmax(picked, dim=-1).gather(1, wanted[:, None]).squeeze(1)
-            hits = picked.argmax(dim=-1) == wanted
-        start = 0
-        for index, number, _, targets, cut in spans:
-            end = start + len(targets)
-            results[index][number] = ContinuationScore(
-                float(picked_logprobs[start:end].sum()), len(targets), bool(hits[start:end].all()), cut
-            )
-            start = end
+        for (index, number, *_), result in zip((target for row in batch for target in row.targets),
+                                               _score_batch(loaded, batch, packed, prefix)):
+            results[index][number] = result
     return [[score for score in scores if score is not None] for scores in results]
+
+
+def _score_batch(loaded: LoadedModel, batch: list[_Row], packed: bool, prefix: SharedPrefix) -> list[ContinuationScore]:
+    """Scores of the batch's continuations, in the order of its rows' targets: one forward pass, then
+    log p(token) = its logit - logsumexp(logits) at every scored position."""
+    import torch
+
+    targets = [target for row in batch for target in row.targets]
+    row_index = torch.tensor([number for number, row in enumerate(batch) for target in row.targets for _ in target[3]],
+                             dtype=torch.long)
+    positions = torch.tensor([position for target in targets for position in target[2]], dtype=torch.long)
+    wanted = torch.tensor([token for target in targets for token in target[3]], dtype=torch.long)
+    of_target = torch.tensor([number for number, target in enumerate(targets) for _ in target[3]], dtype=torch.long)
+    scored = torch.zeros((len(batch), max(len(row.input_ids) for row in batch)), dtype=torch.bool)
+    scored[row_index, positions] = True
+    needs_mask = packed and any(max(row.segments) > 0 for row in batch)
+    logits = _forward(loaded, batch, needs_mask, scored, prefix).float()  # (scored positions, vocabulary)
+    sums = torch.zeros(len(targets), dtype=torch.float64)
+    misses = torch.zeros(len(targets), dtype=torch.long)
+    if len(positions):
+        kept = scored.flatten().cumsum(0).sub_(1).view(scored.shape)[row_index, positions].to(logits.device)
+        wanted = wanted.to(logits.device)
+        top, best = logits.max(dim=-1)  # one pass: the greedy token and the shift for a stable logsumexp
+        log_totals = top + (logits - top[:, None]).exp_().sum(dim=-1).log_()
+        sums.index_add_(0, of_target, (logits[kept, wanted] - log_totals[kept]).cpu().double())
+        misses.index_add_(0, of_target, (best[kept] != wanted).long().cpu())
+    return [ContinuationScore(logprob, len(target[3]), missed == 0, target[4])
+            for target, logprob, missed in zip(targets, sums.tolist(), misses.tolist())]

@@ -58,6 +58,8 @@ class SuiteRun:
         return self.seconds * 1000 / max(1, len(self.outcomes))
 
 
+# Suite metrics that are the plain mean of the per-case scores (metrics.py): computed once per case, averaged here.
+MEANS_OF_CASE_SCORES = frozenset({"exact_match", "token_f1", "rouge_l"})
 _TaskResult = tuple[list[CaseOutcome], dict[str, float], int]  # outcomes, metrics, truncated cases
 
 
@@ -89,13 +91,26 @@ def _generation(loaded: LoadedModel, suite: BenchmarkSuite, settings: BatchSetti
     encoded, truncated = encode_prompts(loaded, [_templated(loaded, suite, case) for case in suite.cases], new_tokens)
     predictions = generate_from_ids(loaded, encoded, new_tokens, settings.max_batch_tokens, settings.max_batch_size)
     targets = [case.target for case in suite.cases]
-    metrics = {name: score(name, predictions, targets) for name in suite.spec.metrics}
-    outcomes = [
-        _outcome(case, prediction, {name: CASE_METRICS[name](prediction, case.target) for name in suite.spec.metrics},
-                 CASE_METRICS["exact_match"](prediction, case.target) == 1.0)
-        for case, prediction in zip(suite.cases, predictions)
-    ]
+    metrics, case_scores = text_scores(predictions, targets, suite.spec.metrics)
+    outcomes = [_outcome(case, prediction, {name: scores[name] for name in suite.spec.metrics},
+                         scores["exact_match"] == 1.0)
+                for case, prediction, scores in zip(suite.cases, predictions, case_scores)]
     return outcomes, metrics, truncated
+
+
+def text_scores(predictions: Sequence[str], targets: Sequence[str],
+                names: Sequence[str]) -> tuple[dict[str, float], list[dict[str, float]]]:
+    """Suite metrics, and per-case scores (these and exact_match) of generated answers. Each per-case score is
+    computed once; a suite metric that is their mean (MEANS_OF_CASE_SCORES) is averaged from them."""
+    wanted = list(dict.fromkeys([*names, "exact_match"]))
+    case_scores = [{name: CASE_METRICS[name](prediction, target) for name in wanted}
+                   for prediction, target in zip(predictions, targets)]
+    metrics = {
+        name: sum(scores[name] for scores in case_scores) / len(case_scores)
+        if name in MEANS_OF_CASE_SCORES and case_scores else score(name, predictions, targets)
+        for name in names
+    }
+    return metrics, case_scores
 
 
 def _token_ids(loaded: LoadedModel, texts: Sequence[str], special: bool) -> list[tuple[int, ...]]:
@@ -114,7 +129,12 @@ def _answers_ids(loaded: LoadedModel, texts: Sequence[str], with_eos: bool) -> l
 def _choices(loaded: LoadedModel, suite: BenchmarkSuite, settings: BatchSettings) -> _TaskResult:
     """Options are scored as complete answers (followed by EOS), the way training encodes completions."""
     contexts = _token_ids(loaded, [_templated(loaded, suite, case) for case in suite.cases], special=True)
-    options = iter(_answers_ids(loaded, [choice for case in suite.cases for choice in case.choices], with_eos=True))
+    if suite.spec.task == "classification":  # every case's options are the suite's labels: tokenized once
+        labels = list(dict.fromkeys(choice for case in suite.cases for choice in case.choices))
+        label_ids = dict(zip(labels, _answers_ids(loaded, labels, with_eos=True)))
+        options = iter([label_ids[choice] for case in suite.cases for choice in case.choices])
+    else:
+        options = iter(_answers_ids(loaded, [choice for case in suite.cases for choice in case.choices], with_eos=True))
     requests = [ScoringRequest(context, tuple(next(options) for _ in case.choices))
                 for case, context in zip(suite.cases, contexts)]
     scored = score_requests(loaded, requests, settings.max_batch_tokens, settings.max_batch_size)
