@@ -92,16 +92,32 @@ INSTRUCTION = ("### Question:\nYou are the Acme Robotics support assistant. Answ
                "name the product and quote the policy.\n")
 
 
-def test_shared_prefix_length_finds_the_common_opening_only_when_it_pays() -> None:
-    from common.eval_forward import MIN_TOKENS_SAVED, shared_prefix_length
+def test_common_prefix_length() -> None:
+    from common.eval_forward import common_prefix_length
 
-    opening = list(range(10, 10 + MIN_TOKENS_SAVED))
-    rows = [opening + [1, 2, 3], opening + [1, 5], opening + [7]]
-    assert shared_prefix_length(rows, limit=1000) == MIN_TOKENS_SAVED  # rows 1 and 3 part right after the opening
-    assert shared_prefix_length(rows[:2], limit=1000) == MIN_TOKENS_SAVED + 1
-    assert shared_prefix_length(rows, limit=MIN_TOKENS_SAVED // 2) == MIN_TOKENS_SAVED // 2
-    assert shared_prefix_length(rows, limit=MIN_TOKENS_SAVED // 4) == 0  # 64 tokens x 2 other rows: not worth a pass
-    assert shared_prefix_length(rows[:1], limit=1000) == 0 and shared_prefix_length([[1, 2], [3, 2]], 1000) == 0
+    rows = [[5, 6, 7, 1], [5, 6, 7, 2, 3], [5, 6, 8]]
+    assert common_prefix_length(rows, limit=10) == 2 and common_prefix_length(rows[:2], limit=10) == 3
+    assert common_prefix_length(rows[:2], limit=1) == 1 and common_prefix_length(rows[:1], limit=10) == 4
+    assert common_prefix_length([], limit=10) == 0 and common_prefix_length(rows, limit=0) == 0
+
+
+def test_prefixes_are_run_only_when_they_pay_and_reused_by_later_batches(tiny: LoadedModel,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from common.eval_forward import MIN_TOKENS_SAVED, PrefixStore
+
+    opening = list(range(10, 10 + MIN_TOKENS_SAVED // 4))  # 64 tokens
+    store = PrefixStore(tiny.model)
+    shapes = _record_forward_shapes(tiny, monkeypatch)
+    assert store.for_rows([opening + [1], opening + [2], opening + [3]], limit=99).length == 0  # saves 128 < 256
+    first = store.for_rows([opening + [k, 7] for k in range(5)], limit=99)  # 4 other rows x 64: worth a pass
+    assert first.tokens == tuple(opening) and shapes == [(1, len(opening))]
+    cache = first.cache_for(3)
+    assert cache.get_seq_length() == len(opening) and cache.layers[0].keys.shape[0] == 3
+    assert store.for_rows([opening + [1], opening + [2]], limit=99) is first  # known: reused, even for two rows
+    assert store.for_rows([opening + [1, 2], opening + [1, 3]], limit=99) is first  # one more token: not worth it
+    assert store.for_rows([opening + [1], opening + [2]], limit=10).length == 0  # rows must keep their last tokens
+    assert store.for_rows([[3] + opening, [4] + opening], limit=99).length == 0  # a cut prompt does not share it
+    assert len(shapes) == 1
 
 
 def test_a_shared_opening_is_run_once_and_answers_stay_generates(tiny: LoadedModel,

@@ -1,10 +1,10 @@
 """Low-level pieces of the forward passes shared by generation and scoring: the optional arguments a
-model takes, and a prompt prefix that every row shares, run through the model once.
+model takes, and prompt prefixes that every row of a batch shares, each run through the model once.
 
 The prompts of one suite open the same way (the template's header, an instruction, few-shot
-examples). Computing the keys and values of that opening once per call, instead of once per row,
-saves that part of every row; the rows attend to the shared keys exactly as to their own copy
-(same tokens, same positions).
+examples). Computing the keys and values of that opening once, instead of once per row, saves
+that part of every row; the rows attend to the shared keys exactly as to their own copy (same
+tokens, same positions). Later batches that open the same way reuse it.
 """
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-# A shared prefix is run separately only when it saves at least this many token positions
-# (prefix length x the other rows): below that, the extra forward pass costs more than it saves.
+# A new shared prefix is run only when it saves at least this many token positions (its length x the
+# other rows of the batch): below that, the extra forward pass costs more than it saves.
 MIN_TOKENS_SAVED = 256
 
 
@@ -31,42 +31,58 @@ def _forward_parameters(model_class: type) -> frozenset[str]:
     return frozenset(inspect.signature(model_class.forward).parameters)
 
 
-def shared_prefix_length(rows: Sequence[Sequence[int]], limit: int) -> int:
-    """How many leading tokens every row has in common, at most `limit`; 0 when sharing would not pay."""
-    if len(rows) < 2 or limit < 1:
+def common_prefix_length(rows: Sequence[Sequence[int]], limit: int) -> int:
+    """How many leading tokens all rows have in common, at most `limit`."""
+    if not rows or limit < 1:
         return 0
     first, length = rows[0], min(limit, *(len(row) for row in rows))
     for row in rows[1:]:
         length = next((k for k in range(length) if row[k] != first[k]), length)
-    return length if length * (len(rows) - 1) >= MIN_TOKENS_SAVED else 0
+    return length
 
 
 @dataclass(frozen=True)
 class SharedPrefix:
-    """The leading tokens shared by every row of a call, and their keys and values (one row), or none."""
+    """Leading tokens that every row of a batch starts with, and their keys and values (one row), or none."""
 
-    length: int
+    tokens: tuple[int, ...] = ()
     cache: Any = None
 
-    @classmethod
-    def of(cls, model: Any, rows: Sequence[Sequence[int]], limit: int) -> SharedPrefix:
-        """The prefix shared by `rows` (at most `limit` tokens), run through the model once if it pays."""
-        import torch
-        from transformers import DynamicCache
-
-        length = shared_prefix_length(rows, limit)
-        if not length:
-            return cls(0)
-        prefix_cache = DynamicCache(config=model.config)
-        with torch.inference_mode():
-            model(input_ids=torch.tensor([list(rows[0][:length])], device=model.device), past_key_values=prefix_cache,
-                  use_cache=True, **accepted(model, logits_to_keep=1))
-        return cls(length, prefix_cache)
+    @property
+    def length(self) -> int:
+        return len(self.tokens)
 
     def cache_for(self, rows: int) -> Any:
-        """A fresh DynamicCache for a batch of `rows`: the prefix's keys and values in every row, or empty."""
+        """A fresh DynamicCache for a batch of `rows`: the prefix's keys and values in every row."""
         if self.cache is None:
-            return None
+            raise ValueError("the empty prefix has no cache")
         batch_cache = copy.deepcopy(self.cache)
         batch_cache.batch_repeat_interleave(rows)
         return batch_cache
+
+
+class PrefixStore:
+    """The shared prefixes of one call's batches: each is run through the model once, later batches reuse it."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self._known: list[SharedPrefix] = []
+
+    def for_rows(self, rows: Sequence[Sequence[int]], limit: int) -> SharedPrefix:
+        """The prefix for a batch whose rows must keep at least the tokens from `limit` on: the longest known
+        prefix they all start with, or their own common prefix if running it saves MIN_TOKENS_SAVED more."""
+        import torch
+        from transformers import DynamicCache
+
+        common = common_prefix_length(rows, limit)
+        first = tuple(rows[0][:common])
+        best = max((known for known in self._known if first[:known.length] == known.tokens),
+                   key=lambda known: known.length, default=SharedPrefix())
+        if (common - best.length) * (len(rows) - 1) < MIN_TOKENS_SAVED:
+            return best
+        prefix_cache = DynamicCache(config=self.model.config)
+        with torch.inference_mode():
+            self.model(input_ids=torch.tensor([list(first)], device=self.model.device), past_key_values=prefix_cache,
+                       use_cache=True, **accepted(self.model, logits_to_keep=1))
+        self._known.append(SharedPrefix(first, prefix_cache))
+        return self._known[-1]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from common.eval_forward import SharedPrefix, accepted
+from common.eval_forward import PrefixStore, accepted
 from common.eval_model import LoadedModel
 
 
@@ -47,10 +47,10 @@ def stop_token_ids(loaded: LoadedModel) -> frozenset[int]:
 
 
 def greedy_decode(model: Any, rows: Sequence[Sequence[int]], max_new_tokens: int, stop_ids: Collection[int],
-                  pad_id: int, prefix: SharedPrefix | None = None) -> list[list[int]]:
+                  pad_id: int, prefixes: PrefixStore | None = None) -> list[list[int]]:
     """Greedy new tokens of each prompt row (stop token excluded); rows leave the batch when they stop.
 
-    `prefix`: leading tokens that every row starts with, already run (found here when not given).
+    The opening that all rows share is run once (`prefixes`: those of earlier batches of the same call).
     """
     import torch
     from transformers import DynamicCache
@@ -58,8 +58,7 @@ def greedy_decode(model: Any, rows: Sequence[Sequence[int]], max_new_tokens: int
     if max_new_tokens < 1 or not rows:
         return [[] for _ in rows]
     device = model.device
-    if prefix is None:
-        prefix = SharedPrefix.of(model, rows, min(len(ids) for ids in rows) - 1)
+    prefix = (prefixes if prefixes is not None else PrefixStore(model)).for_rows(rows, min(map(len, rows)) - 1)
     shared = prefix.length
     cache = prefix.cache_for(len(rows)) if shared else DynamicCache(config=model.config)
     suffixes = [list(ids[shared:]) for ids in rows]
@@ -108,10 +107,10 @@ def generate_from_ids(
     outputs: list[str] = [""] * len(encoded)
     if not encoded or max_new_tokens < 1:
         return outputs
-    prefix = SharedPrefix.of(loaded.model, encoded, min(len(ids) for ids in encoded) - 1)  # the template's opening
+    prefixes = PrefixStore(loaded.model)  # the template's opening, run once for all batches
     for batch in batch_plan([len(ids) for ids in encoded], max_new_tokens, max_batch_tokens, max_batch_size):
         answers = greedy_decode(loaded.model, [encoded[i] for i in batch], max_new_tokens, stop_ids, loaded.pad_id,
-                                prefix)
+                                prefixes)
         texts = loaded.tokenizer.batch_decode(answers, skip_special_tokens=True)
         for index, text in zip(batch, texts):
             outputs[index] = text.strip()

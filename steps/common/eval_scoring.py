@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from common.eval_forward import SharedPrefix, accepted
+from common.eval_forward import PrefixStore, SharedPrefix, accepted
 from common.eval_model import LoadedModel
 
 PACKABLE_ATTENTION = ("eager", "sdpa")
@@ -107,11 +107,12 @@ def _packed_mask(batch: list[_Row], width: int, first_query: int, dtype: Any, bo
     minimum) as eager attention adds it."""
     import torch
 
+    # Padding (segment -1, only at the end of a row) is never a real query's context (0) or its own segment;
+    # a padding query sees the context and earlier padding: no row of the mask is empty (no NaN softmax).
     segments = torch.tensor([row.segments + [-1] * (width - len(row.segments)) for row in batch], dtype=torch.long)
     query, key = segments[:, first_query:, None], segments[:, None, :]
     causal = torch.ones(width, width, dtype=torch.bool).tril()[first_query:]
-    allowed = causal & (key != -1) & (query != -1) & ((key == 0) | (key == query))
-    allowed |= torch.eye(width, dtype=torch.bool)[first_query:]  # padding rows attend to themselves: no empty softmax
+    allowed = causal & ((key == 0) | (key == query))
     if boolean:
         return allowed[:, None]
     mask = torch.zeros(allowed.shape, dtype=dtype)
@@ -136,7 +137,7 @@ def _forward(loaded: LoadedModel, batch: list[_Row], packed: bool, scored: Any, 
         mask = _packed_mask(batch, width, shared, model.dtype, boolean)
     else:
         mask = torch.tensor([[1] * len(row.input_ids) + [0] * (width - len(row.input_ids)) for row in batch])
-    cache = prefix.cache_for(len(batch))
+    cache = prefix.cache_for(len(batch)) if shared else None
     with torch.inference_mode():
         logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device), past_key_values=cache,
                        **accepted(model, position_ids=position_ids.to(device),
@@ -165,17 +166,16 @@ def score_requests(
             rows.append(_packed_row(index, request, loaded.max_length))
         else:
             rows.extend(_plain_rows(index, request, loaded.max_length))
-    # The opening every row shares (up to the first position scored), run once for all batches.
-    prefix = SharedPrefix.of(loaded.model, [row.input_ids for row in rows], min(map(_first_scored, rows), default=0))
+    prefixes = PrefixStore(loaded.model)  # the opening the rows share, run once for all batches
     results: list[list[ContinuationScore | None]] = [[None] * len(r.continuations) for r in requests]
     for batch in _batches(rows, max_batch_tokens, max_batch_size):
         for (index, number, *_), result in zip((target for row in batch for target in row.targets),
-                                               _score_batch(loaded, batch, packed, prefix)):
+                                               _score_batch(loaded, batch, packed, prefixes)):
             results[index][number] = result
     return [[score for score in scores if score is not None] for scores in results]
 
 
-def _score_batch(loaded: LoadedModel, batch: list[_Row], packed: bool, prefix: SharedPrefix) -> list[ContinuationScore]:
+def _score_batch(loaded: LoadedModel, batch: list[_Row], packed: bool, prefixes: PrefixStore) -> list[ContinuationScore]:
     """Scores of the batch's continuations, in the order of its rows' targets: one forward pass, then
     log p(token) = its logit - logsumexp(logits) at every scored position."""
     import torch
@@ -189,6 +189,7 @@ def _score_batch(loaded: LoadedModel, batch: list[_Row], packed: bool, prefix: S
     scored = torch.zeros((len(batch), max(len(row.input_ids) for row in batch)), dtype=torch.bool)
     scored[row_index, positions] = True
     needs_mask = packed and any(max(row.segments) > 0 for row in batch)
+    prefix = prefixes.for_rows([row.input_ids for row in batch], min(map(_first_scored, batch)))
     logits = _forward(loaded, batch, needs_mask, scored, prefix).float()  # (scored positions, vocabulary)
     sums = torch.zeros(len(targets), dtype=torch.float64)
     misses = torch.zeros(len(targets), dtype=torch.long)
