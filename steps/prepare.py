@@ -20,7 +20,9 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from itertools import repeat
 from pathlib import Path
 from typing import Any, Callable
@@ -30,28 +32,28 @@ import numpy as np
 from common.data_manifest import (
     INDEX_FILE,
     MANIFEST_FILE,
+    PreviousData,
     build_manifest,
-    data_version,
     read_previous,
+    staged_data_version,
     write_index,
     write_manifest,
 )
-from common.data_merge import Deduplicated, SplitWriter, Staged, deduplicate, write_new_examples, write_quarantine
+from common.data_merge import Deduplicated, InlinePool, Pool, compare_counts, contained, deduplicate
+from common.data_output import SplitWriter, UnitSummary, split_hashes, summarize_unit, write_quarantine, write_splits
 from common.data_profile import PROFILE_SAMPLE, build_profile, compare, retrain_decision
 from common.data_readers import InputFile, discover, split_large
-from common.data_records import prompt_key
-from common.data_replay import REPLAY_PREFIX, Replay, build_replay, id_key
+from common.data_replay import Replay, build_replay, stage_replay
 from common.data_report import summary
-from common.data_scan import FileScan, ScanSettings, merge_file_entries, scan_file
+from common.data_scan import FileScan, ScanSettings, merge_file_entries, scan_file, staged_units
 from common.data_settings import PrepareSettings, SettingsError, parse_columns, parse_list
-from common.data_split import SPLIT_NAMES, TRAIN, assign_splits, split_scores
+from common.data_split import SPLIT_NAMES
 
 DEFAULT_INPUT_DIR = Path("/opt/ml/processing/input/data")
 DEFAULT_OUTPUT_DIR = Path("/opt/ml/processing/output")
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024
 PART_BYTES = 32 * 1024 * 1024  # big JSONL files are scanned in parts of about this size, in parallel
 PROFILE_SALT = 0x5EED
-REVIEW_SAMPLE = 5
 
 
 class PrepareError(Exception):
@@ -62,32 +64,15 @@ class PrepareError(Exception):
         self.report = report
 
 
-def scan_files(files: list[InputFile], settings: ScanSettings, stage_dir: Path, workers: int) -> list[FileScan]:
-    """Scan every file, in worker processes when there is enough data to gain from them."""
-    stages = [stage_dir / f"{index:06d}" for index in range(len(files))]
+@contextmanager
+def worker_pool(files: list[InputFile], workers: int) -> Iterator[Pool]:
+    """Worker processes for scanning and merging when there is enough data to gain from them."""
     count = min(workers or os.cpu_count() or 1, len(files))
     if count <= 1 or sum((file.end or file.size) - file.start for file in files) < PARALLEL_MIN_BYTES:
-        return [scan_file(file, settings, stage) for file, stage in zip(files, stages)]
+        yield InlinePool()
+        return
     with ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("fork")) as pool:
-        return list(pool.map(scan_file, files, repeat(settings), stages))
-
-
-def _replay_arrays(replay: Replay) -> dict[str, Any]:
-    """The replayed examples' ids, prompt keys, digests and lengths, as the staged arrays hold them."""
-    used = replay.used
-    lines = [example.line() for example in used]
-    return {
-        "lines": lines,
-        "ids": np.array([id_key(example.id) for example in used], np.uint64),
-        "prompt_keys": np.array([int(prompt_key(example.prompt), 16) for example in used], np.uint64),
-        "digests": np.frombuffer(b"".join(digest for _, digest in lines), np.uint64).reshape(-1, 2),
-        "lengths": np.array([(len(example.prompt), len(example.completion)) for example in used],
-                            np.int64).reshape(-1, 2),
-    }
-
-
-def _sample_text(record: dict[str, Any]) -> str:
-    return " ".join(message["content"] for message in record["messages"])
+        yield pool
 
 
 def _roots(input_dir: Path | list[Path]) -> list[Path]:
@@ -118,43 +103,59 @@ def prepare(input_dir: Path | list[Path], output_dir: Path, replay_dir: Path | N
     output_dir.mkdir(parents=True, exist_ok=True)
     scan_settings = ScanSettings(settings.max_file_bytes, settings.max_tokens, settings.pii,
                                  frozenset(value.lower() for value in settings.pii_allow), settings.columns,
-                                 Path(tokenizer_dir) if tokenizer_dir else None)
-    with tempfile.TemporaryDirectory(prefix=".staging-", dir=output_dir) as stage_dir:
-        scans = scan_files(files, scan_settings, Path(stage_dir), settings.workers)
-        staged = Staged.load(scans)
-        deduplicated = deduplicate(staged, settings.near_duplicate_threshold)
-        kept = deduplicated.kept
-        replay = build_replay(replay_dir, settings.replay_fraction, settings.seed, staged.prompt_keys[kept],
-                              staged.ids[kept])
-        replayed = _replay_arrays(replay)
-        codes = assign_splits(split_scores(staged.ids[kept], settings.seed), settings.validation_fraction,
-                              settings.test_fraction)
-        total = int(kept.sum()) + len(replay.used)
-        rate = min(1.0, PROFILE_SAMPLE / max(total, 1))
+                                 Path(tokenizer_dir) if tokenizer_dir else None, settings.seed,
+                                 settings.validation_fraction, settings.test_fraction)
+    with tempfile.TemporaryDirectory(prefix=".staging-", dir=output_dir) as stage_dir, \
+            worker_pool(files, settings.workers) as pool:
+        work = Path(stage_dir)
+        stages = [work / f"{index:06d}" for index in range(len(files))]
+        scans = list(pool.map(scan_file, files, repeat(scan_settings), stages))
+        units = staged_units(scans)
+        new_size = sum(unit.size for unit in units)
+        deduplicated = deduplicate(units, settings.near_duplicate_threshold, pool, work)
+        new_kept = deduplicated.kept.save(work / "kept-new.bits")
+
+        def superseded(prompt_keys: np.ndarray, ids: np.ndarray) -> np.ndarray:
+            return (contained(units, "prompt_keys", new_kept, new_size, prompt_keys, pool)
+                    | contained(units, "ids", new_kept, new_size, ids, pool))
+
+        replay = build_replay(replay_dir, settings.replay_fraction, settings.seed, superseded)
+        replayed = stage_replay(replay.used, work / "replay", new_size)
+        size = new_size + replayed.size
+        kept = deduplicated.kept.resized(size)
+        kept.set_range(new_size, size)
+        kept_path = kept.save(work / "kept.bits")
+        every_unit = [*units, replayed]
+        examples = kept.count()
+        rate = min(1.0, PROFILE_SAMPLE / max(examples, 1))
+        found = UnitSummary()
+        for part in pool.map(summarize_unit, every_unit, repeat(kept_path), repeat(size), repeat(settings.seed),
+                             repeat(settings.seed ^ PROFILE_SALT), repeat(rate), [False] * len(units) + [True]):
+            found.merge(part)
+        moved = found.tally.fixes()
+        hashes = pool.submit(split_hashes, units, replayed, kept_path, size, moved)
+        version = pool.submit(staged_data_version, every_unit, kept_path, size)
+        index = pool.submit(write_index, output_dir / "train" / INDEX_FILE, every_unit, kept_path, size, examples)
         with SplitWriter(output_dir) as writer:
-            samples = write_new_examples(staged, kept, codes,
-                                         split_scores(staged.ids[kept], settings.seed ^ PROFILE_SALT) < rate, writer)
-            replay_sampled = split_scores(replayed["ids"], settings.seed ^ PROFILE_SALT) < rate
-            for example, (line, _), in_sample in zip(replay.used, replayed["lines"], replay_sampled):
-                writer.write(TRAIN, line)
-                if in_sample:
-                    samples.append(example.to_record())
+            write_splits(writer, units, replayed, kept, moved)
         write_quarantine(output_dir / "report" / "quarantine.jsonl", scans, replay.quarantined)
-    return _finish(settings, output_dir, replay_dir, scans, staged, deduplicated, replay, replayed, writer, samples)
+        writer.hashes = hashes.result()
+        index.result()
+        previous = read_previous(replay_dir)
+        counts = (compare_counts(previous, units, [replayed], kept_path, size, examples - replayed.size, pool, work)
+                  if previous else None)
+        return _finish(settings, output_dir, scans, deduplicated, replay, writer, found, version.result(),
+                       previous, counts)
 
 
-def _finish(settings: PrepareSettings, output_dir: Path, replay_dir: Path | None, scans: list[FileScan],
-            staged: Staged, deduplicated: Deduplicated, replay: Replay, replayed: dict[str, Any],
-            writer: SplitWriter, samples: list[dict[str, Any]]) -> dict[str, Any]:
-    """Version, profile, compare, write manifest and report; fail (after writing the report) on unusable data."""
-    kept = deduplicated.kept
-    version_ids = np.concatenate([staged.ids[kept], replayed["ids"]])
-    version = data_version(np.concatenate([staged.digests[kept], replayed["digests"]]))
-    lengths = np.concatenate([staged.lengths[kept], replayed["lengths"]])
-    profile = build_profile(int(version_ids.size), lengths[:, 0], lengths[:, 1], map(_sample_text, samples))
-    comparison = compare(read_previous(replay_dir), staged.ids[kept], staged.prompt_keys[kept], version_ids, profile,
-                         version)
-    report = _report(settings, scans, deduplicated, replay, writer, version, comparison, samples)
+def _finish(settings: PrepareSettings, output_dir: Path, scans: list[FileScan], deduplicated: Deduplicated,
+            replay: Replay, writer: SplitWriter, found: UnitSummary, version: str, previous: PreviousData | None,
+            counts: dict[str, int] | None) -> dict[str, Any]:
+    """Profile, compare, write manifest and report; fail (after writing the report) on unusable data."""
+    kept = deduplicated.kept.count()
+    profile = build_profile(kept + len(replay.used), found.prompt_chars, found.completion_chars, found.texts)
+    comparison = compare(previous, counts, kept, profile, version)
+    report = _report(settings, scans, deduplicated, replay, writer, version, comparison, found.review)
     report_dir = output_dir / "report"
     (report_dir / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     rows = report["rows"]
@@ -171,16 +172,15 @@ def _finish(settings: PrepareSettings, output_dir: Path, replay_dir: Path | None
     manifest = build_manifest(version, report["files"], writer.outputs(), rows, report["parameters"],
                               report["replay"], comparison.get("previous_data_version"), profile)
     write_manifest(output_dir / "train", manifest)
-    write_index(output_dir / "train", version_ids, np.concatenate([staged.prompt_keys[kept], replayed["prompt_keys"]]))
     return report
 
 
 def _report(settings: PrepareSettings, scans: list[FileScan], deduplicated: Deduplicated, replay: Replay,
             writer: SplitWriter, version: str, comparison: dict[str, Any],
-            samples: list[dict[str, Any]]) -> dict[str, Any]:
+            review: list[dict[str, Any]]) -> dict[str, Any]:
     """report.json's content; rows: input = kept + duplicates + quarantined (new data only)."""
     quarantined = sum(scan.quarantined for scan in scans)
-    rows = {"input": sum(scan.rows for scan in scans), "kept": int(deduplicated.kept.sum()),
+    rows = {"input": sum(scan.rows for scan in scans), "kept": deduplicated.kept.count(),
             "duplicates": deduplicated.exact + deduplicated.near, "quarantined": quarantined}
     pii_found = sum((scan.pii_found for scan in scans), Counter())
     return {
@@ -199,9 +199,7 @@ def _report(settings: PrepareSettings, scans: list[FileScan], deduplicated: Dedu
         "retrain": retrain_decision(comparison, settings.retrain_min_change),
         "files": merge_file_entries(scans),
         "parameters": settings.recorded(),
-        "sample": [{key: record[key] for key in ("id", "prompt", "completion", "source")}  # ids are hashes: a spread
-                   for record in sorted(samples, key=lambda record: record["id"])
-                   if not record["source"].startswith(REPLAY_PREFIX)][:REVIEW_SAMPLE],
+        "sample": review,  # the sampled new examples with the lowest ids (ids are hashes: a spread)
     }
 
 

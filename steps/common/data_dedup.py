@@ -18,7 +18,8 @@ NUM_PERM = 32
 BANDS = 8
 ROWS = NUM_PERM // BANDS
 SHINGLE_BYTES = 8
-_GAP = SHINGLE_BYTES * b"\n"
+_GAP_TEXT = SHINGLE_BYTES * "\n"
+_HIGH = np.uint64(32)
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 _rng = np.random.default_rng(20240601)  # fixed: signatures must agree across runs and machines
 _MULTIPLIERS = _rng.integers(1, 2**63, size=NUM_PERM, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
@@ -39,26 +40,33 @@ def signatures(texts: Sequence[str]) -> np.ndarray:
     """(len(texts), NUM_PERM) uint32 MinHash signatures; every text must hold at least one word."""
     if not texts:
         return np.empty((0, NUM_PERM), np.uint32)
-    encoded = [text.encode("utf-8") for text in texts]
-    blob = np.frombuffer(_GAP.join(encoded) + _GAP, np.uint8)
+    joined = _GAP_TEXT.join(texts) + _GAP_TEXT
+    data = joined.encode("utf-8")
+    if len(data) == len(joined):  # ASCII: as many bytes as characters
+        sizes = np.fromiter(map(len, texts), np.int64, len(texts))
+    else:
+        sizes = np.fromiter((len(text.encode("utf-8")) for text in texts), np.int64, len(texts))
+    blob = np.frombuffer(data, np.uint8)
     gap = (blob == 32) | (blob == 10)
     starts = np.flatnonzero(gap[:-1] & ~gap[1:]) + 1
     if not gap[0]:
         starts = np.concatenate(([0], starts))
     starts = starts[starts + SHINGLE_BYTES <= blob.size]
-    windows = np.zeros(starts.size, np.uint64)
-    for offset in range(SHINGLE_BYTES):
-        windows |= blob[starts + offset].astype(np.uint64) << np.uint64(8 * offset)
-    hashed = mix64(windows)
-    doc_starts = np.cumsum([0] + [len(item) + SHINGLE_BYTES for item in encoded[:-1]])
+    # Each shingle: the SHINGLE_BYTES bytes from its start, read as a little-endian 64-bit integer.
+    windows = np.lib.stride_tricks.as_strided(blob, (blob.size - SHINGLE_BYTES + 1, SHINGLE_BYTES), (1, 1))
+    hashed = mix64(np.ascontiguousarray(windows[starts]).view("<u8").ravel())
+    doc_starts = np.concatenate(([0], np.cumsum(sizes[:-1] + SHINGLE_BYTES)))
     owners = np.searchsorted(doc_starts, starts, side="right") - 1
     first = np.searchsorted(owners, np.arange(len(texts)))
     if np.any(np.diff(np.append(first, owners.size)) == 0):
         raise ValueError("every text needs at least one word to be shingled")
     out = np.empty((len(texts), NUM_PERM), np.uint32)
+    scratch = np.empty_like(hashed)
     with np.errstate(over="ignore"):
-        for k in range(NUM_PERM):
-            out[:, k] = np.minimum.reduceat((hashed * _MULTIPLIERS[k] + _OFFSETS[k]) >> np.uint64(32), first)
+        for k in range(NUM_PERM):  # the high 32 bits of the smallest value = the smallest high 32 bits
+            np.multiply(hashed, _MULTIPLIERS[k], out=scratch)
+            np.add(scratch, _OFFSETS[k], out=scratch)
+            out[:, k] = np.minimum.reduceat(scratch, first) >> _HIGH
     return out
 
 
@@ -118,3 +126,66 @@ def near_duplicates(pairs: np.ndarray, similarity: np.ndarray, threshold: float,
 def similarity(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """Estimated Jaccard similarity of row pairs of signatures: the share of equal MinHash values."""
     return (left == right).mean(axis=1)
+
+
+def repeated(keys: np.ndarray) -> np.ndarray:
+    """Boolean mask of rows whose key another row shares (a sort of the keys, then a binary search)."""
+    ordered = np.sort(keys)
+    shared = ordered[1:][ordered[1:] == ordered[:-1]]
+    if not shared.size:
+        return np.zeros(keys.size, bool)
+    shared = np.unique(shared)
+    return shared[np.minimum(np.searchsorted(shared, keys), shared.size - 1)] == keys
+
+
+def later_occurrences(keys: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """Indices of rows whose key an earlier row holds; rows with equal keys must come in input order."""
+    chosen = np.flatnonzero(repeated(keys))
+    order = chosen[np.argsort(keys[chosen], kind="stable")]
+    ordered = keys[order]
+    return indices[order[1:][ordered[1:] == ordered[:-1]]]
+
+
+def bucket_pairs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row numbers (first member, later member) of rows sharing a bucket key; equal keys must be in input order."""
+    chosen = np.flatnonzero(repeated(keys))
+    if not chosen.size:
+        return np.empty(0, np.intp), np.empty(0, np.intp)
+    order = chosen[np.argsort(keys[chosen], kind="stable")]
+    ordered = keys[order]
+    same_as_previous = np.concatenate(([False], ordered[1:] == ordered[:-1]))
+    group_start = np.maximum.accumulate(np.where(same_as_previous, 0, np.arange(order.size)))
+    members = np.flatnonzero(same_as_previous)
+    return order[group_start[members]], order[members]
+
+
+_LANES = np.uint64(0x5555555555555555)
+
+
+def sketches(signature: np.ndarray) -> np.ndarray:
+    """A 64-bit sketch of each (n, NUM_PERM) signature row: the low 2 bits of each MinHash value."""
+    shifts = (2 * np.arange(NUM_PERM)).astype(np.uint64)
+    return np.bitwise_or.reduce((signature & 3).astype(np.uint64) << shifts, axis=1)
+
+
+def may_be_close(left: np.ndarray, right: np.ndarray, threshold: float) -> np.ndarray:
+    """False only for sketch pairs whose signatures surely are not similar enough (equal values have equal
+    sketch lanes, so the share of equal lanes bounds the estimated similarity from above)."""
+    differ = left ^ right
+    unequal = np.bitwise_count((differ | (differ >> np.uint64(1))) & _LANES)
+    return (NUM_PERM - unequal.astype(np.int64)) / NUM_PERM >= threshold
+
+
+def close_pairs(pairs: np.ndarray, left: np.ndarray, right: np.ndarray, threshold: float) -> np.ndarray:
+    """The pairs whose signatures (rows of `left` and `right`) are similar enough, sorted by (later, earlier)."""
+    close = pairs[similarity(left, right) >= threshold]
+    return close[np.lexsort((close[:, 0], close[:, 1]))]
+
+
+def mark_near_duplicates(close: np.ndarray, duplicate: np.ndarray, first: int) -> None:
+    """Apply close pairs (sorted by later member, both members >= first) to `duplicate`, the flags of
+    examples first, first + 1, ...: a later member is a near-duplicate when its earlier member is not one.
+    Pairs whose earlier member comes before `first` (already decided) are the caller's, applied before."""
+    for earlier, later in close.tolist():
+        if not duplicate[earlier - first]:
+            duplicate[later - first] = True

@@ -6,17 +6,23 @@ their order, sources or file names. The manifest (`train/manifest.json`, next to
 it describes, so a later version's replay input carries it) records the inputs' hashes, the
 outputs' hashes and counts, the example schema, the settings used, the replay and a profile of
 the data; `train/examples.index.npz` holds every example's id and prompt key (64-bit integers),
-which the next version compares against to count new, changed and removed examples.
+which the next version compares against to count new, changed and removed examples. Both the
+version and the index are computed from the staged units a bounded chunk at a time.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
+
+from common.data_spill import DIGEST_ROW, Bitmap, SpillSource, partition_totals, plan_groups, read_group
+from common.data_units import Unit
 
 MANIFEST_FILE = "manifest.json"
 INDEX_FILE = "examples.index.npz"
@@ -33,17 +39,60 @@ def data_version(digests: np.ndarray) -> str:
     return hashlib.sha256(ordered.tobytes()).hexdigest()
 
 
+def _digest_group(sources: list[SpillSource], lo: int, hi: int, kept: Bitmap) -> bytes:
+    rows, indices = read_group(sources, DIGEST_ROW, lo, hi)
+    rows = rows[kept.get(indices)]
+    order = np.lexsort((rows["low"], rows["key"]))
+    ordered = np.empty((order.size, 2), np.uint64)
+    ordered[:, 0], ordered[:, 1] = rows["key"][order], rows["low"][order]
+    return ordered.tobytes()
+
+
+def staged_data_version(units: list[Unit], kept_path: Path, size: int) -> str:
+    """`data_version` of the kept examples of staged units, sorted one digest range at a time."""
+    sources = [unit.spill("digests") for unit in units]
+    kept = Bitmap.load(kept_path, size)
+    digest = hashlib.sha256()
+    for lo, hi in plan_groups(partition_totals(sources)):
+        digest.update(_digest_group(sources, lo, hi, kept))
+    return digest.hexdigest()
+
+
 @dataclass(frozen=True)
 class PreviousData:
-    """A previous version's manifest and example index, read from its train split folder."""
+    """A previous version's manifest and where its example index is (None: it has none)."""
 
     manifest: dict[str, Any]
-    ids: np.ndarray
-    prompt_keys: np.ndarray
+    index: Path | None
 
     @property
     def version(self) -> str:
         return str(self.manifest.get("data_version", ""))
+
+    @property
+    def size(self) -> int:
+        """How many examples the index lists."""
+        if self.index is None:
+            return 0
+        with zipfile.ZipFile(self.index) as archive, archive.open("ids.npy") as member:
+            return _npy_header(member)[0]
+
+    def chunks(self, name: str, rows: int = 1 << 16) -> Iterator[np.ndarray]:
+        """The index's `ids` or `prompt_keys`, a chunk of at most `rows` at a time."""
+        if self.index is None:
+            return
+        with zipfile.ZipFile(self.index) as archive, archive.open(f"{name}.npy") as member:
+            count, dtype = _npy_header(member)
+            for start in range(0, count, rows):
+                size = min(rows, count - start) * dtype.itemsize
+                yield np.frombuffer(member.read(size), dtype).astype(np.uint64)
+
+
+def _npy_header(member: IO[bytes]) -> tuple[int, np.dtype]:
+    version = np.lib.format.read_magic(member)
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, _, dtype = read(member)
+    return int(np.prod(shape)), dtype
 
 
 def read_previous(folder: Path | None) -> PreviousData | None:
@@ -55,15 +104,24 @@ def read_previous(folder: Path | None) -> PreviousData | None:
         return None
     manifest = json.loads(manifests[0].read_text(encoding="utf-8"))
     index_path = manifests[0].with_name(INDEX_FILE)
-    if not index_path.is_file():
-        return PreviousData(manifest, np.empty(0, np.uint64), np.empty(0, np.uint64))
-    with np.load(index_path) as index:
-        return PreviousData(manifest, index["ids"], index["prompt_keys"])
+    return PreviousData(manifest, index_path if index_path.is_file() else None)
 
 
-def write_index(folder: Path, ids: np.ndarray, prompt_keys: np.ndarray) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(folder / INDEX_FILE, ids=ids.astype(np.uint64), prompt_keys=prompt_keys.astype(np.uint64))
+def write_index(path: Path, units: list[Unit], kept_path: Path, size: int, count: int) -> Path:
+    """examples.index.npz (as numpy.savez_compressed writes it) of the `count` kept examples, in order."""
+    kept = Bitmap.load(kept_path, size)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, column in (("ids", "id"), ("prompt_keys", "prompt_key")):
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                header = {"descr": np.lib.format.dtype_to_descr(np.dtype("<u8")), "fortran_order": False,
+                          "shape": (count,)}
+                np.lib.format.write_array_header_1_0(member, header)
+                for unit in units:
+                    for start, columns in unit.columns():
+                        chosen = kept.slice(unit.base + start, unit.base + start + columns.size)
+                        member.write(columns[column][chosen].astype("<u8").tobytes())
+    return path
 
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:

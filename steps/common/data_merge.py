@@ -1,186 +1,270 @@
-"""Staged files → one dataset: duplicates across all files, then the split files, streamed.
+"""Staged units → duplicates across all of them, decided one bounded group of keys at a time.
 
 Every staged example has a global index (files in name order, lines in order), so "first
-occurrence" means the same thing on every run. Only small per-example arrays are held in memory
-(ids, prompt keys, digests, lengths: ~40 bytes each, one LSH band at a time); example lines are
-copied from the staging files to the split files as they are read.
+occurrence" means the same thing on every run. Exact duplicates: the spilled ids are read back a
+key range at a time; an id seen earlier marks a duplicate. Near-duplicates: for each LSH band and
+key range, the examples sharing a bucket (exact duplicates left out) pair with the bucket's first
+member; pairs whose 64-bit signature sketches already rule out the threshold are dropped, the
+rest are spilled by the later member's index range, and each range's pairs are verified against
+the signatures, then applied in input order. Memory is a few bounded groups plus
+one bit per example, whatever the input size; the groups are spread over the worker processes.
 """
 from __future__ import annotations
 
-import hashlib
-import heapq
-import json
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from common import data_dedup
-from common.data_replay import ReplayRejected
-from common.data_scan import FileScan
-from common.data_split import SPLIT_NAMES
+from common import data_dedup, data_spill
+from common.data_manifest import PreviousData
+from common.data_spill import (
+    BAND_ROW,
+    KEY_ROW,
+    Bitmap,
+    SpillSource,
+    SpillWriter,
+    partition_of,
+    partition_totals,
+    plan_groups,
+    read_group,
+)
+from common.data_units import BAND_KINDS, SIGNATURE_BYTES, Unit
 
-WRITE_CHUNK = 8192
+
+class Pool(Protocol):
+    def map(self, fn: Callable[..., Any], *iterables: Iterable[Any]) -> Iterator[Any]: ...
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]: ...
 
 
-@dataclass
-class Staged:
-    """The per-example arrays of every staged file, concatenated in file order."""
+class InlinePool:
+    """The Pool interface, run in this process (small inputs: starting processes would cost more)."""
 
-    scans: list[FileScan]
-    ids: np.ndarray
-    prompt_keys: np.ndarray
-    digests: np.ndarray
-    lengths: np.ndarray
-    offsets: np.ndarray  # offsets[i] = global index of scans[i]'s first example
-    _signatures: list[np.ndarray] | None = None
+    def map(self, fn: Callable[..., Any], *iterables: Iterable[Any]) -> Iterator[Any]:
+        return map(fn, *iterables)
 
-    @classmethod
-    def load(cls, scans: list[FileScan]) -> "Staged":
-        parts: dict[str, list[np.ndarray]] = {"keys": [], "prompt_keys": [], "digests": [], "lengths": []}
-        for scan in scans:
-            with np.load(scan.stage.with_suffix(".npz")) as arrays:
-                for name in parts:
-                    parts[name].append(arrays[name])
-        joined = {name: np.concatenate(values) if values else np.empty(0, np.uint64) for name, values in parts.items()}
-        offsets = np.cumsum([0] + [scan.staged for scan in scans])
-        return cls(scans, joined["keys"].astype(np.uint64), joined["prompt_keys"].astype(np.uint64),
-                   joined["digests"].reshape(-1, 2).astype(np.uint64), joined["lengths"].reshape(-1, 2), offsets)
-
-    @property
-    def size(self) -> int:
-        return int(self.ids.size)
-
-    def band(self, band: int) -> np.ndarray:
-        columns = []
-        for scan in self.scans:
-            with np.load(scan.stage.with_suffix(".npz")) as arrays:
-                columns.append(arrays[f"band{band}"])
-        return np.concatenate(columns) if columns else np.empty(0, np.uint64)
-
-    def signature_rows(self, indices: np.ndarray) -> np.ndarray:
-        """Signatures of the given global indices, gathered file by file from the memory-mapped staged arrays."""
-        if self._signatures is None:
-            self._signatures = [np.load(scan.stage.with_suffix(".sig.npy"), mmap_mode="r") for scan in self.scans]
-        out = np.empty((indices.size, data_dedup.NUM_PERM), np.uint32)
-        owners = np.searchsorted(self.offsets, indices, side="right") - 1
-        order = np.argsort(owners, kind="stable")
-        bounds = np.searchsorted(owners[order], np.arange(len(self.scans) + 1))
-        for owner, signature in enumerate(self._signatures):
-            chosen = order[bounds[owner]:bounds[owner + 1]]
-            if chosen.size:
-                out[chosen] = signature[indices[chosen] - self.offsets[owner]]
-        return out
-
-    def pair_similarity(self, pairs: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
-        """Estimated Jaccard similarity of each candidate pair, a chunk at a time (memory stays bounded)."""
-        out = np.empty(len(pairs))
-        for start in range(0, len(pairs), chunk):
-            part = pairs[start:start + chunk]
-            out[start:start + len(part)] = data_dedup.similarity(self.signature_rows(part[:, 0]),
-                                                                 self.signature_rows(part[:, 1]))
-        return out
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        future.set_result(fn(*args))
+        return future
 
 
 @dataclass(frozen=True)
 class Deduplicated:
-    kept: np.ndarray  # boolean mask over staged examples
+    kept: Bitmap  # over the new examples
     exact: int
     near: int
 
 
-def deduplicate(staged: Staged, threshold: float) -> Deduplicated:
-    """Exact duplicates (same id) first, then near-duplicates among the rest."""
-    unique = data_dedup.first_occurrences(staged.ids)
-    pairs = data_dedup.candidate_pairs([staged.band(band) for band in range(data_dedup.BANDS)], unique)
-    near = data_dedup.near_duplicates(pairs, staged.pair_similarity(pairs), threshold, staged.size)
-    kept = unique & ~near
-    return Deduplicated(kept, int((~unique).sum()), int((unique & near).sum()))
+def _exact_group(sources: list[SpillSource], lo: int, hi: int) -> np.ndarray:
+    rows, indices = read_group(sources, KEY_ROW, lo, hi)
+    return data_dedup.later_occurrences(rows["key"], indices)
 
 
-@dataclass
-class SplitWriter:
-    """The split files, with a running sha256 and count each."""
-
-    output_dir: Path
-    handles: list[IO[str]] = field(default_factory=list)
-    hashes: list[Any] = field(default_factory=list)
-    counts: list[int] = field(default_factory=lambda: [0, 0, 0])
-
-    def __enter__(self) -> "SplitWriter":
-        for name in SPLIT_NAMES:
-            path = self.output_dir / name / f"{name}.jsonl"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.handles.append(path.open("w", encoding="utf-8", newline="\n"))
-            self.hashes.append(hashlib.sha256())
-        return self
-
-    def write(self, code: int, line: str) -> None:
-        self.handles[code].write(line)
-        self.hashes[code].update(line.encode("utf-8"))
-        self.counts[code] += 1
-
-    def write_lines(self, pending: tuple[list[str], ...]) -> None:
-        """Write and clear each split's pending lines."""
-        for code, lines in enumerate(pending):
-            if lines:
-                self.write(code, "".join(lines))
-                self.counts[code] += len(lines) - 1
-                lines.clear()
-
-    def __exit__(self, *exc_info: object) -> None:
-        for handle in self.handles:
-            handle.close()
-
-    def outputs(self) -> dict[str, dict[str, Any]]:
-        return {name: {"file": f"{name}/{name}.jsonl", "examples": self.counts[code],
-                       "sha256": self.hashes[code].hexdigest()}
-                for code, name in enumerate(SPLIT_NAMES)}
+def _band_group(sources: list[SpillSource], lo: int, hi: int, exact_path: Path, size: int,
+                threshold: float) -> np.ndarray:
+    """Candidate pairs (first member, later member) of one band's key range; pairs whose sketches
+    already show they are not similar enough are left out."""
+    rows, indices = read_group(sources, BAND_ROW, lo, hi)
+    eligible = ~Bitmap.load(exact_path, size).get(indices)
+    rows, indices = rows[eligible], indices[eligible]
+    first, later = data_dedup.bucket_pairs(rows["key"])
+    possible = data_dedup.may_be_close(rows["sketch"][first], rows["sketch"][later], threshold)
+    return np.stack([indices[first[possible]], indices[later[possible]]], axis=1)
 
 
-def write_new_examples(staged: Staged, kept: np.ndarray, codes: np.ndarray, sampled: np.ndarray,
-                       writer: SplitWriter) -> list[dict[str, Any]]:
-    """Copy the kept examples into their split files, in order; return the sampled ones, parsed (for the profile)."""
-    code_of = np.full(staged.size, -1, np.int8)
-    code_of[kept] = codes
-    sample_of = np.zeros(staged.size, bool)
-    sample_of[np.flatnonzero(kept)[sampled]] = True
-    samples: list[dict[str, Any]] = []
-    for scan, start in zip(staged.scans, staged.offsets):
-        unit_codes = code_of[start:start + scan.staged].tolist()
-        unit_samples = set(np.flatnonzero(sample_of[start:start + scan.staged]).tolist())
-        pending: tuple[list[str], ...] = ([], [], [])
-        with scan.stage.with_suffix(".examples.jsonl").open("r", encoding="utf-8") as handle:
-            for local, line in enumerate(handle):
-                code = unit_codes[local]
-                if code >= 0:
-                    pending[code].append(line)
-                    if local in unit_samples:
-                        samples.append(json.loads(line))
-                if local % WRITE_CHUNK == WRITE_CHUNK - 1:
-                    writer.write_lines(pending)
-        writer.write_lines(pending)
-    return samples
+class PairSpill:
+    """Candidate pairs, stored by the later member's index range (at most GROUP_ROWS pairs per range).
+
+    Pairs are buffered up to GROUP_ROWS before they go to the range files.
+    """
+
+    def __init__(self, folder: Path, size: int) -> None:
+        self.folder = folder
+        self.budget = data_spill.GROUP_ROWS
+        self.span = max(1, self.budget // data_dedup.BANDS)  # an example is the later member of <= BANDS pairs
+        self.ranges = [(start, min(start + self.span, size)) for start in range(0, size, self.span)]
+        self._pending: list[np.ndarray] = []
+        self._pending_rows = 0
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def path(self, number: int) -> Path:
+        return self.folder / f"{number:06d}.pairs"
+
+    def add(self, pairs: np.ndarray) -> None:
+        self._pending.append((pairs[:, 1].astype(np.uint64) << np.uint64(32)) | pairs[:, 0].astype(np.uint64))
+        self._pending_rows += len(pairs)
+        if self._pending_rows >= self.budget:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        packed = np.sort(np.concatenate(self._pending))
+        self._pending, self._pending_rows = [], 0
+        numbers = (packed >> np.uint64(32)).astype(np.int64) // self.span
+        bounds = np.searchsorted(numbers, np.arange(len(self.ranges) + 1))
+        for number in np.flatnonzero(np.diff(bounds)).tolist():
+            with self.path(number).open("ab") as handle:
+                packed[bounds[number]:bounds[number + 1]].tofile(handle)
 
 
-def _quarantine_rows(scans: list[FileScan]) -> Iterator[str]:
-    for scan in scans:
-        with scan.stage.with_suffix(".quarantine.jsonl").open("r", encoding="utf-8") as handle:
-            yield from handle
+def signature_rows(units: Sequence[Unit], indices: np.ndarray) -> np.ndarray:
+    """Signatures of sorted, distinct global indices; neighbours are read together."""
+    out = np.empty((indices.size, data_dedup.NUM_PERM), np.uint32)
+    if not indices.size:
+        return out
+    owners = np.searchsorted(np.array([unit.base for unit in units]), indices, side="right") - 1
+    breaks = np.flatnonzero((np.diff(indices) != 1) | (np.diff(owners) != 0)) + 1
+    starts, ends = np.concatenate(([0], breaks)), np.concatenate((breaks, [indices.size]))
+    handles: dict[int, int] = {}
+    try:
+        for start, end in zip(starts.tolist(), ends.tolist()):
+            owner = int(owners[start])
+            unit = units[owner]
+            if owner not in handles:
+                handles[owner] = os.open(unit.path("sig"), os.O_RDONLY)
+            data = os.pread(handles[owner], (end - start) * SIGNATURE_BYTES,
+                            int(indices[start] - unit.base) * SIGNATURE_BYTES)
+            out[start:end] = np.frombuffer(data, np.uint32).reshape(-1, data_dedup.NUM_PERM)
+    finally:
+        for handle in handles.values():
+            os.close(handle)
+    return out
 
 
-def write_quarantine(path: Path, scans: list[FileScan], replay_rows: list[ReplayRejected]) -> None:
-    """quarantine.jsonl: every rejected row of the new data and of the replay input, by (file, line)."""
-    replay_lines = [json.dumps(row.to_record(), ensure_ascii=False) + "\n"
-                    for row in sorted(replay_rows, key=lambda row: (row.file, row.line))]
+def _verify_range(path: Path, units: list[Unit], threshold: float) -> np.ndarray:
+    """The close pairs among a range's candidates, sorted by (later, earlier)."""
+    if not path.exists():
+        return np.empty((0, 2), np.int64)
+    packed = np.unique(np.fromfile(path, np.uint64))
+    pairs = np.stack([(packed & np.uint64(0xFFFFFFFF)).astype(np.int64), (packed >> np.uint64(32)).astype(np.int64)],
+                     axis=1)
+    members, where = np.unique(pairs, return_inverse=True)
+    signatures = signature_rows(units, members)
+    where = where.reshape(-1, 2)
+    return data_dedup.close_pairs(pairs, signatures[where[:, 0]], signatures[where[:, 1]], threshold)
 
-    def key(line: str) -> tuple[str, int]:
-        record = json.loads(line)
-        return record["file"], record["line"]
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8", newline="\n") as handle:
-        handle.writelines(heapq.merge(_quarantine_rows(scans), replay_lines, key=key))
+def deduplicate(units: list[Unit], threshold: float, pool: Pool, work_dir: Path) -> Deduplicated:
+    """Exact duplicates (same id) first, then near-duplicates among the rest; the first occurrence is kept."""
+    size = sum(unit.size for unit in units)
+    id_sources = [unit.spill("ids") for unit in units]
+    exact = Bitmap(size)
+    groups = plan_groups(partition_totals(id_sources))
+    for found in pool.map(_exact_group, repeat(id_sources), *zip(*groups)):
+        exact.set(found)
+    exact_path = exact.save(work_dir / "exact.bits")
 
+    pair_spill = PairSpill(work_dir / "pairs", size)
+    tasks = [([unit.spill(kind) for unit in units], lo, hi)
+             for kind in BAND_KINDS for lo, hi in plan_groups(partition_totals([unit.spill(kind) for unit in units]))]
+    for pairs in pool.map(_band_group, *zip(*tasks), repeat(exact_path), repeat(size), repeat(threshold)):
+        if pairs.size:
+            pair_spill.add(pairs)
+    pair_spill.flush()
+
+    near = Bitmap(size)
+    paths = [pair_spill.path(number) for number in range(len(pair_spill.ranges))]
+    for (first, stop), close in zip(pair_spill.ranges, pool.map(_verify_range, paths, repeat(units),
+                                                                 repeat(threshold))):
+        flags = np.zeros(stop - first, bool)
+        decided = close[:, 0] < first
+        if decided.any():
+            earlier, later = close[decided, 0], close[decided, 1]
+            flags[later[~near.get(earlier)] - first] = True
+        data_dedup.mark_near_duplicates(close[~decided], flags, first)
+        near.set(first + np.flatnonzero(flags))
+    kept = (exact | near).invert()
+    return Deduplicated(kept, exact.count(), near.count())
+
+
+def _contained_group(sources: list[SpillSource], lo: int, hi: int, kept_path: Path, size: int,
+                     queries: np.ndarray) -> np.ndarray:
+    rows, indices = read_group(sources, KEY_ROW, lo, hi)
+    keys = rows["key"][Bitmap.load(kept_path, size).get(indices)]
+    return np.isin(queries, keys)
+
+
+def contained(units: list[Unit], kind: str, kept_path: Path, size: int, queries: np.ndarray, pool: Pool) -> np.ndarray:
+    """Which query keys a kept example holds as its `kind` key (ids, prompt_keys), a key range at a time."""
+    sources = [unit.spill(kind) for unit in units]
+    partitions = partition_of(queries).astype(np.intp)
+    totals = partition_totals(sources)
+    groups = plan_groups(totals + np.bincount(partitions, minlength=totals.size))
+    order = np.argsort(partitions, kind="stable")
+    bounds = np.searchsorted(partitions[order], [lo for lo, _ in groups] + [groups[-1][1]])
+    chunks = [queries[order[bounds[number]:bounds[number + 1]]] for number in range(len(groups))]
+    found = np.zeros(queries.size, bool)
+    results = pool.map(_contained_group, repeat(sources), *zip(*groups), repeat(kept_path), repeat(size), chunks)
+    for number, hits in enumerate(results):
+        found[order[bounds[number]:bounds[number + 1]]] = hits
+    return found
+
+
+def _spill_previous(previous: PreviousData, folder: Path) -> dict[str, SpillSource]:
+    """The previous version's index, spilled by key range like a unit's keys."""
+    sources = {}
+    for name in ("ids", "prompt_keys"):
+        writer = SpillWriter(folder / f"previous.{name}", KEY_ROW)
+        position = 0
+        for chunk in previous.chunks(name, data_spill.RUN_ROWS):
+            rows = np.empty(chunk.size, KEY_ROW)
+            rows["key"], rows["index"] = chunk, np.arange(position, position + chunk.size, dtype=np.uint32)
+            writer.write_run(rows)
+            position += chunk.size
+        writer.close()
+        sources[name] = SpillSource(writer.path, 0)
+    return sources
+
+
+def _kept_keys(sources: list[SpillSource], lo: int, hi: int, kept: Bitmap) -> tuple[np.ndarray, np.ndarray]:
+    rows, indices = read_group(sources, KEY_ROW, lo, hi)
+    chosen = kept.get(indices)
+    return rows["key"][chosen], indices[chosen]
+
+
+def _compare_ids(new: list[SpillSource], replayed: list[SpillSource], previous: SpillSource, lo: int, hi: int,
+                 kept_path: Path, size: int) -> tuple[np.ndarray, int]:
+    """(indices of new examples the previous version has, previous examples this version lacks) of an id range."""
+    kept = Bitmap.load(kept_path, size)
+    new_keys, new_indices = _kept_keys(new, lo, hi, kept)
+    replay_keys, _ = _kept_keys(replayed, lo, hi, kept)
+    previous_keys = read_group([previous], KEY_ROW, lo, hi)[0]["key"]
+    removed = int((~np.isin(previous_keys, np.concatenate([new_keys, replay_keys]))).sum())
+    return new_indices[np.isin(new_keys, previous_keys)], removed
+
+
+def _compare_prompts(new: list[SpillSource], previous: SpillSource, lo: int, hi: int, kept_path: Path,
+                     unchanged_path: Path, size: int) -> int:
+    """How many new examples of a prompt-key range ask a previous prompt with another answer."""
+    new_keys, new_indices = _kept_keys(new, lo, hi, Bitmap.load(kept_path, size))
+    previous_keys = read_group([previous], KEY_ROW, lo, hi)[0]["key"]
+    asked = np.isin(new_keys, previous_keys)
+    return int((asked & ~Bitmap.load(unchanged_path, size).get(new_indices)).sum())
+
+
+def compare_counts(previous: PreviousData, new_units: list[Unit], replay_units: list[Unit], kept_path: Path,
+                   size: int, new_kept: int, pool: Pool, work_dir: Path) -> dict[str, int]:
+    """Kept new examples new / changed / unchanged against the previous index, and previous examples removed."""
+    spilled = _spill_previous(previous, work_dir)
+    new_ids, replay_ids = [unit.spill("ids") for unit in new_units], [unit.spill("ids") for unit in replay_units]
+    groups = plan_groups(partition_totals([*new_ids, *replay_ids, spilled["ids"]]))
+    unchanged, removed = Bitmap(size), 0
+    for indices, missing in pool.map(_compare_ids, repeat(new_ids), repeat(replay_ids), repeat(spilled["ids"]),
+                                     *zip(*groups), repeat(kept_path), repeat(size)):
+        unchanged.set(indices)
+        removed += missing
+    unchanged_path = unchanged.save(work_dir / "unchanged.bits")
+    new_prompts = [unit.spill("prompt_keys") for unit in new_units]
+    groups = plan_groups(partition_totals([*new_prompts, spilled["prompt_keys"]]))
+    changed = sum(pool.map(_compare_prompts, repeat(new_prompts), repeat(spilled["prompt_keys"]), *zip(*groups),
+                           repeat(kept_path), repeat(unchanged_path), repeat(size)))
+    same = unchanged.count()
+    return {"new": new_kept - same - changed, "changed": changed, "unchanged": same, "removed": removed}

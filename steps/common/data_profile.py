@@ -15,6 +15,7 @@ import re
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -34,31 +35,62 @@ yourselves please thanks thank""".split())
 
 
 def length_histogram(lengths: np.ndarray) -> list[int]:
+    return [int(count) for count in length_counts(lengths)]
+
+
+def length_counts(lengths: np.ndarray) -> np.ndarray:
+    """Histogram counts of lengths over LENGTH_EDGES (counts of parts add up to the whole's)."""
     counts, _ = np.histogram(np.minimum(lengths, LENGTH_EDGES[-1] - 1), bins=LENGTH_EDGES)
-    return [int(count) for count in counts]
+    return counts
+
+
+@dataclass
+class TextCounts:
+    """Word counts of sampled example texts; counts of parts of a sample add up (`merge`) to the whole's.
+
+    `words` counts every word, `keywords` the texts each content word appears in.
+    """
+
+    sample: int = 0
+    words: Counter[str] = field(default_factory=Counter)
+    keywords: Counter[str] = field(default_factory=Counter)
+
+    def add(self, text: str) -> None:
+        self.sample += 1
+        words = _WORDS.findall(text.lower())
+        self.words.update(words)
+        self.keywords.update(set(words) - STOPWORDS)
+
+    def merge(self, other: "TextCounts") -> None:
+        self.sample += other.sample
+        self.words.update(other.words)
+        self.keywords.update(other.keywords)
+
+    def profile(self) -> dict[str, Any]:
+        """Hashed vocabulary and top keywords."""
+        vocabulary: Counter[int] = Counter()
+        for word, count in self.words.items():
+            vocabulary[zlib.crc32(word.encode("utf-8")) % VOCABULARY_BUCKETS] += count
+        top = sorted(self.keywords.items(), key=lambda item: (-item[1], item[0]))[:TOP_KEYWORDS]
+        return {"sample": self.sample,
+                "vocabulary": {str(bucket): count for bucket, count in sorted(vocabulary.items())},
+                "topics": {word: round(count / max(self.sample, 1), 4) for word, count in top}}
 
 
 def text_profile(texts: Iterable[str]) -> dict[str, Any]:
     """Hashed vocabulary and top keywords of sampled example texts."""
-    vocabulary: Counter[int] = Counter()
-    keywords: Counter[str] = Counter()
-    sample = 0
+    counts = TextCounts()
     for text in texts:
-        sample += 1
-        words = _WORDS.findall(text.lower())
-        vocabulary.update(zlib.crc32(word.encode("utf-8")) % VOCABULARY_BUCKETS for word in words)
-        keywords.update({word for word in words if word not in STOPWORDS})
-    top = sorted(keywords.items(), key=lambda item: (-item[1], item[0]))[:TOP_KEYWORDS]
-    return {"sample": sample,
-            "vocabulary": {str(bucket): count for bucket, count in sorted(vocabulary.items())},
-            "topics": {word: round(count / max(sample, 1), 4) for word, count in top}}
+        counts.add(text)
+    return counts.profile()
 
 
-def build_profile(examples: int, prompt_lengths: np.ndarray, completion_lengths: np.ndarray,
-                  sample_texts: Iterable[str]) -> dict[str, Any]:
+def build_profile(examples: int, prompt_counts: np.ndarray, completion_counts: np.ndarray,
+                  texts: TextCounts) -> dict[str, Any]:
+    """The profile from length histogram counts (`length_counts`) and the sample's word counts."""
     return {"examples": examples, "length_edges": LENGTH_EDGES,
-            "prompt_chars": length_histogram(prompt_lengths), "completion_chars": length_histogram(completion_lengths),
-            **text_profile(sample_texts)}
+            "prompt_chars": [int(count) for count in prompt_counts],
+            "completion_chars": [int(count) for count in completion_counts], **texts.profile()}
 
 
 def js_divergence(left: Mapping[str, float], right: Mapping[str, float]) -> float:
@@ -93,27 +125,24 @@ def shift(previous: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, 
     }
 
 
-def compare(previous: PreviousData | None, new_ids: np.ndarray, new_prompt_keys: np.ndarray,
-            version_ids: np.ndarray, profile: dict[str, Any], version: str) -> dict[str, Any]:
+def compare(previous: PreviousData | None, counts: Mapping[str, int] | None, new_examples: int,
+            profile: dict[str, Any], version: str) -> dict[str, Any]:
     """The new data against the previous version: counts of new/changed/unchanged/removed examples and shift.
 
-    `new_ids`/`new_prompt_keys` are the new (not replayed) examples, `version_ids` every example of this version.
+    `counts` ({new, changed, unchanged, removed}) compare the `new_examples` kept new (not replayed)
+    examples with the previous index (see data_merge.compare_counts).
     """
-    if previous is None:
+    if previous is None or counts is None:
         return {"previous_data_version": None, "same_data_version": False, "score": 1.0,
                 "reason": "no previous data version (no manifest in the replay input)"}
-    unchanged = np.isin(new_ids, previous.ids)
-    changed = ~unchanged & np.isin(new_prompt_keys, previous.prompt_keys)
-    removed = int((~np.isin(previous.ids, version_ids)).sum())
-    counts = {"new": int((~unchanged & ~changed).sum()), "changed": int(changed.sum()),
-              "unchanged": int(unchanged.sum()), "removed": removed}
+    previous_examples = previous.size
     drift = shift(previous.manifest.get("profile", {}), profile)
-    change_share = (counts["new"] + counts["changed"]) / max(1, new_ids.size)
-    removed_share = removed / max(1, previous.ids.size)
+    change_share = (counts["new"] + counts["changed"]) / max(1, new_examples)
+    removed_share = counts["removed"] / max(1, previous_examples)
     score = max(change_share, removed_share,
                 *(drift[name] for name in ("prompt_length", "completion_length", "vocabulary", "topics")))
     return {"previous_data_version": previous.version, "same_data_version": previous.version == version,
-            "previous_examples": int(previous.ids.size), "examples": counts,
+            "previous_examples": previous_examples, "examples": dict(counts),
             "change_share": round(change_share, 6), "removed_share": round(removed_share, 6), "shift": drift,
             "score": round(score, 6), "reason": _reason(counts, change_share, removed_share, drift)}
 

@@ -138,17 +138,24 @@ def _jsonl_row(line_no: int, raw: bytes) -> Iterator[Row]:
         yield line_no, RowError("not_an_object", f"expected a JSON object, got {json_kind(record)}"), preview(text)
 
 
+_scan_json = json.JSONDecoder().scan_once
+
+
 def jsonl_rows(handle: Iterable[bytes], first_line: int = 1) -> Iterator[Row]:
-    """JSON Lines rows; a well-formed object line takes the short way, anything else the careful one."""
-    loads = json.loads
+    """JSON Lines rows; a well-formed object line takes the short way, anything else the careful one.
+
+    The short way parses from the opening brace (what json.loads does after its whitespace check) and
+    accepts only a line break after the object; any other ending goes the careful way, json.loads.
+    """
+    scan = _scan_json
     for line_no, raw in enumerate(handle, start=first_line):
         if raw.startswith(b"{"):
             try:
                 text = raw.decode("utf-8")
-                record = loads(text)
-            except ValueError:
-                record = None
-            if type(record) is dict:
+                record, end = scan(text, 0)
+            except (ValueError, StopIteration):
+                record, end = None, 0
+            if type(record) is dict and (end == len(text) or text[end:] in ("\n", "\r\n")):
                 yield line_no, record, text
                 continue
         yield from _jsonl_row(line_no, raw)
@@ -345,7 +352,7 @@ def split_large(files: list[InputFile], part_bytes: int, max_file_bytes: int) ->
                 handle.seek(start)
                 remaining, newlines = end - start, 0
                 while remaining:
-                    block = handle.read(min(remaining, 1 << 24))
+                    block = handle.read(min(remaining, 1 << 20))
                     newlines += block.count(b"\n")
                     remaining -= len(block)
                 start, line = end, line + newlines

@@ -78,13 +78,10 @@ def pair_messages(prompt: str, completion: str, system: str | None = None) -> Me
     return [*head, {"role": "user", "content": prompt}, {"role": "assistant", "content": completion}]
 
 
-_ODD_SPACE = ("  ", "\n", "\t", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f")
-
-
 def normalize(text: str) -> str:
     """The form duplicates are compared in: Unicode NFC, whitespace runs collapsed, ends stripped."""
-    if text.isascii() and not any(odd in text for odd in _ODD_SPACE) and text[:1] != " " and text[-1:] != " ":
-        return text  # ASCII is NFC, and this text has single spaces only
+    if text.isascii() and text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " ":
+        return text  # ASCII is NFC; printable ASCII has no whitespace but spaces, and these are single
     return " ".join(unicodedata.normalize("NFC", text).split())
 
 
@@ -109,18 +106,21 @@ def prompt_key(prompt: str) -> str:
     return _key([prompt])
 
 
-def example_keys(shaped: "Shaped") -> tuple[str, str, str]:
-    """(example id, prompt key, near-duplicate text) of a shaped record, normalizing each text once.
+def example_keys(shaped: "Shaped") -> tuple[str, int, int, str]:
+    """(example id, the id and the prompt key as 64-bit integers, near-duplicate text) of a shaped record,
+    normalizing each text once.
 
     The near-duplicate text leaves system messages out: a shared system prompt would make different chats alike.
     """
     if has_context(shaped.messages):
         normalized = [normalize(message["content"]) for message in shaped.messages if message["role"] != "system"]
-        return (example_id("", "", shaped.messages), prompt_key(shaped.prompt), " ".join(normalized).lower())
+        id_ = example_id("", "", shaped.messages)
+        return id_, int(id_, 16), int(prompt_key(shaped.prompt), 16), " ".join(normalized).lower()
     prompt, completion = normalize(shaped.prompt), normalize(shaped.completion)
     prompt_bytes = prompt.encode("utf-8")
-    return (hashlib.sha256(prompt_bytes + b"\x1f" + completion.encode("utf-8")).hexdigest()[:16],
-            hashlib.sha256(prompt_bytes).hexdigest()[:16], f"{prompt} {completion}".lower())
+    id_bytes = hashlib.sha256(prompt_bytes + b"\x1f" + completion.encode("utf-8")).digest()[:8]
+    return (id_bytes.hex(), int.from_bytes(id_bytes, "big"),
+            int.from_bytes(hashlib.sha256(prompt_bytes).digest()[:8], "big"), f"{prompt} {completion}".lower())
 
 
 def split_paragraph(paragraph: str) -> tuple[str, str]:

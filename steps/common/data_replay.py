@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common.data_readers import InputFile, discover, jsonl_rows, preview
 import numpy as np
 
-from common.data_records import Example, RecordMapper, RowError, text_field, example_id, pair_messages, prompt_key
+from common.data_readers import InputFile, discover, jsonl_rows, preview
+from common.data_records import Example, RecordMapper, RowError, example_id, pair_messages, prompt_key, text_field
+from common.data_split import TRAIN
+from common.data_units import COLUMNS, Unit, UnitWriter
 
 REPLAY_PREFIX = "replay:"
 _LINE_SUFFIX = re.compile(r":\d+$")
@@ -135,11 +137,12 @@ def _first_of_each_id(examples: Iterable[Example]) -> list[Example]:
     return kept
 
 
-def build_replay(replay_dir: Path | None, fraction: float, seed: int, new_prompt_keys: np.ndarray,
-                 new_ids: np.ndarray) -> Replay:
+def build_replay(replay_dir: Path | None, fraction: float, seed: int,
+                 superseded: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Replay:
     """Sample the replay folder; drop what the new data supersedes (same normalized prompt or same id).
 
-    `new_prompt_keys` and `new_ids` are the new examples' prompt keys and ids as 64-bit integers.
+    `superseded(prompt_keys, ids)` says which of the sampled examples' prompt keys and ids (64-bit
+    integers) the new examples hold.
     """
     files = replay_files(replay_dir)
     if not files:
@@ -149,7 +152,24 @@ def build_replay(replay_dir: Path | None, fraction: float, seed: int, new_prompt
     sampled = sample_replay(available, fraction, seed)
     prompts = np.array([int(prompt_key(example.prompt), 16) for example in sampled], np.uint64)
     ids = np.array([id_key(example.id) for example in sampled], np.uint64)
-    superseded = np.isin(prompts, new_prompt_keys) | np.isin(ids, new_ids)
-    used = [example for example, dropped in zip(sampled, superseded) if not dropped]
+    dropped_mask = superseded(prompts, ids)
+    used = [example for example, dropped in zip(sampled, dropped_mask) if not dropped]
     quarantined = [row for _, rows in read for row in rows]
     return Replay(used, quarantined, len(available), len(sampled), len(sampled) - len(used), fraction)
+
+
+def stage_replay(used: list[Example], stage: Path, base: int, batch: int = 4096) -> Unit:
+    """The replayed examples as a staged unit (all train, not deduplicated) after the new examples."""
+    writer = UnitWriter(stage, deduplicated=False)
+    for start in range(0, len(used), batch):
+        examples = used[start:start + batch]
+        lines = [example.line() for example in examples]
+        columns = np.zeros(len(examples), COLUMNS)
+        columns["id"] = [id_key(example.id) for example in examples]
+        columns["prompt_key"] = [int(prompt_key(example.prompt), 16) for example in examples]
+        columns["prompt_chars"] = [len(example.prompt) for example in examples]
+        columns["completion_chars"] = [len(example.completion) for example in examples]
+        columns["split"] = TRAIN
+        digests = np.frombuffer(b"".join(digest for _, digest in lines), np.uint64).reshape(-1, 2)
+        writer.add([line for line, _ in lines], columns, digests, None)
+    return Unit(stage, base, writer.close())

@@ -1,17 +1,18 @@
-"""One input file → staged examples, quarantined rows and the arrays deduplication works on.
+"""One input file (or part of one) → staged examples, quarantined rows and the keys deduplication works on.
 
-Runs in a worker process per file. Rows are read as a stream and handled in batches: shape →
-PII (redact or block) → token limit → ids, content digest, MinHash signature. Examples are
-written as their final JSONL lines to `<stage>.examples.jsonl`, rejected rows to
-`<stage>.quarantine.jsonl`; `<stage>.npz` holds per-example keys, digests, lengths and LSH band
-keys, and `<stage>.sig.npy` the signatures (read back only for candidate pairs). Memory is
-bounded by the batch size, whatever the file size.
+Runs in a worker process per unit. Rows are read as a stream and handled in batches: shape →
+PII (redact or block) → token limit → ids, content digest, MinHash signature, split. Each
+example's final JSONL line goes to the unit's staging file of its split (`<stage>.train.jsonl`...,
+by the seeded hash of its id; `data_split.SplitFixes` may still move one or two), rejected rows to
+`<stage>.quarantine.jsonl`. Per example, `<stage>.columns` holds id, prompt key, lengths, line size
+and split, `<stage>.sig` the MinHash signature; its keys (id, prompt key, content digest, LSH band
+keys) are spilled by key range (see data_spill). Memory is bounded by the batch and run sizes,
+whatever the file size.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,9 @@ from common.data_records import (
     record_line,
     shape_text,
 )
+from common.data_split import scan_codes, split_scores
 from common.data_tokens import TokenCounter, load_counter
+from common.data_units import COLUMNS, Unit, UnitWriter
 
 BATCH_ROWS = 4096
 
@@ -42,6 +45,9 @@ class ScanSettings:
     pii_allow: frozenset[str]
     columns: dict[str, str]
     tokenizer_dir: Path | None
+    seed: int = 42
+    validation_fraction: float = 0.1
+    test_fraction: float = 0.0
 
 
 @dataclass
@@ -67,6 +73,12 @@ class FileScan:
                 "quarantined": self.quarantined}
 
 
+def staged_units(scans: list[FileScan]) -> list[Unit]:
+    """The scans' staged units, numbered on from each other in order."""
+    bases = np.cumsum([0] + [scan.staged for scan in scans]).tolist()
+    return [Unit(scan.stage, base, scan.staged) for scan, base in zip(scans, bases)]
+
+
 def merge_file_entries(scans: list[FileScan]) -> list[dict[str, Any]]:
     """One report entry per input file: the counts of its parts added up, the hash from its first part."""
     entries: dict[str, dict[str, Any]] = {}
@@ -81,6 +93,12 @@ def merge_file_entries(scans: list[FileScan]) -> list[dict[str, Any]]:
     return list(entries.values())
 
 
+def _joined(messages: list[dict[str, str]]) -> str:
+    if len(messages) == 2:
+        return messages[0]["content"] + "\n" + messages[1]["content"]
+    return "\n".join(message["content"] for message in messages)
+
+
 def file_sha256(path: Path) -> str:
     with path.open("rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
@@ -88,13 +106,9 @@ def file_sha256(path: Path) -> str:
 
 class _Scanner:
     def __init__(self, file: InputFile, settings: ScanSettings, result: FileScan, counter: TokenCounter,
-                 examples: IO[str], quarantine: IO[str]) -> None:
+                 unit: UnitWriter, quarantine: IO[str]) -> None:
         self.file, self.settings, self.result, self.counter = file, settings, result, counter
-        self.examples, self.quarantine = examples, quarantine
-        # Compact per-example columns (8 bytes per value, not a Python object each).
-        self.keys, self.prompt_keys, self.lengths = array("Q"), array("Q"), array("q")
-        self.digests = bytearray()
-        self.signatures: list[np.ndarray] = []
+        self.unit, self.quarantine = unit, quarantine
         self.rejected: list[tuple[int, str]] = []  # (line, JSONL record), written in line order at each flush
 
     def reject(self, line_no: int, reason: str, detail: str, raw: str | bytes) -> None:
@@ -109,7 +123,7 @@ class _Scanner:
     def _pii(self, batch: list[tuple[int, Shaped, str]]) -> list[tuple[int, Shaped, str]]:
         if self.settings.pii == "off":
             return batch
-        flagged = data_pii.may_contain(["\n".join(m["content"] for m in shaped.messages) for _, shaped, _ in batch])
+        flagged = data_pii.may_contain([_joined(shaped.messages) for _, shaped, _ in batch])
         kept = []
         for (line_no, shaped, raw), suspect in zip(batch, flagged):
             if suspect:
@@ -145,36 +159,43 @@ class _Scanner:
 
     def flush(self, batch: list[tuple[int, Shaped, str]]) -> None:
         texts: list[str] = []
-        keys, prompt_keys, digests, lengths = self.keys, self.prompt_keys, self.digests, self.lengths
+        lines: list[str] = []
+        ids: list[int] = []
+        prompt_keys: list[int] = []
+        chars: list[tuple[int, int]] = []
+        digests: list[bytes] = []
         # Two messages of n characters have at most 4n bytes, so at most 4n + overheads tokens (see data_tokens).
         counter = self.counter
         quick_limit = (self.settings.max_tokens - counter.fixed_overhead - 2 * counter.per_message_overhead) // 4
         source = self.file.name + ":"
         for line_no, shaped, raw in self._pii(batch):
-            chars = (len(shaped.prompt), len(shaped.completion))
-            if (len(shaped.messages) > 2 or chars[0] + chars[1] > quick_limit) and not self._fits(line_no, shaped, raw):
+            lengths = (len(shaped.prompt), len(shaped.completion))
+            if (len(shaped.messages) > 2 or lengths[0] + lengths[1] > quick_limit) and \
+                    not self._fits(line_no, shaped, raw):
                 continue
-            example_id, prompt_key, dedup_text = example_keys(shaped)
+            example_id, id_key, prompt_key, dedup_text = example_keys(shaped)
             line, digest = record_line(example_id, source + str(line_no), shaped)
-            self.examples.write(line)
-            keys.append(int(example_id, 16))
-            prompt_keys.append(int(prompt_key, 16))
-            digests += digest
-            lengths.extend(chars)
+            lines.append(line)
+            ids.append(id_key)
+            prompt_keys.append(prompt_key)
+            chars.append(lengths)
+            digests.append(digest)
             texts.append(dedup_text)
-        self.result.staged += len(texts)
-        self.signatures.append(data_dedup.signatures(texts))
         self.quarantine.writelines(line for _, line in sorted(self.rejected, key=lambda item: item[0]))
         self.rejected.clear()
-
-    def save(self) -> None:
-        signature = np.concatenate(self.signatures) if self.signatures else np.empty((0, data_dedup.NUM_PERM), np.uint32)
-        np.save(self.result.stage.with_suffix(".sig.npy"), signature)
-        np.savez(self.result.stage.with_suffix(".npz"), keys=np.frombuffer(self.keys, np.uint64),
-                 prompt_keys=np.frombuffer(self.prompt_keys, np.uint64),
-                 digests=np.frombuffer(self.digests, np.uint64).reshape(-1, 2),
-                 lengths=np.frombuffer(self.lengths, np.int64).reshape(-1, 2),
-                 **{f"band{band}": keys for band, keys in enumerate(data_dedup.band_keys(signature))})
+        if not lines:
+            return
+        self.result.staged += len(lines)
+        columns = np.zeros(len(lines), COLUMNS)
+        columns["id"] = ids
+        columns["prompt_key"] = prompt_keys
+        lengths_array = np.array(chars, np.int64).reshape(-1, 2)
+        columns["prompt_chars"], columns["completion_chars"] = lengths_array[:, 0], lengths_array[:, 1]
+        settings = self.settings
+        columns["split"] = scan_codes(split_scores(columns["id"], settings.seed), settings.validation_fraction,
+                                      settings.test_fraction)
+        self.unit.add(lines, columns, np.frombuffer(b"".join(digests), np.uint64).reshape(-1, 2),
+                      data_dedup.signatures(texts))
 
 
 def scan_file(file: InputFile, settings: ScanSettings, stage: Path) -> FileScan:
@@ -185,25 +206,28 @@ def scan_file(file: InputFile, settings: ScanSettings, stage: Path) -> FileScan:
     result = FileScan(file.name, file.format, file.size, file_sha256(file.path) if file.start == 0 else "", stage)
     counter = load_counter(settings.tokenizer_dir)
     mapper = RecordMapper(settings.columns)
-    with stage.with_suffix(".examples.jsonl").open("w", encoding="utf-8") as examples, \
-            stage.with_suffix(".quarantine.jsonl").open("w", encoding="utf-8") as quarantine:
-        scanner = _Scanner(file, settings, result, counter, examples, quarantine)
+    unit = UnitWriter(stage)
+    with stage.with_name(stage.name + ".quarantine.jsonl").open("w", encoding="utf-8") as quarantine:
+        scanner = _Scanner(file, settings, result, counter, unit, quarantine)
         batch: list[tuple[int, Shaped, str]] = []
+        rejected, shape, rows = scanner.rejected, mapper.shape, 0
         for line_no, payload, raw in read_rows(file, settings.max_file_bytes):
-            result.rows += 1
+            rows += 1
             try:
-                if isinstance(payload, RowError):
+                if type(payload) is dict:
+                    batch.append((line_no, shape(payload), raw))
+                elif isinstance(payload, RowError):
                     raise payload
-                shaped = shape_text(payload) if isinstance(payload, str) else mapper.shape(payload)
+                else:
+                    batch.append((line_no, shape_text(payload) if isinstance(payload, str) else shape(payload), raw))
             except RowError as error:
                 scanner.reject(line_no, error.reason, error.detail, raw)
-            else:
-                batch.append((line_no, shaped, raw))
-            if len(batch) + len(scanner.rejected) >= BATCH_ROWS:
+            if len(batch) + len(rejected) >= BATCH_ROWS:
                 scanner.flush(batch)
                 batch = []
+        result.rows = rows
         scanner.flush(batch)
-        scanner.save()
+    unit.close()
     result.tokens_counted = counter.checked
     result.token_counter = counter.description
     return result

@@ -1,9 +1,13 @@
 """Deterministic train/validation/test split: a hash of each example's id and the seed.
 
 The same example lands in the same split on every run and machine, whatever the file order or
-the other examples; more data never moves an old example to another split.
+the other examples; more data never moves an old example to another split. The only exception
+keeps train and validation non-empty: with no validation example the lowest score moves there,
+with no train example the highest (`assign_splits`; streamed: `SplitTally.fixes`).
 """
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -28,14 +32,67 @@ def split_score(example_id: str, seed: int) -> float:
     return float(split_scores(np.array([id_key(example_id)], np.uint64), seed)[0])
 
 
-def assign_splits(scores: np.ndarray, validation_fraction: float, test_fraction: float) -> np.ndarray:
-    """Split codes (TRAIN/VALIDATION/TEST) for scores; with 2+ examples train and validation are never empty."""
-    codes = np.full(scores.size, TRAIN, np.int8)
+def scan_codes(scores: np.ndarray, validation_fraction: float, test_fraction: float) -> np.ndarray:
+    """Split codes by score alone (before the fixes that keep train and validation non-empty)."""
+    codes = np.full(scores.size, TRAIN, np.uint8)
     codes[scores < validation_fraction + test_fraction] = TEST
     codes[scores < validation_fraction] = VALIDATION
+    return codes
+
+
+def assign_splits(scores: np.ndarray, validation_fraction: float, test_fraction: float) -> np.ndarray:
+    """Split codes (TRAIN/VALIDATION/TEST) for scores; with 2+ examples train and validation are never empty."""
+    codes = scan_codes(scores, validation_fraction, test_fraction).astype(np.int8)
     if scores.size >= 2:
         if not (codes == VALIDATION).any():
             codes[np.argmin(scores)] = VALIDATION
         if not (codes == TRAIN).any():
             codes[np.argmax(scores)] = TRAIN
     return codes
+
+
+@dataclass
+class SplitTally:
+    """Kept examples' split codes by score, streamed in input order: counts, and the lowest and highest score.
+
+    `low`/`high` are (score, global index, code) of the first example holding the lowest/highest score.
+    """
+
+    counts: list[int] = field(default_factory=lambda: [0, 0, 0])
+    low: tuple[float, int, int] | None = None
+    high: tuple[float, int, int] | None = None
+
+    def add(self, scores: np.ndarray, codes: np.ndarray, indices: np.ndarray) -> None:
+        """Examples in input order, after every example added before."""
+        if not scores.size:
+            return
+        for code, count in enumerate(np.bincount(codes, minlength=3).tolist()):
+            self.counts[code] += count
+        lowest, highest = int(np.argmin(scores)), int(np.argmax(scores))
+        if self.low is None or scores[lowest] < self.low[0]:
+            self.low = (float(scores[lowest]), int(indices[lowest]), int(codes[lowest]))
+        if self.high is None or scores[highest] > self.high[0]:
+            self.high = (float(scores[highest]), int(indices[highest]), int(codes[highest]))
+
+    def merge(self, later: "SplitTally") -> None:
+        """Add the tally of examples that all come after this tally's."""
+        for code in range(3):
+            self.counts[code] += later.counts[code]
+        if later.low is not None and (self.low is None or later.low[0] < self.low[0]):
+            self.low = later.low
+        if later.high is not None and (self.high is None or later.high[0] > self.high[0]):
+            self.high = later.high
+
+    def fixes(self) -> dict[int, int]:
+        """Global index → split code of the examples `assign_splits` would move; empty almost always."""
+        moved: dict[int, int] = {}
+        counts = list(self.counts)
+        if sum(counts) < 2 or self.low is None or self.high is None:
+            return moved
+        if not counts[VALIDATION]:
+            moved[self.low[1]] = VALIDATION
+            counts[self.low[2]] -= 1
+            counts[VALIDATION] += 1
+        if not counts[TRAIN]:
+            moved[self.high[1]] = TRAIN
+        return moved
