@@ -31,6 +31,18 @@ def _forward_parameters(model_class: type) -> frozenset[str]:
     return frozenset(inspect.signature(model_class.forward).parameters)
 
 
+def padded(rows: Sequence[Sequence[int]], width: int, fill: int, left: bool = False) -> Any:
+    """A (rows, width) long tensor of the rows, padded with `fill` on the right (or the left)."""
+    import numpy as np
+    import torch
+
+    array = np.full((len(rows), width), fill, dtype=np.int64)
+    for number, row in enumerate(rows):
+        start = width - len(row) if left else 0
+        array[number, start:start + len(row)] = row
+    return torch.from_numpy(array)
+
+
 def common_prefix_length(rows: Sequence[Sequence[int]], limit: int) -> int:
     """How many leading tokens all rows have in common, at most `limit`."""
     if not rows or limit < 1:

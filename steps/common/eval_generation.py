@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from common.eval_forward import PrefixStore, accepted
+from common.eval_forward import PrefixStore, accepted, padded
 from common.eval_model import LoadedModel
 
 
@@ -63,8 +63,9 @@ def greedy_decode(model: Any, rows: Sequence[Sequence[int]], max_new_tokens: int
     cache = prefix.cache_for(len(rows)) if shared else DynamicCache(config=model.config)
     suffixes = [list(ids[shared:]) for ids in rows]
     width = max(len(ids) for ids in suffixes)
-    input_ids = torch.tensor([[pad_id] * (width - len(ids)) + ids for ids in suffixes], device=device)
-    mask = torch.tensor([[1] * shared + [0] * (width - len(ids)) + [1] * len(ids) for ids in suffixes], device=device)
+    input_ids = padded(suffixes, width, pad_id, left=True).to(device)
+    mask = torch.cat([torch.ones((len(rows), shared), dtype=torch.long),
+                      padded([[1] * len(ids) for ids in suffixes], width, 0, left=True)], dim=1).to(device)
     positions = (mask.cumsum(-1) - 1).clamp_(min=0)[:, shared:]
     stops = torch.tensor(sorted(stop_ids), dtype=torch.long, device=device)
     live = torch.arange(len(rows), device=device)  # the original row of each batch row still writing

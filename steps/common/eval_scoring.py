@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from common.eval_forward import PrefixStore, SharedPrefix, accepted
+from common.eval_forward import PrefixStore, SharedPrefix, accepted, padded
 from common.eval_model import LoadedModel
 
 PACKABLE_ATTENTION = ("eager", "sdpa")
@@ -109,7 +109,7 @@ def _packed_mask(batch: list[_Row], width: int, first_query: int, dtype: Any, bo
 
     # Padding (segment -1, only at the end of a row) is never a real query's context (0) or its own segment;
     # a padding query sees the context and earlier padding: no row of the mask is empty (no NaN softmax).
-    segments = torch.tensor([row.segments + [-1] * (width - len(row.segments)) for row in batch], dtype=torch.long)
+    segments = padded([row.segments for row in batch], width, -1)
     query, key = segments[:, first_query:, None], segments[:, None, :]
     causal = torch.ones(width, width, dtype=torch.bool).tril()[first_query:]
     allowed = causal & ((key == 0) | (key == query))
@@ -130,13 +130,13 @@ def _forward(loaded: LoadedModel, batch: list[_Row], packed: bool, scored: Any, 
     width = max(len(row.input_ids) for row in batch)
     shared = prefix.length
     pad = loaded.pad_id
-    input_ids = torch.tensor([row.input_ids[shared:] + [pad] * (width - len(row.input_ids)) for row in batch])
-    position_ids = torch.tensor([row.position_ids[shared:] + [0] * (width - len(row.position_ids)) for row in batch])
+    input_ids = padded([row.input_ids[shared:] for row in batch], width - shared, pad)
+    position_ids = padded([row.position_ids[shared:] for row in batch], width - shared, 0)
     if packed:
         boolean = getattr(model.config, "_attn_implementation", "eager") == "sdpa"
         mask = _packed_mask(batch, width, shared, model.dtype, boolean)
     else:
-        mask = torch.tensor([[1] * len(row.input_ids) + [0] * (width - len(row.input_ids)) for row in batch])
+        mask = padded([[1] * len(row.input_ids) for row in batch], width, 0)
     cache = prefix.cache_for(len(batch)) if shared else None
     with torch.inference_mode():
         logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device), past_key_values=cache,
@@ -180,12 +180,17 @@ def _score_batch(loaded: LoadedModel, batch: list[_Row], packed: bool, prefixes:
     log p(token) = its logit - logsumexp(logits) at every scored position."""
     import torch
 
-    targets = [target for row in batch for target in row.targets]
-    row_index = torch.tensor([number for number, row in enumerate(batch) for target in row.targets for _ in target[3]],
-                             dtype=torch.long)
-    positions = torch.tensor([position for target in targets for position in target[2]], dtype=torch.long)
-    wanted = torch.tensor([token for target in targets for token in target[3]], dtype=torch.long)
-    of_target = torch.tensor([number for number, target in enumerate(targets) for _ in target[3]], dtype=torch.long)
+    targets: list[tuple[int, int, list[int], list[int], bool]] = []
+    rows_of, positions_of, tokens_of, targets_of = [], [], [], []  # one entry per scored token
+    for number, row in enumerate(batch):
+        for target in row.targets:
+            rows_of += [number] * len(target[3])
+            positions_of += target[2]
+            tokens_of += target[3]
+            targets_of += [len(targets)] * len(target[3])
+            targets.append(target)
+    row_index, positions, wanted, of_target = (torch.tensor(values, dtype=torch.long)
+                                               for values in (rows_of, positions_of, tokens_of, targets_of))
     scored = torch.zeros((len(batch), max(len(row.input_ids) for row in batch)), dtype=torch.bool)
     scored[row_index, positions] = True
     needs_mask = packed and any(max(row.segments) > 0 for row in batch)

@@ -129,12 +129,11 @@ def _answers_ids(loaded: LoadedModel, texts: Sequence[str], with_eos: bool) -> l
 def _choices(loaded: LoadedModel, suite: BenchmarkSuite, settings: BatchSettings) -> _TaskResult:
     """Options are scored as complete answers (followed by EOS), the way training encodes completions."""
     contexts = _token_ids(loaded, [_templated(loaded, suite, case) for case in suite.cases], special=True)
-    if suite.spec.task == "classification":  # every case's options are the suite's labels: tokenized once
-        labels = list(dict.fromkeys(choice for case in suite.cases for choice in case.choices))
-        label_ids = dict(zip(labels, _answers_ids(loaded, labels, with_eos=True)))
-        options = iter([label_ids[choice] for case in suite.cases for choice in case.choices])
-    else:
-        options = iter(_answers_ids(loaded, [choice for case in suite.cases for choice in case.choices], with_eos=True))
+    # Options repeat across cases (a classification suite's labels, a quiz's shared distractors): each
+    # distinct text is tokenized once.
+    distinct = list(dict.fromkeys(choice for case in suite.cases for choice in case.choices))
+    option_ids = dict(zip(distinct, _answers_ids(loaded, distinct, with_eos=True)))
+    options = iter([option_ids[choice] for case in suite.cases for choice in case.choices])
     requests = [ScoringRequest(context, tuple(next(options) for _ in case.choices))
                 for case, context in zip(suite.cases, contexts)]
     scored = score_requests(loaded, requests, settings.max_batch_tokens, settings.max_batch_size)
