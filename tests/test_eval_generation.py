@@ -92,8 +92,11 @@ INSTRUCTION = ("### Question:\nYou are the Acme Robotics support assistant. Answ
                "name the product and quote the policy.\n")
 
 
-def test_common_prefix_length() -> None:
-    from common.eval_forward import common_prefix_length
+def test_common_prefix_length_and_padding() -> None:
+    from common.eval_forward import common_prefix_length, padded
+
+    assert padded([[1, 2], [3], []], 3, 0).tolist() == [[1, 2, 0], [3, 0, 0], [0, 0, 0]]
+    assert padded([[1, 2], [3]], 3, 9, left=True).tolist() == [[9, 1, 2], [9, 9, 3]]
 
     rows = [[5, 6, 7, 1], [5, 6, 7, 2, 3], [5, 6, 8]]
     assert common_prefix_length(rows, limit=10) == 2 and common_prefix_length(rows[:2], limit=10) == 3

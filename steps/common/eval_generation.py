@@ -4,8 +4,9 @@ Each batch is one prefill pass over its prompts, then one forward pass per new t
 emits a stop token leaves the batch at once: its rows of the KV cache, attention mask and
 positions are dropped, so the next steps only compute rows still writing. (`generate` keeps
 finished rows in the batch until the longest answer ends; fine-tuned models, whose answers are
-short and end at different steps, waste most of a batch that way.) The tokens are exactly
-greedy `generate`'s: argmax of the last position's logits, no logits processors.
+short and end at different steps, waste most of a batch that way.) The opening that the prompts
+share (the template's header) is run once and reused by every batch (`eval_forward`). The tokens
+are greedy `generate`'s: argmax of the last position's logits, no logits processors.
 """
 from __future__ import annotations
 
