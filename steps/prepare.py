@@ -52,7 +52,7 @@ from common.data_split import SPLIT_NAMES
 DEFAULT_INPUT_DIR = Path("/opt/ml/processing/input/data")
 DEFAULT_OUTPUT_DIR = Path("/opt/ml/processing/output")
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024
-PART_BYTES = 32 * 1024 * 1024  # big JSONL files are scanned in parts of about this size, in parallel
+PART_BYTES = 8 * 1024 * 1024  # big JSONL files are scanned in parts of about this size, in parallel
 PROFILE_SALT = 0x5EED
 
 
@@ -67,12 +67,21 @@ class PrepareError(Exception):
 @contextmanager
 def worker_pool(files: list[InputFile], workers: int) -> Iterator[Pool]:
     """Worker processes for scanning and merging when there is enough data to gain from them."""
-    count = min(workers or os.cpu_count() or 1, len(files))
-    if count <= 1 or sum((file.end or file.size) - file.start for file in files) < PARALLEL_MIN_BYTES:
+    size = sum(file.size for file in files)
+    count = min(workers or os.cpu_count() or 1, len(files) + size // PART_BYTES)
+    if count <= 1 or size < PARALLEL_MIN_BYTES:
         yield InlinePool()
         return
     with ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("fork")) as pool:
         yield pool
+
+
+def scan_files(files: list[InputFile], settings: ScanSettings, work: Path, pool: Pool) -> list[FileScan]:
+    """Scan every file (or part), biggest first so the workers finish together; results in file order."""
+    order = sorted(range(len(files)), key=lambda index: files[index].start - (files[index].end or files[index].size))
+    stages = [work / f"{index:06d}" for index in order]
+    scans = dict(zip(order, pool.map(scan_file, [files[index] for index in order], repeat(settings), stages)))
+    return [scans[index] for index in range(len(files))]
 
 
 def _roots(input_dir: Path | list[Path]) -> list[Path]:
@@ -99,7 +108,6 @@ def prepare(input_dir: Path | list[Path], output_dir: Path, replay_dir: Path | N
     files = discover(roots)
     if not files:
         raise PrepareError(f"input folder {', '.join(map(str, roots))} holds no files")
-    files = split_large(files, PART_BYTES, settings.max_file_bytes)
     output_dir.mkdir(parents=True, exist_ok=True)
     scan_settings = ScanSettings(settings.max_file_bytes, settings.max_tokens, settings.pii,
                                  frozenset(value.lower() for value in settings.pii_allow), settings.columns,
@@ -107,9 +115,9 @@ def prepare(input_dir: Path | list[Path], output_dir: Path, replay_dir: Path | N
                                  settings.validation_fraction, settings.test_fraction)
     with tempfile.TemporaryDirectory(prefix=".staging-", dir=output_dir) as stage_dir, \
             worker_pool(files, settings.workers) as pool:
+        files = split_large(files, PART_BYTES, settings.max_file_bytes, pool.map)
         work = Path(stage_dir)
-        stages = [work / f"{index:06d}" for index in range(len(files))]
-        scans = list(pool.map(scan_file, files, repeat(scan_settings), stages))
+        scans = scan_files(files, scan_settings, work, pool)
         units = staged_units(scans)
         new_size = sum(unit.size for unit in units)
         deduplicated = deduplicate(units, settings.near_duplicate_threshold, pool, work)

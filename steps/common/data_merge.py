@@ -163,8 +163,8 @@ def deduplicate(units: list[Unit], threshold: float, pool: Pool, work_dir: Path)
     exact_path = exact.save(work_dir / "exact.bits")
 
     pair_spill = PairSpill(work_dir / "pairs", size)
-    tasks = [([unit.spill(kind) for unit in units], lo, hi)
-             for kind in BAND_KINDS for lo, hi in plan_groups(partition_totals([unit.spill(kind) for unit in units]))]
+    band_sources = [[unit.spill(kind) for unit in units] for kind in BAND_KINDS]  # one list per band, shared
+    tasks = [(sources, lo, hi) for sources in band_sources for lo, hi in plan_groups(partition_totals(sources))]
     for pairs in pool.map(_band_group, *zip(*tasks), repeat(exact_path), repeat(size), repeat(threshold)):
         if pairs.size:
             pair_spill.add(pairs)

@@ -47,13 +47,27 @@ def luhn_valid(digits: str) -> bool:
 
 
 def may_contain(texts: Sequence[str]) -> list[bool]:
-    """Which texts the exact scan must look at (RE2 over the batch with pyarrow, else Python's re)."""
+    """Which texts the exact scan must look at (RE2 over the batch with pyarrow, else Python's re).
+
+    The Arrow array is built from the joined UTF-8 bytes and their offsets: `pyarrow.array` of a list
+    would import pandas (~40 MB per process) to check the list is not a pandas object.
+    """
     try:
+        import numpy as np
         import pyarrow as pa
         import pyarrow.compute as pc
     except ImportError:
         return [_PREFILTER.search(text) is not None for text in texts]
-    return pc.match_substring_regex(pa.array(texts, pa.string()), PREFILTER).to_pylist()
+    joined = "".join(texts)
+    data = joined.encode("utf-8")
+    if len(data) == len(joined):  # ASCII: as many bytes as characters
+        sizes = np.fromiter(map(len, texts), np.int64, len(texts))
+    else:
+        sizes = np.fromiter((len(text.encode("utf-8")) for text in texts), np.int64, len(texts))
+    offsets = np.zeros(len(texts) + 1, np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    array = pa.LargeStringArray.from_buffers(len(texts), pa.py_buffer(offsets), pa.py_buffer(data))
+    return pc.match_substring_regex(array, PREFILTER).to_pylist()
 
 
 def allowed(kind: str, value: str, allow: frozenset[str]) -> bool:

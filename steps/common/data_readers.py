@@ -9,10 +9,11 @@ is one quarantined row.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import gzip
 import json
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -331,8 +332,12 @@ def _byte_range(handle: IO[bytes], start: int, end: int) -> Iterator[bytes]:
         yield raw
 
 
-def split_large(files: list[InputFile], part_bytes: int, max_file_bytes: int) -> list[InputFile]:
-    """Uncompressed JSONL files bigger than `part_bytes` cut at line boundaries into parts, read in parallel."""
+def split_large(files: list[InputFile], part_bytes: int, max_file_bytes: int,
+                mapper: Callable[..., Iterable[int]] = map) -> list[InputFile]:
+    """Uncompressed JSONL files bigger than `part_bytes` cut at line boundaries into parts, read in parallel.
+
+    `mapper` (map, or a process pool's) counts the lines of the parts to number each part's first line.
+    """
     parts: list[InputFile] = []
     for file in files:
         if file.format != "jsonl" or file.compressed or not part_bytes < file.size <= max_file_bytes:
@@ -342,21 +347,42 @@ def split_large(files: list[InputFile], part_bytes: int, max_file_bytes: int) ->
             if encoding_problem(handle.read(SNIFF_BYTES)):
                 parts.append(file)
                 continue
-            start, line = 0, 1
+            start = 0
             while start < file.size:
                 handle.seek(min(start + part_bytes, file.size))
                 if handle.tell() < file.size:
                     handle.readline()
                 end = handle.tell()
-                parts.append(InputFile(file.path, file.name, file.size, start, end, line))
-                handle.seek(start)
-                remaining, newlines = end - start, 0
-                while remaining:
-                    block = handle.read(min(remaining, 1 << 20))
-                    newlines += block.count(b"\n")
-                    remaining -= len(block)
-                start, line = end, line + newlines
-    return parts
+                parts.append(InputFile(file.path, file.name, file.size, start, end, 0))  # first line: below
+                start = end
+    cut = [part for part in parts if part.end is not None]
+    lines = dict(zip(cut, mapper(count_lines, [part.path for part in cut], [part.start for part in cut],
+                                 [part.end for part in cut])))
+    numbered, next_line = [], 1
+    for part in parts:
+        if part.end is None:
+            numbered.append(part)
+            continue
+        next_line = 1 if part.start == 0 else next_line
+        numbered.append(dataclasses.replace(part, first_line=next_line))
+        next_line += lines[part]
+    return numbered
+
+
+def count_lines(path: Path, start: int, end: int) -> int:
+    """Line breaks in bytes [start, end) of a file."""
+    count = 0
+    with path.open("rb") as handle:
+        handle.seek(start)
+        buffer = bytearray(1 << 20)
+        remaining = end - start
+        while remaining:
+            size = handle.readinto(memoryview(buffer)[:min(remaining, len(buffer))])
+            if not size:
+                break
+            count += buffer.count(b"\n", 0, size)
+            remaining -= size
+    return count
 
 
 def read_rows(file: InputFile, max_file_bytes: int) -> Iterator[Row]:
