@@ -234,3 +234,27 @@ def test_a_shared_opening_is_scored_once_with_the_same_log_likelihoods(tiny: Loa
     finally:
         tiny.model.set_attn_implementation("sdpa")
     assert [[s.logprob for s in r] for r in again] == [pytest.approx(e, abs=1e-4) for e in expected]
+
+
+def test_latency_counts_answering_not_computing_metrics(tiny: LoadedModel, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A metric library's first use (rouge-score imports nltk: about a second) must not land in the latency of
+    whichever model happens to be measured first."""
+    import time
+
+    from common import eval_tasks, metrics
+
+    suite = _suite(tmp_path / "slow", "name: slow\ntask: qa\ndata: cases.jsonl\nmetrics: [exact_match]\n"
+                   "max_new_tokens: 2\n", [{"id": "a", "prompt": "Hello", "target": "world"}])
+    calls: list[str] = []
+
+    def slow_exact_match(prediction: str, target: str) -> float:
+        calls.append(prediction)
+        time.sleep(0.3)
+        return metrics.exact_match_single(prediction, target)
+
+    monkeypatch.setattr(eval_tasks, "CASE_METRICS", {**metrics.CASE_METRICS, "exact_match": slow_exact_match})
+    started = time.perf_counter()
+    run = run_suite(tiny, suite, BatchSettings())
+    assert time.perf_counter() - started >= 0.3 and len(calls) == 1
+    assert 0 < run.seconds < 0.3 and run.latency_ms == pytest.approx(run.seconds * 1000)

@@ -45,7 +45,9 @@ class CaseOutcome:
 
 @dataclass(frozen=True)
 class SuiteRun:
-    """One model's results on one suite."""
+    """One model's results on one suite. `seconds`: the time spent answering or scoring the cases
+    (tokenizing, model passes), not computing metrics (whose libraries' first use would otherwise land
+    in the latency of whichever model is measured first)."""
 
     metrics: dict[str, float]
     outcomes: tuple[CaseOutcome, ...]
@@ -60,22 +62,21 @@ class SuiteRun:
 
 # Suite metrics that are the plain mean of the per-case scores (metrics.py): computed once per case, averaged here.
 MEANS_OF_CASE_SCORES = frozenset({"exact_match", "token_f1", "rouge_l"})
-_TaskResult = tuple[list[CaseOutcome], dict[str, float], int]  # outcomes, metrics, truncated cases
+_TaskResult = tuple[list[CaseOutcome], dict[str, float], int, float]  # outcomes, metrics, truncated cases, model s
 
 
 def run_suite(loaded: LoadedModel, suite: BenchmarkSuite, settings: BatchSettings) -> SuiteRun:
     """Every case of a (non lm_eval) suite, scored with the suite's metrics."""
-    started = time.perf_counter()
     task = suite.spec.task
     if task in ("qa", "generation"):
-        outcomes, metrics, truncated = _generation(loaded, suite, settings)
+        outcomes, metrics, truncated, seconds = _generation(loaded, suite, settings)
     elif task in ("classification", "multiple_choice"):
-        outcomes, metrics, truncated = _choices(loaded, suite, settings)
+        outcomes, metrics, truncated, seconds = _choices(loaded, suite, settings)
     elif task == "perplexity":
-        outcomes, metrics, truncated = _perplexity(loaded, suite, settings)
+        outcomes, metrics, truncated, seconds = _perplexity(loaded, suite, settings)
     else:
         raise ValueError(f"suite {suite.name}: task {task!r} is run by the lm-eval integration, not here")
-    return SuiteRun(metrics, tuple(outcomes), time.perf_counter() - started, truncated)
+    return SuiteRun(metrics, tuple(outcomes), seconds, truncated)
 
 
 def _templated(loaded: LoadedModel, suite: BenchmarkSuite, case: BenchmarkCase) -> str:
@@ -87,15 +88,17 @@ def _outcome(case: BenchmarkCase, prediction: str, scores: dict[str, float], cor
 
 
 def _generation(loaded: LoadedModel, suite: BenchmarkSuite, settings: BatchSettings) -> _TaskResult:
+    started = time.perf_counter()
     new_tokens = suite.spec.max_new_tokens or settings.max_new_tokens
     encoded, truncated = encode_prompts(loaded, [_templated(loaded, suite, case) for case in suite.cases], new_tokens)
     predictions = generate_from_ids(loaded, encoded, new_tokens, settings.max_batch_tokens, settings.max_batch_size)
+    seconds = time.perf_counter() - started
     targets = [case.target for case in suite.cases]
     metrics, case_scores = text_scores(predictions, targets, suite.spec.metrics)
     outcomes = [_outcome(case, prediction, {name: scores[name] for name in suite.spec.metrics},
                          scores["exact_match"] == 1.0)
                 for case, prediction, scores in zip(suite.cases, predictions, case_scores)]
-    return outcomes, metrics, truncated
+    return outcomes, metrics, truncated, seconds
 
 
 def text_scores(predictions: Sequence[str], targets: Sequence[str],
@@ -128,6 +131,7 @@ def _answers_ids(loaded: LoadedModel, texts: Sequence[str], with_eos: bool) -> l
 
 def _choices(loaded: LoadedModel, suite: BenchmarkSuite, settings: BatchSettings) -> _TaskResult:
     """Options are scored as complete answers (followed by EOS), the way training encodes completions."""
+    started = time.perf_counter()
     contexts = _token_ids(loaded, [_templated(loaded, suite, case) for case in suite.cases], special=True)
     # Options repeat across cases (a classification suite's labels, a quiz's shared distractors): each
     # distinct text is tokenized once.
@@ -137,6 +141,7 @@ def _choices(loaded: LoadedModel, suite: BenchmarkSuite, settings: BatchSettings
     requests = [ScoringRequest(context, tuple(next(options) for _ in case.choices))
                 for case, context in zip(suite.cases, contexts)]
     scored = score_requests(loaded, requests, settings.max_batch_tokens, settings.max_batch_size)
+    seconds = time.perf_counter() - started
     best, best_norm = [], []
     for case, scores in zip(suite.cases, scored):
         best.append(case.choices[max(range(len(scores)), key=lambda i: scores[i].logprob)])
@@ -154,11 +159,12 @@ def _choices(loaded: LoadedModel, suite: BenchmarkSuite, settings: BatchSettings
                                     "target_logprob": scores[case.answer_index].logprob}, prediction == case.target)
         for case, prediction, normed, scores in zip(suite.cases, best, best_norm, scored)
     ]
-    return outcomes, metrics, sum(any(s.truncated for s in scores) for scores in scored)
+    return outcomes, metrics, sum(any(s.truncated for s in scores) for scores in scored), seconds
 
 
 def _perplexity(loaded: LoadedModel, suite: BenchmarkSuite, settings: BatchSettings) -> _TaskResult:
     """Prompted cases score target + EOS after the templated prompt; plain texts are scored whole after BOS."""
+    started = time.perf_counter()
     prompted = [case for case in suite.cases if case.prompt]
     contexts = iter(_token_ids(loaded, [_templated(loaded, suite, case) for case in prompted], special=True))
     answers = iter(_answers_ids(loaded, [case.target for case in prompted], with_eos=True))
@@ -166,12 +172,14 @@ def _perplexity(loaded: LoadedModel, suite: BenchmarkSuite, settings: BatchSetti
     requests = [ScoringRequest(next(contexts), (next(answers),)) if case.prompt
                 else ScoringRequest((loaded.start_id,), (next(texts),)) for case in suite.cases]
     scored = [scores[0] for scores in score_requests(loaded, requests, settings.max_batch_tokens, settings.max_batch_size)]
+    seconds = time.perf_counter() - started
     loss = mean_loss(scored)
     metrics = {"loss": loss, "perplexity": perplexity(loss)}
     outcomes = [
         _outcome(case, "", {"loss": -item.logprob / max(1, item.tokens)}, None) for case, item in zip(suite.cases, scored)
     ]
-    return outcomes, {name: metrics[name] for name in suite.spec.metrics}, sum(item.truncated for item in scored)
+    truncated = sum(item.truncated for item in scored)
+    return outcomes, {name: metrics[name] for name in suite.spec.metrics}, truncated, seconds
 
 
 def mean_loss(scores: Sequence[ContinuationScore]) -> float:
