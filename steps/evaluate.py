@@ -43,7 +43,7 @@ from common.eval_retention import (
     read_dirs,
     write_history,
 )
-from common.eval_tasks import BatchSettings, run_suite, validation_loss
+from common.eval_tasks import BatchSettings, ValidationExample, run_suite, validation_loss
 from common.examples import ExampleError, read_examples
 from common.jsonl import write_jsonl
 from common.report_html import REPORT_FILE, write_report_html
@@ -98,7 +98,7 @@ class Plan:
     suites: list[BenchmarkSuite]  # run by our scorer
     lm_eval: list[LmEvalTask]
     infos: dict[str, SuiteInfo]  # every suite in report order (lm-eval task directions filled after the run)
-    validation: list[tuple[str, str]]
+    validation: list[ValidationExample]
     retention: RetentionCounts | None
     history: list[dict[str, Any]]  # the held-out history for the next version
     data_report: dict[str, Any] | None
@@ -107,8 +107,8 @@ class Plan:
 # ---------------------------------------------------------------- planning
 
 
-def read_validation_examples(validation_dir: Path) -> list[tuple[str, str]]:
-    """(prompt, completion) of every example in validation_dir/**/*.jsonl; errors name file:line."""
+def read_validation_examples(validation_dir: Path) -> list[ValidationExample]:
+    """(prompt, completion, messages) of every example in validation_dir/**/*.jsonl; errors name file:line."""
     if not Path(validation_dir).is_dir() or not any(Path(validation_dir).rglob("*.jsonl")):
         raise EvaluationError(f"{validation_dir}: no *.jsonl validation files found")
     try:
@@ -117,7 +117,7 @@ def read_validation_examples(validation_dir: Path) -> list[tuple[str, str]]:
         raise EvaluationError(str(exc)) from exc
     if not records:
         raise EvaluationError(f"{validation_dir}: the validation files hold no examples")
-    return [(record["prompt"], record["completion"]) for record in records]
+    return [(record["prompt"], record["completion"], record.get("messages")) for record in records]
 
 
 def _info(suite: BenchmarkSuite, origin: str) -> SuiteInfo:

@@ -98,6 +98,12 @@ PPL_YAML = SUITE_YAML.replace("task: qa", "task: perplexity").replace(
         (CLS_YAML, [{"prompt": "p", "target": "yes"}, {"prompt": "q", "target": "yes"}],
          "a classification suite needs at least two labels, found ['yes']"),
         (PPL_YAML, [{"id": "a", "text": ""}], "cases.jsonl:1: field 'text' missing or not a non-empty string"),
+        (SUITE_YAML, [{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
+                       "target": "t"}], "cases.jsonl:1: field 'messages' must end with the user turn that is asked"),
+        (SUITE_YAML, [{"messages": [{"role": "robot", "content": "q"}], "target": "t"}],
+         "cases.jsonl:1: messages[0].role must be one of"),
+        (SUITE_YAML, [{"prompt": "other", "messages": [{"role": "user", "content": "q"}], "target": "t"}],
+         "cases.jsonl:1: field 'prompt' differs from the last user message"),
     ],
 )
 def test_bad_cases_name_the_line(tmp_path: Path, yaml_text: str, lines: list[Any], message: str) -> None:
@@ -125,6 +131,16 @@ def test_task_specific_cases(tmp_path: Path) -> None:
                                                                 {"id": "p", "prompt": "Q?", "target": "A."}]))
     assert [(c.prompt, c.target) for c in ppl.cases] == [("", "Plain text."), ("Q?", "A.")]
     assert not ppl.spec.metric_higher_is_better("perplexity")
+
+
+def test_chat_cases_carry_their_context(tmp_path: Path) -> None:
+    chat = [{"role": "system", "content": "You work at Acme."}, {"role": "user", "content": "Price of the S2?"},
+            {"role": "assistant", "content": "$399"}, {"role": "user", "content": "And the M5?"}]
+    suite = load_suite(_write_suite(tmp_path / "chat", SUITE_YAML, [{"id": "c", "messages": chat, "target": "$1,299"},
+                                                                     CASES[0]]))
+    assert suite.cases[0].prompt == "And the M5?" and suite.cases[0].context == tuple(chat[:-1])
+    assert suite.cases[1].context == ()
+    assert suite.render_prompt(suite.cases[0]) == "Answer briefly. And the M5?"
 
 
 def test_repository_suites_cover_every_task_type() -> None:

@@ -173,3 +173,19 @@ def test_next_history_drops_superseded_tags_the_test_split_and_caps_per_version(
     capped = next_history(earlier, current, test, "v3", per_version=1)
     assert [row["data_version"] for row in capped] == ["v1", "v2", "v3"]
     assert capped[2]["id"] == min(("t1", "t2"), key=lambda i: hashlib.sha256(f"retention:{i}".encode()).hexdigest())
+
+
+def test_chat_examples_become_retention_cases_with_their_context(tmp_path: Path) -> None:
+    def chat(id_: str, system: str, answer: str) -> dict[str, Any]:
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": "How fast is it?"},
+                    {"role": "assistant", "content": answer}]
+        return {**_example(id_, "How fast is it?", answer), "messages": messages, "data_version": "v1"}
+
+    earlier = [chat("m", "Product: Mower M5.", "8 km/h"), chat("r", "Product: Rover X1.", "12 km/h")]
+    current = [chat("r2", "Product: Rover X1.", "14 km/h")]  # the Rover's answer changed; the Mower's did not
+    suite, counts = build_retention_suite(earlier, current, max_cases=10, folder=tmp_path / "chat")
+    assert suite is not None and counts.superseded == 1 and counts.duplicates == 0
+    (case,) = suite.cases
+    assert case.id == "m" and case.prompt == "How fast is it?"
+    assert case.context == ({"role": "system", "content": "Product: Mower M5."},)
+    assert load_suite(tmp_path / "chat").cases == suite.cases  # cases.jsonl keeps the chat

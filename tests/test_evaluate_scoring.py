@@ -14,6 +14,7 @@ from common.eval_model import LoadedModel, load_model
 from common.eval_scoring import ScoringRequest, score_requests
 from common.eval_tasks import BatchSettings, run_suite, validation_loss
 from common.examples import IGNORE_INDEX, encode_example
+from common.prompting import render_conversation
 
 QUESTIONS = {
     "What is the Rover X1?": ["A warehouse robot", "A robot vacuum", "A delivery drone and more"],
@@ -108,6 +109,22 @@ def test_validation_loss_matches_hf_loss_and_batching(tiny: LoadedModel) -> None
         total, tokens = total + float(loss) * scored, tokens + scored
     batched = validation_loss(tiny, pairs, BatchSettings(max_batch_size=2))
     assert batched == pytest.approx(total / tokens, rel=1e-5)
+
+
+def test_validation_loss_scores_a_chat_with_its_context_as_training_encodes_it(tiny: LoadedModel) -> None:
+    import torch
+
+    messages = [{"role": "system", "content": "You answer for Acme Robotics."},
+                {"role": "user", "content": "Who approves travel?"}, {"role": "assistant", "content": "Your team lead."},
+                {"role": "user", "content": "And expenses?"}, {"role": "assistant", "content": "Finance."}]
+    chat = encode_example(tiny.tokenizer, tiny.template, "And expenses?", "Finance.", tiny.max_length, messages)
+    plain = encode_example(tiny.tokenizer, tiny.template, "And expenses?", "Finance.", tiny.max_length)
+    assert chat is not None and plain is not None and len(chat.input_ids) > len(plain.input_ids)
+    with torch.no_grad():
+        hf_loss = tiny.model(input_ids=torch.tensor([chat.input_ids]), labels=torch.tensor([chat.labels])).loss
+    with_context = validation_loss(tiny, [("And expenses?", "Finance.", messages)], BatchSettings())
+    assert with_context == pytest.approx(float(hf_loss), rel=1e-5)
+    assert with_context != pytest.approx(validation_loss(tiny, [("And expenses?", "Finance.")], BatchSettings()), rel=1e-6)
 
 
 def _suite(tmp_path: Path, yaml_text: str, cases: list[dict[str, Any]]) -> Any:
@@ -258,3 +275,19 @@ def test_latency_counts_answering_not_computing_metrics(tiny: LoadedModel, tmp_p
     run = run_suite(tiny, suite, BatchSettings())
     assert time.perf_counter() - started >= 0.3 and len(calls) == 1
     assert 0 < run.seconds < 0.3 and run.latency_ms == pytest.approx(run.seconds * 1000)
+
+
+def test_a_chat_case_is_asked_with_its_context_as_training_renders_it(tiny: LoadedModel, tmp_path: Path) -> None:
+    chat = [{"role": "system", "content": "You work at Acme."}, {"role": "user", "content": "Price of the S2?"},
+            {"role": "assistant", "content": "$399"}, {"role": "user", "content": "And the M5?"}]
+    suite = _suite(tmp_path / "chat", "name: chat\nversion: 1\ntask: qa\ndata: cases.jsonl\nmetrics: [exact_match]\n",
+                   [{"id": "c", "messages": chat, "target": "$1,299"}, {"id": "p", "prompt": "And the M5?", "target": "x"}])
+    rendered = render_conversation(tiny.conversation, chat)
+    assert rendered.startswith("You work at Acme.\n### Question:\nPrice of the S2?") and rendered.endswith("And the M5?\n### Answer:\n")
+    trained = encode_example(tiny.tokenizer, tiny.template, "And the M5?", "$1,299", tiny.max_length,
+                             [*chat, {"role": "assistant", "content": "$1,299"}])
+    assert trained is not None and trained.input_ids[:trained.labels.count(IGNORE_INDEX)] == \
+        tiny.tokenizer(rendered)["input_ids"]  # what training saw before the reply
+    run = run_suite(tiny, suite, BatchSettings(max_new_tokens=6))
+    assert run.outcomes[0].prediction == generate_greedy(tiny, [rendered], 6)[0]
+    assert run.outcomes[1].prediction == generate_greedy(tiny, ["### Question:\nAnd the M5?\n### Answer:\n"], 6)[0]

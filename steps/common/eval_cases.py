@@ -7,6 +7,8 @@
 - perplexity:       {"id", "text"} (the whole text is scored) or {"id", "prompt", "target"}
                     (the target is scored after the prompt)
 Optional on every case: "group" (a label for breakdowns in the report). "id" defaults to line-N.
+A case that continues a chat gives "messages" ([{"role", "content"}, ...], ending with the user turn
+that is asked) instead of "prompt": the model sees the whole chat, rendered as training renders it.
 """
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from common.prompting import Message, check_messages
 
 
 class CaseError(ValueError):
@@ -29,6 +33,7 @@ class BenchmarkCase:
     target: str
     choices: tuple[str, ...] = ()
     group: str = ""
+    context: tuple[Message, ...] = ()  # a chat's system message and earlier turns, before `prompt`
 
     @property
     def answer_index(self) -> int:
@@ -84,13 +89,29 @@ def _parse(where: str, line_no: int, record: dict[str, Any], task: str) -> Bench
     if not isinstance(group, str):
         raise CaseError(f"{where}: field 'group' must be a string")
     common = {"id": str(case_id), "group": group}
-    if task == "multiple_choice":
-        choices = _choices(where, record)
-        return BenchmarkCase(prompt=_text(where, record, "prompt"), target=_answer(where, record, choices),
-                             choices=choices, **common)
     if task == "perplexity" and "text" in record:
         return BenchmarkCase(prompt="", target=_text(where, record, "text"), **common)
-    return BenchmarkCase(prompt=_text(where, record, "prompt"), target=_text(where, record, "target"), **common)
+    prompt, context = _prompt(where, record)
+    if task == "multiple_choice":
+        choices = _choices(where, record)
+        return BenchmarkCase(prompt=prompt, target=_answer(where, record, choices), choices=choices, context=context,
+                             **common)
+    return BenchmarkCase(prompt=prompt, target=_text(where, record, "target"), context=context, **common)
+
+
+def _prompt(where: str, record: dict[str, Any]) -> tuple[str, tuple[Message, ...]]:
+    """(the question asked, the chat before it): from "messages" when the case has them, else "prompt"."""
+    if "messages" not in record:
+        return _text(where, record, "prompt"), ()
+    try:
+        messages = check_messages(record["messages"])
+    except ValueError as exc:
+        raise CaseError(f"{where}: {exc}") from exc
+    if messages[-1]["role"] != "user" or not messages[-1]["content"].strip():
+        raise CaseError(f"{where}: field 'messages' must end with the user turn that is asked")
+    if "prompt" in record and record["prompt"] != messages[-1]["content"]:
+        raise CaseError(f"{where}: field 'prompt' differs from the last user message; give one or the other")
+    return messages[-1]["content"], tuple(messages[:-1])
 
 
 def _choices(where: str, record: dict[str, Any]) -> tuple[str, ...]:
@@ -123,4 +144,4 @@ def _with_labels(
     for (line_no, _), case in zip(records, cases):
         if case.target not in label_set:
             raise CaseError(f"{path}:{line_no}: field 'target' {case.target!r} is not one of the labels {list(label_set)}")
-    return [BenchmarkCase(case.id, case.prompt, case.target, label_set, case.group) for case in cases]
+    return [BenchmarkCase(case.id, case.prompt, case.target, label_set, case.group, case.context) for case in cases]

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from common.model_io import materialize_model_dir, read_metadata
-from common.prompting import template_from_metadata
+from common.prompting import ConversationFormat, conversation_format, template_from_metadata
 from common.train_model import limit_threads_for_small_models
 
 
@@ -25,6 +26,11 @@ class LoadedModel:
     device: Any
     metadata: dict[str, Any]
     path: Path
+
+    @cached_property
+    def conversation(self) -> ConversationFormat:
+        """How this model renders chats (training's rule; built once: it may render the chat template)."""
+        return conversation_format(self.template, self.tokenizer)
 
     @property
     def pad_id(self) -> int:

@@ -12,11 +12,14 @@ validation- and test-split examples of every earlier data version, each tagged w
   `per_version` examples per data version, which the register step records on the model version.
 
 Held-out examples were never trained on (replay mixes in earlier *train* splits only), so the
-suite measures what earlier versions learned to generalize, not what the model memorized.
+suite measures what earlier versions learned to generalize, not what the model memorized. A chat
+example is asked with its context (system message, earlier turns); "the same prompt" means the
+same last question in the same context.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -30,6 +33,7 @@ from common.eval_cases import BenchmarkCase
 from common.examples import read_examples
 from common.jsonl import write_jsonl
 from common.metrics import normalize_answer
+from common.prompting import Message, has_context
 
 RETENTION_SUITE = "retention"
 HELDOUT_FILE = "heldout.jsonl"
@@ -73,18 +77,31 @@ def _version(example: dict[str, Any]) -> str:
     return str(example.get("data_version") or UNKNOWN_VERSION)
 
 
+def chat_context(example: dict[str, Any]) -> tuple[Message, ...]:
+    """The system message and earlier turns before the example's question (none for a single-turn example)."""
+    messages = example.get("messages") or []
+    before_reply = messages[:-1]
+    return tuple(before_reply[:-1]) if before_reply and has_context(before_reply) else ()
+
+
+def prompt_key(example: dict[str, Any]) -> str:
+    """The normalized question, in its normalized chat context."""
+    context = [(m["role"], normalize_answer(m["content"])) for m in chat_context(example)]
+    return normalize_answer(example["prompt"]) + (json.dumps(context) if context else "")
+
+
 def current_answers(current: Iterable[dict[str, Any]]) -> dict[str, set[str]]:
-    """Normalized prompt -> normalized answers of the current version's own (not replayed) examples."""
+    """Prompt key -> normalized answers of the current version's own (not replayed) examples."""
     answers: dict[str, set[str]] = {}
     for example in current:
         if not str(example.get("source", "")).startswith(REPLAY_PREFIX):
-            answers.setdefault(normalize_answer(example["prompt"]), set()).add(normalize_answer(example["completion"]))
+            answers.setdefault(prompt_key(example), set()).add(normalize_answer(example["completion"]))
     return answers
 
 
 def is_superseded(example: dict[str, Any], answers: dict[str, set[str]]) -> bool:
     """True when the current data answers this example's prompt, and never with this example's answer."""
-    given = answers.get(normalize_answer(example["prompt"]))
+    given = answers.get(prompt_key(example))
     return given is not None and normalize_answer(example["completion"]) not in given
 
 
@@ -112,7 +129,7 @@ def build_retention_suite(
     by_prompt: dict[str, dict[str, Any]] = {}
     superseded = duplicates = 0
     for example in sorted(earlier, key=lambda item: (rank[_version(item)], _example_id(item))):
-        prompt = normalize_answer(example["prompt"])
+        prompt = prompt_key(example)
         if is_superseded(example, answers):
             superseded += 1
         elif prompt in by_prompt:
@@ -131,7 +148,7 @@ def build_retention_suite(
         return None, counts
     cases = tuple(sorted(
         (BenchmarkCase(id=_example_id(item), prompt=item["prompt"], target=item["completion"],
-                       group=source_group(str(item.get("source", "")))) for item in chosen),
+                       group=source_group(str(item.get("source", ""))), context=chat_context(item)) for item in chosen),
         key=lambda case: (case.group, case.id),
     ))
     spec = SuiteSpec(
@@ -175,7 +192,14 @@ def _write_suite(folder: Path, spec: SuiteSpec, cases: tuple[BenchmarkCase, ...]
     """The suite as files (suite.yaml + cases.jsonl): `continuum benchmarks validate` can check it."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / SUITE_FILE).write_text(yaml.safe_dump(spec.model_dump(exclude_none=True), sort_keys=False), encoding="utf-8")
-    write_jsonl(folder / spec.data, ({"id": c.id, "prompt": c.prompt, "target": c.target, "group": c.group} for c in cases))
+    write_jsonl(folder / spec.data, ({"id": c.id, **_question(c), "target": c.target, "group": c.group} for c in cases))
+
+
+def _question(case: BenchmarkCase) -> dict[str, Any]:
+    """A case's question as cases.jsonl holds it: a prompt, or the chat ending with it."""
+    if not case.context:
+        return {"prompt": case.prompt}
+    return {"messages": [*map(dict, case.context), {"role": "user", "content": case.prompt}]}
 
 
 def write_history(folder: Path, history: list[dict[str, Any]]) -> Path:

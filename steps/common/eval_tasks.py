@@ -18,7 +18,7 @@ from common.eval_model import LoadedModel
 from common.eval_scoring import ContinuationScore, ScoringRequest, score_requests
 from common.examples import IGNORE_INDEX, encode_example
 from common.metrics import CASE_METRICS, accuracy, macro_f1, perplexity, score
-from common.prompting import format_prompt
+from common.prompting import format_prompt, render_conversation
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,9 @@ def run_suite(loaded: LoadedModel, suite: BenchmarkSuite, settings: BatchSetting
 
 
 def _templated(loaded: LoadedModel, suite: BenchmarkSuite, case: BenchmarkCase) -> str:
+    """The text the model continues: the suite's prompt in the model's template, after the case's chat if it has one."""
+    if case.context:
+        return render_conversation(loaded.conversation, [*case.context, {"role": "user", "content": suite.render_prompt(case)}])
     return format_prompt(loaded.template, suite.render_prompt(case))
 
 
@@ -190,11 +193,16 @@ def mean_loss(scores: Sequence[ContinuationScore]) -> float:
     return -sum(item.logprob for item in scores) / tokens
 
 
-def validation_loss(loaded: LoadedModel, examples: Sequence[tuple[str, str]], settings: BatchSettings) -> float:
-    """Mean cross-entropy over all completion tokens of (prompt, completion) pairs, encoded exactly as training does."""
+ValidationExample = tuple[str, str] | tuple[str, str, list[dict[str, str]] | None]
+
+
+def validation_loss(loaded: LoadedModel, examples: Sequence[ValidationExample], settings: BatchSettings) -> float:
+    """Mean cross-entropy over all completion tokens of (prompt, completion[, messages]) examples, encoded exactly as
+    training does (a chat's context included)."""
+    fmt = loaded.conversation
     requests = []
-    for prompt, completion in examples:
-        encoded = encode_example(loaded.tokenizer, loaded.template, prompt, completion, loaded.max_length)
+    for prompt, completion, *chat in examples:
+        encoded = encode_example(loaded.tokenizer, fmt, prompt, completion, loaded.max_length, chat[0] if chat else None)
         if encoded is None:
             continue
         split = max(1, next(i for i, label in enumerate(encoded.labels) if label != IGNORE_INDEX))
