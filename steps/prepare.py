@@ -27,8 +27,6 @@ from itertools import repeat
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
-
 from common.data_manifest import (
     INDEX_FILE,
     MANIFEST_FILE,
@@ -39,15 +37,17 @@ from common.data_manifest import (
     write_index,
     write_manifest,
 )
-from common.data_merge import Deduplicated, InlinePool, Pool, compare_counts, contained, deduplicate
+from common.data_merge import Deduplicated, InlinePool, Pool, compare_counts, deduplicate
 from common.data_output import SplitWriter, UnitSummary, split_hashes, summarize_unit, write_quarantine, write_splits
 from common.data_profile import PROFILE_SAMPLE, build_profile, compare, retrain_decision
 from common.data_readers import InputFile, discover, split_large
-from common.data_replay import Replay, build_replay, stage_replay
+from common.data_replay import NO_REPLAY, Replay, ReplayScan, replay_files, scan_replay_file
+from common.data_replay_select import select_replay
 from common.data_report import summary
 from common.data_scan import FileScan, ScanSettings, merge_file_entries, scan_file, staged_units
 from common.data_settings import PrepareSettings, SettingsError, parse_columns, parse_list
 from common.data_split import SPLIT_NAMES
+from common.data_units import Unit
 
 DEFAULT_INPUT_DIR = Path("/opt/ml/processing/input/data")
 DEFAULT_OUTPUT_DIR = Path("/opt/ml/processing/output")
@@ -76,12 +76,19 @@ def worker_pool(files: list[InputFile], workers: int) -> Iterator[Pool]:
         yield pool
 
 
-def scan_files(files: list[InputFile], settings: ScanSettings, work: Path, pool: Pool) -> list[FileScan]:
-    """Scan every file (or part), biggest first so the workers finish together; results in file order."""
-    order = sorted(range(len(files)), key=lambda index: files[index].start - (files[index].end or files[index].size))
-    stages = [work / f"{index:06d}" for index in order]
-    scans = dict(zip(order, pool.map(scan_file, [files[index] for index in order], repeat(settings), stages)))
-    return [scans[index] for index in range(len(files))]
+def scan_inputs(files: list[InputFile], replay_inputs: list[InputFile], settings: ScanSettings, work: Path,
+                pool: Pool) -> tuple[list[FileScan], list[ReplayScan]]:
+    """Stage every file (or part) of the new data and of the replay input, biggest first so the workers
+    finish together; results in file order."""
+    jobs: list[tuple[InputFile, Callable[..., Any], tuple[Any, ...]]] = [
+        *((file, scan_file, (file, settings, work / f"{number:06d}")) for number, file in enumerate(files)),
+        *((file, scan_replay_file, (file, settings.seed, work / f"replay-{number:06d}"))
+          for number, file in enumerate(replay_inputs))]
+    order = sorted(range(len(jobs)), key=lambda number: jobs[number][0].start - (jobs[number][0].end or
+                                                                                  jobs[number][0].size))
+    futures = {number: pool.submit(jobs[number][1], *jobs[number][2]) for number in order}
+    results = [futures[number].result() for number in range(len(jobs))]
+    return results[:len(files)], results[len(files):]
 
 
 def _roots(input_dir: Path | list[Path]) -> list[Path]:
@@ -115,45 +122,48 @@ def prepare(input_dir: Path | list[Path], output_dir: Path, replay_dir: Path | N
                                  settings.validation_fraction, settings.test_fraction)
     with tempfile.TemporaryDirectory(prefix=".staging-", dir=output_dir) as stage_dir, \
             worker_pool(files, settings.workers) as pool:
-        files = split_large(files, PART_BYTES, settings.max_file_bytes, pool.map)
         work = Path(stage_dir)
-        scans = scan_files(files, scan_settings, work, pool)
+        files = split_large(files, PART_BYTES, settings.max_file_bytes, pool.map)
+        replay_inputs = split_large(replay_files(replay_dir), PART_BYTES, settings.max_file_bytes, pool.map)
+        scans, replay_scans = scan_inputs(files, replay_inputs, scan_settings, work, pool)
         units = staged_units(scans)
-        new_size = sum(unit.size for unit in units)
         deduplicated = deduplicate(units, settings.near_duplicate_threshold, pool, work)
-        new_kept = deduplicated.kept.save(work / "kept-new.bits")
-
-        def superseded(prompt_keys: np.ndarray, ids: np.ndarray) -> np.ndarray:
-            return (contained(units, "prompt_keys", new_kept, new_size, prompt_keys, pool)
-                    | contained(units, "ids", new_kept, new_size, ids, pool))
-
-        replay = build_replay(replay_dir, settings.replay_fraction, settings.seed, superseded)
-        replayed = stage_replay(replay.used, work / "replay", new_size)
-        size = new_size + replayed.size
-        kept = deduplicated.kept.resized(size)
-        kept.set_range(new_size, size)
-        kept_path = kept.save(work / "kept.bits")
-        every_unit = [*units, replayed]
-        examples = kept.count()
-        rate = min(1.0, PROFILE_SAMPLE / max(examples, 1))
-        found = UnitSummary()
-        for part in pool.map(summarize_unit, every_unit, repeat(kept_path), repeat(size), repeat(settings.seed),
-                             repeat(settings.seed ^ PROFILE_SALT), repeat(rate), [False] * len(units) + [True]):
-            found.merge(part)
-        moved = found.tally.fixes()
-        hashes = pool.submit(split_hashes, units, replayed, kept_path, size, moved)
-        version = pool.submit(staged_data_version, every_unit, kept_path, size)
-        index = pool.submit(write_index, output_dir / "train" / INDEX_FILE, every_unit, kept_path, size, examples)
-        with SplitWriter(output_dir) as writer:
-            write_splits(writer, units, replayed, kept, moved)
-        write_quarantine(output_dir / "report" / "quarantine.jsonl", scans, replay.quarantined)
-        writer.hashes = hashes.result()
-        index.result()
+        replay, replayed = NO_REPLAY, []
+        if replay_inputs:
+            new_kept = deduplicated.kept.save(work / "kept-new.bits")
+            replay, replayed = select_replay(replay_scans, settings.replay_fraction, units, new_kept,
+                                             deduplicated.kept.size, pool, work / "replay")
+        writer, found, version = _write_splits(settings, output_dir, units, replayed, deduplicated, pool, work)
+        write_quarantine(output_dir / "report" / "quarantine.jsonl", scans, replay_scans)
         previous = read_previous(replay_dir)
-        counts = (compare_counts(previous, units, [replayed], kept_path, size, examples - replayed.size, pool, work)
-                  if previous else None)
-        return _finish(settings, output_dir, scans, deduplicated, replay, writer, found, version.result(),
-                       previous, counts)
+        counts = (compare_counts(previous, units, replayed, work / "kept.bits", deduplicated.kept.size + replay.used,
+                                 deduplicated.kept.count(), pool, work) if previous else None)
+        return _finish(settings, output_dir, scans, deduplicated, replay, writer, found, version, previous, counts)
+
+
+def _write_splits(settings: PrepareSettings, output_dir: Path, units: list[Unit], replayed: list[Unit],
+                  deduplicated: Deduplicated, pool: Pool, work: Path) -> tuple[SplitWriter, UnitSummary, str]:
+    """The split files and the index, with what the report needs of the examples and the data version."""
+    size = deduplicated.kept.size + sum(unit.size for unit in replayed)
+    kept = deduplicated.kept.resized(size)
+    kept.set_range(deduplicated.kept.size, size)  # every replayed example staged is used
+    kept_path = kept.save(work / "kept.bits")
+    every_unit = [*units, *replayed]
+    examples = kept.count()
+    rate = min(1.0, PROFILE_SAMPLE / max(examples, 1))
+    found = UnitSummary()
+    for part in pool.map(summarize_unit, every_unit, repeat(kept_path), repeat(size), repeat(settings.seed),
+                         repeat(settings.seed ^ PROFILE_SALT), repeat(rate), [False] * len(units) + [True] * len(replayed)):
+        found.merge(part)
+    moved = found.tally.fixes()
+    hashes = pool.submit(split_hashes, units, replayed, kept_path, size, moved)
+    version = pool.submit(staged_data_version, every_unit, kept_path, size)
+    index = pool.submit(write_index, output_dir / "train" / INDEX_FILE, every_unit, kept_path, size, examples)
+    with SplitWriter(output_dir) as writer:
+        write_splits(writer, units, replayed, kept, moved)
+    writer.hashes = hashes.result()
+    index.result()
+    return writer, found, version.result()
 
 
 def _finish(settings: PrepareSettings, output_dir: Path, scans: list[FileScan], deduplicated: Deduplicated,
@@ -161,20 +171,20 @@ def _finish(settings: PrepareSettings, output_dir: Path, scans: list[FileScan], 
             counts: dict[str, int] | None) -> dict[str, Any]:
     """Profile, compare, write manifest and report; fail (after writing the report) on unusable data."""
     kept = deduplicated.kept.count()
-    profile = build_profile(kept + len(replay.used), found.prompt_chars, found.completion_chars, found.texts)
+    profile = build_profile(kept + replay.used, found.prompt_chars, found.completion_chars, found.texts)
     comparison = compare(previous, counts, kept, profile, version)
     report = _report(settings, scans, deduplicated, replay, writer, version, comparison, found.review)
     report_dir = output_dir / "report"
     (report_dir / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     rows = report["rows"]
-    problem = _data_problem(report, settings, len(replay.used))
+    problem = _data_problem(report, settings, replay.used)
     if problem:
         for path in [output_dir / name / f"{name}.jsonl" for name in SPLIT_NAMES] + [
                 output_dir / "train" / MANIFEST_FILE, output_dir / "train" / INDEX_FILE]:
             path.unlink(missing_ok=True)
         raise PrepareError(
             f"{problem}: {rows['input']} rows read from {len(report['files'])} file(s), {rows['quarantined']} quarantined "
-            f"(see {report_dir / 'quarantine.jsonl'}), {rows['duplicates']} duplicate(s), {len(replay.used)} replayed",
+            f"(see {report_dir / 'quarantine.jsonl'}), {rows['duplicates']} duplicate(s), {replay.used} replayed",
             report,
         )
     manifest = build_manifest(version, report["files"], writer.outputs(), rows, report["parameters"],

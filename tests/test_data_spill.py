@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import prepare
-from common import data_dedup, data_scan, data_spill, data_units
+from common import data_dedup, data_replay, data_replay_select, data_scan, data_spill, data_units
 from common.data_merge import InlinePool, deduplicate
 from common.data_spill import KEY_ROW, Bitmap, SpillSource, SpillWriter, partition_totals, plan_groups, read_group
 from common.data_split import SplitTally, assign_splits
@@ -21,11 +21,12 @@ WORDS = "robot battery dock floor carpet brush filter wheel motor map room sched
 
 @pytest.fixture()
 def tiny_budgets(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Runs of 4 examples, groups of 3 rows, chunks of 5 examples, batches of 3 rows: everything is cut up."""
+    """Runs of 4 examples, groups of 1-3 rows, chunks of 5 examples, batches of 3 rows: everything is cut up."""
     monkeypatch.setattr(data_spill, "RUN_ROWS", 4)
-    monkeypatch.setattr(data_spill, "GROUP_ROWS", 3)
+    monkeypatch.setattr(data_spill, "GROUP_BYTES", 40)
     monkeypatch.setattr(data_units, "CHUNK_ROWS", 5)
-    monkeypatch.setattr(data_scan, "BATCH_ROWS", 3)
+    for module in (data_scan, data_replay, data_replay_select):
+        monkeypatch.setattr(module, "BATCH_ROWS", 3)
 
 
 def test_bitmap_matches_a_boolean_array() -> None:
@@ -60,7 +61,7 @@ def test_groups_return_every_row_once_with_equal_keys_in_input_order(tmp_path: P
         writer.close()
         sources.append(SpillSource(writer.path, base))
         base += size
-    groups = plan_groups(partition_totals(sources), budget=20)
+    groups = plan_groups(partition_totals(sources), KEY_ROW, budget=20)
     assert len(groups) > 5 and groups[0][0] == 0 and groups[-1][1] == data_spill.PARTITIONS
     seen = []
     for lo, hi in groups:
@@ -108,12 +109,13 @@ def _stage(texts: list[str], folder: Path, sizes: list[int]) -> list[Unit]:
     return units
 
 
-@pytest.mark.parametrize("threshold, group_rows", [(0.5, 3), (0.85, 3), (0.85, 64)])
+@pytest.mark.parametrize("threshold, group_bytes", [(0.5, 40), (0.85, 40), (0.85, 512)])
 def test_partitioned_deduplication_equals_the_in_memory_result(tmp_path: Path, tiny_budgets: None,
                                                                monkeypatch: pytest.MonkeyPatch, threshold: float,
-                                                               group_rows: int) -> None:
-    """Groups of 3 rows decide each pair's later member alone; of 64, pairs inside a range of 8 examples too."""
-    monkeypatch.setattr(data_spill, "GROUP_ROWS", group_rows)
+                                                               group_bytes: int) -> None:
+    """A budget of 5 pairs: ranges of 1 example (pairs decided by earlier ranges only); of 64 pairs: ranges of 8
+    examples, pairs inside a range too."""
+    monkeypatch.setattr(data_spill, "GROUP_BYTES", group_bytes)
     texts = _texts(230, seed=int(threshold * 100))
     units = _stage(texts, tmp_path, [50, 0, 97, 83])
     found = deduplicate(units, threshold, InlinePool(), tmp_path)
@@ -163,8 +165,9 @@ def test_tiny_budgets_prepare_the_same_data(sample_round_dirs: dict[int, Path], 
     """Round 2 replaying round 1, with every budget tiny: byte for byte what the default budgets give."""
     for name in ("default", "tiny"):
         if name == "tiny":
-            for module, budget, value in [(data_spill, "RUN_ROWS", 4), (data_spill, "GROUP_ROWS", 3),
-                                          (data_units, "CHUNK_ROWS", 5), (data_scan, "BATCH_ROWS", 3)]:
+            for module, budget, value in [(data_spill, "RUN_ROWS", 4), (data_spill, "GROUP_BYTES", 40),
+                                          (data_units, "CHUNK_ROWS", 5), (data_scan, "BATCH_ROWS", 3),
+                                          (data_replay, "BATCH_ROWS", 3), (data_replay_select, "BATCH_ROWS", 3)]:
                 monkeypatch.setattr(module, budget, value)
         prepare.prepare(sample_round_dirs[1], tmp_path / name / "v1")
         prepare.prepare(sample_round_dirs[2], tmp_path / name / "v2", tmp_path / name / "v1" / "train",
@@ -174,3 +177,63 @@ def test_tiny_budgets_prepare_the_same_data(sample_round_dirs: dict[int, Path], 
     report = json.loads((tmp_path / "tiny" / "v2" / "report" / "report.json").read_text(encoding="utf-8"))
     assert report["replay"]["superseded"] > 0 and report["comparison"]["examples"]["changed"] > 0
     assert report["duplicates"]["near"] > 0 and report["splits"]["test"] > 0
+
+
+def _replay_record(number: int, stratum: str, id_: str | None = None, source: bool = True) -> dict:
+    record = {"prompt": f"How do I use feature {number} of the {stratum.split('.')[0]}?",
+              "completion": f"Open the app and pick feature {number}."}
+    if id_ is not None:
+        record["id"] = id_
+    if source:
+        record["source"] = f"{stratum}:{number}"
+    return record
+
+
+@pytest.mark.parametrize("coarse_scores", [False, True])
+def test_streamed_replay_equals_the_in_memory_rules(tmp_path: Path, tiny_budgets: None,
+                                                    monkeypatch: pytest.MonkeyPatch, coarse_scores: bool) -> None:
+    """First of each id, a share per stratum by (score, id), superseded by new prompts or ids, by id text.
+
+    Coarse scores (3 values) make ties everywhere: the id text breaks them."""
+    if coarse_scores:
+        monkeypatch.setattr(data_replay, "_score_bits", lambda example_id, seed: len(example_id) % 3 * 2**50)
+    strata = ["faq.jsonl", "chats.jsonl", "docs/guide.md"]
+    first = [_replay_record(number, strata[number % 3]) for number in range(40)]
+    first[5]["id"], first[9]["id"], first[13]["id"] = "custom-7", "ABCDEF0123456789", "zz-top"  # not canonical
+    first.append(dict(first[3]))  # the same id again: read once
+    second = [_replay_record(number, strata[number % 3], source=False) for number in range(40, 52)]
+    second.append(dict(first[7]))  # an id from the first file: read once
+    replay_dir = tmp_path / "replay"
+    (replay_dir / "v1").mkdir(parents=True)
+    (replay_dir / "v1" / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in first) + "{broken\n",
+                                               encoding="utf-8")
+    (replay_dir / "v1" / "b.jsonl").write_text("".join(json.dumps(r) + "\n" for r in second), encoding="utf-8")
+    new = tmp_path / "new"
+    new.mkdir()
+    asked = [{"prompt": first[number]["prompt"], "completion": "A new answer."} for number in (0, 1, 2, 5)]
+    again = [{"prompt": first[number]["prompt"], "completion": first[number]["completion"]} for number in (20, 21)]
+    fresh = [{"prompt": f"Fresh question {number}?", "completion": f"Fresh answer {number}."} for number in range(40)]
+    (new / "new.jsonl").write_text("".join(json.dumps(r) + "\n" for r in asked + again + fresh), encoding="utf-8")
+
+    report = prepare.prepare(new, tmp_path / "out", replay_dir, replay_fraction=0.6, min_examples=1)
+
+    from common.data_readers import discover
+    from common.data_records import prompt_key
+    from common.data_replay import id_key, read_replay_file, sample_replay
+
+    examples = [e for file in discover([replay_dir]) for e in read_replay_file(file)[0]]
+    available = list({e.id: e for e in reversed(examples)}.values())[::-1]  # first of each id, in order
+    sampled = sample_replay(available, 0.6, seed=42)
+    lines = [json.loads(line) for name in ("train", "validation", "test")
+             for line in (tmp_path / "out" / name / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()]
+    new_kept = [e for e in lines if not e["source"].startswith("replay:")]
+    new_prompts = {int(prompt_key(e["prompt"]), 16) for e in new_kept}
+    new_ids = {int(e["id"], 16) for e in new_kept}
+    used = [e for e in sampled if int(prompt_key(e.prompt), 16) not in new_prompts and id_key(e.id) not in new_ids]
+    assert len(used) < len(sampled) < len(available) < len(examples)
+    assert {"custom-7", "ABCDEF0123456789", "zz-top"} & {e.id for e in used}
+    train = (tmp_path / "out" / "train" / "train.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+    assert train[len(train) - len(used):] == [e.line()[0] for e in used]
+    assert report["replay"] == {"available": len(available), "sampled": len(sampled),
+                                "superseded": len(sampled) - len(used), "quarantined": 1, "used": len(used),
+                                "fraction": 0.6}

@@ -53,7 +53,7 @@ def staged_data_version(units: list[Unit], kept_path: Path, size: int) -> str:
     sources = [unit.spill("digests") for unit in units]
     kept = Bitmap.load(kept_path, size)
     digest = hashlib.sha256()
-    for lo, hi in plan_groups(partition_totals(sources)):
+    for lo, hi in plan_groups(partition_totals(sources), DIGEST_ROW):
         digest.update(_digest_group(sources, lo, hi, kept))
     return digest.hexdigest()
 

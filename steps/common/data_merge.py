@@ -29,7 +29,6 @@ from common.data_spill import (
     Bitmap,
     SpillSource,
     SpillWriter,
-    partition_of,
     partition_totals,
     plan_groups,
     read_group,
@@ -62,7 +61,8 @@ class Deduplicated:
     near: int
 
 
-def _exact_group(sources: list[SpillSource], lo: int, hi: int) -> np.ndarray:
+def later_occurrences_group(sources: list[SpillSource], lo: int, hi: int) -> np.ndarray:
+    """Indices of the examples of a key range whose key an earlier example holds."""
     rows, indices = read_group(sources, KEY_ROW, lo, hi)
     return data_dedup.later_occurrences(rows["key"], indices)
 
@@ -80,14 +80,14 @@ def _band_group(sources: list[SpillSource], lo: int, hi: int, exact_path: Path, 
 
 
 class PairSpill:
-    """Candidate pairs, stored by the later member's index range (at most GROUP_ROWS pairs per range).
+    """Candidate pairs, stored by the later member's index range (at most GROUP_BYTES of pairs per range).
 
-    Pairs are buffered up to GROUP_ROWS before they go to the range files.
+    Pairs are buffered up to GROUP_BYTES before they go to the range files.
     """
 
     def __init__(self, folder: Path, size: int) -> None:
         self.folder = folder
-        self.budget = data_spill.GROUP_ROWS
+        self.budget = max(1, data_spill.GROUP_BYTES // 8)  # pairs packed in 64 bits
         self.span = max(1, self.budget // data_dedup.BANDS)  # an example is the later member of <= BANDS pairs
         self.ranges = [(start, min(start + self.span, size)) for start in range(0, size, self.span)]
         self._pending: list[np.ndarray] = []
@@ -157,14 +157,15 @@ def deduplicate(units: list[Unit], threshold: float, pool: Pool, work_dir: Path)
     size = sum(unit.size for unit in units)
     id_sources = [unit.spill("ids") for unit in units]
     exact = Bitmap(size)
-    groups = plan_groups(partition_totals(id_sources))
-    for found in pool.map(_exact_group, repeat(id_sources), *zip(*groups)):
+    groups = plan_groups(partition_totals(id_sources), KEY_ROW)
+    for found in pool.map(later_occurrences_group, repeat(id_sources), *zip(*groups)):
         exact.set(found)
     exact_path = exact.save(work_dir / "exact.bits")
 
     pair_spill = PairSpill(work_dir / "pairs", size)
     band_sources = [[unit.spill(kind) for unit in units] for kind in BAND_KINDS]  # one list per band, shared
-    tasks = [(sources, lo, hi) for sources in band_sources for lo, hi in plan_groups(partition_totals(sources))]
+    tasks = [(sources, lo, hi) for sources in band_sources
+             for lo, hi in plan_groups(partition_totals(sources), BAND_ROW)]
     for pairs in pool.map(_band_group, *zip(*tasks), repeat(exact_path), repeat(size), repeat(threshold)):
         if pairs.size:
             pair_spill.add(pairs)
@@ -185,26 +186,34 @@ def deduplicate(units: list[Unit], threshold: float, pool: Pool, work_dir: Path)
     return Deduplicated(kept, exact.count(), near.count())
 
 
-def _contained_group(sources: list[SpillSource], lo: int, hi: int, kept_path: Path, size: int,
-                     queries: np.ndarray) -> np.ndarray:
-    rows, indices = read_group(sources, KEY_ROW, lo, hi)
-    keys = rows["key"][Bitmap.load(kept_path, size).get(indices)]
-    return np.isin(queries, keys)
+@dataclass(frozen=True)
+class Chosen:
+    """Spilled keys of one kind, and the bitmap (saved at `bits`, `size` bits) of the examples that count."""
+
+    sources: list[SpillSource]
+    dtype: np.dtype
+    bits: Path
+    size: int
+
+    def keys(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        """(keys, indices) of the chosen examples of partitions [lo, hi)."""
+        rows, indices = read_group(self.sources, self.dtype, lo, hi)
+        chosen = Bitmap.load(self.bits, self.size).get(indices)
+        return rows["key"][chosen], indices[chosen]
 
 
-def contained(units: list[Unit], kind: str, kept_path: Path, size: int, queries: np.ndarray, pool: Pool) -> np.ndarray:
-    """Which query keys a kept example holds as its `kind` key (ids, prompt_keys), a key range at a time."""
-    sources = [unit.spill(kind) for unit in units]
-    partitions = partition_of(queries).astype(np.intp)
-    totals = partition_totals(sources)
-    groups = plan_groups(totals + np.bincount(partitions, minlength=totals.size))
-    order = np.argsort(partitions, kind="stable")
-    bounds = np.searchsorted(partitions[order], [lo for lo, _ in groups] + [groups[-1][1]])
-    chunks = [queries[order[bounds[number]:bounds[number + 1]]] for number in range(len(groups))]
-    found = np.zeros(queries.size, bool)
-    results = pool.map(_contained_group, repeat(sources), *zip(*groups), repeat(kept_path), repeat(size), chunks)
-    for number, hits in enumerate(results):
-        found[order[bounds[number]:bounds[number + 1]]] = hits
+def _match_group(queries: Chosen, references: Chosen, lo: int, hi: int) -> np.ndarray:
+    keys, indices = queries.keys(lo, hi)
+    return indices[np.isin(keys, references.keys(lo, hi)[0])]
+
+
+def matches(queries: Chosen, references: Chosen, pool: Pool) -> Bitmap:
+    """The chosen queries whose key a chosen reference holds, a key range at a time."""
+    wider = max(queries.dtype, references.dtype, key=lambda dtype: dtype.itemsize)
+    groups = plan_groups(partition_totals(queries.sources) + partition_totals(references.sources), wider)
+    found = Bitmap(queries.size)
+    for indices in pool.map(_match_group, repeat(queries), repeat(references), *zip(*groups)):
+        found.set(indices)
     return found
 
 
@@ -255,7 +264,7 @@ def compare_counts(previous: PreviousData, new_units: list[Unit], replay_units: 
     """Kept new examples new / changed / unchanged against the previous index, and previous examples removed."""
     spilled = _spill_previous(previous, work_dir)
     new_ids, replay_ids = [unit.spill("ids") for unit in new_units], [unit.spill("ids") for unit in replay_units]
-    groups = plan_groups(partition_totals([*new_ids, *replay_ids, spilled["ids"]]))
+    groups = plan_groups(partition_totals([*new_ids, *replay_ids, spilled["ids"]]), KEY_ROW)
     unchanged, removed = Bitmap(size), 0
     for indices, missing in pool.map(_compare_ids, repeat(new_ids), repeat(replay_ids), repeat(spilled["ids"]),
                                      *zip(*groups), repeat(kept_path), repeat(size)):
@@ -263,7 +272,7 @@ def compare_counts(previous: PreviousData, new_units: list[Unit], replay_units: 
         removed += missing
     unchanged_path = unchanged.save(work_dir / "unchanged.bits")
     new_prompts = [unit.spill("prompt_keys") for unit in new_units]
-    groups = plan_groups(partition_totals([*new_prompts, spilled["prompt_keys"]]))
+    groups = plan_groups(partition_totals([*new_prompts, spilled["prompt_keys"]]), KEY_ROW)
     changed = sum(pool.map(_compare_prompts, repeat(new_prompts), repeat(spilled["prompt_keys"]), *zip(*groups),
                            repeat(kept_path), repeat(unchanged_path), repeat(size)))
     same = unchanged.count()

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from common.data_profile import LENGTH_EDGES, TextCounts, length_counts
-from common.data_replay import REPLAY_PREFIX, ReplayRejected
+from common.data_replay import REPLAY_PREFIX, ReplayScan
 from common.data_scan import FileScan
 from common.data_spill import Bitmap
 from common.data_split import SPLIT_NAMES, TRAIN, SplitTally, split_scores
@@ -140,20 +140,23 @@ class SplitWriter:
                 for code, name in enumerate(SPLIT_NAMES)}
 
 
-def _split_parts(units: list[Unit], replayed: Unit, kept: Bitmap,
+def _split_parts(units: list[Unit], replayed: list[Unit], kept: Bitmap,
                  moved: dict[int, int]) -> Iterator[tuple[Unit, Iterator[Segment]]]:
     for unit in units:
         yield unit, segments(unit, kept, moved)
-    yield replayed, whole_file(replayed, TRAIN)
+    for unit in replayed:
+        yield unit, whole_file(unit, TRAIN)
 
 
-def write_splits(writer: SplitWriter, units: list[Unit], replayed: Unit, kept: Bitmap, moved: dict[int, int]) -> None:
+def write_splits(writer: SplitWriter, units: list[Unit], replayed: list[Unit], kept: Bitmap,
+                 moved: dict[int, int]) -> None:
     """The split files: each unit's kept lines in order, then the replayed examples (train)."""
     for unit, parts in _split_parts(units, replayed, kept, moved):
         writer.copy(unit, parts)
 
 
-def split_hashes(units: list[Unit], replayed: Unit, kept_path: Path, size: int, moved: dict[int, int]) -> list[str]:
+def split_hashes(units: list[Unit], replayed: list[Unit], kept_path: Path, size: int,
+                 moved: dict[int, int]) -> list[str]:
     """sha256 of each split file `write_splits` writes, from the same segments (runs beside the copy)."""
     kept = Bitmap.load(kept_path, size)
     hashes = [hashlib.sha256() for _ in SPLIT_NAMES]
@@ -217,16 +220,14 @@ def summarize_unit(unit: Unit, kept_path: Path, size: int, seed: int, profile_se
     return summary
 
 
-def _quarantine_rows(scans: list[FileScan]) -> Iterator[str]:
-    for scan in scans:
-        with scan.stage.with_name(scan.stage.name + ".quarantine.jsonl").open("r", encoding="utf-8") as handle:
+def _lines(paths: Iterable[Path]) -> Iterator[str]:
+    for path in paths:
+        with path.open("r", encoding="utf-8") as handle:
             yield from handle
 
 
-def write_quarantine(path: Path, scans: list[FileScan], replay_rows: list[ReplayRejected]) -> None:
+def write_quarantine(path: Path, scans: list[FileScan], replay_scans: list[ReplayScan]) -> None:
     """quarantine.jsonl: every rejected row of the new data and of the replay input, by (file, line)."""
-    replay_lines = [json.dumps(row.to_record(), ensure_ascii=False) + "\n"
-                    for row in sorted(replay_rows, key=lambda row: (row.file, row.line))]
 
     def key(line: str) -> tuple[str, int]:
         record = json.loads(line)
@@ -234,4 +235,6 @@ def write_quarantine(path: Path, scans: list[FileScan], replay_rows: list[Replay
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8", newline="\n") as handle:
-        handle.writelines(heapq.merge(_quarantine_rows(scans), replay_lines, key=key))
+        handle.writelines(heapq.merge(_lines(scan.stage.with_name(scan.stage.name + ".quarantine.jsonl")
+                                             for scan in scans),
+                                      _lines(scan.path("quarantine.jsonl") for scan in replay_scans), key=key))

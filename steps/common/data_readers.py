@@ -332,6 +332,15 @@ def _byte_range(handle: IO[bytes], start: int, end: int) -> Iterator[bytes]:
         yield raw
 
 
+def jsonl_file_rows(file: InputFile) -> Iterator[Row]:
+    """The JSON Lines rows of a file, or of a part of one, without the whole-file checks of `read_rows`."""
+    with file.path.open("rb") as handle:
+        if file.end is None:
+            yield from jsonl_rows(handle)
+        else:
+            yield from jsonl_rows(_byte_range(handle, file.start, file.end), file.first_line)
+
+
 def split_large(files: list[InputFile], part_bytes: int, max_file_bytes: int,
                 mapper: Callable[..., Iterable[int]] = map) -> list[InputFile]:
     """Uncompressed JSONL files bigger than `part_bytes` cut at line boundaries into parts, read in parallel.

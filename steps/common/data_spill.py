@@ -6,8 +6,8 @@ RUN_ROWS consecutive examples, sorted (stably) by partition, the key's top PARTI
 and `<file>.runs.npy` counts each run's rows per partition. Reading partitions [lo, hi) from every
 unit gives every row whose key falls in that key range, units in input order and rows in input
 order within a run, so a stable sort by key keeps equal keys in input order. `plan_groups` cuts
-the partitions into groups of at most GROUP_ROWS rows: whatever the input size, only one group
-is in memory at a time. Global decisions (duplicate, kept) are bitmaps: one bit per example.
+the partitions into groups of at most GROUP_BYTES of rows: whatever the input size, only one
+group is in memory at a time. Global decisions (duplicate, kept) are bitmaps: one bit per example.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import numpy as np
 PARTITION_BITS = 8
 PARTITIONS = 1 << PARTITION_BITS
 RUN_ROWS = 1 << 15
-GROUP_ROWS = 1 << 17
+GROUP_BYTES = 1 << 21
 KEY_ROW = np.dtype([("key", "<u8"), ("index", "<u4")])
 BAND_ROW = np.dtype([("key", "<u8"), ("sketch", "<u8"), ("index", "<u4")])
 DIGEST_ROW = np.dtype([("key", "<u8"), ("low", "<u8"), ("index", "<u4")])
@@ -77,10 +77,10 @@ def partition_totals(sources: Sequence[SpillSource]) -> np.ndarray:
     return totals
 
 
-def plan_groups(totals: np.ndarray, budget: int | None = None) -> list[tuple[int, int]]:
-    """Consecutive partition ranges [lo, hi) of at most `budget` (GROUP_ROWS) rows each; a bigger partition
-    stands alone."""
-    budget = budget or GROUP_ROWS
+def plan_groups(totals: np.ndarray, dtype: np.dtype, budget: int | None = None) -> list[tuple[int, int]]:
+    """Consecutive partition ranges [lo, hi) of at most `budget` rows each (default: GROUP_BYTES of `dtype`
+    rows); a bigger partition stands alone."""
+    budget = budget or max(1, GROUP_BYTES // dtype.itemsize)
     groups: list[tuple[int, int]] = []
     lo, rows = 0, 0
     for partition, count in enumerate(totals.tolist()):
