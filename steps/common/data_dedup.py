@@ -56,9 +56,8 @@ def signatures(texts: Sequence[str]) -> np.ndarray:
     windows = np.lib.stride_tricks.as_strided(blob, (blob.size - SHINGLE_BYTES + 1, SHINGLE_BYTES), (1, 1))
     hashed = mix64(np.ascontiguousarray(windows[starts]).view("<u8").ravel())
     doc_starts = np.concatenate(([0], np.cumsum(sizes[:-1] + SHINGLE_BYTES)))
-    owners = np.searchsorted(doc_starts, starts, side="right") - 1
-    first = np.searchsorted(owners, np.arange(len(texts)))
-    if np.any(np.diff(np.append(first, owners.size)) == 0):
+    first = np.searchsorted(starts, doc_starts)  # each text's first shingle
+    if np.any(np.diff(np.append(first, starts.size)) == 0):
         raise ValueError("every text needs at least one word to be shingled")
     out = np.empty((len(texts), NUM_PERM), np.uint32)
     scratch = np.empty_like(hashed)

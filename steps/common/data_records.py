@@ -81,8 +81,10 @@ def pair_messages(prompt: str, completion: str, system: str | None = None) -> Me
 
 def normalize(text: str) -> str:
     """The form duplicates are compared in: Unicode NFC, whitespace runs collapsed, ends stripped."""
-    if text.isascii() and text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " ":
-        return text  # ASCII is NFC; printable ASCII has no whitespace but spaces, and these are single
+    if (text.isascii() and "  " not in text and "\n" not in text and "\t" not in text and "\r" not in text
+            and "\x0b" not in text and "\x0c" not in text and "\x1c" not in text and "\x1d" not in text
+            and "\x1e" not in text and "\x1f" not in text and text[:1] != " " and text[-1:] != " "):
+        return text  # ASCII is NFC, and this text has single spaces and no other whitespace (str.split's)
     return " ".join(unicodedata.normalize("NFC", text).split())
 
 
@@ -199,17 +201,21 @@ class RecordMapper:
     def __init__(self, columns: Mapping[str, str] | None = None) -> None:
         self._rename = {source.strip().lower(): canonical for canonical, source in (columns or {}).items()}
         self._plain_keys: dict[tuple[Any, ...], bool] = {}  # key tuple → already canonical?
+        self._pairs: dict[tuple[Any, ...], tuple[str, str] | None] = {}  # key tuple → its plain pair shape
 
-    def fields(self, record: Mapping[str, Any]) -> Mapping[str, Any]:
-        """The record keyed by canonical names (the record itself when its keys already are)."""
-        keys = tuple(record)
+    def _plain(self, keys: tuple[Any, ...]) -> bool:
+        """Whether records with these keys are already keyed by canonical names."""
         plain = self._plain_keys.get(keys)
         if plain is None:
             if len(self._plain_keys) > 4096:  # records with ever-new keys: keep the cache small
                 self._plain_keys.clear()
             names = [str(key).strip().lower() for key in keys]
             plain = self._plain_keys[keys] = names == list(keys) and not set(names) & set(self._rename)
-        if plain:
+        return plain
+
+    def fields(self, record: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The record keyed by canonical names (the record itself when its keys already are)."""
+        if self._plain(tuple(record)):
             return record
         fields: dict[str, Any] = {}
         for key, value in record.items():
@@ -217,7 +223,29 @@ class RecordMapper:
             fields[self._rename.get(name, name)] = value
         return fields
 
+    def _pair_shape(self, keys: tuple[Any, ...]) -> tuple[str, str] | None:
+        """The (prompt, completion) fields of records with these canonical keys and no system message, chat,
+        instruction input or text: what `_shape` reads for them."""
+        if len(self._pairs) > 4096:
+            self._pairs.clear()
+        pair = None
+        if self._plain(keys) and not {"system", "messages", "conversations"} & set(keys):
+            pair = next(((prompt, completion) for prompt, completion in PAIR_SHAPES
+                         if prompt in keys or completion in keys), None)
+            pair = None if pair is None or pair[0] == "instruction" else pair
+        self._pairs[keys] = pair
+        return pair
+
     def shape(self, record: Mapping[str, Any]) -> Shaped:
+        keys = tuple(record)
+        pair = self._pairs[keys] if keys in self._pairs else self._pair_shape(keys)
+        if pair is not None:  # the common case, without the general checks (the same result)
+            prompt, completion = record.get(pair[0]), record.get(pair[1])
+            if type(prompt) is str and type(completion) is str:
+                prompt, completion = prompt.strip(), completion.strip()
+                if prompt and completion:
+                    return Shaped(prompt, completion, [{"role": "user", "content": prompt},
+                                                       {"role": "assistant", "content": completion}])
         fields = self.fields(record)
         try:
             return self._shape(fields)
@@ -271,3 +299,24 @@ def record_line(example_id_: str, source: str, shaped: Shaped) -> tuple[str, byt
                              f'{encoded.get(id(m["content"])) or quote(m["content"])}}}' for m in shaped.messages)
     content = f'{{"id": "{example_id_}", "prompt": {prompt}, "completion": {completion}, "messages": [{messages}]'
     return f'{content}, "source": {quote(source)}}}\n', hashlib.sha256(content.encode("utf-8")).digest()[:16]
+
+
+def encode_example(shaped: Shaped, source: str) -> tuple[str, bytes, int, int, str, int, int]:
+    """Everything the scan stores of a shaped record: its JSONL line, content digest, id and prompt key
+    (64-bit integers), near-duplicate text and prompt and completion lengths (what `example_keys` and
+    `record_line` give, in one pass for the common question/answer pair)."""
+    prompt, completion, messages = shaped.prompt, shaped.completion, shaped.messages
+    if len(messages) != 2 or messages[0]["content"] is not prompt or messages[0]["role"] != "user":
+        id_, id_key, prompt_key_, text = example_keys(shaped)
+        line, digest = record_line(id_, source, shaped)
+        return line, digest, id_key, prompt_key_, text, len(prompt), len(completion)
+    normalized_prompt, normalized_completion = normalize(prompt), normalize(completion)
+    prompt_bytes = normalized_prompt.encode("utf-8")
+    id_bytes = hashlib.sha256(prompt_bytes + b"\x1f" + normalized_completion.encode("utf-8")).digest()[:8]
+    quoted_prompt, quoted_completion = quote(prompt), quote(completion)
+    content = (f'{{"id": "{id_bytes.hex()}", "prompt": {quoted_prompt}, "completion": {quoted_completion}, '
+               f'"messages": [{{"role": "user", "content": {quoted_prompt}}}, '
+               f'{{"role": "assistant", "content": {quoted_completion}}}]')
+    return (f'{content}, "source": {quote(source)}}}\n', hashlib.sha256(content.encode("utf-8")).digest()[:16],
+            int.from_bytes(id_bytes, "big"), int.from_bytes(hashlib.sha256(prompt_bytes).digest()[:8], "big"),
+            f"{normalized_prompt} {normalized_completion}".lower(), len(prompt), len(completion))

@@ -3,7 +3,7 @@
 Runs in a worker process per unit. Rows are read as a stream and handled in batches: shape →
 PII (redact or block) → token limit → ids, content digest, MinHash signature, split. Each
 example's final JSONL line goes to the unit's staging file of its split (`<stage>.train.jsonl`...,
-by the seeded hash of its id; `data_split.SplitFixes` may still move one or two), rejected rows to
+by the seeded hash of its id; `data_split.SplitTally.fixes` may still move one or two), rejected rows to
 `<stage>.quarantine.jsonl`. Per example, `<stage>.columns` holds id, prompt key, lengths, line size
 and split, `<stage>.sig` the MinHash signature; its keys (id, prompt key, content digest, LSH band
 keys) are spilled by key range (see data_spill). Memory is bounded by the batch and run sizes,
@@ -22,14 +22,7 @@ import numpy as np
 
 from common import data_dedup, data_pii
 from common.data_readers import InputFile, preview, read_rows
-from common.data_records import (
-    RecordMapper,
-    RowError,
-    Shaped,
-    example_keys,
-    record_line,
-    shape_text,
-)
+from common.data_records import RecordMapper, RowError, Shaped, encode_example, shape_text
 from common.data_split import scan_codes, split_scores
 from common.data_tokens import TokenCounter, load_counter
 from common.data_units import COLUMNS, Unit, UnitWriter
@@ -109,16 +102,27 @@ class _Scanner:
                  unit: UnitWriter, quarantine: IO[str]) -> None:
         self.file, self.settings, self.result, self.counter = file, settings, result, counter
         self.unit, self.quarantine = unit, quarantine
-        self.rejected: list[tuple[int, str]] = []  # (line, JSONL record), written in line order at each flush
+        self.rejected: list[tuple[int, str, str, str]] = []  # (line, reason, detail, raw), written at each flush
 
     def reject(self, line_no: int, reason: str, detail: str, raw: str | bytes) -> None:
-        """Quarantine a row; its raw text is redacted too unless PII handling is off."""
+        """Quarantine a row (its record is written at the next flush, its raw text redacted unless PII is off)."""
         raw = (raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw).rstrip("\r\n")
-        raw = preview(raw if self.settings.pii == "off" else data_pii.redact(raw, self.settings.pii_allow)[0])
         self.result.quarantined += 1
         self.result.reasons[reason] += 1
-        self.rejected.append((line_no, json.dumps({"file": self.file.name, "line": line_no, "reason": reason,
-                                                   "detail": detail, "raw": raw}, ensure_ascii=False) + "\n"))
+        self.rejected.append((line_no, reason, detail, raw))
+
+    def _quarantine_lines(self) -> list[str]:
+        """The rejected rows' records, in line order; raw texts the PII prefilter passes need no redaction."""
+        rejected = sorted(self.rejected, key=lambda item: item[0])
+        self.rejected.clear()
+        raws = [raw for _, _, _, raw in rejected]
+        if self.settings.pii != "off":
+            suspects = data_pii.may_contain(raws) if raws else []
+            raws = [data_pii.redact(raw, self.settings.pii_allow)[0] if suspect else raw
+                    for raw, suspect in zip(raws, suspects)]
+        return [json.dumps({"file": self.file.name, "line": line_no, "reason": reason, "detail": detail,
+                            "raw": preview(raw)}, ensure_ascii=False) + "\n"
+                for (line_no, reason, detail, _), raw in zip(rejected, raws)]
 
     def _pii(self, batch: list[tuple[int, Shaped, str]]) -> list[tuple[int, Shaped, str]]:
         if self.settings.pii == "off":
@@ -158,43 +162,28 @@ class _Scanner:
         return True
 
     def flush(self, batch: list[tuple[int, Shaped, str]]) -> None:
-        texts: list[str] = []
-        lines: list[str] = []
-        ids: list[int] = []
-        prompt_keys: list[int] = []
-        chars: list[tuple[int, int]] = []
-        digests: list[bytes] = []
+        encoded: list[tuple[str, bytes, int, int, str, int, int]] = []
         # Two messages of n characters have at most 4n bytes, so at most 4n + overheads tokens (see data_tokens).
         counter = self.counter
         quick_limit = (self.settings.max_tokens - counter.fixed_overhead - 2 * counter.per_message_overhead) // 4
         source = self.file.name + ":"
         for line_no, shaped, raw in self._pii(batch):
-            lengths = (len(shaped.prompt), len(shaped.completion))
-            if (len(shaped.messages) > 2 or lengths[0] + lengths[1] > quick_limit) and \
+            if (len(shaped.messages) > 2 or len(shaped.prompt) + len(shaped.completion) > quick_limit) and \
                     not self._fits(line_no, shaped, raw):
                 continue
-            example_id, id_key, prompt_key, dedup_text = example_keys(shaped)
-            line, digest = record_line(example_id, source + str(line_no), shaped)
-            lines.append(line)
-            ids.append(id_key)
-            prompt_keys.append(prompt_key)
-            chars.append(lengths)
-            digests.append(digest)
-            texts.append(dedup_text)
-        self.quarantine.writelines(line for _, line in sorted(self.rejected, key=lambda item: item[0]))
-        self.rejected.clear()
-        if not lines:
+            encoded.append(encode_example(shaped, source + str(line_no)))
+        self.quarantine.writelines(self._quarantine_lines())
+        if not encoded:
             return
-        self.result.staged += len(lines)
+        self.result.staged += len(encoded)
+        lines, digests, ids, prompt_keys, texts, prompt_chars, completion_chars = zip(*encoded)
         columns = np.zeros(len(lines), COLUMNS)
-        columns["id"] = ids
-        columns["prompt_key"] = prompt_keys
-        lengths_array = np.array(chars, np.int64).reshape(-1, 2)
-        columns["prompt_chars"], columns["completion_chars"] = lengths_array[:, 0], lengths_array[:, 1]
+        columns["id"], columns["prompt_key"] = ids, prompt_keys
+        columns["prompt_chars"], columns["completion_chars"] = prompt_chars, completion_chars
         settings = self.settings
         columns["split"] = scan_codes(split_scores(columns["id"], settings.seed), settings.validation_fraction,
                                       settings.test_fraction)
-        self.unit.add(lines, columns, np.frombuffer(b"".join(digests), np.uint64).reshape(-1, 2),
+        self.unit.add(list(lines), columns, np.frombuffer(b"".join(digests), np.uint64).reshape(-1, 2),
                       data_dedup.signatures(texts))
 
 

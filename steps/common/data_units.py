@@ -76,17 +76,19 @@ class UnitWriter:
     def add(self, lines: list[str], columns: np.ndarray, digests: np.ndarray, signatures: np.ndarray | None) -> None:
         """A batch of examples: their lines, COLUMNS (line_bytes is filled in here), (n, 2) uint64 content digests
         and (n, NUM_PERM) signatures (None for a unit that is not deduplicated)."""
-        text = "".join(lines)
-        if text.isascii():
-            columns["line_bytes"] = np.fromiter(map(len, lines), np.uint32, len(lines))
-        else:
-            columns["line_bytes"] = np.fromiter((len(line.encode("utf-8")) for line in lines), np.uint32, len(lines))
-        by_split: tuple[list[str], ...] = tuple([] for _ in SPLIT_NAMES)
-        for line, code in zip(lines, columns["split"].tolist()):
-            by_split[code].append(line)
-        for handle, chosen in zip(self._lines, by_split):
-            if chosen:
-                handle.write("".join(chosen).encode("utf-8"))
+        codes = columns["split"]
+        for code, handle in enumerate(self._lines):
+            numbers = np.flatnonzero(codes == code)
+            if not numbers.size:
+                continue
+            chosen = [lines[number] for number in numbers.tolist()] if numbers.size < len(lines) else lines
+            text = "".join(chosen)
+            data = text.encode("utf-8")
+            handle.write(data)
+            if len(data) == len(text):  # ASCII: as many bytes as characters
+                columns["line_bytes"][numbers] = np.fromiter(map(len, chosen), np.uint32, len(chosen))
+            else:
+                columns["line_bytes"][numbers] = [len(line.encode("utf-8")) for line in chosen]
         columns.tofile(self._columns)
         bands = None
         if self._signatures is not None and signatures is not None:
