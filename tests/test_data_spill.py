@@ -237,3 +237,53 @@ def test_streamed_replay_equals_the_in_memory_rules(tmp_path: Path, tiny_budgets
     assert report["replay"] == {"available": len(available), "sampled": len(sampled),
                                 "superseded": len(sampled) - len(used), "quarantined": 1, "used": len(used),
                                 "fraction": 0.6}
+
+
+@pytest.mark.parametrize("document", [
+    '[{"q": "a", "a": "b"}, {"q": "c\\nd", "a": "é"},\n  7, [1, 2], null, 123456789, {"x": 1.5e3}]',
+    '\ufeff{"data":\n [\n{"question": "Q?", "answer": "A."},\r\n  {"question": "R?", "answer": "' + "x" * 50 + '"}\n]}\n',
+    '[]', '  {"rows": []}  ', '[12345678901234567890, "' + "é" * 40 + '", true]',
+    # not streamed (read whole, as before): other shapes and broken documents
+    '{"a": {"q": "x", "a": "y"}, "b": {"q": "z", "a": "w"}}', '{"data": [1], "data": [{"q": "x"}]}',
+    '{"prompt": "p", "completion": "c"}', '{"messages": [{"role": "user", "content": "x"}]}', '7', '',
+    '[{"q": "a"},]', '[{"q": "a"} {"q": "b"}]', '[{"q": "a"}] x', '{"data": [{"q": 1}]', '[{"q": "\\ud800"}]',
+])
+def test_json_documents_stream_with_the_same_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  document: str) -> None:
+    """Read in 7-byte chunks (values cut anywhere) the rows are those of the whole document."""
+    from common import data_readers
+
+    path = tmp_path / "doc.json"
+    path.write_text(document, encoding="utf-8")
+    with path.open("rb") as handle:
+        whole = list(data_readers._whole_json_rows(handle))
+    monkeypatch.setattr(data_readers, "JSON_CHUNK_BYTES", 7)
+    streamed = list(data_readers.json_rows(lambda: path.open("rb")))
+
+    def comparable(rows: list) -> list:
+        return [(line, (row.reason, row.detail) if isinstance(row, data_readers.RowError) else row, raw)
+                for line, row, raw in rows]
+
+    assert comparable(streamed) == comparable(whole)
+
+
+def test_json_arrays_are_read_an_element_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from common import data_readers
+
+    path = tmp_path / "big.json"
+    path.write_text("[" + ",\n".join(json.dumps({"question": f"Q{i}?", "answer": "A" * 200}) for i in range(2000))
+                    + "]", encoding="utf-8")
+    monkeypatch.setattr(data_readers, "JSON_CHUNK_BYTES", 4096)
+    longest = 0
+    original = data_readers._JsonText._fill
+
+    def fill(self: data_readers._JsonText) -> bool:
+        nonlocal longest
+        more = original(self)
+        longest = max(longest, len(self.text))
+        return more
+
+    monkeypatch.setattr(data_readers._JsonText, "_fill", fill)
+    rows = list(data_readers.json_rows(lambda: path.open("rb")))
+    assert len(rows) == 2000 and rows[1999][0] == 2000 and rows[5][1] == {"question": "Q5?", "answer": "A" * 200}
+    assert longest < 2 * 4096 and path.stat().st_size > 100 * 4096  # never more than a chunk and a record

@@ -8,6 +8,7 @@ is one quarantined row.
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import dataclasses
 import gzip
@@ -185,8 +186,127 @@ def _elements(text: str, start: int, is_object: bool) -> Iterator[tuple[int, int
         position = end
 
 
-def json_rows(handle: IO[bytes]) -> Iterator[Row]:
-    """A .json document: an array of records, an object holding one array of records, or an object of records."""
+JSON_WHITESPACE = " \t\n\r"
+JSON_CHUNK_BYTES = 1 << 20
+
+
+class _NotStreamable(Exception):
+    """The document is not a well-formed array of values (or one-key object holding one): read it whole."""
+
+
+class _JsonText:
+    """A JSON document's text, decoded a chunk at a time; `line` is the line number at `position`."""
+
+    def __init__(self, handle: IO[bytes]) -> None:
+        self.handle = handle
+        self.decoder = codecs.getincrementaldecoder("utf-8-sig")()
+        self.scan = json.JSONDecoder().raw_decode
+        self.text, self.position, self.line, self.ended = "", 0, 1, False
+
+    def _fill(self) -> bool:
+        """Read on (dropping what was read); False at the end of the file."""
+        if self.ended:
+            return False
+        data = self.handle.read(JSON_CHUNK_BYTES)
+        try:
+            more = self.decoder.decode(data, final=not data)
+        except UnicodeDecodeError as error:
+            raise _NotStreamable from error
+        self.text, self.position = self.text[self.position:] + more, 0
+        self.ended = not data
+        return True
+
+    def _advance(self, to: int) -> None:
+        self.line += self.text.count("\n", self.position, to)
+        self.position = to
+
+    def peek(self) -> str:
+        """The next character that is not JSON whitespace ("" at the end)."""
+        while True:
+            end = len(self.text)
+            at = self.position
+            while at < end and self.text[at] in JSON_WHITESPACE:
+                at += 1
+            self._advance(at)
+            if at < end or not self._fill():
+                return self.text[at] if at < len(self.text) else ""
+
+    def expect(self, char: str) -> None:
+        if self.peek() != char:
+            raise _NotStreamable
+        self._advance(self.position + 1)
+
+    def value(self) -> tuple[Any, str]:
+        """The next value and its source text (a value ending the text read so far is decoded again with more)."""
+        self.peek()
+        while True:
+            try:
+                value, end = self.scan(self.text, self.position)
+            except json.JSONDecodeError:
+                end = None
+            if end is not None and (end < len(self.text) or self.ended):
+                source = self.text[self.position:end]
+                self._advance(end)
+                return value, source
+            if not self._fill():
+                raise _NotStreamable
+
+
+def _streamed_elements(open_file: Callable[[], IO[bytes]]) -> Iterator[tuple[int, Any, str]]:
+    """(line, value, source text) of the elements of a top-level array or of the array a one-key object holds
+    (its key not a record field); _NotStreamable for anything else, or anything that is not valid JSON."""
+    with open_file() as handle:
+        text = _JsonText(handle)
+        wrapped = text.peek() == "{"
+        if wrapped:
+            text.expect("{")
+            key, _ = text.value()
+            if not isinstance(key, str) or key.lower() in CANONICAL_FIELDS:
+                raise _NotStreamable
+            text.expect(":")
+        text.expect("[")
+        if text.peek() == "]":
+            text.expect("]")
+        else:
+            while True:
+                text.peek()
+                line = text.line
+                value, source = text.value()
+                yield line, value, source
+                if text.peek() == "]":
+                    text.expect("]")
+                    break
+                text.expect(",")
+        if wrapped:
+            text.expect("}")
+        if text.peek() != "":
+            raise _NotStreamable
+
+
+def json_rows(open_file: Callable[[], IO[bytes]]) -> Iterator[Row]:
+    """A .json document: an array of records, an object holding one array of records, or an object of records.
+
+    Arrays (also one held by a one-key object) are streamed: read once to check the whole document, then
+    again for its rows, an element at a time. Any other document (an object of records, a single record)
+    and any document that is not valid JSON is read whole, for the error json reports.
+    """
+    try:
+        for _ in _streamed_elements(open_file):
+            pass
+    except _NotStreamable:
+        with open_file() as handle:
+            yield from _whole_json_rows(handle)
+        return
+    for line_no, element, source in _streamed_elements(open_file):
+        raw = preview(source)
+        if isinstance(element, dict):
+            yield line_no, element, raw
+        else:
+            yield line_no, RowError("not_an_object", f"expected a JSON object, got {json_kind(element)}"), raw
+
+
+def _whole_json_rows(handle: IO[bytes]) -> Iterator[Row]:
+    """A .json document read whole (the general path of `json_rows`)."""
     data = handle.read()
     try:
         text = data.decode("utf-8-sig")
@@ -422,7 +542,7 @@ def read_rows(file: InputFile, max_file_bytes: int) -> Iterator[Row]:
             if kind == "jsonl":
                 yield from jsonl_rows(handle)
             elif kind == "json":
-                yield from json_rows(handle)
+                yield from json_rows(lambda: _open(file))
             elif kind in ("csv", "tsv"):
                 yield from delimited_rows(handle, "," if kind == "csv" else "\t")
             else:
