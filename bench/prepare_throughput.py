@@ -2,10 +2,17 @@
 
 Writes N synthetic records (question/answer JSONL shards, with ~2% exact duplicates, ~1% near
 duplicates, ~0.5% PII and ~0.5% malformed lines), runs `steps/prepare.py` on them as the
-pipeline does (a subprocess), and prints records/s and the peak resident memory of the step's
-process tree (sampled every 20 ms). Run several sizes to see whether memory grows with input:
+pipeline does (a subprocess), and prints records/s, the CPU time of the step's process tree per
+record (the figure to compare when other work loads the machine: the load average is printed
+with it) and the peak resident memory of the process tree (sampled every 20 ms). Run several
+sizes to see whether memory grows with input; it should not (per-example keys are spilled to
+disk and decided a bounded group at a time, see steps/common/data_spill.py):
 
-    python bench/prepare_throughput.py --records 100000 300000 1000000
+    python bench/prepare_throughput.py --records 100000 1000000 3000000
+
+With --replay, each size is prepared twice: a first version of as many records (another seed),
+then the records again with that version's train split replayed (--replay-fraction, default 1),
+whose numbers are printed: memory must not grow with the replayed version either.
 """
 from __future__ import annotations
 
@@ -105,23 +112,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shards", type=int, default=8, help="input files (scanned in parallel)")
     parser.add_argument("--tokenizer-dir", type=Path, default=None, help="measure lengths with this tokenizer")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--replay", action="store_true",
+                        help="replay a first version of as many records (measured: the second run)")
+    parser.add_argument("--replay-fraction", type=float, default=1.0)
     args = parser.parse_args(argv)
     extra = ["--tokenizer-dir", str(args.tokenizer_dir)] if args.tokenizer_dir else []
     print(f"cpus {psutil.cpu_count()} | load average {' '.join(f'{x:.2f}' for x in psutil.getloadavg())}")
     for count in args.records:
         with tempfile.TemporaryDirectory(prefix="prepare-bench-") as tmp:
+            runs = extra
+            if args.replay:
+                write_shards(synthetic_lines(count, args.seed + 1), Path(tmp) / "previous-in", args.shards)
+                run_prepare(Path(tmp) / "previous-in", Path(tmp) / "previous", extra)
+                runs = [*extra, "--replay-dir", str(Path(tmp) / "previous" / "train"),
+                        "--replay-fraction", str(args.replay_fraction)]
             lines = synthetic_lines(count, args.seed)
             size = write_shards(lines, Path(tmp) / "in", args.shards)
             del lines
             load = psutil.getloadavg()[0]
-            seconds, cpu, peak, output = run_prepare(Path(tmp) / "in", Path(tmp) / "out", extra)
+            seconds, cpu, peak, output = run_prepare(Path(tmp) / "in", Path(tmp) / "out", runs)
             report = json.loads((Path(tmp) / "out" / "report" / "report.json").read_text(encoding="utf-8"))
         rows = report["rows"]
         print(f"records {count:>9,} | input {size / 2**20:7.1f} MiB | load {load:4.2f} | {seconds:6.2f} s | "
               f"{count / seconds:9,.0f} records/s | CPU {cpu:6.1f} s ({cpu / count * 1e6:4.1f} us/record) | "
               f"peak RSS (process tree) {peak / 2**20:7.1f} MiB | "
               f"kept {rows['kept']:,} dup {rows['duplicates']:,} ({report['duplicates']['near']:,} near) "
-              f"quarantined {rows['quarantined']:,} PII rows {report['pii']['rows']:,}")
+              f"quarantined {rows['quarantined']:,} PII rows {report['pii']['rows']:,}"
+              + (f" replayed {report['replay']['used']:,}" if args.replay else ""))
     print(output.strip().splitlines()[0])
     return 0
 
