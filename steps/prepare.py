@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
 from typing import Any, Callable
@@ -129,21 +130,33 @@ def prepare(input_dir: Path | list[Path], output_dir: Path, replay_dir: Path | N
         units = staged_units(scans)
         deduplicated = deduplicate(units, settings.near_duplicate_threshold, pool, work)
         replay, replayed = NO_REPLAY, []
-        if replay_inputs:
-            new_kept = deduplicated.kept.save(work / "kept-new.bits")
-            replay, replayed = select_replay(replay_scans, settings.replay_fraction, units, new_kept,
-                                             deduplicated.kept.size, pool, work / "replay")
-        writer, found, version = _write_splits(settings, output_dir, units, replayed, deduplicated, pool, work)
+        if replay_scans:
+            replay, replayed = select_replay(replay_scans, settings.replay_fraction, units,
+                                             deduplicated.kept.save(work / "kept-new.bits"), deduplicated.kept.size,
+                                             pool, work / "replay")
+        written = _write_splits(settings, output_dir, units, replayed, deduplicated, pool, work)
         write_quarantine(output_dir / "report" / "quarantine.jsonl", scans, replay_scans)
         previous = read_previous(replay_dir)
-        counts = (compare_counts(previous, units, replayed, work / "kept.bits", deduplicated.kept.size + replay.used,
-                                 deduplicated.kept.count(), pool, work) if previous else None)
-        return _finish(settings, output_dir, scans, deduplicated, replay, writer, found, version, previous, counts)
+        counts = (compare_counts(previous, units, replayed, written.kept, written.size, deduplicated.kept.count(),
+                                 pool, work) if previous else None)
+        return _finish(settings, output_dir, scans, deduplicated, replay, written, previous, counts)
+
+
+@dataclass(frozen=True)
+class Written:
+    """The split files written: the writer (counts, hashes), what the report needs of the examples, the data
+    version, and the bitmap (saved at `kept`, `size` bits) of the examples written (new, then replayed)."""
+
+    writer: SplitWriter
+    found: UnitSummary
+    version: str
+    kept: Path
+    size: int
 
 
 def _write_splits(settings: PrepareSettings, output_dir: Path, units: list[Unit], replayed: list[Unit],
-                  deduplicated: Deduplicated, pool: Pool, work: Path) -> tuple[SplitWriter, UnitSummary, str]:
-    """The split files and the index, with what the report needs of the examples and the data version."""
+                  deduplicated: Deduplicated, pool: Pool, work: Path) -> Written:
+    """The split files and the index; the summaries of the examples, the split fixes and the data version."""
     size = deduplicated.kept.size + sum(unit.size for unit in replayed)
     kept = deduplicated.kept.resized(size)
     kept.set_range(deduplicated.kept.size, size)  # every replayed example staged is used
@@ -153,7 +166,8 @@ def _write_splits(settings: PrepareSettings, output_dir: Path, units: list[Unit]
     rate = min(1.0, PROFILE_SAMPLE / max(examples, 1))
     found = UnitSummary()
     for part in pool.map(summarize_unit, every_unit, repeat(kept_path), repeat(size), repeat(settings.seed),
-                         repeat(settings.seed ^ PROFILE_SALT), repeat(rate), [False] * len(units) + [True] * len(replayed)):
+                         repeat(settings.seed ^ PROFILE_SALT), repeat(rate),
+                         [False] * len(units) + [True] * len(replayed)):
         found.merge(part)
     moved = found.tally.fixes()
     hashes = pool.submit(split_hashes, units, replayed, kept_path, size, moved)
@@ -163,14 +177,14 @@ def _write_splits(settings: PrepareSettings, output_dir: Path, units: list[Unit]
         write_splits(writer, units, replayed, kept, moved)
     writer.hashes = hashes.result()
     index.result()
-    return writer, found, version.result()
+    return Written(writer, found, version.result(), kept_path, size)
 
 
 def _finish(settings: PrepareSettings, output_dir: Path, scans: list[FileScan], deduplicated: Deduplicated,
-            replay: Replay, writer: SplitWriter, found: UnitSummary, version: str, previous: PreviousData | None,
+            replay: Replay, written: Written, previous: PreviousData | None,
             counts: dict[str, int] | None) -> dict[str, Any]:
     """Profile, compare, write manifest and report; fail (after writing the report) on unusable data."""
-    kept = deduplicated.kept.count()
+    kept, found, writer, version = deduplicated.kept.count(), written.found, written.writer, written.version
     profile = build_profile(kept + replay.used, found.prompt_chars, found.completion_chars, found.texts)
     comparison = compare(previous, counts, kept, profile, version)
     report = _report(settings, scans, deduplicated, replay, writer, version, comparison, found.review)
@@ -183,8 +197,9 @@ def _finish(settings: PrepareSettings, output_dir: Path, scans: list[FileScan], 
                 output_dir / "train" / MANIFEST_FILE, output_dir / "train" / INDEX_FILE]:
             path.unlink(missing_ok=True)
         raise PrepareError(
-            f"{problem}: {rows['input']} rows read from {len(report['files'])} file(s), {rows['quarantined']} quarantined "
-            f"(see {report_dir / 'quarantine.jsonl'}), {rows['duplicates']} duplicate(s), {replay.used} replayed",
+            f"{problem}: {rows['input']} rows read from {len(report['files'])} file(s), {rows['quarantined']} "
+            f"quarantined (see {report_dir / 'quarantine.jsonl'}), {rows['duplicates']} duplicate(s), "
+            f"{replay.used} replayed",
             report,
         )
     manifest = build_manifest(version, report["files"], writer.outputs(), rows, report["parameters"],

@@ -56,7 +56,8 @@ def test_groups_return_every_row_once_with_equal_keys_in_input_order(tmp_path: P
         writer = SpillWriter(tmp_path / f"unit{number}.ids", KEY_ROW)
         for start in range(0, size, 7):  # runs of 7 examples
             rows = np.empty(min(7, size - start), KEY_ROW)
-            rows["key"], rows["index"] = keys[base + start:base + start + rows.size], np.arange(start, start + rows.size)
+            rows["key"] = keys[base + start:base + start + rows.size]
+            rows["index"] = np.arange(start, start + rows.size)
             writer.write_run(rows)
         writer.close()
         sources.append(SpillSource(writer.path, base))
@@ -241,7 +242,8 @@ def test_streamed_replay_equals_the_in_memory_rules(tmp_path: Path, tiny_budgets
 
 @pytest.mark.parametrize("document", [
     '[{"q": "a", "a": "b"}, {"q": "c\\nd", "a": "é"},\n  7, [1, 2], null, 123456789, {"x": 1.5e3}]',
-    '\ufeff{"data":\n [\n{"question": "Q?", "answer": "A."},\r\n  {"question": "R?", "answer": "' + "x" * 50 + '"}\n]}\n',
+    '\ufeff{"data":\n [\n{"question": "Q?", "answer": "A."},\r\n  {"question": "R?", "answer": "'
+    + "x" * 50 + '"}\n]}\n',
     '[]', '  {"rows": []}  ', '[12345678901234567890, "' + "é" * 40 + '", true]',
     # not streamed (read whole, as before): other shapes and broken documents
     '{"a": {"q": "x", "a": "y"}, "b": {"q": "z", "a": "w"}}', '{"data": [1], "data": [{"q": "x"}]}',
