@@ -6,8 +6,10 @@ key range at a time; an id seen earlier marks a duplicate. Near-duplicates: for 
 key range, the examples sharing a bucket (exact duplicates left out) pair with the bucket's first
 member; pairs whose 64-bit signature sketches already rule out the threshold are dropped, the
 rest are spilled by the later member's index range, and each range's pairs are verified against
-the signatures, then applied in input order. Memory is a few bounded groups plus
-one bit per example, whatever the input size; the groups are spread over the worker processes.
+the signatures, then applied in input order. `matches` (which chosen keys another set holds: the
+replay's supersede check) and `compare_counts` (new / changed / unchanged / removed against the
+previous version's index) work the same way. Memory is a few bounded groups plus one bit per
+example, whatever the input size; the groups are spread over the worker processes.
 """
 from __future__ import annotations
 
@@ -50,7 +52,10 @@ class InlinePool:
 
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
         future: Future[Any] = Future()
-        future.set_result(fn(*args))
+        try:
+            future.set_result(fn(*args))
+        except Exception as error:  # noqa: BLE001 - raised by result(), as a process pool's future does
+            future.set_exception(error)
         return future
 
 
