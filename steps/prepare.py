@@ -121,11 +121,12 @@ def prepare(input_dir: Path | list[Path], output_dir: Path, replay_dir: Path | N
                                  frozenset(value.lower() for value in settings.pii_allow), settings.columns,
                                  Path(tokenizer_dir) if tokenizer_dir else None, settings.seed,
                                  settings.validation_fraction, settings.test_fraction)
+    replay_inputs = replay_files(replay_dir)
     with tempfile.TemporaryDirectory(prefix=".staging-", dir=output_dir) as stage_dir, \
-            worker_pool(files, settings.workers) as pool:
+            worker_pool(files + replay_inputs, settings.workers) as pool:
         work = Path(stage_dir)
         files = split_large(files, PART_BYTES, settings.max_file_bytes, pool.map)
-        replay_inputs = split_large(replay_files(replay_dir), PART_BYTES, settings.max_file_bytes, pool.map)
+        replay_inputs = split_large(replay_inputs, PART_BYTES, settings.max_file_bytes, pool.map)
         scans, replay_scans = scan_inputs(files, replay_inputs, scan_settings, work, pool)
         units = staged_units(scans)
         deduplicated = deduplicate(units, settings.near_duplicate_threshold, pool, work)
