@@ -48,7 +48,7 @@ from common.data_report import summary
 from common.data_scan import FileScan, ScanSettings, merge_file_entries, scan_file, staged_units
 from common.data_settings import PrepareSettings, SettingsError, parse_columns, parse_list
 from common.data_split import SPLIT_NAMES
-from common.data_units import Unit
+from common.data_units import Unit, remove_files
 
 DEFAULT_INPUT_DIR = Path("/opt/ml/processing/input/data")
 DEFAULT_OUTPUT_DIR = Path("/opt/ml/processing/output")
@@ -130,6 +130,7 @@ def prepare(input_dir: Path | list[Path], output_dir: Path, replay_dir: Path | N
         scans, replay_scans = scan_inputs(files, replay_inputs, scan_settings, work, pool)
         units = staged_units(scans)
         deduplicated = deduplicate(units, settings.near_duplicate_threshold, pool, work)
+        cleanup = pool.submit(remove_files, [path for unit in units for path in unit.dedup_files()])
         replay, replayed = NO_REPLAY, []
         if replay_scans:
             replay, replayed = select_replay(replay_scans, settings.replay_fraction, units,
@@ -140,6 +141,7 @@ def prepare(input_dir: Path | list[Path], output_dir: Path, replay_dir: Path | N
         previous = read_previous(replay_dir)
         counts = (compare_counts(previous, units, replayed, written.kept, written.size, deduplicated.kept.count(),
                                  pool, work) if previous else None)
+        cleanup.result()
         return _finish(settings, output_dir, scans, deduplicated, replay, written, previous, counts)
 
 

@@ -21,7 +21,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from common.data_spill import DIGEST_ROW, Bitmap, SpillSource, partition_totals, plan_groups, read_group
+from common.data_spill import DIGEST_ROW, Bitmap, SpillSource, loaded, partition_totals, plan_groups, read_group
 from common.data_units import Unit
 
 MANIFEST_FILE = "manifest.json"
@@ -50,7 +50,7 @@ def _digest_group(sources: list[SpillSource], lo: int, hi: int, kept: Bitmap) ->
 
 def staged_data_version(units: list[Unit], kept_path: Path, size: int) -> str:
     """`data_version` of the kept examples of staged units, sorted one digest range at a time."""
-    sources = [unit.spill("digests") for unit in units]
+    sources = loaded([unit.spill("digests") for unit in units])
     kept = Bitmap.load(kept_path, size)
     digest = hashlib.sha256()
     for lo, hi in plan_groups(partition_totals(sources), DIGEST_ROW):

@@ -31,6 +31,7 @@ from common.data_spill import (
     Bitmap,
     SpillSource,
     SpillWriter,
+    loaded,
     partition_totals,
     plan_groups,
     read_group,
@@ -160,7 +161,7 @@ def _verify_range(path: Path, units: list[Unit], threshold: float) -> np.ndarray
 def deduplicate(units: list[Unit], threshold: float, pool: Pool, work_dir: Path) -> Deduplicated:
     """Exact duplicates (same id) first, then near-duplicates among the rest; the first occurrence is kept."""
     size = sum(unit.size for unit in units)
-    id_sources = [unit.spill("ids") for unit in units]
+    id_sources = loaded([unit.spill("ids") for unit in units])
     exact = Bitmap(size)
     groups = plan_groups(partition_totals(id_sources), KEY_ROW)
     for found in pool.map(later_occurrences_group, repeat(id_sources), *zip(*groups)):
@@ -168,7 +169,7 @@ def deduplicate(units: list[Unit], threshold: float, pool: Pool, work_dir: Path)
     exact_path = exact.save(work_dir / "exact.bits")
 
     pair_spill = PairSpill(work_dir / "pairs", size)
-    band_sources = [[unit.spill(kind) for unit in units] for kind in BAND_KINDS]  # one list per band, shared
+    band_sources = [loaded([unit.spill(kind) for unit in units]) for kind in BAND_KINDS]  # one list per band
     tasks = [(sources, lo, hi) for sources in band_sources
              for lo, hi in plan_groups(partition_totals(sources), BAND_ROW)]
     for pairs in pool.map(_band_group, *zip(*tasks), repeat(exact_path), repeat(size), repeat(threshold)):
@@ -267,8 +268,9 @@ def _compare_prompts(new: list[SpillSource], previous: SpillSource, lo: int, hi:
 def compare_counts(previous: PreviousData, new_units: list[Unit], replay_units: list[Unit], kept_path: Path,
                    size: int, new_kept: int, pool: Pool, work_dir: Path) -> dict[str, int]:
     """Kept new examples new / changed / unchanged against the previous index, and previous examples removed."""
-    spilled = _spill_previous(previous, work_dir)
-    new_ids, replay_ids = [unit.spill("ids") for unit in new_units], [unit.spill("ids") for unit in replay_units]
+    spilled = {name: source.loaded() for name, source in _spill_previous(previous, work_dir).items()}
+    new_ids = loaded([unit.spill("ids") for unit in new_units])
+    replay_ids = loaded([unit.spill("ids") for unit in replay_units])
     groups = plan_groups(partition_totals([*new_ids, *replay_ids, spilled["ids"]]), KEY_ROW)
     unchanged, removed = Bitmap(size), 0
     for indices, missing in pool.map(_compare_ids, repeat(new_ids), repeat(replay_ids), repeat(spilled["ids"]),
@@ -276,7 +278,7 @@ def compare_counts(previous: PreviousData, new_units: list[Unit], replay_units: 
         unchanged.set(indices)
         removed += missing
     unchanged_path = unchanged.save(work_dir / "unchanged.bits")
-    new_prompts = [unit.spill("prompt_keys") for unit in new_units]
+    new_prompts = loaded([unit.spill("prompt_keys") for unit in new_units])
     groups = plan_groups(partition_totals([*new_prompts, spilled["prompt_keys"]]), KEY_ROW)
     changed = sum(pool.map(_compare_prompts, repeat(new_prompts), repeat(spilled["prompt_keys"]), *zip(*groups),
                            repeat(kept_path), repeat(unchanged_path), repeat(size)))

@@ -37,6 +37,7 @@ from common.data_spill import (
     PARTITION_BITS,
     Bitmap,
     SpillSource,
+    loaded,
     partition_totals,
     plan_groups,
     read_group,
@@ -47,21 +48,27 @@ from common.data_units import COLUMNS, Unit, UnitWriter
 BATCH_ROWS = 4096
 
 
+SPILL_KINDS = (("names", KEY_ROW), ("prompt_keys", KEY_ROW), ("scores", SCORE_ROW), ("ids", REPLAY_ROW))
+
+
 @dataclass(frozen=True)
 class StagedReplay:
-    """The staged replay scans, numbered on from each other (replayed examples' own index space)."""
+    """The staged replay scans, numbered on from each other (replayed examples' own index space), and their
+    spilled keys by kind (row counts read once, passed along to the worker processes)."""
 
     scans: list[ReplayScan]
     bases: list[int]
     size: int
+    spills: dict[str, list[SpillSource]]
 
     @classmethod
     def of(cls, scans: list[ReplayScan]) -> "StagedReplay":
         bases = np.cumsum([0] + [scan.size for scan in scans]).tolist()
-        return cls(scans, bases[:-1], bases[-1])
+        spills = {kind: loaded([scan.spill(kind, base) for scan, base in zip(scans, bases)]) for kind, _ in SPILL_KINDS}
+        return cls(scans, bases[:-1], bases[-1], spills)
 
     def sources(self, kind: str) -> list[SpillSource]:
-        return [scan.spill(kind, base) for scan, base in zip(self.scans, self.bases)]
+        return self.spills[kind]
 
     def line(self, index: int, offset: int, length: int, handles: dict[int, int]) -> bytes:
         """The staged line of replayed example `index` (at `offset`, `length` bytes in its scan's file)."""
@@ -211,7 +218,7 @@ def select_replay(scans: list[ReplayScan], fraction: float, new_units: Sequence[
     superseded = Bitmap(replay.size)
     for kind, dtype in (("prompt_keys", KEY_ROW), ("ids", REPLAY_ROW)):
         queries = Chosen(replay.sources(kind), dtype, sampled_path, replay.size)
-        references = Chosen([unit.spill(kind) for unit in new_units], KEY_ROW, new_kept, new_size)
+        references = Chosen(loaded([unit.spill(kind) for unit in new_units]), KEY_ROW, new_kept, new_size)
         superseded = superseded | matches(queries, references, pool)
     used = sampled & superseded.invert()
     units = _restage(replay, used, used.save(work / "used.bits"), pool, work / "units", new_size)

@@ -56,17 +56,27 @@ class SpillWriter:
         np.save(runs_path(self.path), counts)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SpillSource:
-    """A unit's spill file of one kind, and the global index of the unit's first example."""
+    """A unit's spill file of one kind, the global index of the unit's first example and, once `loaded`,
+    the file's (runs, PARTITIONS) row counts (passed along to the worker processes, read once)."""
 
     path: Path
     base: int
+    counts: np.ndarray | None = None
+
+    def loaded(self) -> "SpillSource":
+        return self if self.counts is not None else SpillSource(self.path, self.base, np.load(runs_path(self.path)))
+
+
+def loaded(sources: Sequence[SpillSource]) -> list[SpillSource]:
+    """The sources with their row counts read."""
+    return [source.loaded() for source in sources]
 
 
 def run_counts(source: SpillSource) -> np.ndarray:
     """(runs, PARTITIONS) row counts of a spill file."""
-    return np.load(runs_path(source.path))
+    return source.counts if source.counts is not None else np.load(runs_path(source.path))
 
 
 def partition_totals(sources: Sequence[SpillSource]) -> np.ndarray:

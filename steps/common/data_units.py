@@ -21,7 +21,7 @@ import numpy as np
 
 from common.data_dedup import BANDS, NUM_PERM, band_keys, sketches
 from common import data_spill
-from common.data_spill import BAND_ROW, DIGEST_ROW, KEY_ROW, SpillSource, SpillWriter
+from common.data_spill import BAND_ROW, DIGEST_ROW, KEY_ROW, SpillSource, SpillWriter, runs_path
 from common.data_split import SPLIT_NAMES
 
 COLUMNS = np.dtype([("id", "<u8"), ("prompt_key", "<u8"), ("prompt_chars", "<i8"), ("completion_chars", "<i8"),
@@ -47,6 +47,11 @@ class Unit:
 
     def spill(self, kind: str) -> SpillSource:
         return SpillSource(self.path(kind), self.base)
+
+    def dedup_files(self) -> list[Path]:
+        """The files only deduplication reads (signatures, LSH band keys)."""
+        bands = [self.path(kind) for kind in BAND_KINDS]
+        return [self.path("sig"), *bands, *(runs_path(path) for path in bands)]
 
     def columns(self, chunk_rows: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
         """(local number of the first, columns) of consecutive chunks of at most `chunk_rows` (CHUNK_ROWS) examples."""
@@ -135,3 +140,9 @@ class UnitWriter:
         for spill in (*self._spills.values(), self._digests):
             spill.close()
         return self.count
+
+
+def remove_files(paths: list[Path]) -> None:
+    """Delete staged files no step reads any more (their pages need not be written back)."""
+    for path in paths:
+        path.unlink(missing_ok=True)
