@@ -88,13 +88,14 @@ def _band_group(sources: list[SpillSource], lo: int, hi: int, exact_path: Path, 
 class PairSpill:
     """Candidate pairs, stored by the later member's index range (at most GROUP_BYTES of pairs per range).
 
-    Pairs are buffered up to GROUP_BYTES before they go to the range files.
+    Pairs are buffered (up to a sixteenth of that) before they go to the range files.
     """
 
     def __init__(self, folder: Path, size: int) -> None:
         self.folder = folder
-        self.budget = max(1, data_spill.GROUP_BYTES // 8)  # pairs packed in 64 bits
-        self.span = max(1, self.budget // data_dedup.BANDS)  # an example is the later member of <= BANDS pairs
+        pairs = max(1, data_spill.GROUP_BYTES // 8)  # packed in 64 bits
+        self.span = max(1, pairs // data_dedup.BANDS)  # an example is the later member of <= BANDS pairs
+        self.budget = max(1, pairs // 16)
         self.ranges = [(start, min(start + self.span, size)) for start in range(0, size, self.span)]
         self._pending: list[np.ndarray] = []
         self._pending_rows = 0
@@ -114,8 +115,8 @@ class PairSpill:
             return
         packed = np.sort(np.concatenate(self._pending))
         self._pending, self._pending_rows = [], 0
-        numbers = (packed >> np.uint64(32)).astype(np.int64) // self.span
-        bounds = np.searchsorted(numbers, np.arange(len(self.ranges) + 1))
+        firsts = (np.arange(len(self.ranges) + 1, dtype=np.uint64) * np.uint64(self.span)) << np.uint64(32)
+        bounds = np.searchsorted(packed, firsts)
         for number in np.flatnonzero(np.diff(bounds)).tolist():
             with self.path(number).open("ab") as handle:
                 packed[bounds[number]:bounds[number + 1]].tofile(handle)

@@ -19,7 +19,7 @@ import numpy as np
 
 PARTITION_BITS = 8
 PARTITIONS = 1 << PARTITION_BITS
-RUN_ROWS = 1 << 15
+RUN_ROWS = 1 << 14
 GROUP_BYTES = 1 << 21
 KEY_ROW = np.dtype([("key", "<u8"), ("index", "<u4")])
 BAND_ROW = np.dtype([("key", "<u8"), ("sketch", "<u8"), ("index", "<u4")])
