@@ -21,10 +21,9 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import repeat
 from pathlib import Path
 from typing import Any, Callable
 
@@ -47,7 +46,7 @@ from common.data_replay_select import select_replay
 from common.data_report import summary
 from common.data_scan import FileScan, ScanSettings, merge_file_entries, scan_file, staged_units
 from common.data_settings import PrepareSettings, SettingsError, parse_columns, parse_list
-from common.data_split import SPLIT_NAMES
+from common.data_split import SPLIT_NAMES, TRAIN, VALIDATION
 from common.data_units import Unit, remove_files
 
 DEFAULT_INPUT_DIR = Path("/opt/ml/processing/input/data")
@@ -136,7 +135,7 @@ def prepare(input_dir: Path | list[Path], output_dir: Path, replay_dir: Path | N
             replay, replayed = select_replay(replay_scans, settings.replay_fraction, units,
                                              deduplicated.kept.save(work / "kept-new.bits"), deduplicated.kept.size,
                                              pool, work / "replay")
-        written = _write_splits(settings, output_dir, units, replayed, deduplicated, pool, work)
+        written = _write_splits(settings, output_dir, scans, units, replayed, deduplicated, pool, work)
         write_quarantine(output_dir / "report" / "quarantine.jsonl", scans, replay_scans)
         previous = read_previous(replay_dir)
         counts = (compare_counts(previous, units, replayed, written.kept, written.size, deduplicated.kept.count(),
@@ -157,30 +156,50 @@ class Written:
     size: int
 
 
-def _write_splits(settings: PrepareSettings, output_dir: Path, units: list[Unit], replayed: list[Unit],
-                  deduplicated: Deduplicated, pool: Pool, work: Path) -> Written:
-    """The split files and the index; the summaries of the examples, the split fixes and the data version."""
+def _write_splits(settings: PrepareSettings, output_dir: Path, scans: list[FileScan], units: list[Unit],
+                  replayed: list[Unit], deduplicated: Deduplicated, pool: Pool, work: Path) -> Written:
+    """The split files and the index; the summaries of the examples, the split fixes and the data version.
+
+    The fixes that keep train and validation non-empty need every kept example's split (the summaries),
+    unless more examples were staged for both than were dropped as duplicates: then none is moved, and
+    the split files are written while the workers summarize.
+    """
     size = deduplicated.kept.size + sum(unit.size for unit in replayed)
     kept = deduplicated.kept.resized(size)
     kept.set_range(deduplicated.kept.size, size)  # every replayed example staged is used
     kept_path = kept.save(work / "kept.bits")
     every_unit = [*units, *replayed]
     examples = kept.count()
+    dropped = deduplicated.exact + deduplicated.near
+    staged = [sum(scan.splits[code] for scan in scans) for code in range(len(SPLIT_NAMES))]
+    may_move = not (staged[TRAIN] > dropped and staged[VALIDATION] > dropped)
+
+    def hash_splits(moved: dict[int, int]) -> Future[list[str]]:
+        return pool.submit(split_hashes, units, replayed, kept_path, size, moved)
+
+    hashes = None if may_move else hash_splits({})  # the longest task first
     rate = min(1.0, PROFILE_SAMPLE / max(examples, 1))
-    found = UnitSummary()
-    for part in pool.map(summarize_unit, every_unit, repeat(kept_path), repeat(size), repeat(settings.seed),
-                         repeat(settings.seed ^ PROFILE_SALT), repeat(rate),
-                         [False] * len(units) + [True] * len(replayed)):
-        found.merge(part)
+    summaries = [pool.submit(summarize_unit, unit, kept_path, size, settings.seed, settings.seed ^ PROFILE_SALT, rate,
+                             replay) for unit, replay in zip(every_unit, [False] * len(units) + [True] * len(replayed))]
+    found = _merged(summaries) if may_move else UnitSummary()
     moved = found.tally.fixes()
-    hashes = pool.submit(split_hashes, units, replayed, kept_path, size, moved)
+    hashes = hashes or hash_splits(moved)
     version = pool.submit(staged_data_version, every_unit, kept_path, size)
     index = pool.submit(write_index, output_dir / "train" / INDEX_FILE, every_unit, kept_path, size, examples)
     with SplitWriter(output_dir) as writer:
         write_splits(writer, units, replayed, kept, moved)
+    found = found if may_move else _merged(summaries)
     writer.hashes = hashes.result()
     index.result()
     return Written(writer, found, version.result(), kept_path, size)
+
+
+def _merged(summaries: list[Future[UnitSummary]]) -> UnitSummary:
+    """The units' summaries added up, in unit order."""
+    found = UnitSummary()
+    for part in summaries:
+        found.merge(part.result())
+    return found
 
 
 def _finish(settings: PrepareSettings, output_dir: Path, scans: list[FileScan], deduplicated: Deduplicated,

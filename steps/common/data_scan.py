@@ -54,6 +54,7 @@ class FileScan:
     stage: Path
     rows: int = 0
     staged: int = 0
+    splits: list[int] = field(default_factory=lambda: [0, 0, 0])  # staged examples per split (before fixes)
     quarantined: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
     pii_found: Counter[str] = field(default_factory=Counter)
@@ -183,6 +184,8 @@ class _Scanner:
         settings = self.settings
         columns["split"] = scan_codes(split_scores(columns["id"], settings.seed), settings.validation_fraction,
                                       settings.test_fraction)
+        for code, count in enumerate(np.bincount(columns["split"], minlength=3).tolist()):
+            self.result.splits[code] += count
         self.unit.add(list(lines), columns, np.frombuffer(b"".join(digests), np.uint64).reshape(-1, 2),
                       data_dedup.signatures(texts))
 
