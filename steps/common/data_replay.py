@@ -17,6 +17,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Iterator
 from typing import IO, Any
 
 import numpy as np
@@ -105,15 +106,24 @@ def read_replay_file(file: InputFile) -> tuple[list[Example], list[ReplayRejecte
     label = f"{REPLAY_PREFIX}{file.name}"
     examples: list[Example] = []
     rejected: list[ReplayRejected] = []
+    for line_no, item, raw in replay_rows(file):
+        if isinstance(item, RowError):
+            rejected.append(ReplayRejected(label, line_no, item.reason, item.detail, preview(raw)))
+        else:
+            examples.append(item)
+    return examples, rejected
+
+
+def replay_rows(file: InputFile) -> Iterator[tuple[int, Example | RowError, Any]]:
+    """(line number, the line's example or why it is unusable, the raw line) for every line of a replay file."""
     chat = RecordMapper()
     for line_no, payload, raw in jsonl_file_rows(file):
         try:
             if isinstance(payload, RowError):
                 raise payload
-            examples.append(_example(payload, file.name, chat))
+            yield line_no, _example(payload, file.name, chat), raw
         except RowError as error:
-            rejected.append(ReplayRejected(label, line_no, error.reason, error.detail, preview(raw)))
-    return examples, rejected
+            yield line_no, error, raw
 
 
 def replay_stratum(source: str) -> str:
@@ -281,13 +291,10 @@ class _ReplayWriter:
 def scan_replay_file(file: InputFile, seed: int, stage: Path) -> ReplayScan:
     """Stage one replay file or part of one (see the module docstring); returns its counts and strata."""
     writer = _ReplayWriter(ReplayScan(file.name, stage), seed)
-    chat = RecordMapper()
-    for line_no, payload, raw in jsonl_file_rows(file):
-        try:
-            if isinstance(payload, RowError):
-                raise payload
-            writer.add(_example(payload, file.name, chat))
-        except RowError as error:
-            writer.reject(line_no, error, raw)
+    for line_no, item, raw in replay_rows(file):
+        if isinstance(item, RowError):
+            writer.reject(line_no, item, raw)
+        else:
+            writer.add(item)
     writer.close()
     return writer.scan
