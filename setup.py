@@ -17,9 +17,9 @@ def step_requirements() -> list[str]:
     return [line.split("#")[0].strip() for line in lines if line.split("#")[0].strip()]
 
 
-# Standard benchmarks (lm-evaluation-harness); the evaluate step imports it only for lm-eval suites/tasks.
-EVAL = [item for item in step_requirements() if item.startswith("lm-eval")]
-ML_STACK = ["torch==2.13.0", *(item for item in step_requirements() if item not in EVAL)]
+# Everything the step containers install (steps/requirements.txt, lm-eval included: the local runtime
+# checks that file before each job) on top of the CPU build of torch.
+ML_STACK = ["torch==2.13.0", *step_requirements()]
 TEST = ["pytest>=8", "moto[s3,sagemaker,events,iam,sts]>=5.1", "nbformat>=5"]
 # QLoRA (train.py --quantization 4bit, CUDA only); constraints.txt keeps the CPU build of torch pinned.
 GPU = ["bitsandbytes>=0.45"]
@@ -34,7 +34,7 @@ setup(
     packages=find_packages(include=["pipelines", "pipelines.*"]),
     package_data={"pipelines": ["configs/*.yaml"]},
     install_requires=CONTROL_PLANE,
-    extras_require={"ml": ML_STACK, "eval": EVAL, "gpu": GPU, "test": TEST, "all": ML_STACK + EVAL + TEST},
+    extras_require={"ml": ML_STACK, "gpu": GPU, "test": TEST, "all": ML_STACK + TEST},
     entry_points={
         "console_scripts": [
             "continuum=pipelines.cli:main",

@@ -48,7 +48,7 @@ STRATEGIES: dict[str, list[str]] = {
     "replay(w=0.5)": ["--strategy", "replay", "--replay_weight", "0.5"],
 }
 DEMO_ARGS = ["--lora_r", "32", "--lora_alpha", "64", "--learning_rate", "0.003", "--epochs", "20",
-             "--batch_size", "8", "--max_seq_length", "128", "--seed", "42"]  # fmt: skip  (pipelines/configs/default.yaml)
+             "--batch_size", "8", "--max_seq_length", "128", "--seed", "42"]  # fmt: skip  (pipelines/configs/demo.yaml)
 
 
 @dataclass

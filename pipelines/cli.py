@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from pipelines.cli_support import add_target, backend_for, parse_parameters
-from pipelines.config import ConfigError, load_config
+from pipelines.config import ConfigError, config_path_for, load_config
 
 
 def _print_json(data: Any) -> None:
@@ -39,6 +39,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             demo_model = tiny_base_model_builder(backend.home)  # type: ignore[arg-type]
         staged = stage_training_inputs(backend, config, demo_model)
         parameters = {**staged.parameters(), **parameters}
+    else:
+        _stage_suites(backend, config)
     return _report(run_pipeline(args.pipeline, config, backend, parameters, wait=not args.no_wait))
 
 
@@ -78,11 +80,21 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stage_suites(backend: Any, config: Any) -> None:
+    """The deploy pipeline's smoke test reads the same staged suites as the training gate: stage the list."""
+    from pipelines.staging import ensure_bucket, stage_benchmarks
+
+    ensure_bucket(backend, config.project.bucket)
+    stage_benchmarks(backend, config)
+
+
 def cmd_deploy(args: argparse.Namespace) -> int:
     from pipelines.execution import run_pipeline
 
     config = load_config(args.config)
-    return _report(run_pipeline("deploy", config, backend_for(args, config), parse_parameters(args.param), wait=not args.no_wait))
+    backend = backend_for(args, config)
+    _stage_suites(backend, config)
+    return _report(run_pipeline("deploy", config, backend, parse_parameters(args.param), wait=not args.no_wait))
 
 
 def cmd_invoke(args: argparse.Namespace) -> int:
@@ -141,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     def command(name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
         child = sub.add_parser(name, help=help_text, description=help_text)
-        child.add_argument("--config", help="config YAML (default: the embedded default)")
+        child.add_argument("--config", help="config YAML (default: $CONTINUUM_CONFIG, else ./continuum.yaml, "
+                                            "else the demo's)")
         child.set_defaults(handler=handler)
         return child
 
@@ -193,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command != "demo" and hasattr(args, "config"):
+        args.config = str(config_path_for(args.config))
     try:
         return int(args.handler(args))
     except ConfigError as exc:

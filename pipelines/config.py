@@ -1,13 +1,16 @@
 """The one config schema: a YAML file validated by pydantic; errors name the field."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-DEFAULT_CONFIG_PATH = Path(__file__).parent / "configs" / "default.yaml"
+DEMO_CONFIG_PATH = Path(__file__).parent / "configs" / "demo.yaml"
+PROJECT_CONFIG_FILE = "continuum.yaml"  # what `continuum init` writes; found in the working folder
+CONFIG_ENV = "CONTINUUM_CONFIG"
 
 
 class ConfigError(ValueError):
@@ -118,9 +121,11 @@ class GateConfig(_Strict):
 
 class EvaluationConfig(_Strict):
     instance_type: str = "ml.g5.2xlarge"
-    suites: list[str] = Field(default_factory=lambda: ["company_facts"], min_length=1)
-    custom_benchmarks_uri: str | None = Field(
-        default=None, pattern=r"^s3://[^/]+/.+", description="S3 prefix of more suites (suite.yaml folders); all are run"
+    suites: list[str] = Field(
+        min_length=1,
+        description="each a suite folder or a folder of suites (relative to the config file), an s3:// prefix of "
+                    "suites, or the name of a suite in the repository's benchmarks/; the training gate and the "
+                    "deploy pipeline's smoke test run the same list",
     )
     lm_eval_tasks: list[str] = Field(default_factory=list, description="lm-eval task names (datasets from the hub)")
     lm_eval_limit: int | None = Field(default=None, ge=1, description="at most this many documents per lm-eval task")
@@ -226,6 +231,11 @@ class Config(_Strict):
         return f"s3://{self.project.bucket}/{self.project.name}"
 
     @property
+    def benchmarks_uri(self) -> str:
+        """Where the CLI stages evaluation.suites; the training gate and the deploy smoke test read every suite there."""
+        return f"{self.s3_prefix}/benchmarks"
+
+    @property
     def empty_replay_uri(self) -> str:
         """What a first version replays: a prefix holding only a `_EMPTY` marker (S3 inputs cannot be empty)."""
         return f"{self.s3_prefix}/replay/empty"
@@ -239,9 +249,23 @@ def _format_errors(path: Path, error: ValidationError) -> str:
     return "\n".join(lines)
 
 
+def config_path_for(path: Path | str | None) -> Path:
+    """The config a command uses: `path`, else $CONTINUUM_CONFIG, else ./continuum.yaml, else the demo's."""
+    if path:
+        return Path(path)
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV])
+    project = Path(PROJECT_CONFIG_FILE)
+    return project if project.is_file() else DEMO_CONFIG_PATH
+
+
 def load_config(path: Path | str | None = None, overrides: dict | None = None) -> Config:
-    """Read and validate a config file (the embedded default when `path` is None)."""
-    config_path = Path(path) if path else DEFAULT_CONFIG_PATH
+    """Read and validate a config file (the demo's embedded config when `path` is None).
+
+    Local paths in it (data.source, evaluation.suites entries, a model.base_model starting with ./ or ../)
+    are relative to the config file's folder.
+    """
+    config_path = Path(path) if path else DEMO_CONFIG_PATH
     try:
         raw = yaml.safe_load(config_path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
@@ -252,6 +276,7 @@ def load_config(path: Path | str | None = None, overrides: dict | None = None) -
         raise ConfigError(f"{config_path}: expected a mapping at the top level, got {type(raw).__name__}")
     for dotted, value in (overrides or {}).items():
         _set_dotted(raw, dotted, value)
+    _anchor_paths(raw, config_path.resolve().parent)
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
@@ -264,3 +289,29 @@ def _set_dotted(raw: dict, dotted: str, value: object) -> None:
     for part in parents:
         node = node.setdefault(part, {})
     node[leaf] = value
+
+
+def _is_uri(text: str) -> bool:
+    return "://" in text
+
+
+def _anchored(value: object, folder: Path) -> object:
+    """A relative local path made absolute against `folder`; URIs, absolute paths and non-strings unchanged."""
+    if not isinstance(value, str) or not value or _is_uri(value):
+        return value
+    path = Path(value).expanduser()
+    return value if path.is_absolute() else str(folder / path)
+
+
+def _anchor_paths(raw: dict, folder: Path) -> None:
+    """Resolve the config's local paths against the config file's folder (suite names stay names)."""
+    data, model, evaluation = (raw.get(key) if isinstance(raw.get(key), dict) else {} for key in
+                               ("data", "model", "evaluation"))
+    if "source" in data:
+        data["source"] = _anchored(data["source"], folder)
+    base = model.get("base_model")
+    if isinstance(base, str) and base.startswith(("./", "../")):
+        model["base_model"] = _anchored(base, folder)
+    if isinstance(evaluation.get("suites"), list):
+        evaluation["suites"] = [_anchored(item, folder) if isinstance(item, str) and ("/" in item or item.startswith("."))
+                                else item for item in evaluation["suites"]]

@@ -1,7 +1,8 @@
 """Put a run's inputs where the pipeline reads them: data, base model and benchmark suites in S3.
 
 Local paths are uploaded under content-addressed prefixes (the same content → the same URI);
-`s3://` URIs are used as they are. Locally "S3" is the folder stand-in; the code is the same.
+`s3://` URIs are used as they are, except benchmark suites: every entry of evaluation.suites (a local
+folder, an s3:// prefix or a repository suite name) is copied under the one prefix both pipelines read. Locally "S3" is the folder stand-in; the code is the same.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pipelines.config import Config
 from pipelines.paths import BENCHMARKS_DIR
 
 SAMPLE_SCHEME = "sample://round-"
+SUITE_FILE = "suite.yaml"
 # One PutObject per file (S3 takes up to 5 GB that way); model shards stay below it.
 _SINGLE_PUT_LIMIT = 5 * 1024**3 - 1
 
@@ -131,14 +133,60 @@ def _hub_snapshot(model_id: str) -> Path:
     return Path(snapshot_download(repo_id=model_id, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt"]))
 
 
-def stage_benchmarks(backend: Backend, config: Config, suites_dir: Path = BENCHMARKS_DIR) -> str:
-    """Upload the benchmark suites to the fixed prefix the evaluate step reads."""
-    uri = f"{config.s3_prefix}/benchmarks"
-    for suite in config.evaluation.suites:
-        if not (suites_dir / suite / "suite.yaml").is_file():
-            raise FileNotFoundError(f"evaluation.suites: no suite {suite!r} ({suites_dir / suite / 'suite.yaml'} is missing)")
-        upload_directory(backend, suites_dir / suite, f"{uri}/{suite}")
-    return uri
+def suite_folders(root: Path) -> dict[str, Path]:
+    """Suite folders at or under `root`, keyed by the name their suite.yaml declares (else the folder's)."""
+    import yaml
+
+    found: dict[str, Path] = {}
+    for suite_file in sorted(root.rglob(SUITE_FILE)):
+        try:
+            declared = yaml.safe_load(suite_file.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{suite_file}: not valid YAML: {exc}") from exc
+        name = declared.get("name") if isinstance(declared, dict) and isinstance(declared.get("name"), str) else None
+        name = name or suite_file.parent.name
+        if name in found:
+            raise ValueError(f"evaluation.suites: suite name {name!r} declared by both {found[name]} and {suite_file.parent}")
+        found[name] = suite_file.parent
+    return found
+
+
+def _entry_folder(backend: Backend, entry: str, scratch: Path) -> Path:
+    """One evaluation.suites entry as a local folder: an s3:// prefix is downloaded, a bare name is a repo suite."""
+    if entry.startswith("s3://"):
+        return download_prefix(backend.client("s3"), entry, scratch / hashlib.sha256(entry.encode()).hexdigest()[:12])
+    path = Path(entry).expanduser() if ("/" in entry or entry.startswith(".")) else BENCHMARKS_DIR / entry
+    if not path.exists():
+        raise FileNotFoundError(f"evaluation.suites: {entry!r} is neither a suite folder nor a suite in "
+                                f"{BENCHMARKS_DIR} ({path} does not exist)")
+    return path
+
+
+def stage_benchmarks(backend: Backend, config: Config) -> dict[str, str]:
+    """Put every suite of evaluation.suites under the prefix both pipelines read (config.benchmarks_uri), and
+    remove what an earlier run left there: the prefix holds exactly this list. Returns suite name → URI."""
+    uri = config.benchmarks_uri
+    staged: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="continuum-suites-") as tmp:
+        for entry in config.evaluation.suites:
+            folders = suite_folders(_entry_folder(backend, entry, Path(tmp)))
+            if not folders:
+                raise FileNotFoundError(f"evaluation.suites: {entry!r} holds no {SUITE_FILE}")
+            for name, folder in folders.items():
+                if name in staged:
+                    raise ValueError(f"evaluation.suites: two suites are named {name!r} ({entry!r} repeats one)")
+                staged[name] = upload_directory(backend, folder, f"{uri}/{name}")
+    _remove_other_suites(backend, uri, set(staged))
+    return staged
+
+
+def _remove_other_suites(backend: Backend, uri: str, keep: set[str]) -> None:
+    bucket, _, prefix = f"{uri}/".removeprefix("s3://").partition("/")
+    s3 = backend.client("s3")
+    stale = [item["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+             for item in page.get("Contents", []) if item["Key"][len(prefix):].split("/", 1)[0] not in keep]
+    for start in range(0, len(stale), 1000):
+        s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": key} for key in stale[start:start + 1000]]})
 
 
 def stage_empty_replay(backend: Backend, config: Config) -> str:

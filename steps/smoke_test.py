@@ -136,6 +136,23 @@ def benchmark_gate(suites: dict[str, dict[str, Any]], metric: str, threshold: fl
     raise SmokeTestError(f"--gate-metric {metric!r} is not produced by the suites; they give {known}")
 
 
+def live_metrics(suites: list[BenchmarkSuite]) -> list[str]:
+    """The metrics the benchmark pass can produce through an endpoint (generative suites only)."""
+    return [f"{suite.name}_{metric}" for suite in suites if suite.spec.task in GENERATIVE_TASKS
+            for metric in suite.spec.metrics]
+
+
+def check_gate_runs(suites: list[BenchmarkSuite], metric: str) -> None:
+    """Raise SmokeTestError unless a generative suite produces the gate metric (checked before any endpoint
+    changes: the deploy pipeline runs this first, with --check-only)."""
+    if metric and metric not in live_metrics(suites):
+        offline = [f"{s.name} ({s.spec.task})" for s in suites if s.spec.task not in GENERATIVE_TASKS]
+        raise SmokeTestError(
+            f"--gate-metric {metric!r} is not produced through the endpoint by the suites; they give "
+            f"{live_metrics(suites)}" + (f" (scored offline only: {', '.join(offline)})" if offline else "")
+            + ": list a qa or generation suite with that metric in evaluation.suites, or change evaluation.gate.metric")
+
+
 def check_inputs(endpoint_name: str, prompts: list[str]) -> None:
     if not endpoint_name.strip():
         raise SmokeTestError("--endpoint-name is empty")
@@ -179,6 +196,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=8, help="benchmark prompts per invocation")
     parser.add_argument("--gate-metric", default="", help="e.g. company_facts_token_f1 (needs --benchmarks-dir)")
     parser.add_argument("--gate-threshold", type=float, default=0.0)
+    parser.add_argument("--check-only", action="store_true",
+                        help="load the suites and check the gate metric can be scored live; call no endpoint")
     parser.add_argument("--output-dir", type=Path, default=DEFAULT_OUTPUT_DIR)
     return parser.parse_args(argv)
 
@@ -205,6 +224,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_inputs(args.endpoint_name, args.prompts)  # bad arguments fail before any AWS client exists
         suites = suites_from_args(args)
+        check_gate_runs(suites, args.gate_metric)
+        if args.check_only:
+            print(f"smoke_test: {len(suites)} suite(s) loaded; the gate metric {args.gate_metric or '(none)'} "
+                  f"can be scored through the endpoint")
+            return 0
         report = smoke_test(boto3.client("sagemaker-runtime"), args.endpoint_name, args.prompts, args.max_new_tokens,
                             suites, (args.gate_metric, args.gate_threshold) if args.gate_metric else None,
                             args.benchmark_max_new_tokens, args.batch_size)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.cli import main
-from pipelines.config import ConfigError, DEFAULT_CONFIG_PATH, load_config
+from pipelines.config import ConfigError, DEMO_CONFIG_PATH, load_config
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -24,7 +24,7 @@ def test_embedded_default_is_valid() -> None:
 
 
 def test_errors_name_the_file_and_field(tmp_path: Path) -> None:
-    text = DEFAULT_CONFIG_PATH.read_text().replace("threshold: 0.2", "threshold: high").replace("r: 32", "r: 0")
+    text = DEMO_CONFIG_PATH.read_text().replace("threshold: 0.2", "threshold: high").replace("r: 32", "r: 0")
     with pytest.raises(ConfigError) as excinfo:
         load_config(_write(tmp_path, text))
     message = str(excinfo.value)
@@ -35,7 +35,7 @@ def test_errors_name_the_file_and_field(tmp_path: Path) -> None:
 
 def test_unknown_keys_and_bad_yaml_are_rejected(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="training.epoch_count: Extra inputs are not permitted"):
-        load_config(_write(tmp_path, DEFAULT_CONFIG_PATH.read_text().replace("epochs: 20", "epoch_count: 20")))
+        load_config(_write(tmp_path, DEMO_CONFIG_PATH.read_text().replace("epochs: 20", "epoch_count: 20")))
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(_write(tmp_path, "project: [unclosed"))
     with pytest.raises(ConfigError, match="config file not found"):
@@ -57,7 +57,7 @@ def test_cli_definition_and_models_on_an_empty_home(continuum_home: Path, capsys
     assert main(["definition", "deploy"]) == 0
     definition = json.loads(capsys.readouterr().out)
     names = [step["Name"] for step in definition["Steps"]]
-    assert names[:3] == ["ResolveApprovedModel", "DeployEndpoint", "SmokeTest"]
+    assert names[:4] == ["ResolveApprovedModel", "CheckSmokeSuites", "DeployEndpoint", "SmokeTest"]
     assert definition["Parameters"] and all(step["Type"] in ("Processing", "Condition", "Fail") for step in definition["Steps"])
     assert main(["models", "list"]) == 0
     assert "no model versions in continuum-demo-models" in capsys.readouterr().out

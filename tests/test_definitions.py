@@ -173,7 +173,7 @@ def test_register_arguments(training: dict[str, Any]) -> None:
 
 def test_deploy_definition(deploy: dict[str, Any]) -> None:
     steps = _steps_by_name(deploy)
-    assert list(steps) == ["ResolveApprovedModel", "DeployEndpoint", "SmokeTest", "MonitoringBaseline",
+    assert list(steps) == ["ResolveApprovedModel", "CheckSmokeSuites", "DeployEndpoint", "SmokeTest", "MonitoringBaseline",
                            "CheckPromoteToProduction", "DeployProduction"]
     resolve_args = steps["ResolveApprovedModel"]["Arguments"]["AppSpecification"]["ContainerArguments"]
     assert "--require-approved" in resolve_args
@@ -183,6 +183,12 @@ def test_deploy_definition(deploy: dict[str, Any]) -> None:
     assert pairs["--capture-percent"] == {"Std:Join": {"On": "", "Values": [{"Get": "Parameters.DataCapturePercent"}]}}
     assert pairs["--capture-s3-uri"] == {"Get": "Parameters.DataCaptureS3Uri"}
     assert steps["SmokeTest"]["DependsOn"] == ["DeployEndpoint"]
+    assert steps["DeployEndpoint"]["DependsOn"] == ["CheckSmokeSuites"]  # a suite the gate cannot run: no endpoint change
+    check_args = steps["CheckSmokeSuites"]["Arguments"]["AppSpecification"]["ContainerArguments"]
+    assert "--check-only" in check_args and check_args[check_args.index("--gate-metric") + 1] == CONFIG.evaluation.gate.metric
+    check_inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in steps["CheckSmokeSuites"]["Arguments"]["ProcessingInputs"]}
+    smoke_inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in steps["SmokeTest"]["Arguments"]["ProcessingInputs"]}
+    assert check_inputs["benchmarks"] == smoke_inputs["benchmarks"] == CONFIG.benchmarks_uri
     parameters = {p["Name"]: p["DefaultValue"] for p in deploy["Parameters"]}
     assert parameters["DataCapturePercent"] == CONFIG.deploy.capture_percent
     assert parameters["EndpointName"] == CONFIG.deploy.endpoint_name

@@ -72,7 +72,7 @@ def test_deploy_definition_promotes_to_production_with_guardrails(aws: Backend) 
 def test_deploy_definition_without_production_stage(aws: Backend) -> None:
     config = CONFIG.model_copy(update={"deploy": CONFIG.deploy.model_copy(update={"production": None})})
     definition = definition_json("deploy", config, aws)
-    assert [s["Name"] for s in definition["Steps"]] == ["ResolveApprovedModel", "DeployEndpoint", "SmokeTest",
+    assert [s["Name"] for s in definition["Steps"]] == ["ResolveApprovedModel", "CheckSmokeSuites", "DeployEndpoint", "SmokeTest",
                                                         "MonitoringBaseline"]
     assert "PromoteToProduction" not in {p["Name"] for p in definition["Parameters"]}
 

@@ -97,3 +97,28 @@ def test_benchmark_arguments_are_checked(suites_dir: Path) -> None:
         smoke_test.benchmark_gate({"facts": {"metrics": {"facts_f1": 1.0}, "higher_is_better": {"facts_f1": True}}},
                                   "other_metric", 0.5)
     assert [s.name for s in suites] == ["facts"]
+
+
+def test_check_only_passes_without_calling_the_endpoint(suites_dir: Path, monkeypatch,
+                                                        capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setattr(smoke_test.boto3, "client", lambda service: pytest.fail("--check-only must call no endpoint"))
+    code = smoke_test.main(["--endpoint-name", ENDPOINT, "--prompt", "Hi?", "--benchmarks-dir", str(suites_dir),
+                            "--gate-metric", "facts_token_f1", "--check-only"])
+    assert code == 0
+    assert "the gate metric facts_token_f1 can be scored through the endpoint" in capsys.readouterr().out
+
+
+def test_check_only_fails_when_no_live_suite_gives_the_gate_metric(suites_dir: Path, monkeypatch,
+                                                                   capsys: pytest.CaptureFixture) -> None:
+    offline = suites_dir / "ppl"
+    offline.mkdir()
+    (offline / "suite.yaml").write_text("name: ppl\ntask: perplexity\ndata: cases.jsonl\nmetrics: [perplexity]\n")
+    (offline / "cases.jsonl").write_text(json.dumps({"id": "a", "text": "The X1 costs $10."}) + "\n")
+    monkeypatch.setattr(smoke_test.boto3, "client", lambda service: pytest.fail("--check-only must call no endpoint"))
+    for metric in ("borealis_facts_token_f1", "ppl_perplexity"):
+        code = smoke_test.main(["--endpoint-name", ENDPOINT, "--prompt", "Hi?", "--benchmarks-dir", str(suites_dir),
+                                "--gate-metric", metric, "--check-only"])
+        err = capsys.readouterr().err
+        assert code == 1
+        assert f"--gate-metric {metric!r} is not produced through the endpoint" in err
+        assert "['facts_exact_match', 'facts_token_f1']" in err and "scored offline only: ppl (perplexity)" in err

@@ -14,7 +14,7 @@ from pipelines.definitions import definition_json
 from pipelines.local.runtime import plan_steps
 
 CONFIG = load_config(overrides={
-    "evaluation.custom_benchmarks_uri": "s3://company-benchmarks/suites",
+    "evaluation.suites": ["company_facts", "s3://company-benchmarks/suites"],
     "evaluation.lm_eval_tasks": ["arc_easy", "hellaswag"],
     "evaluation.lm_eval_limit": 50,
 })
@@ -43,17 +43,16 @@ def test_evaluate_inputs_and_arguments(steps: dict[str, dict[str, Any]]) -> None
     assert sources["train"] == {"Get": "Steps.PrepareData.ProcessingOutputConfig.Outputs['train'].S3Output.S3Uri"}
     assert sources["data_report"] == {"Get": "Steps.PrepareData.ProcessingOutputConfig.Outputs['report'].S3Output.S3Uri"}
     assert sources["benchmarks"] == f"{CONFIG.s3_prefix}/benchmarks"
-    assert sources["custom_benchmarks"] == "s3://company-benchmarks/suites"
+    assert "custom_benchmarks" not in sources  # every suite of evaluation.suites is staged under benchmarks/
     assert all(item["LocalPath"] == f"/opt/ml/processing/input/{name}" for name, item in inputs.items())
     args = arguments["AppSpecification"]["ContainerArguments"]
     for name in ("model", "baseline", "validation", "train", "test", "data-report", "retention", "benchmarks"):
         assert f"--{name}-dir=/opt/ml/processing/input/{name.replace('-', '_')}" in args
     value = {flag: args[args.index(flag) + 1] for flag in (
-        "--suites", "--lm-eval-tasks", "--lm-eval-limit", "--custom-benchmarks-dir", "--retention-max-cases",
+        "--lm-eval-tasks", "--lm-eval-limit", "--retention-max-cases",
         "--baseline-model-package-arn", "--baseline-version", "--gate-metric")}
-    assert value["--suites"] == "company_facts,company_quiz" and value["--lm-eval-tasks"] == "arc_easy,hellaswag"
+    assert "--suites" not in args and value["--lm-eval-tasks"] == "arc_easy,hellaswag"  # all staged suites run
     assert value["--lm-eval-limit"] == "50" and value["--retention-max-cases"] == "64"
-    assert value["--custom-benchmarks-dir"] == "/opt/ml/processing/input/custom_benchmarks"
     assert value["--baseline-model-package-arn"] == _json_get("model_package_arn", "ResolveBaseline", "ResolvedModel")
     assert value["--baseline-version"] == {"Std:Join": {"On": "", "Values": [
         _json_get("version", "ResolveBaseline", "ResolvedModel")]}}

@@ -51,32 +51,47 @@ def _endpoint_arguments(resolve: ProcessingStep, resolved: PropertyFile, endpoin
 
 
 def deploy_endpoint_step(config: Config, session: PipelineSession, params: DeployParameters, resolve: ProcessingStep,
-                         resolved: PropertyFile) -> ProcessingStep:
-    """Staging: create or update (standard update) with data capture."""
+                         resolved: PropertyFile, check: ProcessingStep) -> ProcessingStep:
+    """Staging: create or update (standard update) with data capture, once the suites passed their check."""
     return _deploy_step(config, session, "DeployEndpoint", _endpoint_arguments(
         resolve, resolved, params.endpoint_name, params.instance_type, params.instance_count, params.capture_percent,
-        params), [])
+        params), [check])
+
+
+BENCHMARKS_INPUT = "/opt/ml/processing/input/benchmarks"
+
+
+def _smoke_step(config: Config, session: PipelineSession, name: str, arguments: list,
+                depends_on: list[ProcessingStep]) -> ProcessingStep:
+    """smoke_test.py over the staged suites (the training gate's list) with the gate metric."""
+    processor = step_processor(config, session, "smoke-test", config.processing.instance_type)
+    step_args = processor.run(
+        code="smoke_test.py",
+        source_dir=str(STEPS_DIR),
+        inputs=[ProcessingInput(input_name="benchmarks", source=config.benchmarks_uri, destination=BENCHMARKS_INPUT)],
+        outputs=[ProcessingOutput(output_name="smoke", source="/opt/ml/processing/output/smoke")],
+        arguments=[*arguments, "--output-dir", "/opt/ml/processing/output/smoke", "--benchmarks-dir", BENCHMARKS_INPUT,
+                   "--benchmark-max-new-tokens", str(config.evaluation.max_new_tokens),
+                   "--gate-metric", config.evaluation.gate.metric],
+    )
+    return ProcessingStep(name=name, step_args=step_args, depends_on=depends_on or None)
+
+
+def _smoke_arguments(config: Config, params: DeployParameters) -> list:
+    return ["--endpoint-name", params.endpoint_name,
+            *(arg for prompt in config.deploy.smoke_prompts for arg in ("--prompt", prompt))]
+
+
+def check_suites_step(config: Config, session: PipelineSession, params: DeployParameters) -> ProcessingStep:
+    """Before any endpoint changes: the suites load and one of them scores the gate metric live."""
+    return _smoke_step(config, session, "CheckSmokeSuites", [*_smoke_arguments(config, params), "--check-only"], [])
 
 
 def smoke_test_step(config: Config, session: PipelineSession, params: DeployParameters,
                     deploy: ProcessingStep) -> ProcessingStep:
     """Smoke prompts, then the benchmark suites through the live staging endpoint, gated."""
-    processor = step_processor(config, session, "smoke-test", config.processing.instance_type)
-    prompts = [arg for prompt in config.deploy.smoke_prompts for arg in ("--prompt", prompt)]
-    step_args = processor.run(
-        code="smoke_test.py",
-        source_dir=str(STEPS_DIR),
-        inputs=[ProcessingInput(input_name="benchmarks", source=f"{config.s3_prefix}/benchmarks",
-                                destination="/opt/ml/processing/input/benchmarks")],
-        outputs=[ProcessingOutput(output_name="smoke", source="/opt/ml/processing/output/smoke")],
-        arguments=["--endpoint-name", params.endpoint_name, "--output-dir", "/opt/ml/processing/output/smoke", *prompts,
-                   "--benchmarks-dir", "/opt/ml/processing/input/benchmarks",
-                   "--suites", ",".join(config.evaluation.suites),
-                   "--benchmark-max-new-tokens", str(config.evaluation.max_new_tokens),
-                   "--gate-metric", config.evaluation.gate.metric,
-                   "--gate-threshold", params.benchmark_gate_threshold.to_string()],
-    )
-    return ProcessingStep(name="SmokeTest", step_args=step_args, depends_on=[deploy])
+    return _smoke_step(config, session, "SmokeTest", [
+        *_smoke_arguments(config, params), "--gate-threshold", params.benchmark_gate_threshold.to_string()], [deploy])
 
 
 def monitoring_baseline_step(config: Config, session: PipelineSession, resolve: ProcessingStep,
@@ -129,10 +144,11 @@ def deploy_pipeline(config: Config, session: PipelineSession) -> Pipeline:
     resolve, resolved = resolve_model_step(
         config, session, "ResolveApprovedModel", fallback_model_uri="", require_approved=True
     )
-    deploy = deploy_endpoint_step(config, session, params, resolve, resolved)
+    check = check_suites_step(config, session, params)
+    deploy = deploy_endpoint_step(config, session, params, resolve, resolved, check)
     smoke = smoke_test_step(config, session, params, deploy)
     baseline = monitoring_baseline_step(config, session, resolve, resolved, smoke)
-    steps: list = [resolve, deploy, smoke, baseline]
+    steps: list = [resolve, check, deploy, smoke, baseline]
     parameters = params.as_list()
     if config.deploy.production is not None:
         production = production_parameters(config.deploy.production)

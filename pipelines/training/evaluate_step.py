@@ -1,7 +1,7 @@
 """Processing step: candidate vs previous approved version on held-out data and benchmark suites.
 
 Inputs: the candidate artifact, the baseline (resolved.json's model_data_url), the prepared
-splits and data report, the staged built-in suites, optional custom suites (an S3 prefix) and the
+splits and data report, the suites the CLI staged from evaluation.suites (every one is run) and the
 earlier data versions' held-out examples for the retention suite (resolved.json's
 heldout_data_uri: the previous approved version's held-out history). Outputs `evaluation`:
 evaluation.json (PropertyFile), cases.jsonl, report.html and the retention suite that was used;
@@ -57,14 +57,13 @@ def evaluate_step(
         _input("test", prepared["test"].S3Output.S3Uri),
         _input("data_report", prepared["report"].S3Output.S3Uri),
         _input("retention", from_resolved("heldout_data_uri")),
-        _input("benchmarks", f"{config.s3_prefix}/benchmarks"),
+        _input("benchmarks", config.benchmarks_uri),
     ]
     arguments: list[str | PipelineVariable] = [
         *(f"--{name.replace('_', '-')}-dir={INPUT_ROOT}/{name}" for name in
           ("model", "baseline", "validation", "train", "test", "data_report", "retention", "benchmarks")),
         "--output-dir", "/opt/ml/processing/output/evaluation",
         "--heldout-output-dir", "/opt/ml/processing/output/heldout",
-        "--suites", ",".join(settings.suites),
         "--retention-max-cases", str(settings.retention_max_cases),
         "--baseline-version", from_resolved("version").to_string(),
         "--baseline-model-package-arn", from_resolved("model_package_arn"),
@@ -76,9 +75,6 @@ def evaluate_step(
         "--gate-max-forgetting", params.max_forgetting.to_string(),
         *([] if gate.higher_is_better else ["--gate-lower-is-better"]),
     ]
-    if settings.custom_benchmarks_uri:
-        inputs.append(_input("custom_benchmarks", settings.custom_benchmarks_uri))
-        arguments += ["--custom-benchmarks-dir", f"{INPUT_ROOT}/custom_benchmarks"]
     if settings.lm_eval_tasks:
         arguments += ["--lm-eval-tasks", ",".join(settings.lm_eval_tasks)]
     if settings.lm_eval_limit:

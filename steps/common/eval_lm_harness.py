@@ -38,7 +38,7 @@ def require_lm_eval() -> None:
     try:
         import lm_eval  # noqa: F401
     except ImportError as exc:
-        raise ValueError("lm-eval suites and tasks need lm-evaluation-harness: pip install 'continuum[eval]' "
+        raise ValueError("lm-eval suites and tasks need lm-evaluation-harness: pip install 'continuum[ml]' "
                          "(or pip install lm-eval)") from exc
 
 
