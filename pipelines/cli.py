@@ -28,7 +28,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pipelines.execution import run_pipeline
     from pipelines.staging import stage_training_inputs
 
-    config = load_config(args.config)
+    source = args.data if not args.data or "://" in args.data else str(Path(args.data).resolve())
+    config = load_config(args.config, {"data.source": source} if source else None)
     backend = backend_for(args, config)
     parameters = parse_parameters(args.param)
     if args.pipeline == "training":
@@ -163,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = command("run", cmd_run, "run a pipeline (stages the training inputs first)")
     add_target(run)
     run.add_argument("--pipeline", choices=["training", "deploy"], default="training")
+    run.add_argument("--data", help="this round's data (a file, folder or s3:// prefix) instead of data.source")
     run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="pipeline parameter override")
     run.add_argument("--no-wait", action="store_true", help="with --aws: return once started")
 

@@ -66,7 +66,9 @@ def build_tiny_model(out_dir: Path, corpus: Iterable[str], vocab_size: int = 512
     """Train a tokenizer on `corpus`, build a seeded 2-layer Llama-style model, save both to `out_dir`."""
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+    from transformers.utils import logging as transformers_logging
 
+    transformers_logging.disable_progress_bar()  # no "Writing model shards" bar in a user's terminal
     out_dir = Path(out_dir)
     tokenizer = _train_tokenizer(corpus, vocab_size)
     config = LlamaConfig(
