@@ -1,12 +1,12 @@
 """Evaluate step: the candidate model against the previous version on held-out data and benchmark suites.
 
 For each model (candidate, then baseline, one in memory at a time): completion-only validation
-loss on validation/*.jsonl, every requested suite (built-in, custom, lm-eval, and the retention
-suite built from earlier data versions' held-out examples), with batched, length-sorted scoring.
-Writes evaluation.json (metrics with value, baseline, delta, regression; suites; forgetting;
-lineage; gate), cases.jsonl (every case, both answers) and report.html, prints a table, and
-writes the held-out history (earlier versions' + this version's validation and test splits) for the
-next version.
+loss on validation/*.jsonl, every requested suite (built-in, custom, lm-eval) and the retention
+check (known items of the previous version's knowledge inventory, re-asked: common.eval_retention),
+with batched, length-sorted scoring. Writes evaluation.json (metrics with value, baseline, delta,
+regression; suites; inventory; forgetting; lineage; gate), cases.jsonl (every case, both answers)
+and report.html, prints a table, and writes this version's knowledge inventory (the previous one
+merged with this version's training examples, with the candidate's verdicts) for the register step.
 """
 from __future__ import annotations
 
@@ -27,33 +27,40 @@ from common.eval_compare import (
     build_metrics,
     forgetting_summary,
     metric_directions,
+    metric_entry,
     suite_section,
 )
 from common.eval_generation import generate_greedy
 from common.eval_gate import GateError, check_gate_metric, compute_gate, format_table
 from common.eval_lineage import BaselineIdentity, LineageError, build_lineage, model_lineage, read_data_report
 from common.eval_lm_harness import LmEvalTask, run_lm_eval
-from common.eval_model import ModelLoadError, load_model
+from common.eval_inventory import Item, merge, read_inventory, summarize, write_inventory
+from common.eval_model import LoadedModel, ModelLoadError, load_model
 from common.eval_retention import (
-    RETENTION_METRICS,
+    CHECK_METRICS,
+    COVERAGE_SUITE,
+    FORGETTING_METRIC,
+    KNOWN_METRIC,
     RETENTION_SUITE,
-    RetentionCounts,
-    build_retention_suite,
-    next_history,
-    read_dirs,
-    write_history,
+    Retention,
+    RoundPlan,
+    check_suite,
+    compare_retention,
+    inventory_section,
+    judge,
+    next_items,
+    plan_round,
+    sized_for,
 )
-from common.eval_tasks import BatchSettings, ValidationExample, run_suite, validation_loss
+from common.eval_tasks import BatchSettings, SuiteRun, ValidationExample, run_suite, validation_loss
 from common.examples import ExampleError, read_examples
 from common.jsonl import write_jsonl
 from common.report_html import REPORT_FILE, write_report_html
 
 INPUT_ROOT = Path("/opt/ml/processing/input")
 OUTPUT_DIR = Path("/opt/ml/processing/output/evaluation")
-HELDOUT_OUTPUT_DIR = Path("/opt/ml/processing/output/heldout")
 REPORT_JSON = "evaluation.json"
 CASES_FILE = "cases.jsonl"
-RETENTION_DIR = "retention"
 
 
 class EvaluationError(ValueError):
@@ -68,14 +75,13 @@ class EvaluationSettings:
     baseline_dir: Path | None
     validation_dir: Path | None
     train_dir: Path | None
-    test_dir: Path | None
     benchmarks_dir: Path
     custom_benchmarks_dir: Path | None
     suites: list[str] | None
-    retention_dir: Path | None
+    inventory_dir: Path | None
+    inventory_output_dir: Path | None
     retention_max_cases: int
-    heldout_output_dir: Path | None
-    heldout_per_version: int
+    retention_max_new_cases: int
     lm_eval_tasks: list[str]
     lm_eval_limit: int | None
     data_report_dir: Path | None
@@ -99,8 +105,9 @@ class Plan:
     lm_eval: list[LmEvalTask]
     infos: dict[str, SuiteInfo]  # every suite in report order (lm-eval task directions filled after the run)
     validation: list[ValidationExample]
-    retention: RetentionCounts | None
-    history: list[dict[str, Any]]  # the held-out history for the next version
+    round: RoundPlan | None  # the knowledge inventory's work this round (none without inventory folders)
+    retention: BenchmarkSuite | None  # the previous version's known items, re-asked to both models
+    coverage: BenchmarkSuite | None  # more inventory items, asked to the candidate only
     data_report: dict[str, Any] | None
 
 
@@ -126,45 +133,70 @@ def _info(suite: BenchmarkSuite, origin: str) -> SuiteInfo:
                      {m: spec.metric_higher_is_better(m) for m in spec.metrics}, spec.threshold, spec.description)
 
 
+def plan_inventory(settings: EvaluationSettings, data_report: dict[str, Any] | None) -> RoundPlan | None:
+    """Merge the previous inventory with this version's train split and choose the items to ask this round."""
+    if settings.inventory_dir is None and settings.inventory_output_dir is None:
+        return None
+    try:
+        previous = read_inventory(settings.inventory_dir)
+        train = read_examples(settings.train_dir)
+    except ExampleError as exc:
+        raise EvaluationError(f"knowledge inventory: {exc}") from exc
+    data_version = str((data_report or {}).get("data_version") or "unknown")
+    return plan_round(previous, merge(previous, train, data_version), data_version, settings.retention_max_cases,
+                      settings.retention_max_new_cases)
+
+
+def _retention_info(suite: BenchmarkSuite) -> SuiteInfo:
+    metrics = (KNOWN_METRIC, *CHECK_METRICS)
+    return SuiteInfo(suite.name, "qa", suite.spec.version, "retention", metrics, {m: True for m in metrics},
+                     None, suite.spec.description)
+
+
 def plan_evaluation(settings: EvaluationSettings) -> Plan:
-    """Load and check every suite, build the retention suite, read the validation split."""
+    """Load and check every suite, plan the inventory checks, read the validation split."""
     loaded: list[tuple[BenchmarkSuite, str]] = [(s, "built-in") for s in load_suites(settings.benchmarks_dir, settings.suites)]
     if settings.custom_benchmarks_dir is not None:
         if not find_suite_dirs(settings.custom_benchmarks_dir):
             raise EvaluationError(f"{settings.custom_benchmarks_dir}: no suite.yaml found (custom benchmarks)")
         loaded += [(s, "custom") for s in load_suites(settings.custom_benchmarks_dir)]
     data_report = read_data_report(settings.data_report_dir)
-    try:
-        earlier = read_dirs([settings.retention_dir])
-        current = read_dirs([settings.train_dir, settings.validation_dir, settings.test_dir])
-        heldout = read_dirs([settings.validation_dir, settings.test_dir])
-    except ExampleError as exc:
-        raise EvaluationError(f"retention: {exc}") from exc
-    retention, counts = build_retention_suite(earlier, current, settings.retention_max_cases,
-                                              settings.output_dir / RETENTION_DIR)
-    history = next_history(earlier, current, heldout, (data_report or {}).get("data_version") or "unknown",
-                           settings.heldout_per_version)
-    if retention is not None:
-        loaded.append((retention, "retention"))
+    inventory = plan_inventory(settings, data_report)
+    retention = coverage = None
+    if inventory is not None:
+        retention = check_suite(RETENTION_SUITE, inventory.retention,
+                                "Items of the previous version's knowledge inventory that it answered right, re-asked")
+        coverage = check_suite(COVERAGE_SUITE, inventory.coverage,
+                               "Inventory items without a verdict (or last answered wrong), asked to the candidate")
     names = [suite.name for suite, _ in loaded] + settings.lm_eval_tasks
+    names += [RETENTION_SUITE, COVERAGE_SUITE] if inventory is not None else []
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
-        raise EvaluationError(f"suite name(s) {repeated} used twice (built-in, custom, retention and lm-eval names share one space)")
+        raise EvaluationError(f"suite name(s) {repeated} used twice (built-in, custom and lm-eval names share one space "
+                              f"with {RETENTION_SUITE!r} and {COVERAGE_SUITE!r})")
     infos = {suite.name: _info(suite, origin) for suite, origin in loaded}
+    if retention is not None:
+        infos[RETENTION_SUITE] = _retention_info(retention)
     lm_eval = [LmEvalTask(s.name, s.lm_eval_config, tuple(s.spec.metrics)) for s, _ in loaded if s.spec.task == "lm_eval"]
     lm_eval += [LmEvalTask(name, None, None) for name in settings.lm_eval_tasks]
     for name in settings.lm_eval_tasks:
         infos[name] = SuiteInfo(name, "lm_eval", "lm-eval", "lm-eval", (), {})
     validation = read_validation_examples(settings.validation_dir) if settings.validation_dir else []
-    return Plan([s for s, _ in loaded if s.spec.task != "lm_eval"], lm_eval, infos, validation,
-                counts if settings.retention_dir is not None else None, history, data_report)
+    return Plan([s for s, _ in loaded if s.spec.task != "lm_eval"], lm_eval, infos, validation, inventory, retention,
+                coverage, data_report)
 
 
 # ---------------------------------------------------------------- measuring
 
 
+def run_check(loaded: LoadedModel, suite: BenchmarkSuite, settings: BatchSettings) -> SuiteRun:
+    """An inventory check, with room for its longest trained answer, every answer judged (answered_right)."""
+    return judge(run_suite(loaded, sized_for(suite, loaded.tokenizer), settings))
+
+
 def measure(settings: EvaluationSettings, plan: Plan, path: Path, role: str) -> tuple[ModelResults, dict[str, Any]]:
-    """Every suite and the validation loss for the model at path; the model is freed on return."""
+    """Every suite, the retention check and the validation loss for the model at path (the candidate also answers
+    the coverage check); the model is freed on return."""
     loaded = load_model(path, role, settings.max_seq_length)
     generate_greedy(loaded, ["warm-up"], 2)  # first-call costs would otherwise land in the first suite's latency
     try:
@@ -172,6 +204,10 @@ def measure(settings: EvaluationSettings, plan: Plan, path: Path, role: str) -> 
         for suite in plan.suites:
             results.runs[suite.name] = run_suite(loaded, suite, settings.batch)
         results.runs.update(run_lm_eval(loaded, plan.lm_eval, settings.batch.max_batch_size, settings.lm_eval_limit))
+        if plan.retention is not None:
+            results.runs[RETENTION_SUITE] = run_check(loaded, plan.retention, settings.batch)
+        if role == "candidate" and plan.coverage is not None:
+            results.coverage = run_check(loaded, plan.coverage, settings.batch)
     except ValueError as exc:
         raise EvaluationError(f"{role} model: {exc}") from exc
     return results, model_lineage(loaded.metadata, loaded.path)
@@ -194,9 +230,17 @@ def settle_lm_eval_infos(plan: Plan, candidate: ModelResults) -> dict[str, Suite
     return infos
 
 
+def retention_outcome(plan: Plan, candidate: ModelResults, baseline: ModelResults | None) -> Retention | None:
+    """What the candidate forgot of the items the previous version knew (None when nothing was re-asked)."""
+    if plan.round is None or plan.retention is None:
+        return None
+    return compare_retention(plan.round.retention, candidate.runs[RETENTION_SUITE],
+                             baseline.runs[RETENTION_SUITE] if baseline else None)
+
+
 def build_report(settings: EvaluationSettings, plan: Plan, candidate: ModelResults, baseline: ModelResults | None,
-                 lineage: dict[str, Any]) -> dict[str, Any]:
-    """The whole evaluation.json document."""
+                 lineage: dict[str, Any], inventory: list[Item] | None) -> dict[str, Any]:
+    """The whole evaluation.json document (`inventory`: the next inventory's items, when one is kept)."""
     infos = settle_lm_eval_infos(plan, candidate)
     directions = metric_directions(list(infos.values()), with_validation=candidate.validation_loss is not None)
     if settings.gate_metric is not None:
@@ -205,26 +249,29 @@ def build_report(settings: EvaluationSettings, plan: Plan, candidate: ModelResul
         except GateError as exc:
             raise EvaluationError(str(exc)) from exc
     metrics = build_metrics(list(infos.values()), candidate, baseline)
+    retention = retention_outcome(plan, candidate, baseline)
+    if retention is not None:  # the previous version knew every item it counts (baseline 0)
+        metrics[FORGETTING_METRIC] = metric_entry(retention.share, 0.0 if baseline else None, False, RETENTION_SUITE,
+                                                  FORGETTING_METRIC)
     suites = {name: suite_section(info, candidate.runs[name], baseline.runs[name] if baseline else None)
               for name, info in infos.items()}
     report: dict[str, Any] = {
         "metrics": metrics,
         "suites": suites,
-        "retention": None if plan.retention is None else {
-            "suite": RETENTION_SUITE if RETENTION_SUITE in suites else None, "counts": plan.retention.as_dict()},
+        "inventory": None if plan.round is None or inventory is None else inventory_section(
+            plan.round, retention, inventory, settings.gate_max_forgetting),
         "forgetting": forgetting_summary(suites),
         "lineage": lineage,
         "gate": compute_gate(metrics, settings.gate_metric, settings.gate_threshold, settings.gate_max_regression,
-                             settings.gate_higher_is_better, f"{RETENTION_SUITE}_{RETENTION_METRICS[0]}",
-                             settings.gate_max_forgetting),
+                             settings.gate_higher_is_better, retention, settings.gate_max_forgetting),
         "report": REPORT_FILE,
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
     return report
 
 
-def run_evaluation(settings: EvaluationSettings) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
-    """Evaluate candidate and baseline: the evaluation.json document, one record per case, the held-out history."""
+def run_evaluation(settings: EvaluationSettings) -> tuple[dict[str, Any], list[dict[str, Any]], list[Item] | None]:
+    """Evaluate candidate and baseline: the evaluation.json document, one record per case, the next inventory."""
     plan = plan_evaluation(settings)
     if settings.gate_metric is not None and not settings.lm_eval_tasks:
         try:
@@ -236,14 +283,19 @@ def run_evaluation(settings: EvaluationSettings) -> tuple[dict[str, Any], list[d
     baseline, baseline_lineage = (measure(settings, plan, settings.baseline_dir, "baseline")
                                   if settings.baseline_dir else (None, None))
     lineage = build_lineage(candidate_lineage, baseline_lineage, settings.baseline, plan.data_report, plan.suites)
-    return build_report(settings, plan, candidate, baseline, lineage), case_records(candidate, baseline), plan.history
+    inventory = (next_items(plan.round, candidate.runs.get(RETENTION_SUITE), candidate.coverage)
+                 if plan.round is not None else None)
+    report = build_report(settings, plan, candidate, baseline, lineage, inventory)
+    return report, case_records(candidate, baseline), inventory
 
 
 def case_records(candidate: ModelResults, baseline: ModelResults | None) -> list[dict[str, Any]]:
-    """Every case of every suite with both models' answers and scores (cases.jsonl)."""
+    """Every case of every suite and inventory check with both models' answers and scores (cases.jsonl)."""
     records = []
-    for name, run in candidate.runs.items():
-        old_outcomes = baseline.runs[name].outcomes if baseline else [None] * len(run.outcomes)
+    runs = {**candidate.runs, **({COVERAGE_SUITE: candidate.coverage} if candidate.coverage else {})}
+    for name, run in runs.items():
+        old_outcomes = (baseline.runs[name].outcomes if baseline and name in baseline.runs
+                        else [None] * len(run.outcomes))
         for new, old in zip(run.outcomes, old_outcomes):
             records.append({"suite": name, "id": new.id, "group": new.group, "prompt": new.prompt, "target": new.target,
                             "candidate": new.prediction, "baseline": old.prediction if old else None,
@@ -291,18 +343,19 @@ def _parser() -> argparse.ArgumentParser:
     add("--model-dir", type=Path, default=INPUT_ROOT / "model", help="candidate: model dir or model.tar.gz")
     add("--baseline-dir", type=_optional_path, default=INPUT_ROOT / "baseline", help="previous version; '' for none")
     add("--validation-dir", type=_optional_path, default=INPUT_ROOT / "validation", help="held-out split; '' for none")
-    add("--train-dir", type=_optional_path, default=None, help="current train split (retention: what it supersedes)")
-    add("--test-dir", type=_optional_path, default=None,
-        help="current test split: joins the held-out history with the validation split (and supersedes like --train-dir)")
+    add("--train-dir", type=_optional_path, default=None,
+        help="this version's train split: its new examples join the knowledge inventory (replayed rows are skipped)")
     add("--benchmarks-dir", type=Path, default=INPUT_ROOT / "benchmarks", help="built-in suites")
     add("--custom-benchmarks-dir", type=_optional_path, default=None, help="extra suites: every suite found is run")
     add("--suites", default="", help="comma-separated built-in suite names (default: all found)")
-    add("--retention-dir", type=_optional_path, default=None,
-        help="the previous version's held-out history (heldout.jsonl: earlier data versions' test examples)")
-    add("--retention-max-cases", type=int, default=64, help="cap on retention cases (0: no retention suite)")
-    add("--heldout-output-dir", type=_optional_path, default=HELDOUT_OUTPUT_DIR,
-        help="where the held-out history for the next version goes ('' for nowhere)")
-    add("--heldout-per-version", type=int, default=1000, help="most held-out examples kept per data version")
+    add("--inventory-dir", type=_optional_path, default=None,
+        help="the previous version's knowledge inventory (inventory.jsonl); its known items are re-asked")
+    add("--inventory-output-dir", type=_optional_path, default=None,
+        help="where this version's knowledge inventory goes (default: none kept)")
+    add("--retention-max-cases", type=int, default=64,
+        help="most known inventory items re-asked to both models (0: no retention check)")
+    add("--retention-max-new-cases", type=int, default=128,
+        help="most other inventory items (never checked first) asked to the candidate for the next inventory")
     add("--lm-eval-tasks", default="", help="comma-separated lm-eval task names (datasets from the hub)")
     add("--lm-eval-limit", type=int, default=None, help="at most this many documents per lm-eval task")
     add("--data-report-dir", type=_optional_path, default=None, help="the prepare step's report (lineage)")
@@ -318,7 +371,7 @@ def _parser() -> argparse.ArgumentParser:
     add("--gate-max-regression", type=_optional_float, default=None, help="allowed worsening vs baseline (default: none)")
     add("--gate-lower-is-better", action="store_true", help="the gate metric is lower-is-better")
     add("--gate-max-forgetting", type=_optional_float, default=None,
-        help=f"allowed drop of {RETENTION_SUITE}_{RETENTION_METRICS[0]} vs the baseline (default: none)")
+        help="largest allowed share of re-asked known inventory items the candidate answers wrong (default: none)")
     add("--check-suites-only", action="store_true", help="load and check the suites, print them, load no model")
     return parser
 
@@ -329,10 +382,9 @@ def parse_args(argv: list[str] | None) -> EvaluationSettings:
     for name in ("max_new_tokens", "batch_size", "max_batch_tokens", "max_seq_length"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    if args.retention_max_cases < 0:
-        parser.error("--retention-max-cases must be 0 or more")
-    if args.heldout_per_version < 1:
-        parser.error("--heldout-per-version must be at least 1")
+    for name in ("retention_max_cases", "retention_max_new_cases"):
+        if getattr(args, name) < 0:
+            parser.error(f"--{name.replace('_', '-')} must be 0 or more")
     if args.gate_metric is None and (args.gate_threshold is not None or args.gate_max_regression is not None):
         parser.error("--gate-threshold and --gate-max-regression need --gate-metric")
     return EvaluationSettings(
@@ -340,14 +392,13 @@ def parse_args(argv: list[str] | None) -> EvaluationSettings:
         baseline_dir=args.baseline_dir,
         validation_dir=args.validation_dir,
         train_dir=args.train_dir,
-        test_dir=args.test_dir,
         benchmarks_dir=args.benchmarks_dir,
         custom_benchmarks_dir=args.custom_benchmarks_dir,
         suites=_names(args.suites) or None,
-        retention_dir=args.retention_dir,
+        inventory_dir=args.inventory_dir,
+        inventory_output_dir=args.inventory_output_dir,
         retention_max_cases=args.retention_max_cases,
-        heldout_output_dir=args.heldout_output_dir,
-        heldout_per_version=args.heldout_per_version,
+        retention_max_new_cases=args.retention_max_new_cases,
         lm_eval_tasks=_names(args.lm_eval_tasks),
         lm_eval_limit=args.lm_eval_limit,
         data_report_dir=args.data_report_dir,
@@ -368,7 +419,7 @@ def parse_args(argv: list[str] | None) -> EvaluationSettings:
 def describe_suites(settings: EvaluationSettings) -> str:
     """One line per suite that would run: name, task, cases, metrics, threshold."""
     plan = plan_evaluation(settings)
-    cases = {suite.name: len(suite.cases) for suite in plan.suites}
+    cases = {suite.name: len(suite.cases) for suite in [*plan.suites, *filter(None, [plan.retention])]}
     lines = []
     for name, info in plan.infos.items():
         count = f"{cases[name]} cases" if name in cases else "cases read by lm-eval"
@@ -385,13 +436,13 @@ def main(argv: list[str] | None = None) -> int:
         if settings.check_suites_only:
             print(describe_suites(settings))
             return 0
-        report, cases, history = run_evaluation(settings)
+        report, cases, inventory = run_evaluation(settings)
     except (EvaluationError, BenchmarkError, ModelLoadError, LineageError) as exc:
         print(f"evaluate.py: error: {exc}", file=sys.stderr)
         return 2
     path = write_outputs(report, cases, settings.output_dir)
-    if settings.heldout_output_dir is not None:
-        write_history(settings.heldout_output_dir, history)
+    if settings.inventory_output_dir is not None and inventory is not None:
+        write_inventory(settings.inventory_output_dir, inventory, summarize(inventory))
     print(format_table(report))
     print(f"wrote {path} and {settings.output_dir / REPORT_FILE}")
     return 0

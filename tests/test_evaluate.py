@@ -1,4 +1,4 @@
-"""The evaluate step end to end on the tiny model: evaluation.json, cases.jsonl, report.html, lm-eval, retention."""
+"""The evaluate step end to end on the tiny model: evaluation.json, cases.jsonl, report.html, lm-eval, the inventory."""
 from __future__ import annotations
 
 import json
@@ -22,15 +22,21 @@ VALIDATION = [
      "completion": "Thirty days from delivery, minus a restocking fee.", "source": "policy"},
     {"id": "v4", "prompt": "Is the Mower M5 waterproof?", "completion": "Yes.", "source": "product"},
 ]
-EARLIER = [  # the previous version's held-out history (two earlier data versions): the retention suite's source
+PREVIOUS_INVENTORY = [  # the previous version's knowledge inventory (two earlier data versions)
     {"id": "e1", "prompt": "What is the Rover X1?", "completion": "A warehouse robot.", "source": "faq.jsonl:1",
-     "data_version": "d1"},
+     "data_version": "d1", "known": True, "checked_in": "d2"},
     {"id": "e2", "prompt": "Who approves travel?", "completion": "The CEO.", "source": "faq.jsonl:2",
-     "data_version": "d1"},  # superseded by the current data
+     "data_version": "d1", "known": True, "checked_in": "d2"},  # superseded by the current train split
     {"id": "e3", "prompt": "What is the warranty?", "completion": "Two years.", "source": "policies.md:7",
-     "data_version": "d2"},
+     "data_version": "d2", "known": True, "checked_in": "d2"},
+    {"id": "e4", "prompt": "Where is the Rover X1 built?", "completion": "In Ohio.", "source": "faq.jsonl:9",
+     "data_version": "d2", "known": False, "checked_in": "d2"},
 ]
-TEST = [{"id": "t1", "prompt": "Where is the Rover X1 built?", "completion": "In Ohio.", "source": "faq.jsonl:9"}]
+TRAIN = [  # this version's train split: a changed answer, a new fact and a replayed row
+    {"id": "n1", "prompt": "Who approves travel?", "completion": "Your team lead.", "source": "faq.jsonl:2"},
+    {"id": "n2", "prompt": "Is the Mower M5 waterproof?", "completion": "Yes.", "source": "product.csv:3"},
+    {"id": "e3", "prompt": "What is the warranty?", "completion": "Two years.", "source": "replay:policies.md:7"},
+]
 
 
 def _write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
@@ -44,12 +50,12 @@ def eval_inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for name in ("company_facts", "company_quiz"):
         shutil.copytree(REPO_ROOT / "benchmarks" / name, root / "benchmarks" / name)
     _write_jsonl(root / "validation" / "validation.jsonl", VALIDATION)
-    _write_jsonl(root / "earlier" / "heldout.jsonl", EARLIER)
-    _write_jsonl(root / "test" / "test.jsonl", TEST)
-    (root / "earlier" / "_EMPTY").write_text("marker files are ignored\n", encoding="utf-8")
+    _write_jsonl(root / "inventory" / "inventory.jsonl", PREVIOUS_INVENTORY)
+    _write_jsonl(root / "train" / "train.jsonl", TRAIN)
+    (root / "inventory" / "_EMPTY").write_text("marker files are ignored\n", encoding="utf-8")
     (root / "report").mkdir()
     (root / "report" / "report.json").write_text(json.dumps({"data_version": "abc123", "rows": {"kept": 4}}))
-    return {name: root / name for name in ("benchmarks", "validation", "earlier", "test", "report")}
+    return {name: root / name for name in ("benchmarks", "validation", "inventory", "train", "report")}
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +85,7 @@ def perturbed_model_archive(tiny_model_dir: Path, tmp_path_factory: pytest.TempP
 
 
 def _run(argv: list[str], output_dir: Path) -> tuple[int, dict[str, Any]]:
-    code = evaluate.main([*argv, "--output-dir", str(output_dir), "--max-new-tokens", "8",
-                          *([] if "--heldout-output-dir" in argv else ["--heldout-output-dir", ""])])
+    code = evaluate.main([*argv, "--output-dir", str(output_dir), "--max-new-tokens", "8"])
     report_path = output_dir / "evaluation.json"
     return code, json.loads(report_path.read_text()) if report_path.exists() else {}
 
@@ -95,25 +100,26 @@ def test_same_model_as_baseline_gives_zero_deltas(
 ) -> None:
     code, report = _run(
         ["--model-dir", str(tiny_model_dir), "--baseline-dir", str(tiny_model_dir), *_inputs(eval_inputs, "company_facts,company_quiz"),
-         "--retention-dir", str(eval_inputs["earlier"]), "--train-dir", str(eval_inputs["validation"]),
-         "--test-dir", str(eval_inputs["test"]), "--heldout-output-dir", str(tmp_path / "heldout"),
+         "--inventory-dir", str(eval_inputs["inventory"]), "--train-dir", str(eval_inputs["train"]),
+         "--inventory-output-dir", str(tmp_path / "inventory"),
          "--data-report-dir", str(eval_inputs["report"]), "--baseline-version", "3",
          "--baseline-model-package-arn", "arn:aws:sagemaker:us-east-1:1:model-package/g/3",
          "--gate-metric", "company_facts_rouge_l", "--gate-threshold", "0", "--gate-max-regression", "0"],
         tmp_path / "out",
     )
     assert code == 0
-    assert {"metrics", "suites", "gate", "retention", "forgetting", "lineage", "report"} <= set(report)
+    assert {"metrics", "suites", "gate", "inventory", "forgetting", "lineage", "report"} <= set(report)
     assert list(report["metrics"]) == [
         "validation_loss", "validation_perplexity", "company_facts_exact_match", "company_facts_token_f1",
         "company_facts_rouge_l", "company_facts_latency_ms", "company_quiz_accuracy", "company_quiz_accuracy_norm", "company_quiz_latency_ms",
-        "retention_token_f1", "retention_exact_match", "retention_rouge_l", "retention_latency_ms",
+        "retention_known_recall", "retention_token_f1", "retention_exact_match", "retention_latency_ms", "forgetting",
     ]
     for name, entry in report["metrics"].items():
         assert {"value", "baseline", "delta", "regression", "higher_is_better", "suite", "metric"} <= set(entry)
         if not name.endswith("latency_ms"):
             assert entry["delta"] == 0.0 and entry["regression"] == 0.0 and entry["value"] == entry["baseline"], name
-        assert entry["higher_is_better"] is not (name.startswith("validation_") or name.endswith("latency_ms"))
+        assert entry["higher_is_better"] is not (name.startswith("validation_") or name.endswith("latency_ms")
+                                                 or name == "forgetting")
     f1 = report["metrics"]["company_facts_token_f1"]
     assert f1["suite"] == "company_facts" and f1["metric"] == "token_f1"
     loss = report["metrics"]["validation_loss"]["value"]
@@ -126,14 +132,23 @@ def test_same_model_as_baseline_gives_zero_deltas(
     assert [ex["id"] for ex in facts["examples"]] == [case["id"] for case in cases_file[:5]]
     assert all(ex["candidate"] == ex["baseline"] for ex in facts["examples"]) and facts["worst_regressions"] == []
     assert report["suites"]["company_quiz"]["forgetting"]["forgotten"] == 0
-    # Retention: e2 is superseded by the current data's answer; e1 and e3 (two data versions) are re-checked,
-    # grouped by source file; the history handed on drops e2 and adds this version's validation and test splits.
-    assert report["retention"] == {"suite": "retention", "counts": {
-        "available": 3, "superseded": 1, "duplicates": 0, "capped": 0, "used": 2, "data_versions": 2}}
-    history = [json.loads(line) for line in (tmp_path / "heldout" / "heldout.jsonl").read_text().splitlines()]
-    assert [(row["id"], row["data_version"]) for row in history] == [
-        ("e1", "d1"), ("e3", "d2"), *((row["id"], "abc123") for row in [*VALIDATION, *TEST])]
-    assert set(report["suites"]["retention"]["groups"]) == {"faq.jsonl", "policies.md"}
+    # The inventory: e2 is superseded by the new answer; the known e1 and e3 (two data versions) are re-asked
+    # to both models; the new n1, n2 and the wrong-last-time e4 are asked to the candidate; the replayed e3 is
+    # not new. The next inventory keeps every item with this round's verdict.
+    inventory = report["inventory"]
+    assert inventory["previous"] == {"items": 4, "known": 3} and inventory["coverage_checks"] == 3
+    assert inventory["merge"] == {"added": 2, "superseded": 1, "repeated": 0, "replayed_rows": 1}
+    retention = inventory["retention"]
+    assert retention["asked"] == 2 and retention["known"] + retention["lost_before"] == 2
+    assert retention["forgotten"] == 0 and retention["forgetting"] == 0.0  # the same model forgets nothing
+    assert report["metrics"]["forgetting"]["value"] == report["metrics"]["forgetting"]["baseline"] == 0.0
+    assert set(report["suites"]["retention"]["groups"]) == {"d1", "d2"}
+    items = [json.loads(line) for line in (tmp_path / "inventory" / "inventory.jsonl").read_text().splitlines()]
+    assert [(row["id"], row["data_version"], row["checked_in"]) for row in items] == [
+        ("e1", "d1", "abc123"), ("e3", "d2", "abc123"), ("e4", "d2", "abc123"), ("n1", "abc123", "abc123"),
+        ("n2", "abc123", "abc123")]
+    summary = json.loads((tmp_path / "inventory" / "summary.json").read_text())
+    assert (summary["items"], summary["checked"]) == (5, 5) and inventory["next"]["items"] == 5
     assert report["gate"]["passed"] is True and report["gate"]["suite_threshold_failures"] == 0
     lineage = report["lineage"]
     assert lineage["data"] == {"data_version": "abc123", "rows": {"kept": 4}}
@@ -141,11 +156,12 @@ def test_same_model_as_baseline_gives_zero_deltas(
     assert lineage["benchmarks"]["company_facts"]["cases"] == len(cases_file)
 
     cases = [json.loads(line) for line in (tmp_path / "out" / "cases.jsonl").read_text().splitlines()]
-    assert len(cases) == len(cases_file) + 35 + 2
-    assert {c["suite"] for c in cases} == {"company_facts", "company_quiz", "retention"}
+    assert len(cases) == len(cases_file) + 35 + 2 + 3
+    assert {c["suite"] for c in cases} == {"company_facts", "company_quiz", "retention", "inventory_check"}
+    assert all(c["baseline"] is None for c in cases if c["suite"] == "inventory_check")
     html = (tmp_path / "out" / "report.html").read_text()
     assert "Gate passed" in html and "candidate vs version 3" in html and "data:image/png;base64," in html
-    assert (tmp_path / "out" / "retention" / "suite.yaml").is_file()
+    assert "This version&#x27;s inventory: 5 items" in html or "This version's inventory: 5 items" in html
     out = capsys.readouterr().out
     assert "validation_loss" in out and "company_facts_rouge_l" in out and "PASSED" in out
 
@@ -189,7 +205,7 @@ def test_no_baseline_no_validation_no_gate(tiny_model_dir: Path, eval_inputs: di
     assert "validation_loss" not in report["metrics"]
     for entry in report["metrics"].values():
         assert entry["baseline"] is None and entry["delta"] is None and entry["regression"] == 0.0
-    assert report["suites"]["company_quiz"]["metrics"]["baseline"] is None and report["retention"] is None
+    assert report["suites"]["company_quiz"]["metrics"]["baseline"] is None and report["inventory"] is None
     assert report["gate"]["metric"] is None and report["gate"]["passed"] is True
 
 
@@ -249,5 +265,5 @@ def test_check_suites_only_and_help(eval_inputs: dict[str, Path], capsys: pytest
         evaluate.main(["--help"])
     assert excinfo.value.code == 0
     out = capsys.readouterr().out
-    for flag in ("--model-dir", "--baseline-dir", "--suites", "--retention-dir", "--lm-eval-tasks", "--gate-lower-is-better"):
+    for flag in ("--model-dir", "--baseline-dir", "--suites", "--inventory-dir", "--lm-eval-tasks", "--gate-lower-is-better"):
         assert flag in out

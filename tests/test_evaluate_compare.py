@@ -1,18 +1,13 @@
-"""evaluation.json's comparison pieces: metric entries, the gate's verdict, regressions, flips, retention."""
+"""evaluation.json's comparison pieces: metric entries, the gate's verdict (forgetting too), regressions, flips."""
 from __future__ import annotations
 
-import hashlib
-
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from common.benchmarks import load_suite
 from common.eval_compare import SuiteInfo, forgetting, metric_entry, worst_regressions
 from common.eval_gate import GateError, check_gate_metric, compute_gate
-from common.eval_retention import build_retention_suite, next_history, source_group
+from common.eval_retention import Retention
 from common.eval_tasks import CaseOutcome, SuiteRun
 
 
@@ -68,17 +63,19 @@ def test_suite_thresholds_fail_the_gate_with_their_own_reason() -> None:
     assert no_gate_metric["metric"] is None and no_gate_metric["passed"] is False
 
 
-def test_forgetting_fails_the_gate_when_the_retention_metric_drops_too_far() -> None:
-    retention = metric_entry(0.55, 0.8, True, "retention", "token_f1")
-    metrics = _metrics(0.9, 0.8, True, retention_token_f1=retention)
-    gate = compute_gate(metrics, "facts_m", 0.5, 0.1, True, "retention_token_f1", 0.2)
+def test_forgetting_fails_the_gate_beside_the_gate_metric_and_only_past_its_bound() -> None:
+    forgot = Retention(asked=10, known=8, lost_before=2, forgotten=[
+        {"id": f"f{n}", "data_version": "0123456789abcdef"} for n in range(2)])
+    metrics = _metrics(0.9, 0.8, True)
+    gate = compute_gate(metrics, "facts_m", 0.5, 0.1, True, forgot, 0.2)
     assert gate["passed"] is False and gate["forgetting_failures"] == 1 and gate["suite_threshold_failures"] == 0
-    assert gate["reasons"] == ["benchmark retention metric token_f1 = 0.55 regressed by 0.25 vs baseline 0.8: earlier "
-                               "data versions' knowledge forgotten (MaxForgetting 0.2)"]
-    assert compute_gate(metrics, "facts_m", 0.5, 0.1, True, "retention_token_f1", 0.25)["passed"] is True
-    assert compute_gate(metrics, "facts_m", 0.5, 0.1, True, "retention_token_f1", None)["forgetting_failures"] == 0
-    first_version = compute_gate(_metrics(0.9, 0.8, True), "facts_m", 0.5, 0.1, True, "retention_token_f1", 0.0)
-    assert first_version["passed"] is True and first_version["forgetting_metric"] is None
+    assert gate["reasons"] == ["forgetting 0.25 > MaxForgetting 0.2: the candidate answers 2 of 8 items the previous "
+                               "version knew wrong (data version(s) 0123456789ab)"]
+    assert (gate["forgetting"], gate["forgotten_items"], gate["known_items_asked"]) == (0.25, 2, 8)
+    assert compute_gate(metrics, "facts_m", 0.5, 0.1, True, forgot, 0.25)["passed"] is True
+    assert compute_gate(metrics, "facts_m", 0.5, 0.1, True, forgot, None)["forgetting_failures"] == 0
+    first_version = compute_gate(metrics, "facts_m", 0.5, 0.1, True, None, 0.0)
+    assert first_version["passed"] is True and first_version["forgetting"] == 0.0
 
 
 def test_gate_metric_must_exist_and_point_the_right_way() -> None:
@@ -110,82 +107,3 @@ def test_worst_regressions_put_flips_first_then_the_biggest_drop() -> None:
     assert worst_regressions(info, candidate, baseline, limit=1)[0]["id"] == "c0"
     assert forgetting(candidate, baseline) == {"kept": 0, "forgotten": 1, "learned": 0, "still_wrong": 3}
     assert forgetting(_run([0.0], [None]), _run([0.0], [None])) is None
-
-
-def _example(id_: str, prompt: str, completion: str, source: str = "faq.jsonl:3") -> dict[str, str]:
-    return {"id": id_, "prompt": prompt, "completion": completion, "source": source}
-
-
-def test_retention_suite_drops_superseded_answers_and_caps(tmp_path: Path) -> None:
-    earlier = [
-        _example("a", "What is the return window?", "30 days", "replay:policies.md:4"),
-        _example("b", "How much is the Sweepy S2?", "$399", "catalog.csv:9"),
-        _example("c", "What is the return window? ", "30 days!", "faq.jsonl:1"),  # same prompt once normalized
-        _example("d", "Which Wi-Fi bands?", "2.4 GHz only"),
-    ]
-    current = [
-        _example("n1", "How much is the Sweepy S2?", "$349", "catalog.csv:9"),  # new answer: b is superseded
-        _example("n2", "Which Wi-Fi bands?", "2.4 GHz only", "replay:faq.jsonl:3"),  # replayed copy: not new data
-        _example("n3", "What is the return window?", "30 days", "faq.jsonl:2"),  # same answer restated: a stays
-    ]
-    suite, counts = build_retention_suite(earlier, current, max_cases=10, folder=tmp_path / "retention")
-    assert suite is not None
-    assert counts.as_dict() == {"available": 4, "superseded": 1, "duplicates": 1, "capped": 0, "used": 2,
-                                "data_versions": 1}
-    assert sorted((case.id, case.group) for case in suite.cases) == [("a", "policies.md"), ("d", "faq.jsonl")]
-    assert suite.spec.task == "qa" and suite.spec.primary_metric == "token_f1"
-    on_disk = load_suite(tmp_path / "retention")
-    assert [case.target for case in on_disk.cases] == [case.target for case in suite.cases]
-    assert yaml.safe_load((tmp_path / "retention" / "suite.yaml").read_text())["name"] == "retention"
-
-    capped, capped_counts = build_retention_suite(earlier, current, max_cases=1, folder=tmp_path / "capped")
-    assert capped is not None and len(capped.cases) == 1 and capped_counts.capped == 1
-    again, _ = build_retention_suite(list(reversed(earlier)), current, max_cases=1, folder=tmp_path / "again")
-    assert again is not None and again.cases == capped.cases  # the cap is a stable hash, not file order
-    nothing, none_counts = build_retention_suite([], current, max_cases=10, folder=tmp_path / "none")
-    assert nothing is None and none_counts.used == 0 and not (tmp_path / "none").exists()
-    assert source_group("replay:exports/chats.jsonl:12") == "exports/chats.jsonl" and source_group("") == "unknown"
-
-
-def _versioned(id_: str, version: str, prompt: str | None = None, completion: str = "yes") -> dict[str, str]:
-    return {**_example(id_, prompt or f"Question {id_}?", completion), "data_version": version}
-
-
-def test_retention_cases_are_shared_across_data_versions_oldest_first(tmp_path: Path) -> None:
-    """Five v1 examples, one v2 example, cap 2: v2 still gets a case (round-robin), not the hash's v1 favourites."""
-    earlier = [*(_versioned(f"a{n}", "v1") for n in range(5)), _versioned("b0", "v2")]
-    suite, counts = build_retention_suite(earlier, [], max_cases=2, folder=tmp_path / "rr")
-    assert suite is not None and counts.used == 2 and counts.capped == 4 and counts.data_versions == 2
-    assert "b0" in {case.id for case in suite.cases}
-    # The same prompt in two versions with the same answer: the oldest version's example is the one kept.
-    repeated = [_versioned("old", "v1", "Same question?"), _versioned("new", "v2", "same question")]
-    suite, counts = build_retention_suite(repeated, [], max_cases=5, folder=tmp_path / "dup")
-    assert suite is not None and [case.id for case in suite.cases] == ["old"] and counts.duplicates == 1
-
-
-def test_next_history_drops_superseded_tags_the_test_split_and_caps_per_version() -> None:
-    earlier = [_versioned("a", "v1", "Price of S2?", "$399"), _versioned("b", "v1"), _versioned("c", "v2")]
-    current = [_example("n1", "Price of S2?", "$349"), _example("n2", "Question z?", "no", "replay:x.jsonl:1")]
-    test = [_example("t1", "Question t1?", "ok"), _example("b", "Question b?", "yes"), _example("t2", "Question t2?", "ok")]
-    history = next_history(earlier, current, test, "v3", per_version=5)
-    assert [(row["id"], row["data_version"]) for row in history] == [("b", "v1"), ("c", "v2"), ("t1", "v3"), ("t2", "v3")]
-    assert set(history[2]) == {"id", "prompt", "completion", "source", "data_version"}
-    capped = next_history(earlier, current, test, "v3", per_version=1)
-    assert [row["data_version"] for row in capped] == ["v1", "v2", "v3"]
-    assert capped[2]["id"] == min(("t1", "t2"), key=lambda i: hashlib.sha256(f"retention:{i}".encode()).hexdigest())
-
-
-def test_chat_examples_become_retention_cases_with_their_context(tmp_path: Path) -> None:
-    def chat(id_: str, system: str, answer: str) -> dict[str, Any]:
-        messages = [{"role": "system", "content": system}, {"role": "user", "content": "How fast is it?"},
-                    {"role": "assistant", "content": answer}]
-        return {**_example(id_, "How fast is it?", answer), "messages": messages, "data_version": "v1"}
-
-    earlier = [chat("m", "Product: Mower M5.", "8 km/h"), chat("r", "Product: Rover X1.", "12 km/h")]
-    current = [chat("r2", "Product: Rover X1.", "14 km/h")]  # the Rover's answer changed; the Mower's did not
-    suite, counts = build_retention_suite(earlier, current, max_cases=10, folder=tmp_path / "chat")
-    assert suite is not None and counts.superseded == 1 and counts.duplicates == 0
-    (case,) = suite.cases
-    assert case.id == "m" and case.prompt == "How fast is it?"
-    assert case.context == ({"role": "system", "content": "Product: Mower M5."},)
-    assert load_suite(tmp_path / "chat").cases == suite.cases  # cases.jsonl keeps the chat

@@ -42,6 +42,7 @@ class ModelResults:
 
     validation_loss: float | None
     runs: dict[str, SuiteRun] = field(default_factory=dict)
+    coverage: SuiteRun | None = None  # the inventory's coverage check (candidate only; not compared)
 
 
 def metric_entry(

@@ -1,14 +1,17 @@
 """The gate's verdict in evaluation.json, and the console table.
 
 The pipeline's ConditionSteps decide (they read metrics.<gate metric>.value / .regression,
-gate.suite_threshold_failures and gate.forgetting_failures); this section says the same in words
-so the FailStep message can name the benchmark, the metric, the value and the threshold that failed.
-The forgetting check bounds how much worse the candidate does than the previous version on the
-retention suite (earlier data versions' held-out examples); it passes when there is no such suite.
+gate.forgetting and gate.suite_threshold_failures); this section says the same in words so the
+FailStep message can name the benchmark, the metric, the value and the threshold that failed.
+The forgetting check bounds the share of re-asked known inventory items (what the previous version
+answered right) that the candidate answers wrong (common.eval_retention); it passes when nothing
+was re-asked (a first version, or an inventory with no known item).
 """
 from __future__ import annotations
 
 from typing import Any
+
+from common.eval_retention import Retention
 
 
 class GateError(ValueError):
@@ -31,14 +34,14 @@ def _below(entry: dict[str, Any], threshold: float, origin: str) -> str:
             f"is not {sign} threshold {threshold:.6g} ({origin})")
 
 
-def _forgetting(metrics: dict[str, dict[str, Any]], metric: str | None, max_forgetting: float | None) -> list[str]:
-    """The forgetting reason, if the retention metric regressed past `max_forgetting`."""
-    entry = metrics.get(metric) if metric else None
-    if entry is None or max_forgetting is None or entry["baseline"] is None or entry["regression"] <= max_forgetting:
+def _forgetting(retention: Retention | None, max_forgetting: float | None) -> list[str]:
+    """The forgetting reason, if the candidate forgot more than `max_forgetting` of the known items re-asked."""
+    if retention is None or max_forgetting is None or retention.share <= max_forgetting:
         return []
-    return [f"benchmark {entry['suite']} metric {entry['metric']} = {entry['value']:.6g} regressed by "
-            f"{entry['regression']:.6g} vs baseline {entry['baseline']:.6g}: earlier data versions' knowledge "
-            f"forgotten (MaxForgetting {max_forgetting:.6g})"]
+    versions = sorted({item["data_version"][:12] for item in retention.forgotten})
+    return [f"forgetting {retention.share:.4g} > MaxForgetting {max_forgetting:.6g}: the candidate answers "
+            f"{len(retention.forgotten)} of {retention.known} items the previous version knew wrong "
+            f"(data version(s) {', '.join(versions)})"]
 
 
 def compute_gate(
@@ -47,11 +50,11 @@ def compute_gate(
     threshold: float | None,
     max_regression: float | None,
     higher_is_better: bool,
-    forgetting_metric: str | None = None,
+    retention: Retention | None = None,
     max_forgetting: float | None = None,
 ) -> dict[str, Any]:
     """Passed when the gate metric meets its threshold and regression bound, every suite meets its own threshold
-    and the retention metric (`forgetting_metric`, when produced) regressed at most `max_forgetting`."""
+    and the candidate forgot at most `max_forgetting` of the re-asked known items (`retention`, when any)."""
     reasons: list[str] = []
     if metric is not None:
         entry = metrics[metric]
@@ -66,14 +69,16 @@ def compute_gate(
             )
     suite_failures = [_below(entry, entry["threshold"], "suite.yaml threshold")
                       for entry in metrics.values() if entry.get("passed") is False]
-    forgetting_failures = _forgetting(metrics, forgetting_metric, max_forgetting)
+    forgetting_failures = _forgetting(retention, max_forgetting)
     reasons += suite_failures + forgetting_failures
     return {
         "metric": metric,
         "threshold": threshold,
         "max_regression": max_regression,
         "higher_is_better": higher_is_better,
-        "forgetting_metric": forgetting_metric if forgetting_metric in metrics else None,
+        "forgetting": retention.share if retention else 0.0,  # read by the pipeline's CheckForgetting
+        "forgotten_items": len(retention.forgotten) if retention else 0,
+        "known_items_asked": retention.known if retention else 0,
         "max_forgetting": max_forgetting,
         "passed": not reasons,
         "reasons": reasons,

@@ -1,118 +1,74 @@
-"""Knowledge retention: the held-out examples of earlier data versions, carried from version to version.
+"""Knowledge retention: each round re-asks what the previous version knew, and grows the inventory's coverage.
 
-Each evaluation receives the previous approved version's held-out history (`heldout.jsonl`: the
-validation- and test-split examples of every earlier data version, each tagged with its
-`data_version`) and builds two things from it:
+From the previous approved version's inventory (eval_inventory) and this round's train split, a
+round plans two sets of questions, both deterministic (items ranked by sha256 of this round's data
+version and the item id, so a later round draws other items) and stratified by data version
+(one item per data version in turn, so every earlier version keeps a voice however many came after):
 
-- the retention suite: earlier held-out examples whose prompt the current data does not answer
-  differently (those are superseded: the new answer is what the candidate should say), one per
-  prompt, at most `max_cases`, taken round-robin across data versions (oldest first) in a stable
-  hash order, so every earlier version keeps a voice however many came after it;
-- the next history: the surviving earlier examples plus this version's own held-out splits, at most
-  `per_version` examples per data version, which the register step records on the model version.
+- the retention check: items the inventory marks known (and the new data does not supersede), at
+  most `--retention-max-cases`, oldest data version first. The candidate and the baseline (the
+  previous approved version) answer them. An item counts as known this round when the baseline
+  still answers it right (all asked items when there is no baseline); the few it misses had a
+  verdict from an earlier round and were lost before this one (`lost_before`, not the candidate's
+  doing). forgetting = share of those known items the candidate answers wrong; `MaxForgetting`
+  bounds it (an absolute share).
+- the coverage check: at most `--retention-max-new-cases` other items, those never checked first
+  (this round's new examples and earlier ones over past caps), then those last answered wrong,
+  newest data version first. Only the candidate answers them.
 
-Held-out examples were never trained on (replay mixes in earlier *train* splits only), so the
-suite measures what earlier versions learned to generalize, not what the model memorized. A chat
-example is asked with its context (system message, earlier turns); "the same prompt" means the
-same last question in the same context.
+Both checks give the candidate's verdicts to the next inventory; other items keep their earlier
+verdict. Coverage grows each round by up to `--retention-max-new-cases` items never checked before,
+until every item has a verdict; known items over the retention cap stay in the pool that later
+rounds draw from.
 """
 from __future__ import annotations
 
 import hashlib
-import json
-import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from common.benchmarks import SUITE_FILE, BenchmarkSuite, SuiteSpec
+from common.benchmarks import BenchmarkSuite, SuiteSpec
 from common.eval_cases import BenchmarkCase
-from common.examples import read_examples
-from common.jsonl import write_jsonl
-from common.metrics import normalize_answer
-from common.prompting import Message, has_context
+from common.eval_inventory import Item, Merged, answered_right, summarize
+from common.eval_tasks import CaseOutcome, SuiteRun
 
 RETENTION_SUITE = "retention"
-HELDOUT_FILE = "heldout.jsonl"
-REPLAY_PREFIX = "replay:"
-UNKNOWN_VERSION = "unknown"
-_LINE_SUFFIX = re.compile(r":\d+$")
-RETENTION_METRICS = ["token_f1", "exact_match", "rouge_l"]
-HISTORY_FIELDS = ("id", "prompt", "completion", "messages", "source", "data_version")
+COVERAGE_SUITE = "inventory_check"
+KNOWN_METRIC = "known_recall"  # share of a check's items answered right (answered_right)
+FORGETTING_METRIC = "forgetting"
+CHECK_METRICS = ["token_f1", "exact_match"]  # what run_suite computes for the checks (KNOWN_METRIC is added)
+MAX_ANSWER_TOKENS = 256  # most new tokens a check generates, however long the trained answers
+ANSWER_MARGIN = 8  # new tokens beyond the longest trained answer: room to say more than it (and be judged wrong)
+FORGOTTEN_LISTED = 200  # forgotten items listed in evaluation.json (all are counted)
 
 
 @dataclass(frozen=True)
-class RetentionCounts:
-    """How the suite was built: held-out examples read, superseded, repeated prompts, capped, used, versions."""
+class RoundPlan:
+    """This round's inventory work, decided before any model is loaded."""
 
-    available: int
-    superseded: int
-    duplicates: int
-    capped: int
-    used: int
-    data_versions: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return {"available": self.available, "superseded": self.superseded, "duplicates": self.duplicates,
-                "capped": self.capped, "used": self.used, "data_versions": self.data_versions}
+    data_version: str
+    previous_items: int
+    previous_known: int
+    merged: Merged
+    retention: tuple[Item, ...]  # known items re-asked (candidate and baseline)
+    coverage: tuple[Item, ...]  # items given a first or fresh verdict (candidate only)
 
 
-def source_group(source: str) -> str:
-    """The source file an example came from (no `replay:` prefix, no `:line` suffix)."""
-    return _LINE_SUFFIX.sub("", source.removeprefix(REPLAY_PREFIX)) or "unknown"
+def _rank(salt: str, item: Item) -> str:
+    return hashlib.sha256(f"{salt}:{item.id}".encode("utf-8")).hexdigest()
 
 
-def _stable_rank(example_id: str) -> str:
-    return hashlib.sha256(f"retention:{example_id}".encode("utf-8")).hexdigest()
-
-
-def _example_id(example: dict[str, Any]) -> str:
-    return str(example.get("id") or example["prompt"])
-
-
-def _version(example: dict[str, Any]) -> str:
-    return str(example.get("data_version") or UNKNOWN_VERSION)
-
-
-def chat_context(example: dict[str, Any]) -> tuple[Message, ...]:
-    """The system message and earlier turns before the example's question (none for a single-turn example)."""
-    messages = example.get("messages") or []
-    before_reply = messages[:-1]
-    return tuple(before_reply[:-1]) if before_reply and has_context(before_reply) else ()
-
-
-def prompt_key(example: dict[str, Any]) -> str:
-    """The normalized question, in its normalized chat context."""
-    context = [(m["role"], normalize_answer(m["content"])) for m in chat_context(example)]
-    return normalize_answer(example["prompt"]) + (json.dumps(context) if context else "")
-
-
-def current_answers(current: Iterable[dict[str, Any]]) -> dict[str, set[str]]:
-    """Prompt key -> normalized answers of the current version's own (not replayed) examples."""
-    answers: dict[str, set[str]] = {}
-    for example in current:
-        if not str(example.get("source", "")).startswith(REPLAY_PREFIX):
-            answers.setdefault(prompt_key(example), set()).add(normalize_answer(example["completion"]))
-    return answers
-
-
-def is_superseded(example: dict[str, Any], answers: dict[str, set[str]]) -> bool:
-    """True when the current data answers this example's prompt, and never with this example's answer."""
-    given = answers.get(prompt_key(example))
-    return given is not None and normalize_answer(example["completion"]) not in given
-
-
-def _version_order(examples: list[dict[str, Any]]) -> list[str]:
-    """Data versions in the order they first appear (the history is written oldest first)."""
-    return list(dict.fromkeys(_version(example) for example in examples))
-
-
-def _round_robin(by_version: dict[str, list[dict[str, Any]]], order: list[str], limit: int) -> list[dict[str, Any]]:
-    """Up to `limit` examples, one from each version in turn (each version's list already ranked)."""
-    chosen: list[dict[str, Any]] = []
+def stratified(items: Sequence[Item], limit: int, salt: str, newest_first: bool = False) -> list[Item]:
+    """Up to `limit` items, one per data version in turn (versions in the order `items` first holds them, which the
+    inventory keeps oldest first; reversed with `newest_first`), each version's items in salted hash order."""
+    order = list(dict.fromkeys(item.data_version for item in items))
+    if newest_first:
+        order.reverse()
+    by_version = {version: sorted((i for i in items if i.data_version == version), key=lambda i: _rank(salt, i))
+                  for version in order}
+    chosen: list[Item] = []
     depth = 0
     while len(chosen) < limit and any(depth < len(by_version[v]) for v in order):
         chosen += [by_version[v][depth] for v in order if depth < len(by_version[v])][:limit - len(chosen)]
@@ -120,94 +76,97 @@ def _round_robin(by_version: dict[str, list[dict[str, Any]]], order: list[str], 
     return chosen
 
 
-def build_retention_suite(
-    earlier: list[dict[str, Any]], current: list[dict[str, Any]], max_cases: int, folder: Path
-) -> tuple[BenchmarkSuite | None, RetentionCounts]:
-    """The retention suite over earlier held-out examples given the `current` data; None when nothing is left."""
-    answers = current_answers(current)
-    rank = {version: index for index, version in enumerate(_version_order(earlier))}
-    by_prompt: dict[str, dict[str, Any]] = {}
-    superseded = duplicates = 0
-    for example in sorted(earlier, key=lambda item: (rank[_version(item)], _example_id(item))):
-        prompt = prompt_key(example)
-        if is_superseded(example, answers):
-            superseded += 1
-        elif prompt in by_prompt:
-            duplicates += 1
-        else:
-            by_prompt[prompt] = example
-    kept = list(by_prompt.values())
-    order = _version_order(kept)
-    by_version: dict[str, list[dict[str, Any]]] = {version: [] for version in order}
-    for example in sorted(kept, key=lambda item: _stable_rank(_example_id(item))):
-        by_version[_version(example)].append(example)
-    chosen = _round_robin(by_version, order, max_cases)
-    counts = RetentionCounts(len(earlier), superseded, duplicates, len(kept) - len(chosen), len(chosen),
-                             len({_version(example) for example in chosen}))
-    if not chosen:
-        return None, counts
-    cases = tuple(sorted(
-        (BenchmarkCase(id=_example_id(item), prompt=item["prompt"], target=item["completion"],
-                       group=source_group(str(item.get("source", ""))), context=chat_context(item)) for item in chosen),
-        key=lambda case: (case.group, case.id),
-    ))
-    spec = SuiteSpec(
-        name=RETENTION_SUITE,
-        version=hashlib.sha256("".join(case.id for case in cases).encode("utf-8")).hexdigest()[:12],
-        task="qa",
-        description=f"Held-out examples of {counts.data_versions} earlier data version(s) that the current data "
-                    "does not supersede",
-        data="cases.jsonl",
-        metrics=RETENTION_METRICS,
-    )
-    _write_suite(folder, spec, cases)
-    return BenchmarkSuite(spec=spec, cases=cases, path=folder), counts
+def plan_round(previous: Sequence[Item], merged: Merged, data_version: str, max_retention: int,
+               max_coverage: int) -> RoundPlan:
+    """Which known items are re-asked (retention) and which others get a verdict (coverage) this round."""
+    retention = stratified([item for item in merged.items if item.known is True], max_retention, data_version)
+    asked = {item.id for item in retention}
+    never = [item for item in merged.items if item.known is None]
+    wrong = [item for item in merged.items if item.known is False and item.id not in asked]
+    coverage = stratified(never, max_coverage, data_version, newest_first=True)
+    coverage += stratified(wrong, max_coverage - len(coverage), data_version, newest_first=True)
+    return RoundPlan(data_version, len(previous), sum(item.known is True for item in previous), merged,
+                     tuple(retention), tuple(coverage))
 
 
-def next_history(earlier: list[dict[str, Any]], current: list[dict[str, Any]], heldout: list[dict[str, Any]],
-                 data_version: str, per_version: int) -> list[dict[str, Any]]:
-    """The held-out history for the next version: surviving earlier examples, then this version's held-out ones.
-
-    An example already in the history keeps its first data version; each version keeps at most
-    `per_version` examples, chosen by the same stable hash as the suite.
-    """
-    answers = current_answers(current)
-    seen: set[str] = set()
-    survivors: list[dict[str, Any]] = []
-    for example in [*earlier, *({**item, "data_version": data_version} for item in heldout)]:
-        key = _example_id(example)
-        if key in seen or is_superseded(example, answers):
-            continue
-        seen.add(key)
-        survivors.append({field: example[field] for field in HISTORY_FIELDS if field in example}
-                         | {"data_version": _version(example)})
-    ranked = {version: sorted((e for e in survivors if _version(e) == version),
-                              key=lambda item: _stable_rank(_example_id(item)))[:per_version]
-              for version in _version_order(survivors)}
-    kept_ids = {_example_id(example) for examples in ranked.values() for example in examples}
-    return [example for example in survivors if _example_id(example) in kept_ids]
+def check_suite(name: str, items: Sequence[Item], description: str) -> BenchmarkSuite | None:
+    """The items as a qa suite (asked in their chat context, grouped by data version); None when there are none."""
+    if not items:
+        return None
+    cases = tuple(BenchmarkCase(id=item.id, prompt=item.prompt, target=item.completion, group=item.data_version,
+                                context=item.context) for item in items)
+    spec = SuiteSpec(name=name, version=hashlib.sha256("".join(c.id for c in cases).encode("utf-8")).hexdigest()[:12],
+                     task="qa", description=description, data="cases.jsonl", metrics=CHECK_METRICS)
+    return BenchmarkSuite(spec=spec, cases=cases, path=Path(name))
 
 
-def _write_suite(folder: Path, spec: SuiteSpec, cases: tuple[BenchmarkCase, ...]) -> None:
-    """The suite as files (suite.yaml + cases.jsonl): `continuum benchmarks validate` can check it."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / SUITE_FILE).write_text(yaml.safe_dump(spec.model_dump(exclude_none=True), sort_keys=False), encoding="utf-8")
-    write_jsonl(folder / spec.data, ({"id": c.id, **_question(c), "target": c.target, "group": c.group} for c in cases))
+def sized_for(suite: BenchmarkSuite, tokenizer: Any) -> BenchmarkSuite:
+    """The suite with room for its longest trained answer (and a margin), up to MAX_ANSWER_TOKENS new tokens."""
+    targets = [case.target for case in suite.cases]
+    longest = max(len(ids) for ids in tokenizer(targets, add_special_tokens=False)["input_ids"])
+    new_tokens = min(MAX_ANSWER_TOKENS, longest + ANSWER_MARGIN)
+    return replace(suite, spec=suite.spec.model_copy(update={"max_new_tokens": new_tokens}))
 
 
-def _question(case: BenchmarkCase) -> dict[str, Any]:
-    """A case's question as cases.jsonl holds it: a prompt, or the chat ending with it."""
-    if not case.context:
-        return {"prompt": case.prompt}
-    return {"messages": [*map(dict, case.context), {"role": "user", "content": case.prompt}]}
+def judge(run: SuiteRun) -> SuiteRun:
+    """A check's run with every answer judged by `answered_right` (`correct` and a KNOWN_METRIC score per case)."""
+    outcomes = tuple(replace(outcome, correct=answered_right(outcome.prediction, outcome.target),
+                             scores={KNOWN_METRIC: float(answered_right(outcome.prediction, outcome.target)),
+                                     **outcome.scores})
+                     for outcome in run.outcomes)
+    recall = sum(outcome.correct is True for outcome in outcomes) / max(1, len(outcomes))
+    return replace(run, outcomes=outcomes, metrics={KNOWN_METRIC: recall, **run.metrics})
 
 
-def write_history(folder: Path, history: list[dict[str, Any]]) -> Path:
-    """`heldout.jsonl` under `folder` (written even when empty, so the output prefix always exists)."""
-    write_jsonl(folder / HELDOUT_FILE, history)
-    return folder / HELDOUT_FILE
+@dataclass(frozen=True)
+class Retention:
+    """The retention check's outcome: what was asked, what the previous version still knew, what was forgotten."""
+
+    asked: int
+    known: int  # asked items the previous version answers right now (all asked items without a baseline)
+    lost_before: int  # asked items the previous version itself answers wrong now (verdicts of an earlier round)
+    forgotten: list[dict[str, Any]]  # known items the candidate answers wrong
+
+    @property
+    def share(self) -> float:
+        """forgetting: the share of known items the candidate answers wrong (0 when none were asked)."""
+        return len(self.forgotten) / self.known if self.known else 0.0
 
 
-def read_dirs(directories: Iterable[Path | None]) -> list[dict[str, Any]]:
-    """Every prepared example under the given folders (JSONL; missing folders and markers such as `_EMPTY` ignored)."""
-    return [example for directory in directories for example in read_examples(directory)]
+def compare_retention(items: Sequence[Item], candidate: SuiteRun, baseline: SuiteRun | None) -> Retention:
+    """Compare the judged runs of the retention check (same items, same order)."""
+    old = baseline.outcomes if baseline is not None else [None] * len(candidate.outcomes)
+    known = [(item, new, before) for item, new, before in zip(items, candidate.outcomes, old)
+             if before is None or before.correct]
+    forgotten = [_forgotten(item, new, before) for item, new, before in known if not new.correct]
+    return Retention(len(items), len(known), len(items) - len(known), forgotten)
+
+
+def _forgotten(item: Item, new: CaseOutcome, old: CaseOutcome | None) -> dict[str, Any]:
+    return {"id": item.id, "prompt": item.prompt, "expected": item.completion, "candidate": new.prediction,
+            "baseline": old.prediction if old else None, "data_version": item.data_version, "source": item.source}
+
+
+def next_items(plan: RoundPlan, *runs: SuiteRun | None) -> list[Item]:
+    """The next inventory: the merged items with the candidate's verdicts from this round's judged checks."""
+    verdicts = {outcome.id: outcome.correct for run in runs if run is not None for outcome in run.outcomes}
+    return [replace(item, known=bool(verdicts[item.id]), checked_in=plan.data_version) if item.id in verdicts else item
+            for item in plan.merged.items]
+
+
+def inventory_section(plan: RoundPlan, result: Retention | None, items: Sequence[Item], max_forgetting: float | None
+                      ) -> dict[str, Any]:
+    """evaluation.json's `inventory`: the previous inventory, the merge, the checks and the next inventory."""
+    merged = plan.merged
+    return {
+        "data_version": plan.data_version,
+        "previous": {"items": plan.previous_items, "known": plan.previous_known},
+        "merge": {"added": merged.added, "superseded": merged.superseded, "repeated": merged.repeated,
+                  "replayed_rows": merged.replayed},
+        "retention": None if result is None else {
+            "asked": result.asked, "known": result.known, "lost_before": result.lost_before,
+            "forgotten": len(result.forgotten), "forgetting": result.share, "max_forgetting": max_forgetting,
+            "forgotten_items": result.forgotten[:FORGOTTEN_LISTED]},
+        "coverage_checks": len(plan.coverage),
+        "next": summarize(items),
+    }

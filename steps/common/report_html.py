@@ -1,8 +1,9 @@
 """The evaluation report: one self-contained HTML file (plots inlined as PNG) rendered from evaluation.json.
 
 Reads top to bottom: the verdict, what changed per suite (plots), every metric, the cases that
-got worse with both models' answers, what was forgotten and learned, a few examples per suite,
-and where the models and the data came from.
+got worse with both models' answers, what was forgotten and learned (the knowledge inventory's
+forgotten items, its size and coverage), a few examples per suite, and where the models and the
+data came from.
 """
 from __future__ import annotations
 
@@ -165,6 +166,9 @@ def _cards(evaluation: dict[str, Any]) -> str:
         entry = evaluation["metrics"][gate_metric]
         delta = "" if entry["delta"] is None else f" ({entry['delta']:+.3f})"
         cards.append((gate_metric, f"{entry['value']:.3f}{delta}"))
+    retention = (evaluation.get("inventory") or {}).get("retention")
+    if retention:
+        cards.append(("forgetting (known items)", f"{retention['forgetting']:.1%} ({retention['forgotten']}/{retention['known']})"))
     forgetting = evaluation["forgetting"]
     if forgetting["by_suite"]:
         cards.append(("answers forgotten / learned", f"{forgetting['forgotten']} / {forgetting['learned']}"))
@@ -213,19 +217,43 @@ def _forgetting(evaluation: dict[str, Any]) -> str:
         rows = [[_td(name), *(_td(counts[key], "num") for key in ("kept", "learned", "forgotten", "still_wrong"))]
                 for name, counts in forgetting["by_suite"].items()]
         parts.append(_table(["suite", "kept", "learned", "forgotten", "still wrong"], rows))
-    retention = evaluation.get("retention")
+    parts.append(_inventory(evaluation))
+    return "".join(parts)
+
+
+def _inventory(evaluation: dict[str, Any]) -> str:
+    """The knowledge inventory: what the candidate forgot of the previous version's known items, and its coverage."""
+    inventory = evaluation.get("inventory")
+    if inventory is None:
+        return '<p class="muted">No knowledge inventory was kept in this evaluation.</p>'
+    parts, retention, previous = [], inventory["retention"], inventory["previous"]
     if retention is None:
-        parts.append('<p class="muted">No retention suite: there is no earlier data version to check against.</p>')
+        parts.append(f'<p class="muted">Nothing re-asked: the previous version\'s inventory holds {previous["items"]} '
+                     f'items, {previous["known"]} of them known.</p>')
     else:
-        counts = retention["counts"]
-        parts.append(f"<p>Retention suite: {counts['used']} cases from earlier data versions "
-                     f"({counts['available']} read, {counts['superseded']} superseded by new answers, "
-                     f"{counts['duplicates']} repeated, {counts['capped']} over the cap).</p>")
-        groups = evaluation["suites"].get(retention["suite"], {}).get("groups", {})
-        if groups:
-            rows = [[_td(group), _td(entry["cases"], "num"), _td(_num(entry["baseline"]), "num"),
-                     _td(_num(entry["candidate"]), "num")] for group, entry in groups.items()]
-            parts.append(_table(["source", "cases", f"previous ({next(iter(groups.values()))['score']})", "candidate"], rows))
+        bound = "" if retention["max_forgetting"] is None else f" (MaxForgetting {retention['max_forgetting']:g})"
+        parts.append(f"<p>Knowledge inventory: {retention['asked']} of the {previous['known']} items the previous "
+                     f"version knew were re-asked; it still answers {retention['known']} of them right "
+                     f"({retention['lost_before']} were lost before this round). The candidate <b>forgot "
+                     f"{retention['forgotten']}</b>: forgetting {retention['forgetting']:.1%}{_e(bound)}.</p>")
+        listed = retention["forgotten_items"]
+        if listed:
+            rows = [[_td(item["data_version"][:12]), _td(item["prompt"]), _td(item["expected"]),
+                     _td(item["candidate"], "bad"), _td(item["baseline"])] for item in listed]
+            more = len(listed) < retention["forgotten"]
+            parts.append("<h3>Forgotten items</h3>" + _table(
+                ["data version", "prompt", "expected", "candidate answer", "previous answer"], rows)
+                + (f'<p class="muted">{len(listed)} of {retention["forgotten"]} listed.</p>' if more else ""))
+    after, merged = inventory["next"], inventory["merge"]
+    parts.append(f"<p>This version's inventory: {after['items']} items from {after['data_versions']} data version(s) "
+                 f"({merged['added']} new, {merged['superseded']} superseded by new answers); {after['checked']} "
+                 f"checked, {after['known']} known; {inventory['coverage_checks']} items asked this round to grow "
+                 "coverage.</p>")
+    rows = [[_td(version[:16]), _td(counts["items"], "num"), _td(counts["checked"], "num"), _td(counts["known"], "num")]
+            for version, counts in after["by_data_version"].items()]
+    if rows:
+        parts.append(_table(["data version", "items", "checked", "known"], rows))
+    parts.append(f'<p class="muted">Known: {_e(after["known_rule"])}.</p>')
     return "".join(parts)
 
 
