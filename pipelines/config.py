@@ -113,9 +113,9 @@ class GateConfig(_Strict):
     threshold: float
     max_regression: float = Field(default=0.05, ge=0)
     max_forgetting: float = Field(
-        default=0.1, ge=0,
-        description="allowed drop of the retention suite's token F1 (earlier data versions' held-out examples) vs the "
-                    "previous version; 1 turns the forgetting check off",
+        default=0.1, ge=0, le=1,
+        description="largest share of the re-asked items the previous version knew (its knowledge inventory) that "
+                    "the candidate may answer wrong; 1 turns the forgetting check off",
     )
 
 
@@ -129,7 +129,16 @@ class EvaluationConfig(_Strict):
     )
     lm_eval_tasks: list[str] = Field(default_factory=list, description="lm-eval task names (datasets from the hub)")
     lm_eval_limit: int | None = Field(default=None, ge=1, description="at most this many documents per lm-eval task")
-    retention_max_cases: int = Field(default=64, ge=0, description="cases in the retention suite (0: none)")
+    retention_max_cases: int = Field(
+        default=128, ge=0,
+        description="known items of the previous version's knowledge inventory re-asked each run, stratified by data "
+                    "version (0: no forgetting check)",
+    )
+    retention_max_new_cases: int = Field(
+        default=256, ge=0,
+        description="other inventory items (this version's new examples, earlier unchecked ones) asked each run so the "
+                    "next inventory knows what this version knows",
+    )
     max_new_tokens: int = Field(default=32, ge=1)
     batch_size: int = Field(default=64, ge=1)
     gate: GateConfig

@@ -1,12 +1,12 @@
 """Resolve the model to start from: the latest Approved package of a Model Registry group.
 
 Writes ``resolved.json`` (``model_package_arn``, ``version``, ``model_data_url``,
-``replay_data_uri``, ``heldout_data_uri``, ``source``): the newest Approved version of
+``replay_data_uri``, ``inventory_uri``, ``source``): the newest Approved version of
 ``--model-package-group`` (ListModelPackages sorted by CreationTime, descending) with its
-``train_data_uri`` lineage as the replay data and its ``heldout_data_uri`` (earlier data versions'
-held-out examples, for the retention suite; the empty replay prefix for versions registered
-without one), else ``--fallback-model-uri`` / ``--fallback-replay-uri`` when the group has no
-Approved version or does not exist. ``--require-approved`` turns "no Approved version" into an
+``train_data_uri`` lineage as the replay data and its ``inventory_uri`` (its knowledge inventory:
+what it was trained on and knows, re-asked by the next evaluation; the empty replay prefix for
+versions registered without one), else ``--fallback-model-uri`` / ``--fallback-replay-uri`` when
+the group has no Approved version or does not exist. ``--require-approved`` turns "no Approved version" into an
 error. Plain boto3: on AWS it reaches SageMaker, locally the runtime points
 ``AWS_ENDPOINT_URL_SAGEMAKER`` at its stand-in.
 """
@@ -22,7 +22,7 @@ OUTPUT_DIR = "/opt/ml/processing/output/resolved"
 MISSING_GROUP_CODES = ("ValidationException", "ResourceNotFound")
 NO_PACKAGE = "none"  # not "": CustomerMetadataProperties values (lineage) need 1+ characters
 TRAIN_DATA_KEY = "train_data_uri"
-HELDOUT_DATA_KEY = "heldout_data_uri"
+INVENTORY_KEY = "inventory_uri"
 
 
 class ResolveError(RuntimeError):
@@ -66,13 +66,13 @@ def resolve(client: Any, group: str, fallback_uri: str | None, require_approved:
     package = latest_approved_package(client, group)
     if package is not None:
         metadata = package.get("CustomerMetadataProperties", {})
-        replay, heldout = (metadata.get(key) or fallback_replay_uri for key in (TRAIN_DATA_KEY, HELDOUT_DATA_KEY))
-        for key, value in ((TRAIN_DATA_KEY, replay), (HELDOUT_DATA_KEY, heldout)):
+        replay, inventory = (metadata.get(key) or fallback_replay_uri for key in (TRAIN_DATA_KEY, INVENTORY_KEY))
+        for key, value in ((TRAIN_DATA_KEY, replay), (INVENTORY_KEY, inventory)):
             if not value:
                 raise ResolveError(f"model package {package['ModelPackageArn']} has no {key!r} customer "
                                    "metadata and no --fallback-replay-uri was given")
         return {"model_package_arn": package["ModelPackageArn"], "version": int(package["ModelPackageVersion"]),
-                "model_data_url": model_data_url(package), "replay_data_uri": replay, "heldout_data_uri": heldout,
+                "model_data_url": model_data_url(package), "replay_data_uri": replay, "inventory_uri": inventory,
                 "source": "registry"}
     if require_approved:
         raise ResolveError(
@@ -84,7 +84,7 @@ def resolve(client: Any, group: str, fallback_uri: str | None, require_approved:
     if missing:
         raise ResolveError(f"no Approved model package in group {group!r} and no {' / '.join(missing)} given")
     return {"model_package_arn": NO_PACKAGE, "version": 0, "model_data_url": fallback_uri,
-            "replay_data_uri": fallback_replay_uri, "heldout_data_uri": fallback_replay_uri, "source": "fallback"}
+            "replay_data_uri": fallback_replay_uri, "inventory_uri": fallback_replay_uri, "source": "fallback"}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

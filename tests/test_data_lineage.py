@@ -90,7 +90,8 @@ def test_same_data_again_means_nothing_to_retrain(versions: dict[str, Path]) -> 
     assert report["retrain"]["reason"].startswith("skip training: nothing meaningful changed (score 0.0000 < min ")
 
 
-def _register(sagemaker: object, version_dir: Path, uri: str, parent: str, data_uri: str) -> str:
+def _register(sagemaker: object, version_dir: Path, uri: str, parent: str, data_uri: str,
+              inventory: dict[str, str] | None = None) -> str:
     manifest = json.loads((version_dir / "train" / "manifest.json").read_text(encoding="utf-8"))
     return sagemaker.create_model_package(  # type: ignore[attr-defined]
         ModelPackageGroupName=CONFIG.model.model_package_group, ModelApprovalStatus="Approved",
@@ -99,7 +100,7 @@ def _register(sagemaker: object, version_dir: Path, uri: str, parent: str, data_
                                 "SupportedResponseMIMETypes": ["application/json"]},
         CustomerMetadataProperties={"data_version": manifest["data_version"], "training_data_uri": data_uri,
                                     "train_data_uri": f"{uri}/train", "parent_model_package_arn": parent,
-                                    "start_model_uri": "s3://bucket/base-model"},
+                                    "start_model_uri": "s3://bucket/base-model", **(inventory or {})},
     )["ModelPackageArn"]
 
 
@@ -110,11 +111,19 @@ def test_lineage_through_the_local_registry(versions: dict[str, Path], tmp_path:
     sagemaker = backend.client("sagemaker")
     sagemaker.create_model_package_group(ModelPackageGroupName=CONFIG.model.model_package_group)
     parent = "none"
-    for name in ("v1", "v2"):
+    v1, v2 = (_report(versions[name])["data_version"] for name in ("v1", "v2"))
+    summary = {"items": 30, "checked": 20, "known": 15, "data_versions": 2,  # as steps/evaluate.py writes it
+               "by_data_version": {v1: {"items": 18, "checked": 12, "known": 9}, v2: {"items": 12, "checked": 8, "known": 6}}}
+    (tmp_path / "inventory").mkdir()
+    (tmp_path / "inventory" / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    for name in ("v1", "v2"):  # v1 registered before inventories: none recorded
         uri = f"{CONFIG.s3_prefix}/prepared/{name}"
         upload_directory(backend, versions[name] / "train", f"{uri}/train")
-        parent = _register(sagemaker, versions[name], uri, parent, f"{CONFIG.s3_prefix}/data/{name}")
-    v1, v2 = (_report(versions[name])["data_version"] for name in ("v1", "v2"))
+        inventory = None
+        if name == "v2":
+            upload_directory(backend, tmp_path / "inventory", f"{uri}/inventory")
+            inventory = {"inventory_uri": f"{uri}/inventory"}
+        parent = _register(sagemaker, versions[name], uri, parent, f"{CONFIG.s3_prefix}/data/{name}", inventory)
 
     assert continuum(["--home", str(tmp_path), "lineage", "2"]) == 0
     out = capsys.readouterr().out
@@ -122,7 +131,10 @@ def test_lineage_through_the_local_registry(versions: dict[str, Path], tmp_path:
     assert out.index(v2) < out.index(f"data version {v1}")
     assert f"previous data version {v1}" in out and "input support_faq_2026.jsonl sha256" in out
     assert "base: s3://bucket/base-model" in out
-    assert "held-out history (retention suite of the next version): not recorded" in out
+    assert (f"knowledge inventory: 30 items from 2 data version(s), 20 checked (67%), 15 known (75% of checked) — "
+            f"{CONFIG.s3_prefix}/prepared/v2/inventory") in out
+    assert f"data version {v1[:12]}: 18 items, 12 checked, 9 known" in out
+    assert "knowledge inventory: not recorded" in out  # v1
 
     assert continuum(["--home", str(tmp_path), "lineage", "--data-version", v1[:12]]) == 0
     assert f"1 version(s) of {CONFIG.model.model_package_group} trained on data version {v1[:12]}" \
@@ -133,6 +145,9 @@ def test_lineage_through_the_local_registry(versions: dict[str, Path], tmp_path:
     chain = json.loads(capsys.readouterr().out)
     assert [entry["version"] for entry in chain] == [1]
     assert chain[0]["manifest"]["data_version"] == v1 and chain[0]["manifest"]["previous_data_version"] is None
+    assert chain[0]["inventory_uri"] is None and chain[0]["inventory"] is None
+    assert continuum(["--home", str(tmp_path), "lineage", "2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["inventory"] == summary
 
 
 def test_continuum_prepare_runs_the_step_on_paths_and_s3(sample_round_dirs: dict[int, Path], tmp_path: Path,

@@ -57,9 +57,11 @@ def test_training_steps_and_types(training: dict[str, Any]) -> None:
         "TrainModel": "Training",
         "EvaluateModel": "Processing",
         "CheckQualityThreshold": "Condition",
+        "CheckForgetting": "Condition",
         "CheckNoRegression": "Condition",
         "RegisterModel-RegisterModel": "RegisterModel",
         "FailQualityThreshold": "Fail",
+        "FailForgetting": "Fail",
         "FailRegression": "Fail",
     }
     assert [s["Name"] for s in training["Steps"]] == ["ResolveBaseline", "PrepareData", "CheckDataChanged"]
@@ -67,8 +69,11 @@ def test_training_steps_and_types(training: dict[str, Any]) -> None:
     assert [s["Name"] for s in data_changed["IfSteps"]] == ["TrainModel", "EvaluateModel", "CheckQualityThreshold"]
     assert data_changed["ElseSteps"] == []
     gate = steps["CheckQualityThreshold"]["Arguments"]
-    assert [s["Name"] for s in gate["IfSteps"]] == ["CheckNoRegression"]
+    assert [s["Name"] for s in gate["IfSteps"]] == ["CheckForgetting"]
     assert [s["Name"] for s in gate["ElseSteps"]] == ["FailQualityThreshold"]
+    forgetting = steps["CheckForgetting"]["Arguments"]
+    assert [s["Name"] for s in forgetting["IfSteps"]] == ["CheckNoRegression"]
+    assert [s["Name"] for s in forgetting["ElseSteps"]] == ["FailForgetting"]
     regression = steps["CheckNoRegression"]["Arguments"]
     assert [s["Name"] for s in regression["IfSteps"]] == ["RegisterModel-RegisterModel"]
     assert [s["Name"] for s in regression["ElseSteps"]] == ["FailRegression"]
@@ -167,8 +172,8 @@ def test_register_arguments(training: dict[str, Any]) -> None:
     assert lineage["data_version"]["Std:JsonGet"]["Path"] == "data_version"
     assert lineage["training_data_uri"] == {"Get": "Parameters.InputDataUri"}
     assert lineage["train_data_uri"] == {"Get": "Steps.PrepareData.ProcessingOutputConfig.Outputs['train'].S3Output.S3Uri"}
-    assert lineage["heldout_data_uri"] == {
-        "Get": "Steps.EvaluateModel.ProcessingOutputConfig.Outputs['heldout'].S3Output.S3Uri"}
+    assert lineage["inventory_uri"] == {
+        "Get": "Steps.EvaluateModel.ProcessingOutputConfig.Outputs['inventory'].S3Output.S3Uri"}
 
 
 def test_deploy_definition(deploy: dict[str, Any]) -> None:

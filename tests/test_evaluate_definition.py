@@ -37,8 +37,8 @@ def test_evaluate_inputs_and_arguments(steps: dict[str, dict[str, Any]]) -> None
     arguments = steps["EvaluateModel"]["Arguments"]
     inputs = {i["InputName"]: i["S3Input"] for i in arguments["ProcessingInputs"] if i["InputName"] != "code"}
     sources = {name: item["S3Uri"] for name, item in inputs.items()}
-    assert sources["retention"] == _json_get("heldout_data_uri", "ResolveBaseline", "ResolvedModel")
-    assert sources["test"] == {"Get": "Steps.PrepareData.ProcessingOutputConfig.Outputs['test'].S3Output.S3Uri"}
+    assert sources["inventory"] == _json_get("inventory_uri", "ResolveBaseline", "ResolvedModel")
+    assert "test" not in sources  # held-out splits measure generalization, not what was learned
     assert sources["baseline"] == _json_get("model_data_url", "ResolveBaseline", "ResolvedModel")
     assert sources["train"] == {"Get": "Steps.PrepareData.ProcessingOutputConfig.Outputs['train'].S3Output.S3Uri"}
     assert sources["data_report"] == {"Get": "Steps.PrepareData.ProcessingOutputConfig.Outputs['report'].S3Output.S3Uri"}
@@ -46,20 +46,22 @@ def test_evaluate_inputs_and_arguments(steps: dict[str, dict[str, Any]]) -> None
     assert "custom_benchmarks" not in sources  # every suite of evaluation.suites is staged under benchmarks/
     assert all(item["LocalPath"] == f"/opt/ml/processing/input/{name}" for name, item in inputs.items())
     args = arguments["AppSpecification"]["ContainerArguments"]
-    for name in ("model", "baseline", "validation", "train", "test", "data-report", "retention", "benchmarks"):
+    for name in ("model", "baseline", "validation", "train", "data-report", "inventory", "benchmarks"):
         assert f"--{name}-dir=/opt/ml/processing/input/{name.replace('-', '_')}" in args
     value = {flag: args[args.index(flag) + 1] for flag in (
-        "--lm-eval-tasks", "--lm-eval-limit", "--retention-max-cases",
+        "--lm-eval-tasks", "--lm-eval-limit", "--retention-max-cases", "--retention-max-new-cases",
         "--baseline-model-package-arn", "--baseline-version", "--gate-metric")}
     assert "--suites" not in args and value["--lm-eval-tasks"] == "arc_easy,hellaswag"  # all staged suites run
-    assert value["--lm-eval-limit"] == "50" and value["--retention-max-cases"] == "64"
+    assert value["--lm-eval-limit"] == "50"
+    assert value["--retention-max-cases"] == str(CONFIG.evaluation.retention_max_cases)
+    assert value["--retention-max-new-cases"] == str(CONFIG.evaluation.retention_max_new_cases)
     assert value["--baseline-model-package-arn"] == _json_get("model_package_arn", "ResolveBaseline", "ResolvedModel")
     assert value["--baseline-version"] == {"Std:Join": {"On": "", "Values": [
         _json_get("version", "ResolveBaseline", "ResolvedModel")]}}
     assert value["--gate-metric"] == CONFIG.evaluation.gate.metric
     outputs = {o["OutputName"]: o["S3Output"]["LocalPath"] for o in arguments["ProcessingOutputConfig"]["Outputs"]}
-    assert outputs["heldout"] == "/opt/ml/processing/output/heldout"
-    assert args[args.index("--heldout-output-dir") + 1] == outputs["heldout"]
+    assert outputs["inventory"] == "/opt/ml/processing/output/inventory"
+    assert args[args.index("--inventory-output-dir") + 1] == outputs["inventory"]
 
 
 def test_gate_conditions_and_fail_messages_name_benchmark_metric_value_threshold(steps: dict[str, dict[str, Any]]) -> None:
@@ -69,8 +71,14 @@ def test_gate_conditions_and_fail_messages_name_benchmark_metric_value_threshold
         {"Type": "LessThanOrEqualTo", "LeftValue": _json_get(f"metrics.{metric}.regression"),
          "RightValue": {"Get": "Parameters.MaxRegression"}},
         {"Type": "LessThanOrEqualTo", "LeftValue": _json_get("gate.suite_threshold_failures"), "RightValue": 0},
-        {"Type": "LessThanOrEqualTo", "LeftValue": _json_get("gate.forgetting_failures"), "RightValue": 0},
     ]
+    assert steps["CheckForgetting"]["Arguments"]["Conditions"] == [
+        {"Type": "LessThanOrEqualTo", "LeftValue": _json_get("gate.forgetting"),
+         "RightValue": {"Get": "Parameters.MaxForgetting"}}]
+    assert steps["FailForgetting"]["Arguments"]["ErrorMessage"]["Std:Join"]["Values"] == [
+        "Gate failed: the candidate forgot", _json_get("gate.forgotten_items"), "of", _json_get("gate.known_items_asked"),
+        "items the previous version knew: forgetting", _json_get("gate.forgetting"), "> MaxForgetting",
+        {"Get": "Parameters.MaxForgetting"}, "- report.html lists the forgotten items"]
     arguments = steps["EvaluateModel"]["Arguments"]["AppSpecification"]["ContainerArguments"]
     assert arguments[arguments.index("--gate-max-forgetting") + 1] == {
         "Std:Join": {"On": "", "Values": [{"Get": "Parameters.MaxForgetting"}]}}

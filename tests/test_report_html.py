@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import builtins
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ def _evaluation() -> dict[str, Any]:
     return {
         "metrics": metrics,
         "suites": suites,
-        "retention": None,
+        "inventory": None,
         "forgetting": forgetting_summary(suites),
         "lineage": {"candidate": {"base_model": "tiny", "hyperparameters": {"lora_r": 8}},
                     "baseline": {"described_as": "version 4", "version": 4},
@@ -62,9 +63,29 @@ def test_report_tells_the_story_and_escapes_text(tmp_path: Path) -> None:
     assert "benchmark facts metric token_f1 = 0.5 is not &gt;= threshold 0.9 (suite.yaml threshold)" in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>" not in page
     assert "Question &lt;1&gt; &amp; more?" in page  # the regressed case, with both answers
-    assert "forgot 1" in page and "No retention suite" in page
+    assert "forgot 1" in page and "No knowledge inventory was kept" in page
     assert len(re.findall(r"src='data:image/png;base64,", page)) == 3
     assert "&quot;lora_r&quot;: 8" in page and "abcd" in page
+
+
+def test_report_lists_forgotten_items_and_the_inventory_coverage() -> None:
+    from common.eval_inventory import Item, merge
+    from common.eval_retention import Retention, RoundPlan, inventory_section
+
+    items = [Item(f"i{n}", f"Question {n}?", "yes", "faq.jsonl:1", "v1" if n < 3 else "v2", known=n != 4,
+                  checked_in="v2") for n in range(5)]
+    plan = RoundPlan("v2", 3, 3, merge(items[:3], [], "v2"), tuple(items[:3]), ())
+    forgot = Retention(3, 3, 0, [{"id": "i0", "prompt": "Is <b>this</b> kept?", "expected": "30 days",
+                                  "candidate": "<i>no</i>", "baseline": "30 days", "data_version": "v1",
+                                  "source": "faq.jsonl:1"}])
+    evaluation = {**_evaluation(), "inventory": inventory_section(plan, forgot, items, 0.1)}
+    page = render_report(evaluation)
+    assert "forgetting (known items)" in page and "33.3% (1/3)" in page
+    assert "The candidate <b>forgot 1</b>: forgetting 33.3% (MaxForgetting 0.1)" in page
+    assert "Is &lt;b&gt;this&lt;/b&gt; kept?" in page and "&lt;i&gt;no&lt;/i&gt;" in page
+    assert "This version's inventory: 5 items from 2 data version(s) (0 new, 0 superseded by new answers)" in page
+    assert "<td>v2</td><td class=\"num\">2</td><td class=\"num\">2</td><td class=\"num\">1</td>" in page
+    assert "token F1 &gt;= 0.9" in page
 
 
 def test_report_without_matplotlib_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -106,15 +127,24 @@ def test_report_command_prints_the_local_path(tmp_path: Path, capsys: pytest.Cap
     s3 = LocalS3(home / "s3")
     first = f"s3://{CONFIG.project.bucket}/run1/evaluation"
     s3.put_bytes(f"{first}/report.html", b"<html>v1</html>")
-    _register(sagemaker, {"evaluation_report_uri": f"{first}/report.html"}, f"{first}/evaluation.json")
+    s3.put_bytes(f"s3://{CONFIG.project.bucket}/run1/inventory/summary.json", json.dumps(
+        {"items": 4, "checked": 2, "known": 1, "data_versions": 1,
+         "by_data_version": {"d1": {"items": 4, "checked": 2, "known": 1}}}).encode())
+    _register(sagemaker, {"evaluation_report_uri": f"{first}/report.html",
+                          "inventory_uri": f"s3://{CONFIG.project.bucket}/run1/inventory"}, f"{first}/evaluation.json")
     second = f"s3://{CONFIG.project.bucket}/run2/evaluation"  # registered without the metadata: found beside evaluation.json
     s3.put_bytes(f"{second}/report.html", b"<html>v2</html>")
     _register(sagemaker, {"data_version": "x"}, f"{second}/evaluation.json")
 
     assert cli_main(["--home", str(home), "report", "1"]) == 0
-    assert capsys.readouterr().out.strip() == str(s3.path(f"{first}/report.html"))
+    path, inventory, per_version = capsys.readouterr().out.strip().splitlines()
+    assert path == str(s3.path(f"{first}/report.html"))
+    assert inventory.startswith("knowledge inventory: 4 items from 1 data version(s), 2 checked (50%), 1 known (50% "
+                                "of checked)")
+    assert per_version == "  data version d1: 4 items, 2 checked, 1 known"
     assert cli_main(["--home", str(home), "report"]) == 0  # latest
-    assert capsys.readouterr().out.strip() == str(s3.path(f"{second}/report.html"))
+    assert capsys.readouterr().out.strip().splitlines() == [str(s3.path(f"{second}/report.html")),
+                                                            "knowledge inventory: not recorded"]
     assert cli_main(["--home", str(home), "report", "9"]) == 1
     assert "has no version 9 (has [2, 1])" in capsys.readouterr().out
 
@@ -128,7 +158,8 @@ def test_report_command_on_aws_gives_a_presigned_link(capsys: pytest.CaptureFixt
         _register(boto3.client("sagemaker", region_name=CONFIG.project.region), {"evaluation_report_uri": uri},
                   uri.replace("report.html", "evaluation.json"))
         assert cli_main(["report", "1", "--aws"]) == 0
-    uri_line, link = capsys.readouterr().out.strip().splitlines()
+    uri_line, link, inventory = capsys.readouterr().out.strip().splitlines()
+    assert inventory == "knowledge inventory: not recorded"
     assert uri_line == uri
     assert link.startswith(f"https://{CONFIG.project.bucket}.s3.amazonaws.com/runs/7/evaluation/report.html?")
     assert "X-Amz-Expires=3600" in link or "Expires=" in link

@@ -21,11 +21,11 @@ EMPTY_REPLAY = "s3://continuum-artifacts/empty-replay"
 
 
 def add_package(api: SageMakerAPI, version_uri: str, status: str = "PendingManualApproval", *,
-                via_source: bool = False, train_data_uri: str | None = None, heldout_data_uri: str | None = None) -> str:
+                via_source: bool = False, train_data_uri: str | None = None, inventory_uri: str | None = None) -> str:
     container = ({"ModelDataSource": {"S3DataSource": {"S3Uri": version_uri, "S3DataType": "S3Object",
                                                        "CompressionType": "Gzip"}}, "Image": "serving:1"}
                  if via_source else {"ModelDataUrl": version_uri, "Image": "serving:1"})
-    metadata = {key: value for key, value in (("train_data_uri", train_data_uri), ("heldout_data_uri", heldout_data_uri))
+    metadata = {key: value for key, value in (("train_data_uri", train_data_uri), ("inventory_uri", inventory_uri))
                 if value}
     lineage = {"CustomerMetadataProperties": metadata} if metadata else {}
     return api.handle("CreateModelPackage", {
@@ -48,7 +48,7 @@ def client(api: SageMakerAPI):
 def test_missing_group_falls_back(client):
     assert resolve.resolve(client, GROUP, FALLBACK, require_approved=False, fallback_replay_uri=EMPTY_REPLAY) == {
         "model_package_arn": "none", "version": 0, "model_data_url": FALLBACK, "replay_data_uri": EMPTY_REPLAY,
-        "heldout_data_uri": EMPTY_REPLAY, "source": "fallback"}
+        "inventory_uri": EMPTY_REPLAY, "source": "fallback"}
 
 
 def test_group_without_approved_versions_falls_back_or_fails_when_required(api, client):
@@ -66,27 +66,27 @@ def test_latest_approved_version_wins_over_newer_pending_ones(api, client):
     api.handle("CreateModelPackageGroup", {"ModelPackageGroupName": GROUP})
     add_package(api, "s3://bkt/v1/model.tar.gz", "Approved", train_data_uri="s3://bkt/v1/train")
     arn2 = add_package(api, "s3://bkt/v2/model.tar.gz", "Approved", via_source=True, train_data_uri="s3://bkt/v2/train",
-                       heldout_data_uri="s3://bkt/v2/heldout")
+                       inventory_uri="s3://bkt/v2/inventory")
     add_package(api, "s3://bkt/v3/model.tar.gz", train_data_uri="s3://bkt/v3/train")
     assert resolve.resolve(client, GROUP, FALLBACK, True, EMPTY_REPLAY) == {
         "model_package_arn": arn2, "version": 2, "model_data_url": "s3://bkt/v2/model.tar.gz",
-        "replay_data_uri": "s3://bkt/v2/train", "heldout_data_uri": "s3://bkt/v2/heldout", "source": "registry"}
+        "replay_data_uri": "s3://bkt/v2/train", "inventory_uri": "s3://bkt/v2/inventory", "source": "registry"}
 
 
 def test_an_approved_package_without_lineage_replays_the_fallback(api, client):
-    """Versions registered before held-out histories existed: retention restarts from the empty prefix."""
+    """Versions registered before knowledge inventories existed: the inventory restarts from the empty prefix."""
     api.handle("CreateModelPackageGroup", {"ModelPackageGroupName": GROUP})
     add_package(api, "s3://bkt/v1/model.tar.gz", "Approved")
     resolved = resolve.resolve(client, GROUP, FALLBACK, False, EMPTY_REPLAY)
-    assert resolved["replay_data_uri"] == resolved["heldout_data_uri"] == EMPTY_REPLAY
+    assert resolved["replay_data_uri"] == resolved["inventory_uri"] == EMPTY_REPLAY
     with pytest.raises(resolve.ResolveError, match="has no 'train_data_uri' customer metadata"):
         resolve.resolve(client, GROUP, FALLBACK, False, None)
 
 
-def test_a_package_without_heldout_history_needs_the_fallback(api, client):
+def test_a_package_without_an_inventory_needs_the_fallback(api, client):
     api.handle("CreateModelPackageGroup", {"ModelPackageGroupName": GROUP})
     add_package(api, "s3://bkt/v1/model.tar.gz", "Approved", train_data_uri="s3://bkt/v1/train")
-    with pytest.raises(resolve.ResolveError, match="has no 'heldout_data_uri' customer metadata"):
+    with pytest.raises(resolve.ResolveError, match="has no 'inventory_uri' customer metadata"):
         resolve.resolve(client, GROUP, FALLBACK, False, None)
 
 
@@ -118,5 +118,5 @@ def test_step_subprocess_resolves_through_the_http_api(api, tmp_path):
         assert approved.returncode == 0, approved.stderr
     assert json.loads((tmp_path / "approved" / "resolved.json").read_text()) == {
         "model_package_arn": arn, "version": 1, "model_data_url": "s3://bkt/v1/model.tar.gz",
-        "replay_data_uri": "s3://bkt/v1/train", "heldout_data_uri": EMPTY_REPLAY, "source": "registry"}
+        "replay_data_uri": "s3://bkt/v1/train", "inventory_uri": EMPTY_REPLAY, "source": "registry"}
     assert "registry → s3://bkt/v1/model.tar.gz (version 1" in approved.stdout

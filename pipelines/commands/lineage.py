@@ -1,10 +1,11 @@
 """`continuum lineage [VERSION] [--data-version HASH]`: which data trained a model version, and back.
 
 From the Model Registry (AWS's or the local stand-in): a version's CustomerMetadataProperties
-(data_version, training_data_uri, train_data_uri, parent_model_package_arn) and the data manifest
-stored with its train split (`<train_data_uri>/manifest.json`: input files and hashes, output
-hashes and counts, settings, replay, previous data version), then the same for its parent, back
-to the base model. `--data-version` lists the versions trained on a data version (a prefix works).
+(data_version, training_data_uri, train_data_uri, parent_model_package_arn, inventory_uri), the
+data manifest stored with its train split (`<train_data_uri>/manifest.json`: input files and
+hashes, output hashes and counts, settings, replay, previous data version) and the size and
+coverage of its knowledge inventory (`<inventory_uri>/summary.json`), then the same for its
+parent, back to the base model. `--data-version` lists the versions trained on a data version (a prefix works).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any, Callable
 
 from pipelines.cli_support import add_target, backend_for
 from pipelines.config import load_config
+from pipelines.inventory_summary import INVENTORY_KEY, describe_inventory, read_inventory_summary
 
 MANIFEST_FILE = "manifest.json"  # written by steps/prepare.py next to the train split
 
@@ -44,8 +46,9 @@ def version_lineage(sagemaker: Any, s3: Any, group: str, version: int | None) ->
             "version": current.version, "status": current.approval_status, "arn": current.arn,
             "model_data_url": current.model_data_url, "data_version": metadata.get("data_version"),
             "training_data_uri": metadata.get("training_data_uri"), "train_data_uri": metadata.get("train_data_uri"),
-            "start_model_uri": metadata.get("start_model_uri"), "heldout_data_uri": metadata.get("heldout_data_uri"),
+            "start_model_uri": metadata.get("start_model_uri"), "inventory_uri": metadata.get(INVENTORY_KEY),
             "manifest": read_manifest(s3, metadata.get("train_data_uri")),
+            "inventory": read_inventory_summary(s3, metadata.get(INVENTORY_KEY)),
         })
         parent = metadata.get("parent_model_package_arn")
         if not parent or parent == "none" or len(chain) > 1000:
@@ -66,7 +69,7 @@ def _describe(entry: dict[str, Any]) -> list[str]:
     lines = [f"v{entry['version']} {entry['status']}: data version {entry['data_version']}",
              f"  trained on {entry['training_data_uri']} (prepared: {entry['train_data_uri']})",
              f"  started from {entry['start_model_uri']}",
-             f"  held-out history (retention suite of the next version): {entry['heldout_data_uri'] or 'not recorded'}"]
+             *describe_inventory(entry["inventory"], entry["inventory_uri"])]
     manifest = entry["manifest"]
     if manifest is None:
         lines.append("  no data manifest stored with the train split")

@@ -3,7 +3,8 @@
 The report is attached to the version in the Model Registry (customer metadata
 `evaluation_report_uri`; a version registered before that gets report.html next to its
 ModelMetrics evaluation.json). Locally it prints the file's path; with --aws the S3 URI and a
-presigned HTTPS link. --open opens it in a browser.
+presigned HTTPS link. Then the size and coverage of the version's knowledge inventory (its
+`inventory_uri`). --open opens the report in a browser.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Callable
 
 from pipelines.cli_support import add_target, backend_for
 from pipelines.config import load_config
+from pipelines.inventory_summary import INVENTORY_KEY, describe_inventory, read_inventory_summary
 
 REPORT_KEY = "evaluation_report_uri"
 REPORT_FILE = "report.html"
@@ -68,6 +70,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         )
         print(uri)
         print(link)
+    inventory_uri = version.metadata.get(INVENTORY_KEY)
+    print("\n".join(describe_inventory(read_inventory_summary(backend.client("s3"), inventory_uri), inventory_uri, "")))
     if args.open:
         webbrowser.open(link)
     return 0

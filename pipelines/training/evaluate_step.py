@@ -2,10 +2,9 @@
 
 Inputs: the candidate artifact, the baseline (resolved.json's model_data_url), the prepared
 splits and data report, the suites the CLI staged from evaluation.suites (every one is run) and the
-earlier data versions' held-out examples for the retention suite (resolved.json's
-heldout_data_uri: the previous approved version's held-out history). Outputs `evaluation`:
-evaluation.json (PropertyFile), cases.jsonl, report.html and the retention suite that was used;
-`heldout`: the held-out history handed on to the next version (recorded by the register step).
+previous approved version's knowledge inventory (resolved.json's inventory_uri), whose known items
+are re-asked. Outputs `evaluation`: evaluation.json (PropertyFile), cases.jsonl, report.html;
+`inventory`: this version's knowledge inventory (recorded by the register step as inventory_uri).
 """
 from __future__ import annotations
 
@@ -22,7 +21,7 @@ from pipelines.processors import step_processor
 from pipelines.training.parameters import TrainingParameters
 
 EVALUATION_OUTPUT = "evaluation"
-HELDOUT_OUTPUT = "heldout"
+INVENTORY_OUTPUT = "inventory"
 REPORT_HTML = "report.html"
 INPUT_ROOT = "/opt/ml/processing/input"
 
@@ -54,17 +53,17 @@ def evaluate_step(
         _input("baseline", from_resolved("model_data_url")),
         _input("validation", prepared["validation"].S3Output.S3Uri),
         _input("train", prepared["train"].S3Output.S3Uri),
-        _input("test", prepared["test"].S3Output.S3Uri),
         _input("data_report", prepared["report"].S3Output.S3Uri),
-        _input("retention", from_resolved("heldout_data_uri")),
+        _input("inventory", from_resolved("inventory_uri")),
         _input("benchmarks", config.benchmarks_uri),
     ]
     arguments: list[str | PipelineVariable] = [
         *(f"--{name.replace('_', '-')}-dir={INPUT_ROOT}/{name}" for name in
-          ("model", "baseline", "validation", "train", "test", "data_report", "retention", "benchmarks")),
+          ("model", "baseline", "validation", "train", "data_report", "inventory", "benchmarks")),
         "--output-dir", "/opt/ml/processing/output/evaluation",
-        "--heldout-output-dir", "/opt/ml/processing/output/heldout",
+        "--inventory-output-dir", "/opt/ml/processing/output/inventory",
         "--retention-max-cases", str(settings.retention_max_cases),
+        "--retention-max-new-cases", str(settings.retention_max_new_cases),
         "--baseline-version", from_resolved("version").to_string(),
         "--baseline-model-package-arn", from_resolved("model_package_arn"),
         "--max-new-tokens", str(settings.max_new_tokens),
@@ -84,7 +83,7 @@ def evaluate_step(
         source_dir=str(STEPS_DIR),
         inputs=inputs,
         outputs=[ProcessingOutput(output_name=EVALUATION_OUTPUT, source="/opt/ml/processing/output/evaluation"),
-                 ProcessingOutput(output_name=HELDOUT_OUTPUT, source="/opt/ml/processing/output/heldout")],
+                 ProcessingOutput(output_name=INVENTORY_OUTPUT, source="/opt/ml/processing/output/inventory")],
         arguments=arguments,
     )
     return ProcessingStep(name="EvaluateModel", step_args=step_args, property_files=[evaluation]), evaluation

@@ -1,10 +1,11 @@
-"""The quality gate: two ConditionSteps on evaluation.json, each with a FailStep that says what failed.
+"""The quality gate: three ConditionSteps on evaluation.json, each with a FailStep that says what failed.
 
-CheckQualityThreshold: the gate metric meets GateThreshold. CheckNoRegression: the gate metric is
-at most MaxRegression worse than the previous version, every suite meets its own suite.yaml
-threshold (evaluation.json's gate.suite_threshold_failures is 0) and the retention suite is at most
-MaxForgetting worse than the previous version (gate.forgetting_failures is 0). The FailStep messages name the
-benchmark, the metric, the value and the threshold (read from evaluation.json with JsonGet).
+CheckQualityThreshold: the gate metric meets GateThreshold. CheckForgetting: the candidate answers
+wrong at most MaxForgetting (a share) of the re-asked items the previous version knew, from its
+knowledge inventory (evaluation.json's gate.forgetting; 0 when nothing was re-asked).
+CheckNoRegression: the gate metric is at most MaxRegression worse than the previous version and
+every suite meets its own suite.yaml threshold (gate.suite_threshold_failures is 0). The FailStep
+messages name what failed, the value and the bound (read from evaluation.json with JsonGet).
 """
 from __future__ import annotations
 
@@ -38,7 +39,8 @@ def gate_steps(
     evaluation: PropertyFile,
     on_pass: list[Step | StepCollection],
 ) -> ConditionStep:
-    """Threshold check → regression and suite-threshold check → `on_pass`; each failure ends in its own FailStep."""
+    """Threshold check → forgetting check → regression and suite-threshold check → `on_pass`; each failure ends in
+    its own FailStep."""
 
     def read(path: str) -> JsonGet:
         return JsonGet(step_name=evaluate.name, property_file=evaluation, json_path=path)
@@ -54,6 +56,14 @@ def gate_steps(
             f"is not {comparison} threshold", params.gate_threshold, f"(GateThreshold on {gate.metric})",
         ]),
     )
+    fail_forgetting = FailStep(
+        name="FailForgetting",
+        error_message=Join(on=" ", values=[
+            "Gate failed: the candidate forgot", read("gate.forgotten_items"), "of", read("gate.known_items_asked"),
+            "items the previous version knew: forgetting", read("gate.forgetting"), "> MaxForgetting",
+            params.max_forgetting, "- report.html lists the forgotten items",
+        ]),
+    )
     fail_regression = FailStep(
         name="FailRegression",
         error_message=Join(on=" ", values=[
@@ -67,14 +77,19 @@ def gate_steps(
         conditions=[
             ConditionLessThanOrEqualTo(left=field("regression"), right=params.max_regression),
             ConditionLessThanOrEqualTo(left=read("gate.suite_threshold_failures"), right=0),
-            ConditionLessThanOrEqualTo(left=read("gate.forgetting_failures"), right=0),
         ],
         if_steps=on_pass,
         else_steps=[fail_regression],
     )
+    check_forgetting = ConditionStep(
+        name="CheckForgetting",
+        conditions=[ConditionLessThanOrEqualTo(left=read("gate.forgetting"), right=params.max_forgetting)],
+        if_steps=[check_regression],
+        else_steps=[fail_forgetting],
+    )
     return ConditionStep(
         name="CheckQualityThreshold",
         conditions=[_at_least(field("value"), params.gate_threshold, gate.higher_is_better)],
-        if_steps=[check_regression],
+        if_steps=[check_forgetting],
         else_steps=[fail_threshold],
     )

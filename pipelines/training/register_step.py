@@ -11,7 +11,7 @@ from sagemaker.workflow.properties import PropertyFile
 from sagemaker.workflow.steps import ProcessingStep, TrainingStep
 
 from pipelines.config import Config
-from pipelines.training.evaluate_step import EVALUATION_OUTPUT, HELDOUT_OUTPUT, REPORT_HTML
+from pipelines.training.evaluate_step import EVALUATION_OUTPUT, INVENTORY_OUTPUT, REPORT_HTML
 from pipelines.training.parameters import TrainingParameters
 
 
@@ -61,7 +61,7 @@ def register_step(
             "data_version": JsonGet(step_name=prepare.name, property_file=prepare_report, json_path="data_version"),
             "training_data_uri": params.input_data_uri,
             "train_data_uri": prepare.properties.ProcessingOutputConfig.Outputs["train"].S3Output.S3Uri,
-            "heldout_data_uri": evaluate.properties.ProcessingOutputConfig.Outputs[HELDOUT_OUTPUT].S3Output.S3Uri,
+            "inventory_uri": evaluate.properties.ProcessingOutputConfig.Outputs[INVENTORY_OUTPUT].S3Output.S3Uri,
             "parent_model_package_arn": JsonGet(step_name=resolve.name, property_file=resolved, json_path="model_package_arn"),
             "start_model_uri": JsonGet(step_name=resolve.name, property_file=resolved, json_path="model_data_url"),
             "evaluation_report_uri": Join(on="/", values=[evaluation_dir, REPORT_HTML]),
