@@ -17,6 +17,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -152,6 +153,16 @@ def prepare_sample(config_file: Path, inputs: list[Path], out: Path) -> list[dic
     return read_prepared(out)
 
 
+def pii_note(report_file: Path) -> str | None:
+    """What the prepare step redacted as PII, with where to allow values that are public."""
+    pii = json.loads(report_file.read_text(encoding="utf-8")).get("pii", {}) if report_file.is_file() else {}
+    found = ", ".join(f"{count} {kind}" for kind, count in sorted(pii.get("found", {}).items()))
+    if not found:
+        return None
+    return (f"PII {pii.get('mode', 'redact')}ed in {pii.get('rows', '?')} row(s) ({found}); if a value is public "
+            "(a support address or phone), list it in data.pii_allow")
+
+
 def init_project(target: Path, data: list[str], name: str | None, base_model: str | None, threshold: float,
                  backend_client: Callable[[], Any], force: bool = False, echo: Callable[[str], None] = print) -> Path:
     """Write DIR/continuum.yaml, DIR/benchmarks/<suite>/ and (no base model given) DIR/base-model/."""
@@ -172,6 +183,9 @@ def init_project(target: Path, data: list[str], name: str | None, base_model: st
             config_file.unlink()
             raise
         echo(f"{len(examples)} examples in {', '.join(map(str, data))}")
+        note = pii_note(Path(tmp) / "prepared" / "report" / "report.json")
+        if note:
+            echo(note)
     cases = write_suite(suite_dir, examples, project)
     smoke = [example["prompt"] for example in _stable_order(examples, "smoke")[:SMOKE_PROMPTS]]
     draft = draft_config(project, source, suite_dir, base_model, smoke, threshold)
@@ -195,8 +209,8 @@ def cmd_init(args: argparse.Namespace) -> int:
 
     try:
         init_project(Path(args.dir), args.data, args.name, args.base_model, args.gate_threshold, s3_client, args.force)
-    except (ValueError, FileExistsError, ConfigError) as exc:
-        print(f"init: {exc}")
+    except (ValueError, OSError, ConfigError) as exc:
+        print(f"init: {exc}", file=sys.stderr)
         return 1
     return 0
 
