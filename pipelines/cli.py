@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from pipelines.cli_support import add_target, backend_for, parse_parameters
-from pipelines.config import ConfigError, config_path_for, load_config
+from pipelines.config import DEMO_CONFIG_PATH, ConfigError, config_path_for, load_config
 
 
 def _print_json(data: Any) -> None:
@@ -208,8 +208,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command != "demo" and hasattr(args, "config"):
+    if args.command not in ("demo", "init") and hasattr(args, "config"):
         args.config = str(config_path_for(args.config))
+        if Path(args.config) == DEMO_CONFIG_PATH and args.command in ("run", "deploy"):
+            print(f"using the demo's config ({DEMO_CONFIG_PATH.name}): no ./continuum.yaml here "
+                  "(`continuum init DIR --data PATH` writes one for your data)", file=sys.stderr)
     try:
         return int(args.handler(args))
     except ConfigError as exc:
