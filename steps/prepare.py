@@ -2,9 +2,11 @@
 
 Reads every file under the input folder(s), recursively (JSONL, JSON, CSV/TSV, text, Markdown,
 Parquet, gzip variants; see common/data_readers.py), maps each record to the training schema
-(prompt/completion + chat `messages`), quarantines bad rows with file, line and reason, redacts
-or blocks PII, drops exact and near duplicates, splits by a seeded hash of each example id and
-mixes in a replay sample of the previous version's train split. Writes under the output folder:
+(prompt/completion + chat `messages`), quarantines bad rows (and junk answers) with file, line and
+reason, redacts or blocks PII, drops exact and near duplicates, holds out phrasings of facts (never
+a fact: one-phrasing facts are re-asked instead; `--holdout examples`: a seeded hash split of the
+examples), mixes in a replay sample of the previous version's train split and fails when the export
+contradicts too many of the previous version's answers (unless `--allow-changes`). Writes under the output folder:
 train/train.jsonl (+ manifest.json, examples.index.npz), validation/validation.jsonl,
 test/test.jsonl, report/report.json and report/quarantine.jsonl. Files are scanned in parallel
 worker processes and streamed, so memory stays flat as the input grows.
@@ -37,6 +39,13 @@ from common.data_manifest import (
     write_index,
     write_manifest,
 )
+from common.data_contradictions import (
+    Contradictions,
+    contradiction_problem,
+    contradictions_report,
+    find_contradictions,
+)
+from common.data_holdout import HoldoutCounts, decide, holdout_report
 from common.data_merge import Deduplicated, InlinePool, Pool, compare_counts, deduplicate
 from common.data_output import SplitWriter, UnitSummary, split_hashes, summarize_unit, write_quarantine, write_splits
 from common.data_profile import PROFILE_SAMPLE, build_profile, compare, retrain_decision
@@ -46,7 +55,7 @@ from common.data_replay_select import select_replay
 from common.data_report import summary
 from common.data_scan import FileScan, ScanSettings, merge_file_entries, scan_file, staged_units
 from common.data_settings import PrepareSettings, SettingsError, parse_columns, parse_list
-from common.data_split import SPLIT_NAMES, TRAIN, VALIDATION
+from common.data_split import HOLDOUT_EXAMPLES, HOLDOUT_MODES, SPLIT_NAMES, TRAIN, VALIDATION
 from common.data_units import Unit, remove_files
 
 DEFAULT_INPUT_DIR = Path("/opt/ml/processing/input/data")
@@ -119,7 +128,7 @@ def prepare(input_dir: Path | list[Path], output_dir: Path, replay_dir: Path | N
     scan_settings = ScanSettings(settings.max_file_bytes, settings.max_tokens, settings.pii,
                                  frozenset(value.lower() for value in settings.pii_allow), settings.columns,
                                  Path(tokenizer_dir) if tokenizer_dir else None, settings.seed,
-                                 settings.validation_fraction, settings.test_fraction)
+                                 settings.validation_fraction, settings.test_fraction, settings.holdout)
     replay_inputs = replay_files(replay_dir)
     with tempfile.TemporaryDirectory(prefix=".staging-", dir=output_dir) as stage_dir, \
             worker_pool(files + replay_inputs, settings.workers) as pool:
@@ -130,39 +139,46 @@ def prepare(input_dir: Path | list[Path], output_dir: Path, replay_dir: Path | N
         units = staged_units(scans)
         deduplicated = deduplicate(units, settings.near_duplicate_threshold, pool, work)
         cleanup = pool.submit(remove_files, [path for unit in units for path in unit.dedup_files()])
-        replay, replayed = NO_REPLAY, []
+        replay, replayed, contradictions = NO_REPLAY, [], None
         if replay_scans:
-            replay, replayed = select_replay(replay_scans, settings.replay_fraction, units,
-                                             deduplicated.kept.save(work / "kept-new.bits"), deduplicated.kept.size,
-                                             pool, work / "replay")
+            kept_new = deduplicated.kept.save(work / "kept-new.bits")
+            replay, replayed, available = select_replay(replay_scans, settings.replay_fraction, units, kept_new,
+                                                        deduplicated.kept.size, pool, work / "replay")
+            contradictions = find_contradictions(units, kept_new, deduplicated.kept.size, replay_scans, available,
+                                                 replay.available, pool)
         written = _write_splits(settings, output_dir, scans, units, replayed, deduplicated, pool, work)
         write_quarantine(output_dir / "report" / "quarantine.jsonl", scans, replay_scans)
         previous = read_previous(replay_dir)
+        replay_input = [scan.spill("ids", 0) for scan in replay_scans]
         counts = (compare_counts(previous, units, replayed, written.kept, written.size, deduplicated.kept.count(),
-                                 pool, work) if previous else None)
+                                 pool, work, replay_input) if previous else None)
         cleanup.result()
-        return _finish(settings, output_dir, scans, deduplicated, replay, written, previous, counts)
+        return _finish(settings, output_dir, scans, deduplicated, replay, written, previous, counts, contradictions)
 
 
 @dataclass(frozen=True)
 class Written:
     """The split files written: the writer (counts, hashes), what the report needs of the examples, the data
-    version, and the bitmap (saved at `kept`, `size` bits) of the examples written (new, then replayed)."""
+    version, the bitmap (saved at `kept`, `size` bits) of the examples written (new, then replayed) and what was
+    held out of the facts."""
 
     writer: SplitWriter
     found: UnitSummary
     version: str
     kept: Path
     size: int
+    holdout: HoldoutCounts
 
 
 def _write_splits(settings: PrepareSettings, output_dir: Path, scans: list[FileScan], units: list[Unit],
                   replayed: list[Unit], deduplicated: Deduplicated, pool: Pool, work: Path) -> Written:
     """The split files and the index; the summaries of the examples, the split fixes and the data version.
 
-    The fixes that keep train and validation non-empty need every kept example's split (the summaries),
-    unless more examples were staged for both than were dropped as duplicates: then none is moved, and
-    the split files are written while the workers summarize.
+    Holdout "phrasings" decides the held-out phrasings and re-asked examples first (data_holdout), and the
+    split files are written while the workers summarize. Holdout "examples": the fixes that keep train and
+    validation non-empty need every kept example's split (the summaries), unless more examples were staged
+    for both than were dropped as duplicates: then none is moved, and the split files are written while the
+    workers summarize; the facts are counted last.
     """
     size = deduplicated.kept.size + sum(unit.size for unit in replayed)
     kept = deduplicated.kept.resized(size)
@@ -172,26 +188,35 @@ def _write_splits(settings: PrepareSettings, output_dir: Path, scans: list[FileS
     examples = kept.count()
     dropped = deduplicated.exact + deduplicated.near
     staged = [sum(scan.splits[code] for scan in scans) for code in range(len(SPLIT_NAMES))]
-    may_move = not (staged[TRAIN] > dropped and staged[VALIDATION] > dropped)
+    by_examples = settings.holdout == HOLDOUT_EXAMPLES
+    placement, holdout = None, HoldoutCounts()
+    if not by_examples:
+        placement, holdout = decide(units, kept_path, size, settings.seed, settings.validation_fraction,
+                                    settings.test_fraction, settings.holdout, pool, work)
+    may_move = by_examples and not (staged[TRAIN] > dropped and (staged[VALIDATION] > dropped
+                                                                 or not settings.validation_fraction))
 
     def hash_splits(moved: dict[int, int]) -> Future[list[str]]:
-        return pool.submit(split_hashes, units, replayed, kept_path, size, moved)
+        return pool.submit(split_hashes, units, replayed, kept_path, size, moved, placement)
 
     hashes = None if may_move else hash_splits({})  # the longest task first
     rate = min(1.0, PROFILE_SAMPLE / max(examples, 1))
     summaries = [pool.submit(summarize_unit, unit, kept_path, size, settings.seed, settings.seed ^ PROFILE_SALT, rate,
                              replay) for unit, replay in zip(every_unit, [False] * len(units) + [True] * len(replayed))]
     found = _merged(summaries) if may_move else UnitSummary()
-    moved = found.tally.fixes()
+    moved = found.tally.fixes(settings.validation_fraction > 0) if by_examples else {}
     hashes = hashes or hash_splits(moved)
     version = pool.submit(staged_data_version, every_unit, kept_path, size)
     index = pool.submit(write_index, output_dir / "train" / INDEX_FILE, every_unit, kept_path, size, examples)
     with SplitWriter(output_dir) as writer:
-        write_splits(writer, units, replayed, kept, moved)
+        write_splits(writer, units, replayed, kept, moved, placement.load() if placement else None)
+    if by_examples:
+        holdout = decide(units, kept_path, size, settings.seed, settings.validation_fraction, settings.test_fraction,
+                         settings.holdout, pool, work, moved)[1]
     found = found if may_move else _merged(summaries)
     writer.hashes = hashes.result()
     index.result()
-    return Written(writer, found, version.result(), kept_path, size)
+    return Written(writer, found, version.result(), kept_path, size, holdout)
 
 
 def _merged(summaries: list[Future[UnitSummary]]) -> UnitSummary:
@@ -204,12 +229,15 @@ def _merged(summaries: list[Future[UnitSummary]]) -> UnitSummary:
 
 def _finish(settings: PrepareSettings, output_dir: Path, scans: list[FileScan], deduplicated: Deduplicated,
             replay: Replay, written: Written, previous: PreviousData | None,
-            counts: dict[str, int] | None) -> dict[str, Any]:
+            counts: dict[str, int] | None, contradictions: Contradictions | None) -> dict[str, Any]:
     """Profile, compare, write manifest and report; fail (after writing the report) on unusable data."""
     kept, found, writer, version = deduplicated.kept.count(), written.found, written.writer, written.version
     profile = build_profile(kept + replay.used, found.prompt_chars, found.completion_chars, found.texts)
     comparison = compare(previous, counts, kept, profile, version)
-    report = _report(settings, scans, deduplicated, replay, writer, version, comparison, found.review)
+    checks = {"holdout": holdout_report(settings.holdout, written.holdout),
+              "contradictions": contradictions_report(contradictions, settings.max_changed_fraction,
+                                                      settings.allow_changes)}
+    report = _report(settings, scans, deduplicated, replay, writer, version, comparison, found.review, checks)
     report_dir = output_dir / "report"
     (report_dir / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     rows = report["rows"]
@@ -231,9 +259,10 @@ def _finish(settings: PrepareSettings, output_dir: Path, scans: list[FileScan], 
 
 
 def _report(settings: PrepareSettings, scans: list[FileScan], deduplicated: Deduplicated, replay: Replay,
-            writer: SplitWriter, version: str, comparison: dict[str, Any],
-            review: list[dict[str, Any]]) -> dict[str, Any]:
-    """report.json's content; rows: input = kept + duplicates + quarantined (new data only)."""
+            writer: SplitWriter, version: str, comparison: dict[str, Any], review: list[dict[str, Any]],
+            checks: dict[str, Any]) -> dict[str, Any]:
+    """report.json's content; rows: input = kept + duplicates + quarantined (new data only); `checks`: the
+    `holdout` and `contradictions` sections."""
     quarantined = sum(scan.quarantined for scan in scans)
     rows = {"input": sum(scan.rows for scan in scans), "kept": deduplicated.kept.count(),
             "duplicates": deduplicated.exact + deduplicated.near, "quarantined": quarantined}
@@ -249,6 +278,7 @@ def _report(settings: PrepareSettings, scans: list[FileScan], deduplicated: Dedu
                    "counted": sum(scan.tokens_counted for scan in scans)},
         "replay": replay.counts(),
         "splits": dict(zip(SPLIT_NAMES, writer.counts)),
+        **checks,
         "data_version": version,
         "comparison": comparison,
         "retrain": retrain_decision(comparison, settings.retrain_min_change),
@@ -268,7 +298,7 @@ def _data_problem(report: dict[str, Any], settings: PrepareSettings, replayed: i
         return "no new usable example, nothing new to learn from"
     if usable < settings.min_examples:
         return f"only {usable} usable example(s) remain, fewer than --min-examples {settings.min_examples}"
-    return None
+    return contradiction_problem(report["contradictions"])
 
 
 def _number(accept: Callable[[float], bool], expected: str) -> Callable[[str], float]:
@@ -281,10 +311,18 @@ def _number(accept: Callable[[float], bool], expected: str) -> Callable[[str], f
     return parse
 
 
-_fraction = _number(lambda value: 0 < value < 1, "between 0 and 1 (exclusive)")
+_below_one = _number(lambda value: 0 <= value < 1, "at least 0 and below 1")
 _share = _number(lambda value: 0 <= value <= 1, "between 0 and 1")
 _non_negative = _number(lambda value: value >= 0, "at least 0")
 _replay_fraction = _number(lambda value: 0 < value <= 1, "greater than 0 and at most 1")
+
+
+def _flag(text: str) -> bool:
+    """An argparse type: true/false (as a pipeline parameter renders a boolean), yes/no, 1/0."""
+    value = text.strip().lower()
+    if value not in ("true", "false", "yes", "no", "1", "0"):
+        raise argparse.ArgumentTypeError(f"must be true or false, got {text}")
+    return value in ("true", "yes", "1")
 
 
 def _columns(text: str) -> dict[str, str]:
@@ -309,10 +347,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
              "estimated")
     add("--replay-fraction", type=_replay_fraction, default=defaults.replay_fraction,
         help=f"share of each replayed source file to train on again, in (0, 1] (default {defaults.replay_fraction})")
-    add("--validation-fraction", type=_fraction, default=defaults.validation_fraction,
-        help=f"share of examples held out for validation (default {defaults.validation_fraction})")
+    add("--validation-fraction", type=_below_one, default=defaults.validation_fraction,
+        help=f"share of examples for validation, in [0, 1) (default {defaults.validation_fraction}); with holdout "
+             "phrasings: held-out phrasings and re-asked one-phrasing facts; 0: no validation split")
     add("--test-fraction", type=_share, default=defaults.test_fraction,
         help=f"share of examples held out as a test split (default {defaults.test_fraction})")
+    add("--holdout", choices=HOLDOUT_MODES, default=defaults.holdout,
+        help="what validation/test hold out: 'phrasings' of facts that have several (a fact = examples with the same "
+             "answer), never a fact's last phrasing in train, and re-ask one-phrasing facts (recall); 'examples': a "
+             f"hash split of the examples, which withholds facts from training (default {defaults.holdout})")
+    add("--max-changed-fraction", type=_share, default=defaults.max_changed_fraction,
+        help="fail when the new data changes the answers of more than this share of the previous version's "
+             f"examples (its train split, the replay input), unless --allow-changes (default "
+             f"{defaults.max_changed_fraction})")
+    add("--allow-changes", type=_flag, default=defaults.allow_changes, nargs="?", const=True,
+        help="accept an export that changes more answers than --max-changed-fraction (true/false; no value: true)")
     add("--seed", type=int, default=defaults.seed, help=f"seed of the hash split (default {defaults.seed})")
     add("--min-examples", type=int, default=defaults.min_examples,
         help=f"fail when fewer usable examples (new + replayed) remain (default {defaults.min_examples})")

@@ -20,8 +20,10 @@ ALLOW = tuple(CONFIG.data.pii_allow)
 
 
 def _examples(out: Path) -> list[dict]:
-    return [json.loads(line) for name in ("train", "validation", "test")
-            for line in (out / name / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()]
+    """Every example of a version once (re-asked rows, `"heldout": "recall"`, copy train examples)."""
+    records = [json.loads(line) for name in ("train", "validation", "test")
+               for line in (out / name / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()]
+    return [record for record in records if record.get("heldout") != "recall"]
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +58,8 @@ def test_manifest_is_content_addressed_and_stored_with_the_data(versions: dict[s
     assert manifest["rows"] == report["rows"] and manifest["replay"] == report["replay"]
     assert manifest["settings"]["pii_allow"] == list(ALLOW) and set(manifest["example_schema"]) >= {"messages"}
     with np.load(out / "train" / "examples.index.npz") as index:
-        assert index["ids"].size == sum(manifest["outputs"][name]["examples"] for name in manifest["outputs"])
+        recalled = sum(report["holdout"]["recall"].values())
+        assert index["ids"].size == sum(manifest["outputs"][name]["examples"] for name in manifest["outputs"]) - recalled
         assert set(index["ids"].tolist()) == {int(e["id"], 16) for e in _examples(out)}
 
 
@@ -64,14 +67,27 @@ def test_comparison_counts_new_changed_and_removed_examples(versions: dict[str, 
     previous = _examples(versions["v1"])
     previous_ids = {e["id"] for e in previous}
     previous_prompts = {normalize(e["prompt"]) for e in previous}
-    new = [e for e in _examples(versions["v2"]) if not e["source"].startswith("replay:")]
+    replay_input = {json.loads(line)["id"] for line in (versions["v1"] / "train" / "train.jsonl").read_text().splitlines()}
+    examples = _examples(versions["v2"])
+    new = [e for e in examples if not e["source"].startswith("replay:")]
+    replayed = {e["id"] for e in examples if e["source"].startswith("replay:")}
     unchanged = [e for e in new if e["id"] in previous_ids]
     changed = [e for e in new if e["id"] not in previous_ids and normalize(e["prompt"]) in previous_prompts]
-    version_ids = {e["id"] for e in _examples(versions["v2"])}
+    new_prompts = {normalize(e["prompt"]) for e in new}
+    gone = [e for e in previous if e["id"] not in {n["id"] for n in new} | replayed]
+    superseded = [e for e in gone if normalize(e["prompt"]) in new_prompts]
+    open_ = [e for e in gone if normalize(e["prompt"]) not in new_prompts]
     comparison = _report(versions["v2"])["comparison"]
-    assert comparison["examples"] == {"new": len(new) - len(unchanged) - len(changed), "changed": len(changed),
-                                      "unchanged": len(unchanged), "removed": len(previous_ids - version_ids)}
-    assert len(changed) >= 14 and comparison["examples"]["removed"] >= len(changed) // 2
+    assert comparison["examples"] == {
+        "new": len(new) - len(unchanged) - len(changed), "changed": len(changed), "unchanged": len(unchanged),
+        "kept_by_replay": len(previous_ids & replayed), "superseded": len(superseded),
+        "held_out_before": sum(e["id"] not in replay_input for e in open_),
+        "removed": sum(e["id"] in replay_input for e in open_)}
+    # A delta export: the previous facts it lacks are kept by replay, not removed.
+    assert len(changed) >= 14 and comparison["examples"]["removed"] == 0 and len(superseded) >= len(changed) // 2
+    assert comparison["examples"]["kept_by_replay"] > 150 and comparison["removed_share"] == 0
+    assert f"{len(previous_ids & replayed)} kept by replay" in comparison["reason"] and "removed 0 (0.0% of the previous version)" in \
+        comparison["reason"]
     assert comparison["previous_examples"] == len(previous)
     assert 0 < comparison["shift"]["vocabulary"] < 1 and comparison["score"] == 1.0
     assert _report(versions["v2"])["retrain"]["recommended"] is True

@@ -23,6 +23,11 @@ def _read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
+def _learned(train: list[dict], validation: list[dict]) -> list[dict]:
+    """Every example once: train and the held-out rows (re-asked rows copy train examples)."""
+    return train + [e for e in validation if e.get("heldout") != "recall"]
+
+
 def _outputs(out: Path) -> tuple[dict, list[dict], list[dict], list[dict]]:
     return (
         json.loads((out / "report" / "report.json").read_text(encoding="utf-8")),
@@ -44,10 +49,12 @@ def test_sample_rounds_counts_add_up(sample_round_dirs: dict[int, Path], tmp_pat
     assert report["duplicates"] == {"exact": 1, "near": 0}
     assert report["quarantine_reasons"] == {bad_reason: 1} and quarantine[0]["reason"] == bad_reason
     assert report["splits"] == {"train": len(train), "validation": len(validation), "test": 0}
-    assert len(train) + len(validation) == rows["kept"]
+    examples = _learned(train, validation)
+    assert len(examples) == rows["kept"]
     assert 0 < len(validation) <= 0.2 * rows["kept"]
-    examples = train + validation
-    assert all(set(example) == FIELDS for example in examples)
+    assert report["holdout"]["facts_withheld"] == 0
+    assert all(set(example) - {"heldout"} == FIELDS for example in train + validation)
+    assert {example.get("heldout") for example in validation} == {"recall", "phrasing"}
     assert len({example["id"] for example in examples}) == len(examples)
     assert all(example["messages"][-1] == {"role": "assistant", "content": example["completion"]}
                for example in examples)
@@ -115,26 +122,34 @@ def test_split_is_stable_across_runs_and_file_order(sample_round_dirs: dict[int,
     assert {e["id"] for e in train} == {e["id"] for e in original_train}
     assert {e["id"] for e in validation} == {e["id"] for e in original_validation}
 
-    # More data does not move old examples between splits.
+    # More data does not move old examples between splits (holdout "examples"); with holdout "phrasings" held-out
+    # phrasings stay held out and every fact stays in train.
     both = tmp_path / "both"
     shutil.copytree(sample_round_dirs[1], both / "round1")
     shutil.copytree(sample_round_dirs[2], both / "round2")
-    prepare.prepare(both, tmp_path / "grown")
-    _, grown_train, grown_validation, _ = _outputs(tmp_path / "grown")
-    grown_validation_ids = {e["id"] for e in grown_validation}
-    assert {e["id"] for e in original_validation} <= grown_validation_ids
-    assert not {e["id"] for e in original_train} & grown_validation_ids
+    for holdout in ("examples", "phrasings"):
+        prepare.prepare(sample_round_dirs[1], tmp_path / f"{holdout}-before", holdout=holdout)
+        prepare.prepare(both, tmp_path / f"{holdout}-grown", holdout=holdout)
+        _, before_train, before_validation, _ = _outputs(tmp_path / f"{holdout}-before")
+        _, grown_train, grown_validation, _ = _outputs(tmp_path / f"{holdout}-grown")
+        held = {e["id"] for e in before_validation if e.get("heldout") != "recall"}
+        grown_held = {e["id"] for e in grown_validation if e.get("heldout") != "recall"}
+        assert held <= grown_held
+        if holdout == "examples":
+            assert not {e["id"] for e in before_train} & grown_held
+        assert {e["completion"] for e in before_train} <= {e["completion"] for e in grown_train}
 
 
 def test_test_split_and_other_seed(sample_round_dirs: dict[int, Path], tmp_path: Path) -> None:
-    report_a = prepare.prepare(sample_round_dirs[1], tmp_path / "a", seed=1)
-    report_b = prepare.prepare(sample_round_dirs[1], tmp_path / "b", seed=2)
+    """holdout "examples": the hash split of the examples (holdout "phrasings": tests/test_data_knowledge.py)."""
+    report_a = prepare.prepare(sample_round_dirs[1], tmp_path / "a", seed=1, holdout="examples")
+    report_b = prepare.prepare(sample_round_dirs[1], tmp_path / "b", seed=2, holdout="examples")
     _, _, validation_a, _ = _outputs(tmp_path / "a")
     _, _, validation_b, _ = _outputs(tmp_path / "b")
     assert {e["id"] for e in validation_a} != {e["id"] for e in validation_b}
     assert report_a["data_version"] == report_b["data_version"]
 
-    three = prepare.prepare(sample_round_dirs[1], tmp_path / "c", seed=1, test_fraction=0.2)
+    three = prepare.prepare(sample_round_dirs[1], tmp_path / "c", seed=1, test_fraction=0.2, holdout="examples")
     _, train_c, validation_c, _ = _outputs(tmp_path / "c")
     test_c = _read_jsonl(tmp_path / "c" / "test" / "test.jsonl")
     assert {e["id"] for e in validation_c} == {e["id"] for e in validation_a}  # validation is cut first
@@ -164,7 +179,9 @@ def test_cli_runs_from_the_source_dir(sample_round_dirs: dict[int, Path], tmp_pa
 def test_bad_arguments_and_missing_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert prepare.main(["--input-dir", str(tmp_path / "nowhere"), "--output-dir", str(tmp_path)]) == 1
     assert f"input folder {tmp_path / 'nowhere'} does not exist" in capsys.readouterr().err
-    for flag, value, message in (("--validation-fraction", "1.5", "must be between 0 and 1"),
+    for flag, value, message in (("--validation-fraction", "1.5", "must be at least 0 and below 1"),
+                                 ("--holdout", "facts", "invalid choice"),
+                                 ("--allow-changes", "maybe", "must be true or false"),
                                  ("--pii", "mask", "invalid choice"),
                                  ("--columns", "prompt", "FIELD=COLUMN")):
         with pytest.raises(SystemExit) as exit_info:
@@ -194,7 +211,7 @@ def test_replay_keeps_old_facts_and_new_answers_win(sample_round_dirs: dict[int,
     changed = [fact for fact in facts(2) if fact.status == "changed"]
     changed_prompts = {question for fact in changed for question in fact.paraphrases}
     pairs = {(e["prompt"], e["completion"]) for e in train}
-    validation_pairs = {(e["prompt"], e["completion"]) for e in validation}
+    validation_pairs = {(e["prompt"], e["completion"]) for e in validation if e.get("heldout") != "recall"}
     for fact in changed:
         for question in fact.paraphrases:
             assert (question, old_answers[fact.id]) not in pairs | validation_pairs

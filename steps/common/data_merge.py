@@ -36,6 +36,7 @@ from common.data_spill import (
     plan_groups,
     read_group,
 )
+from common.data_replay import REPLAY_ROW
 from common.data_units import BAND_KINDS, SIGNATURE_BYTES, Unit
 
 
@@ -246,42 +247,68 @@ def _kept_keys(sources: list[SpillSource], lo: int, hi: int, kept: Bitmap) -> tu
     return rows["key"][chosen], indices[chosen]
 
 
-def _compare_ids(new: list[SpillSource], replayed: list[SpillSource], previous: SpillSource, lo: int, hi: int,
-                 kept_path: Path, size: int) -> tuple[np.ndarray, int]:
-    """(indices of new examples the previous version has, previous examples this version lacks) of an id range."""
+def _compare_ids(new: list[SpillSource], replayed: list[SpillSource], replay_input: list[SpillSource],
+                 previous: SpillSource, lo: int, hi: int, kept_path: Path,
+                 size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Of an id range: (indices of new examples the previous version has; positions of previous examples neither
+    in this export nor replayed, those in the replay input and those not; previous examples kept by replay)."""
     kept = Bitmap.load(kept_path, size)
     new_keys, new_indices = _kept_keys(new, lo, hi, kept)
     replay_keys, _ = _kept_keys(replayed, lo, hi, kept)
-    previous_keys = read_group([previous], KEY_ROW, lo, hi)[0]["key"]
-    removed = int((~np.isin(previous_keys, np.concatenate([new_keys, replay_keys]))).sum())
-    return new_indices[np.isin(new_keys, previous_keys)], removed
+    previous_keys, positions = read_group([previous], KEY_ROW, lo, hi)
+    previous_keys = previous_keys["key"]
+    exported = np.isin(previous_keys, new_keys)
+    replayed_ = np.isin(previous_keys, replay_keys) & ~exported
+    gone = ~exported & ~replayed_
+    offered = np.isin(previous_keys, read_group(replay_input, REPLAY_ROW, lo, hi)[0]["key"]) if replay_input \
+        else np.zeros(previous_keys.size, bool)
+    return (new_indices[np.isin(new_keys, previous_keys)], positions[gone & offered], positions[gone & ~offered],
+            int(replayed_.sum()))
 
 
 def _compare_prompts(new: list[SpillSource], previous: SpillSource, lo: int, hi: int, kept_path: Path,
-                     unchanged_path: Path, size: int) -> int:
-    """How many new examples of a prompt-key range ask a previous prompt with another answer."""
+                     unchanged_path: Path, size: int) -> tuple[int, np.ndarray]:
+    """Of a prompt-key range: (new examples asking a previous prompt with another answer, positions of the
+    previous examples whose prompt a new example asks)."""
     new_keys, new_indices = _kept_keys(new, lo, hi, Bitmap.load(kept_path, size))
-    previous_keys = read_group([previous], KEY_ROW, lo, hi)[0]["key"]
-    asked = np.isin(new_keys, previous_keys)
-    return int((asked & ~Bitmap.load(unchanged_path, size).get(new_indices)).sum())
+    previous_rows, positions = read_group([previous], KEY_ROW, lo, hi)
+    asked = np.isin(new_keys, previous_rows["key"])
+    changed = int((asked & ~Bitmap.load(unchanged_path, size).get(new_indices)).sum())
+    return changed, positions[np.isin(previous_rows["key"], new_keys)]
 
 
 def compare_counts(previous: PreviousData, new_units: list[Unit], replay_units: list[Unit], kept_path: Path,
-                   size: int, new_kept: int, pool: Pool, work_dir: Path) -> dict[str, int]:
-    """Kept new examples new / changed / unchanged against the previous index, and previous examples removed."""
+                   size: int, new_kept: int, pool: Pool, work_dir: Path,
+                   replay_input: list[SpillSource] | None = None) -> dict[str, int]:
+    """Kept new examples new / changed / unchanged against the previous index; previous examples not in this
+    export: kept by replay, superseded (a new example asks their prompt), held out last time (not in the replay
+    input, which is the previous train split: its validation and test examples) and removed (the rest: in the
+    replay input but not replayed, e.g. replay_fraction < 1). `replay_input`: the replay scans' `ids` spills."""
     spilled = {name: source.loaded() for name, source in _spill_previous(previous, work_dir).items()}
     new_ids = loaded([unit.spill("ids") for unit in new_units])
     replay_ids = loaded([unit.spill("ids") for unit in replay_units])
-    groups = plan_groups(partition_totals([*new_ids, *replay_ids, spilled["ids"]]), KEY_ROW)
-    unchanged, removed = Bitmap(size), 0
-    for indices, missing in pool.map(_compare_ids, repeat(new_ids), repeat(replay_ids), repeat(spilled["ids"]),
-                                     *zip(*groups), repeat(kept_path), repeat(size)):
+    offered = loaded(replay_input or [])
+    groups = plan_groups(partition_totals([*new_ids, *replay_ids, *offered, spilled["ids"]]), REPLAY_ROW)
+    unchanged, kept_by_replay = Bitmap(size), 0
+    gone_offered, gone_elsewhere = Bitmap(previous.size), Bitmap(previous.size)
+    for indices, offered_gone, other_gone, replayed in pool.map(
+            _compare_ids, repeat(new_ids), repeat(replay_ids), repeat(offered), repeat(spilled["ids"]), *zip(*groups),
+            repeat(kept_path), repeat(size)):
         unchanged.set(indices)
-        removed += missing
+        gone_offered.set(offered_gone)
+        gone_elsewhere.set(other_gone)
+        kept_by_replay += replayed
     unchanged_path = unchanged.save(work_dir / "unchanged.bits")
     new_prompts = loaded([unit.spill("prompt_keys") for unit in new_units])
     groups = plan_groups(partition_totals([*new_prompts, spilled["prompt_keys"]]), KEY_ROW)
-    changed = sum(pool.map(_compare_prompts, repeat(new_prompts), repeat(spilled["prompt_keys"]), *zip(*groups),
-                           repeat(kept_path), repeat(unchanged_path), repeat(size)))
+    changed, asked = 0, Bitmap(previous.size)
+    for count, positions in pool.map(_compare_prompts, repeat(new_prompts), repeat(spilled["prompt_keys"]),
+                                     *zip(*groups), repeat(kept_path), repeat(unchanged_path), repeat(size)):
+        changed += count
+        asked.set(positions)
     same = unchanged.count()
-    return {"new": new_kept - same - changed, "changed": changed, "unchanged": same, "removed": removed}
+    open_ = asked.invert()
+    return {"new": new_kept - same - changed, "changed": changed, "unchanged": same,
+            "removed": (gone_offered & open_).count(), "kept_by_replay": kept_by_replay,
+            "superseded": ((gone_offered | gone_elsewhere) & asked).count(),
+            "held_out_before": (gone_elsewhere & open_).count()}

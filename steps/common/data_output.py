@@ -3,8 +3,11 @@
 The staged lines already are the final JSONL lines, so writing the split files is copying byte
 ranges (`segments`): the runs of kept lines of each unit's staging file of a split, units in
 order (replayed examples last), in the kernel where it can; a worker process hashes the same
-ranges meanwhile (`split_hashes`). `summarize_unit` reads a unit once, in chunks, for
-the split counts, length histograms, the profile's word counts and the examples shown for review.
+ranges meanwhile (`split_hashes`). With holdout "phrasings" (data_holdout) every new example is
+staged for train: the held-out phrasings are copied from there to validation or test, and the
+re-asked ones copied there as well; both get a `"heldout"` field on the way (a marked segment).
+`summarize_unit` reads a unit once, in chunks, for the split counts, length histograms, the
+profile's word counts and the examples shown for review.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from common.data_holdout import HELD_OUT_PHRASING, RECALL, Placed, Placement
 from common.data_profile import LENGTH_EDGES, TextCounts, length_counts
 from common.data_replay import REPLAY_PREFIX, ReplayScan
 from common.data_scan import FileScan
@@ -32,13 +36,15 @@ REVIEW_SAMPLE = 5
 
 @dataclass(frozen=True)
 class Segment:
-    """Bytes [start, stop) of a unit's staging file of split `source`: `lines` whole lines for split `code`."""
+    """Bytes [start, stop) of a unit's staging file of split `source`: `lines` whole lines for split `code`;
+    with a `mark`, each line gets `"heldout": mark` (see `marked_blocks`)."""
 
     code: int
     source: int
     start: int
     stop: int
     lines: int
+    mark: str = ""
 
 
 def _line_offsets(columns: np.ndarray, positions: list[int]) -> np.ndarray:
@@ -53,28 +59,52 @@ def _line_offsets(columns: np.ndarray, positions: list[int]) -> np.ndarray:
     return offsets
 
 
-def segments(unit: Unit, kept: Bitmap, moved: dict[int, int]) -> Iterator[Segment]:
-    """The unit's kept lines as runs of neighbouring lines, in order per split; `moved`: global index → split."""
+MARKS = ("", HELD_OUT_PHRASING, RECALL)  # a segment's mark by number
+
+
+def _runs(lines: np.ndarray, code: int, offsets: np.ndarray, sizes: np.ndarray, origin: np.ndarray,
+          marks: np.ndarray | None = None) -> Iterator[Segment]:
+    """Chunk lines (sorted positions) for split `code` as runs of neighbouring lines of one staging file with one
+    mark (`marks`: a MARKS number per chunk line; None: unmarked)."""
+    begin, end, source = offsets[lines], offsets[lines] + sizes[lines], origin[lines]
+    mark = marks[lines] if marks is not None else np.zeros(lines.size, np.int8)
+    breaks = np.flatnonzero((source[1:] != source[:-1]) | (begin[1:] != end[:-1]) | (mark[1:] != mark[:-1])) + 1
+    firsts = np.concatenate(([0], breaks))
+    lasts = np.concatenate((breaks, [lines.size])) - 1
+    for first, last in zip(firsts.tolist(), lasts.tolist()):
+        yield Segment(code, int(source[first]), int(begin[first]), int(end[last]), last - first + 1,
+                      MARKS[int(mark[first])])
+
+
+def segments(unit: Unit, kept: Bitmap, moved: dict[int, int], placed: Placed | None = None) -> Iterator[Segment]:
+    """The unit's kept lines as runs of neighbouring lines, in order per split; `moved`: global index → split;
+    `placed`: holdout "phrasings" (held-out phrasings and re-asked copies, marked, in input order)."""
     positions = [0, 0, 0]
     for start, columns in unit.columns():
         offsets = _line_offsets(columns, positions)
         sizes = columns["line_bytes"].astype(np.int64)
         origin = columns["split"].astype(np.int64)
+        chosen = kept.slice(unit.base + start, unit.base + start + columns.size)
+        if placed is not None:
+            target, recall, copy = placed.chunk(unit.base + start, columns["id"])
+            for code in range(len(SPLIT_NAMES)):
+                if code == TRAIN:
+                    lines = np.flatnonzero(chosen & (target == code))
+                    yield from _runs(lines, code, offsets, sizes, origin) if lines.size else ()
+                    continue
+                held, asked = chosen & (target == code), chosen & recall & (copy == code)
+                lines = np.flatnonzero(held | asked)
+                if lines.size:
+                    yield from _runs(lines, code, offsets, sizes, origin, np.where(held, 1, 2).astype(np.int8))
+            continue
         target = origin.copy()
         for index, code in moved.items():
             if unit.base + start <= index < unit.base + start + columns.size:
                 target[index - unit.base - start] = code
-        chosen = kept.slice(unit.base + start, unit.base + start + columns.size)
         for code in range(len(SPLIT_NAMES)):
             lines = np.flatnonzero(chosen & (target == code))
-            if not lines.size:
-                continue
-            begin, end, source = offsets[lines], offsets[lines] + sizes[lines], origin[lines]
-            breaks = np.flatnonzero((source[1:] != source[:-1]) | (begin[1:] != end[:-1])) + 1
-            firsts = np.concatenate(([0], breaks))
-            lasts = np.concatenate((breaks, [lines.size])) - 1
-            for first, last in zip(firsts.tolist(), lasts.tolist()):
-                yield Segment(code, int(source[first]), int(begin[first]), int(end[last]), last - first + 1)
+            if lines.size:
+                yield from _runs(lines, code, offsets, sizes, origin)
 
 
 def whole_file(unit: Unit, code: int) -> Iterator[Segment]:
@@ -94,6 +124,23 @@ class _Sources:
     def __exit__(self, *exc_info: object) -> None:
         for handle in self.handles:
             os.close(handle)
+
+
+def marked_blocks(source: int, part: Segment) -> Iterator[bytes]:
+    """A marked segment's lines, read a block of whole lines at a time, each with `"heldout": mark` added.
+
+    Every staged line is one JSON object ending in `}` and a newline (string values escape newlines), so the
+    two bytes end each line and nothing else."""
+    field = f', "heldout": "{part.mark}"}}\n'.encode("utf-8")
+    start, rest = part.start, b""
+    while start < part.stop:
+        data = rest + os.pread(source, min(COPY_BYTES, part.stop - start), start)
+        start += len(data) - len(rest)
+        cut = data.rfind(b"\n") + 1
+        rest = data[cut:]
+        yield data[:cut].replace(b"}\n", field)
+    if rest:
+        raise ValueError(f"staged lines of split {SPLIT_NAMES[part.source]} do not end with a newline")
 
 
 def _copy_range(source: int, target: int, start: int, stop: int) -> None:
@@ -128,7 +175,11 @@ class SplitWriter:
     def copy(self, unit: Unit, parts: Iterable[Segment]) -> None:
         with _Sources(unit) as sources:
             for part in parts:
-                _copy_range(sources[part.source], self._handles[part.code], part.start, part.stop)
+                if part.mark:
+                    for block in marked_blocks(sources[part.source], part):
+                        os.write(self._handles[part.code], block)
+                else:
+                    _copy_range(sources[part.source], self._handles[part.code], part.start, part.stop)
                 self.counts[part.code] += part.lines
 
     def __exit__(self, *exc_info: object) -> None:
@@ -140,29 +191,34 @@ class SplitWriter:
                 for code, name in enumerate(SPLIT_NAMES)}
 
 
-def _split_parts(units: list[Unit], replayed: list[Unit], kept: Bitmap,
-                 moved: dict[int, int]) -> Iterator[tuple[Unit, Iterator[Segment]]]:
+def _split_parts(units: list[Unit], replayed: list[Unit], kept: Bitmap, moved: dict[int, int],
+                 placed: Placed | None) -> Iterator[tuple[Unit, Iterator[Segment]]]:
     for unit in units:
-        yield unit, segments(unit, kept, moved)
+        yield unit, segments(unit, kept, moved, placed)
     for unit in replayed:
         yield unit, whole_file(unit, TRAIN)
 
 
 def write_splits(writer: SplitWriter, units: list[Unit], replayed: list[Unit], kept: Bitmap,
-                 moved: dict[int, int]) -> None:
+                 moved: dict[int, int], placed: Placed | None = None) -> None:
     """The split files: each unit's kept lines in order, then the replayed examples (train)."""
-    for unit, parts in _split_parts(units, replayed, kept, moved):
+    for unit, parts in _split_parts(units, replayed, kept, moved, placed):
         writer.copy(unit, parts)
 
 
 def split_hashes(units: list[Unit], replayed: list[Unit], kept_path: Path, size: int,
-                 moved: dict[int, int]) -> list[str]:
+                 moved: dict[int, int], placement: Placement | None = None) -> list[str]:
     """sha256 of each split file `write_splits` writes, from the same segments (runs beside the copy)."""
     kept = Bitmap.load(kept_path, size)
+    placed = placement.load() if placement is not None else None
     hashes = [hashlib.sha256() for _ in SPLIT_NAMES]
-    for unit, parts in _split_parts(units, replayed, kept, moved):
+    for unit, parts in _split_parts(units, replayed, kept, moved, placed):
         with _Sources(unit) as sources:
             for part in parts:
+                if part.mark:
+                    for block in marked_blocks(sources[part.source], part):
+                        hashes[part.code].update(block)
+                    continue
                 for start in range(part.start, part.stop, COPY_BYTES):
                     hashes[part.code].update(os.pread(sources[part.source], min(COPY_BYTES, part.stop - start), start))
     return [digest.hexdigest() for digest in hashes]
@@ -194,6 +250,23 @@ def _sampled_records(unit: Unit, offsets: np.ndarray, columns: np.ndarray) -> It
     finally:
         for handle in handles:
             os.close(handle)
+
+
+def read_records(units: list[Unit], indices: list[int]) -> dict[int, dict[str, Any]]:
+    """The staged records of a few examples by global index (their units' columns are read for the offsets)."""
+    wanted = np.unique(np.array(indices, np.int64))
+    records: dict[int, dict[str, Any]] = {}
+    for unit in units:
+        mine = wanted[(wanted >= unit.base) & (wanted < unit.base + unit.size)]
+        if not mine.size:
+            continue
+        positions = [0, 0, 0]
+        for start, columns in unit.columns():
+            offsets = _line_offsets(columns, positions)
+            local = mine[(mine >= unit.base + start) & (mine < unit.base + start + columns.size)] - unit.base - start
+            for index, record in zip(local.tolist(), _sampled_records(unit, offsets[local], columns[local])):
+                records[unit.base + start + index] = record
+    return records
 
 
 def summarize_unit(unit: Unit, kept_path: Path, size: int, seed: int, profile_seed: int, rate: float,

@@ -3,7 +3,10 @@
 Profile: histograms of prompt and completion lengths (characters, all examples); on a fixed-size
 deterministic sample, a hashed unigram vocabulary and the top keywords (topics: content words by
 the share of examples using them). Comparison: examples new / changed (a known prompt with
-another answer) / unchanged / removed (in the previous version, not in this one), and the
+another answer) / unchanged; the previous version's examples this export lacks are not removed
+when replay keeps them (a delta export holds only new and changed facts): they are kept by
+replay, superseded (a changed answer), held out last time (the previous validation/test split,
+which replay does not read) or removed (not replayed: replay_fraction < 1); and the
 Jensen-Shannon divergence (base 2, 0 = same, 1 = disjoint) of each distribution. The retrain
 score is the largest of the changed share, the removed share and the divergences; training is
 recommended when it reaches `min_change` (0 = always).
@@ -127,10 +130,11 @@ def shift(previous: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, 
 
 def compare(previous: PreviousData | None, counts: Mapping[str, int] | None, new_examples: int,
             profile: dict[str, Any], version: str) -> dict[str, Any]:
-    """The new data against the previous version: counts of new/changed/unchanged/removed examples and shift.
+    """The new data against the previous version: counts of new/changed/unchanged examples, what became of the
+    previous examples this export lacks, and shift.
 
-    `counts` ({new, changed, unchanged, removed}) compare the `new_examples` kept new (not replayed)
-    examples with the previous index (see data_merge.compare_counts).
+    `counts` ({new, changed, unchanged, removed, kept_by_replay, superseded, held_out_before}) compare the
+    `new_examples` kept new (not replayed) examples with the previous index (see data_merge.compare_counts).
     """
     if previous is None or counts is None:
         return {"previous_data_version": None, "same_data_version": False, "score": 1.0,
@@ -147,11 +151,19 @@ def compare(previous: PreviousData | None, counts: Mapping[str, int] | None, new
             "score": round(score, 6), "reason": _reason(counts, change_share, removed_share, drift)}
 
 
+def absent_text(counts: Mapping[str, int], removed_share: float) -> str:
+    """What became of the previous version's examples that this export lacks, in words."""
+    parts = [f"{counts[key]} {label}" for key, label in (
+        ("kept_by_replay", "kept by replay"), ("superseded", "superseded by a changed answer"),
+        ("held_out_before", "held out last time (not replayed)")) if counts.get(key)]
+    absent = f"not in this export: {', '.join(parts)}; " if parts else ""
+    return f"{absent}removed {counts['removed']} ({removed_share:.1%} of the previous version)"
+
+
 def _reason(counts: Mapping[str, int], change_share: float, removed_share: float, drift: Mapping[str, Any]) -> str:
     largest = max(("prompt_length", "completion_length", "vocabulary", "topics"), key=lambda name: drift[name])
     return (f"{counts['new']} new and {counts['changed']} changed examples ({change_share:.1%} of the new data), "
-            f"{counts['removed']} removed ({removed_share:.1%} of the previous version); largest shift: {largest} "
-            f"{drift[largest]:.3f}")
+            f"{absent_text(counts, removed_share)}; largest shift: {largest} {drift[largest]:.3f}")
 
 
 def retrain_decision(comparison: Mapping[str, Any], min_change: float) -> dict[str, Any]:

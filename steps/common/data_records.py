@@ -22,6 +22,8 @@ CANONICAL_FIELDS = ("prompt", "completion", "question", "answer", "instruction",
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
                   "system": "system", "bot": "assistant", "model": "assistant"}
 MIN_PARAGRAPH_WORDS = 4
+MIN_FACT_WORDS = 4  # shorter answers ("Yes.", "$399", "30 days") answer many questions: each is its own fact
+_ANSWER_END = " .!?;:"
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 Messages = list[dict[str, str]]
@@ -124,6 +126,22 @@ def example_keys(shaped: "Shaped") -> tuple[str, int, int, str]:
     id_bytes = hashlib.sha256(prompt_bytes + b"\x1f" + completion.encode("utf-8")).digest()[:8]
     return (id_bytes.hex(), int.from_bytes(id_bytes, "big"),
             int.from_bytes(hashlib.sha256(prompt_bytes).digest()[:8], "big"), f"{prompt} {completion}".lower())
+
+
+def answer_key(normalized_completion: str) -> int:
+    """What an answer says, as a 64-bit integer: its normalized text (see `normalize`) case-folded, without end
+    punctuation ("30 days." = "30 Days"). Equal prompt keys with other answer keys = a changed answer."""
+    text = normalized_completion.casefold().rstrip(_ANSWER_END)
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big")
+
+
+def fact_key(normalized_completion: str, answer: int, id_key_: int) -> int:
+    """The fact an example states: examples with equal keys are phrasings of one fact.
+
+    The answer key when the answer has at least MIN_FACT_WORDS words; a shorter answer cannot tell facts apart
+    ("Yes." answers many questions), so the example is its own fact (its id).
+    """
+    return answer if normalized_completion.count(" ") >= MIN_FACT_WORDS - 1 else id_key_
 
 
 def split_paragraph(paragraph: str) -> tuple[str, str]:
@@ -301,15 +319,21 @@ def record_line(example_id_: str, source: str, shaped: Shaped) -> tuple[str, byt
     return f'{content}, "source": {quote(source)}}}\n', hashlib.sha256(content.encode("utf-8")).digest()[:16]
 
 
-def encode_example(shaped: Shaped, source: str) -> tuple[str, bytes, int, int, str, int, int]:
+Encoded = tuple[str, bytes, int, int, str, int, int, int, int]
+
+
+def encode_example(shaped: Shaped, source: str) -> Encoded:
     """Everything the scan stores of a shaped record: its JSONL line, content digest, id and prompt key
-    (64-bit integers), near-duplicate text and prompt and completion lengths (what `example_keys` and
-    `record_line` give, in one pass for the common question/answer pair)."""
+    (64-bit integers), near-duplicate text, prompt and completion lengths, answer key and fact key (what
+    `example_keys`, `record_line`, `answer_key` and `fact_key` give, in one pass for the common pair)."""
     prompt, completion, messages = shaped.prompt, shaped.completion, shaped.messages
     if len(messages) != 2 or messages[0]["content"] is not prompt or messages[0]["role"] != "user":
         id_, id_key, prompt_key_, text = example_keys(shaped)
         line, digest = record_line(id_, source, shaped)
-        return line, digest, id_key, prompt_key_, text, len(prompt), len(completion)
+        normalized = normalize(completion)
+        answer = answer_key(normalized)
+        return (line, digest, id_key, prompt_key_, text, len(prompt), len(completion), answer,
+                fact_key(normalized, answer, id_key))
     normalized_prompt, normalized_completion = normalize(prompt), normalize(completion)
     prompt_bytes = normalized_prompt.encode("utf-8")
     id_bytes = hashlib.sha256(prompt_bytes + b"\x1f" + normalized_completion.encode("utf-8")).digest()[:8]
@@ -317,6 +341,9 @@ def encode_example(shaped: Shaped, source: str) -> tuple[str, bytes, int, int, s
     content = (f'{{"id": "{id_bytes.hex()}", "prompt": {quoted_prompt}, "completion": {quoted_completion}, '
                f'"messages": [{{"role": "user", "content": {quoted_prompt}}}, '
                f'{{"role": "assistant", "content": {quoted_completion}}}]')
+    id_key = int.from_bytes(id_bytes, "big")
+    answer = answer_key(normalized_completion)
     return (f'{content}, "source": {quote(source)}}}\n', hashlib.sha256(content.encode("utf-8")).digest()[:16],
-            int.from_bytes(id_bytes, "big"), int.from_bytes(hashlib.sha256(prompt_bytes).digest()[:8], "big"),
-            f"{normalized_prompt} {normalized_completion}".lower(), len(prompt), len(completion))
+            id_key, int.from_bytes(hashlib.sha256(prompt_bytes).digest()[:8], "big"),
+            f"{normalized_prompt} {normalized_completion}".lower(), len(prompt), len(completion), answer,
+            fact_key(normalized_completion, answer, id_key))

@@ -7,7 +7,8 @@ example whose prompt (normalized) or id the new data has is `superseded`: new an
 
 This module reads replay files: `scan_replay_file` stages one file (or part of one) in a worker
 process like new data, its lines and the keys the selection works on spilled by key range
-(data_replay_select decides, a key range at a time). `read_replay_file` and `sample_replay` are
+(data_replay_select decides, a key range at a time; data_contradictions reads the `answers`
+spill: prompt key, answer key and where the line is). `read_replay_file` and `sample_replay` are
 the same rules on examples in memory.
 """
 from __future__ import annotations
@@ -24,7 +25,17 @@ import numpy as np
 
 from common import data_spill
 from common.data_readers import InputFile, discover, jsonl_file_rows, preview
-from common.data_records import Example, RecordMapper, RowError, example_id, pair_messages, prompt_key, text_field
+from common.data_records import (
+    Example,
+    RecordMapper,
+    RowError,
+    answer_key,
+    example_id,
+    normalize,
+    pair_messages,
+    prompt_key,
+    text_field,
+)
 from common.data_spill import KEY_ROW, SpillSource, SpillWriter
 from common.data_split import SPLIT_NAMES, TRAIN
 
@@ -38,6 +49,9 @@ REPLAY_ROW = np.dtype([("key", "<u8"), ("prompt_key", "<u8"), ("prompt_chars", "
                        ("digest", "<u8", (2,)), ("offset", "<u8"), ("length", "<u4"), ("canonical", "u1"),
                        ("index", "<u4")])
 SCORE_ROW = np.dtype([("key", "<u8"), ("stratum", "<u4"), ("offset", "<u8"), ("length", "<u4"), ("index", "<u4")])
+# A replayed example's prompt key (the spill key), answer key and where its line is staged.
+REPLAY_ANSWER_ROW = np.dtype([("key", "<u8"), ("answer", "<u8"), ("offset", "<u8"), ("length", "<u4"),
+                              ("index", "<u4")])
 
 
 @dataclass(frozen=True)
@@ -212,7 +226,8 @@ class _ReplayWriter:
         self.spills = {"names": SpillWriter(scan.path("names"), KEY_ROW),
                        "prompt_keys": SpillWriter(scan.path("prompt_keys"), KEY_ROW),
                        "scores": SpillWriter(scan.path("scores"), SCORE_ROW),
-                       "ids": SpillWriter(scan.path("ids"), REPLAY_ROW)}
+                       "ids": SpillWriter(scan.path("ids"), REPLAY_ROW),
+                       "answers": SpillWriter(scan.path("answers"), REPLAY_ANSWER_ROW)}
         self.strata: dict[str, int] = {}
         self.offset = 0
         self.batch: list[Example] = []
@@ -263,7 +278,11 @@ class _ReplayWriter:
         scores["stratum"] = [self.strata.setdefault(replay_stratum(example.source), len(self.strata))
                              for example in examples]
         scores["offset"], scores["length"], scores["index"] = rows["offset"], rows["length"], index
-        for kind, batch in (("ids", rows), ("names", names), ("prompt_keys", prompts), ("scores", scores)):
+        answers = np.empty(len(examples), REPLAY_ANSWER_ROW)
+        answers["key"], answers["answer"] = rows["prompt_key"], [answer_key(normalize(e.completion)) for e in examples]
+        answers["offset"], answers["length"], answers["index"] = rows["offset"], rows["length"], index
+        for kind, batch in (("ids", rows), ("names", names), ("prompt_keys", prompts), ("scores", scores),
+                            ("answers", answers)):
             self.pending[kind].append(batch)
         self.scan.size += len(examples)
         self.pending_rows += len(examples)

@@ -202,8 +202,9 @@ def _restage(replay: StagedReplay, used: Bitmap, used_path: Path, pool: Pool, wo
 
 
 def select_replay(scans: list[ReplayScan], fraction: float, new_units: Sequence[Unit], new_kept: Path, new_size: int,
-                  pool: Pool, work: Path) -> tuple[Replay, list[Unit]]:
-    """The replay counts and the used replayed examples as units after the new ones (global index new_size on)."""
+                  pool: Pool, work: Path) -> tuple[Replay, list[Unit], Path]:
+    """The replay counts, the used replayed examples as units after the new ones (global index new_size on) and
+    the bitmap (saved, over the staged replay examples) of those available (the first of each id)."""
     replay = StagedReplay.of(scans)
     quarantined = sum(scan.quarantined for scan in scans)
     work.mkdir(parents=True, exist_ok=True)
@@ -222,4 +223,5 @@ def select_replay(scans: list[ReplayScan], fraction: float, new_units: Sequence[
         superseded = superseded | matches(queries, references, pool)
     used = sampled & superseded.invert()
     units = _restage(replay, used, used.save(work / "used.bits"), pool, work / "units", new_size)
-    return Replay(available.count(), sampled.count(), (sampled & superseded).count(), quarantined, fraction), units
+    counts = Replay(available.count(), sampled.count(), (sampled & superseded).count(), quarantined, fraction)
+    return counts, units, available_path

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from common.data_profile import absent_text
+
 PREVIEW_CHARS = 90
 
 
@@ -18,13 +20,28 @@ def _replay_line(replay: dict[str, Any]) -> str:
             f"sampled {replay['sampled']} | superseded {replay['superseded']} | quarantined {replay['quarantined']}")
 
 
+def _holdout_line(holdout: dict[str, Any]) -> str:
+    held, recall = holdout["phrasings_held_out"], holdout["recall"]
+    return (f"  holdout ({holdout['mode']}): {holdout['facts']} facts, {holdout['facts_with_several_phrasings']} with "
+            f"several phrasings | held out: validation {held['validation']}, test {held['test']} | re-asked (recall): "
+            f"validation {recall['validation']}, test {recall['test']} | facts withheld {holdout['facts_withheld']}")
+
+
+def _contradictions_line(found: dict[str, Any]) -> str:
+    verdict = ("BLOCKED (--allow-changes to accept)" if found["blocked"] else
+               "allowed (--allow-changes)" if found["over_limit"] else "within the limit")
+    return (f"  changed answers: {found['contradicted']} of the previous version's {found['previous_examples']} "
+            f"examples ({found['share']:.1%}, limit {found['max_changed_fraction']:.0%}): {verdict}")
+
+
 def _comparison_lines(report: dict[str, Any]) -> list[str]:
     comparison, retrain = report["comparison"], report["retrain"]
     lines = []
     if comparison.get("previous_data_version"):
         examples = comparison["examples"]
         lines.append(f"  vs previous data version {comparison['previous_data_version'][:16]}: new {examples['new']} | "
-                     f"changed {examples['changed']} | unchanged {examples['unchanged']} | removed {examples['removed']}")
+                     f"changed {examples['changed']} | unchanged {examples['unchanged']} | "
+                     f"{absent_text(examples, comparison['removed_share'])}")
         drift = comparison["shift"]
         lines.append(f"  shift (JS divergence): prompt length {drift['prompt_length']:.3f} | completion length "
                      f"{drift['completion_length']:.3f} | vocabulary {drift['vocabulary']:.3f} | topics "
@@ -52,7 +69,9 @@ def summary(report: dict[str, Any], seconds: float | None = None) -> str:
         f"  split (seed {parameters['seed']}, validation fraction {parameters['validation_fraction']}, test fraction "
         f"{parameters['test_fraction']}): train {splits['train']}, validation {splits['validation']}, "
         f"test {splits['test']}",
+        _holdout_line(report["holdout"]),
         _replay_line(report["replay"]),
+        *([_contradictions_line(report["contradictions"])] if report.get("contradictions") else []),
         f"  data version {report['data_version']}",
         *_comparison_lines(report),
     ]

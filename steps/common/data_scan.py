@@ -1,9 +1,11 @@
 """One input file (or part of one) → staged examples, quarantined rows and the keys deduplication works on.
 
 Runs in a worker process per unit. Rows are read as a stream and handled in batches: shape →
-PII (redact or block) → token limit → ids, content digest, MinHash signature, split. Each
-example's final JSONL line goes to the unit's staging file of its split (`<stage>.train.jsonl`...,
-by the seeded hash of its id; `data_split.SplitTally.fixes` may still move one or two), rejected rows to
+junk answers (data_junk) → PII (redact or block) → token limit → ids, content digest, MinHash
+signature, answer and fact keys, split. Each example's final JSONL line goes to the unit's staging
+file of its split (`<stage>.train.jsonl`...): with `holdout` "examples" by the seeded hash of its id
+(`data_split.SplitTally.fixes` may still move one or two), with "phrasings" every example is staged
+for train and data_holdout decides later which phrasings are held out. Rejected rows go to
 `<stage>.quarantine.jsonl`. Per example, `<stage>.columns` holds id, prompt key, lengths, line size
 and split, `<stage>.sig` the MinHash signature; its keys (id, prompt key, content digest, LSH band
 keys) are spilled by key range (see data_spill). Memory is bounded by the batch and run sizes,
@@ -21,9 +23,10 @@ from typing import IO, Any
 import numpy as np
 
 from common import data_dedup, data_pii
+from common.data_junk import junk_answer
 from common.data_readers import InputFile, preview, read_rows
-from common.data_records import RecordMapper, RowError, Shaped, encode_example, shape_text
-from common.data_split import scan_codes, split_scores
+from common.data_records import Encoded, RecordMapper, RowError, Shaped, encode_example, shape_text
+from common.data_split import HOLDOUT_EXAMPLES, HOLDOUT_PHRASINGS, TRAIN, scan_codes, split_scores
 from common.data_tokens import TokenCounter, load_counter
 from common.data_units import COLUMNS, Unit, UnitWriter
 
@@ -41,6 +44,7 @@ class ScanSettings:
     seed: int = 42
     validation_fraction: float = 0.1
     test_fraction: float = 0.0
+    holdout: str = HOLDOUT_PHRASINGS
 
 
 @dataclass
@@ -162,13 +166,24 @@ class _Scanner:
             return False
         return True
 
+    def _junk(self, batch: list[tuple[int, Shaped, str]]) -> list[tuple[int, Shaped, str]]:
+        """The batch without the rows whose answer is junk (quarantined with the junk class as the reason)."""
+        kept = []
+        for item in batch:
+            junk = junk_answer(item[1].prompt, item[1].completion)
+            if junk is None:
+                kept.append(item)
+            else:
+                self.reject(item[0], junk[0], junk[1], item[2])
+        return kept
+
     def flush(self, batch: list[tuple[int, Shaped, str]]) -> None:
-        encoded: list[tuple[str, bytes, int, int, str, int, int]] = []
+        encoded: list[Encoded] = []
         # Two messages of n characters have at most 4n bytes, so at most 4n + overheads tokens (see data_tokens).
         counter = self.counter
         quick_limit = (self.settings.max_tokens - counter.fixed_overhead - 2 * counter.per_message_overhead) // 4
         source = self.file.name + ":"
-        for line_no, shaped, raw in self._pii(batch):
+        for line_no, shaped, raw in self._pii(self._junk(batch)):
             if (len(shaped.messages) > 2 or len(shaped.prompt) + len(shaped.completion) > quick_limit) and \
                     not self._fits(line_no, shaped, raw):
                 continue
@@ -177,17 +192,20 @@ class _Scanner:
         if not encoded:
             return
         self.result.staged += len(encoded)
-        lines, digests, ids, prompt_keys, texts, prompt_chars, completion_chars = zip(*encoded)
+        lines, digests, ids, prompt_keys, texts, prompt_chars, completion_chars, answers, facts = zip(*encoded)
         columns = np.zeros(len(lines), COLUMNS)
         columns["id"], columns["prompt_key"] = ids, prompt_keys
         columns["prompt_chars"], columns["completion_chars"] = prompt_chars, completion_chars
         settings = self.settings
-        columns["split"] = scan_codes(split_scores(columns["id"], settings.seed), settings.validation_fraction,
-                                      settings.test_fraction)
+        if settings.holdout == HOLDOUT_EXAMPLES:
+            columns["split"] = scan_codes(split_scores(columns["id"], settings.seed), settings.validation_fraction,
+                                          settings.test_fraction)
+        else:
+            columns["split"] = TRAIN
         for code, count in enumerate(np.bincount(columns["split"], minlength=3).tolist()):
             self.result.splits[code] += count
         self.unit.add(list(lines), columns, np.frombuffer(b"".join(digests), np.uint64).reshape(-1, 2),
-                      data_dedup.signatures(texts))
+                      data_dedup.signatures(texts), np.array(answers, np.uint64), np.array(facts, np.uint64))
 
 
 def scan_file(file: InputFile, settings: ScanSettings, stage: Path) -> FileScan:

@@ -6,6 +6,7 @@ from typing import Any
 
 from common.data_pii import MODES as PII_MODES
 from common.data_records import CANONICAL_FIELDS
+from common.data_split import HOLDOUT_MODES, HOLDOUT_PHRASINGS
 
 
 class SettingsError(ValueError):
@@ -27,11 +28,14 @@ class PrepareSettings:
     columns: dict[str, str] = field(default_factory=dict)
     replay_fraction: float = 1.0
     retrain_min_change: float = 0.0
+    holdout: str = HOLDOUT_PHRASINGS
+    max_changed_fraction: float = 0.3
+    allow_changes: bool = False
     workers: int = 0
 
     def __post_init__(self) -> None:
         checks = [
-            ("validation_fraction", 0 < self.validation_fraction < 1, "between 0 and 1 (exclusive)"),
+            ("validation_fraction", 0 <= self.validation_fraction < 1, "at least 0 and below 1"),
             ("test_fraction", 0 <= self.test_fraction < 1 and self.validation_fraction + self.test_fraction < 1,
              "at least 0, with validation_fraction + test_fraction below 1"),
             ("min_examples", self.min_examples >= 1, "at least 1"),
@@ -42,6 +46,8 @@ class PrepareSettings:
             ("near_duplicate_threshold", 0 < self.near_duplicate_threshold <= 1, "in (0, 1]"),
             ("replay_fraction", 0 < self.replay_fraction <= 1, "in (0, 1]"),
             ("retrain_min_change", self.retrain_min_change >= 0, "at least 0 (above 1: never train)"),
+            ("holdout", self.holdout in HOLDOUT_MODES, f"one of {', '.join(HOLDOUT_MODES)}"),
+            ("max_changed_fraction", 0 <= self.max_changed_fraction <= 1, "between 0 and 1"),
             ("workers", self.workers >= 0, "at least 0 (0 = one per CPU)"),
         ]
         for name, ok, expected in checks:

@@ -2,8 +2,10 @@
 
 The same example lands in the same split on every run and machine, whatever the file order or
 the other examples; more data never moves an old example to another split. The only exception
-keeps train and validation non-empty: with no validation example the lowest score moves there,
-with no train example the highest (`assign_splits`; streamed: `SplitTally.fixes`).
+keeps train and validation non-empty: with no validation example the lowest score moves there
+(unless the validation fraction is 0), with no train example the highest (`assign_splits`;
+streamed: `SplitTally.fixes`). That is the `holdout: examples` mode; the default, `phrasings`,
+uses the same scores as bands and holds out phrasings of facts, never facts (data_holdout).
 """
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ from common.data_dedup import mix64
 
 TRAIN, VALIDATION, TEST = 0, 1, 2
 SPLIT_NAMES = ("train", "validation", "test")
+HOLDOUT_PHRASINGS, HOLDOUT_EXAMPLES = "phrasings", "examples"
+HOLDOUT_MODES = (HOLDOUT_PHRASINGS, HOLDOUT_EXAMPLES)
 
 
 def id_key(example_id: str) -> int:
@@ -41,10 +45,11 @@ def scan_codes(scores: np.ndarray, validation_fraction: float, test_fraction: fl
 
 
 def assign_splits(scores: np.ndarray, validation_fraction: float, test_fraction: float) -> np.ndarray:
-    """Split codes (TRAIN/VALIDATION/TEST) for scores; with 2+ examples train and validation are never empty."""
+    """Split codes (TRAIN/VALIDATION/TEST) for scores; with 2+ examples train and validation (unless its fraction
+    is 0) are never empty."""
     codes = scan_codes(scores, validation_fraction, test_fraction).astype(np.int8)
     if scores.size >= 2:
-        if not (codes == VALIDATION).any():
+        if validation_fraction > 0 and not (codes == VALIDATION).any():
             codes[np.argmin(scores)] = VALIDATION
         if not (codes == TRAIN).any():
             codes[np.argmax(scores)] = TRAIN
@@ -83,13 +88,14 @@ class SplitTally:
         if later.high is not None and (self.high is None or later.high[0] > self.high[0]):
             self.high = later.high
 
-    def fixes(self) -> dict[int, int]:
-        """Global index → split code of the examples `assign_splits` would move; empty almost always."""
+    def fixes(self, validation: bool = True) -> dict[int, int]:
+        """Global index → split code of the examples `assign_splits` would move; empty almost always.
+        `validation`: whether the validation split is kept non-empty (False: its fraction is 0)."""
         moved: dict[int, int] = {}
         counts = list(self.counts)
         if sum(counts) < 2 or self.low is None or self.high is None:
             return moved
-        if not counts[VALIDATION]:
+        if validation and not counts[VALIDATION]:
             moved[self.low[1]] = VALIDATION
             counts[self.low[2]] -= 1
             counts[VALIDATION] += 1

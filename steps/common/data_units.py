@@ -9,7 +9,10 @@ the unit's `stage` path:
   (characters), the line's size in bytes and its split (COLUMNS);
 - `<stage>.sig`: per example, its MinHash signature (uint32 x NUM_PERM), for units deduplicated;
 - spilled keys (data_spill): `ids`, `prompt_keys`, `band0`.. (LSH buckets, with the signature's
-  sketch) with the example's local number, and `digests` (content digests, for the data version).
+  sketch) with the example's local number, and `digests` (content digests, for the data version);
+  new data's units (deduplicated) also spill `facts` (fact key and id: which examples are phrasings
+  of one fact, data_holdout) and `answers` (prompt key and answer key: answers that changed,
+  data_contradictions).
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ import numpy as np
 
 from common.data_dedup import BANDS, NUM_PERM, band_keys, sketches
 from common import data_spill
-from common.data_spill import BAND_ROW, DIGEST_ROW, KEY_ROW, SpillSource, SpillWriter, runs_path
+from common.data_spill import ANSWER_ROW, BAND_ROW, DIGEST_ROW, FACT_ROW, KEY_ROW, SpillSource, SpillWriter, runs_path
 from common.data_split import SPLIT_NAMES
 
 COLUMNS = np.dtype([("id", "<u8"), ("prompt_key", "<u8"), ("prompt_chars", "<i8"), ("completion_chars", "<i8"),
@@ -71,16 +74,22 @@ class UnitWriter:
         self._columns = self.unit.path("columns").open("wb")
         self._signatures = self.unit.path("sig").open("wb") if deduplicated else None
         self._spills = {kind: SpillWriter(self.unit.path(kind), KEY_ROW) for kind in ("ids", "prompt_keys")}
+        self._facts = None
         if deduplicated:
             self._spills.update({kind: SpillWriter(self.unit.path(kind), BAND_ROW) for kind in BAND_KINDS})
+            self._facts = {"facts": SpillWriter(self.unit.path("facts"), FACT_ROW),
+                           "answers": SpillWriter(self.unit.path("answers"), ANSWER_ROW)}
         self._digests = SpillWriter(self.unit.path("digests"), DIGEST_ROW)
-        # per batch: (local numbers, ids and prompt keys, band keys + sketches or None, digest rows)
+        # per batch: (local numbers, ids, prompt keys, answer keys and fact keys, band keys + sketches or None,
+        # digest rows)
         self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]] = []
         self._pending_rows = 0
 
-    def add(self, lines: list[str], columns: np.ndarray, digests: np.ndarray, signatures: np.ndarray | None) -> None:
-        """A batch of examples: their lines, COLUMNS (line_bytes is filled in here), (n, 2) uint64 content digests
-        and (n, NUM_PERM) signatures (None for a unit that is not deduplicated)."""
+    def add(self, lines: list[str], columns: np.ndarray, digests: np.ndarray, signatures: np.ndarray | None,
+            answers: np.ndarray | None = None, facts: np.ndarray | None = None) -> None:
+        """A batch of examples: their lines, COLUMNS (line_bytes is filled in here), (n, 2) uint64 content digests,
+        (n, NUM_PERM) signatures (None for a unit that is not deduplicated) and, for new data, answer and fact
+        keys (data_records.answer_key / fact_key; default: the ids, each example its own answer and fact)."""
         codes = columns["split"]
         for code, handle in enumerate(self._lines):
             numbers = np.flatnonzero(codes == code)
@@ -102,7 +111,9 @@ class UnitWriter:
         index = np.arange(self.count, self.count + len(lines), dtype=np.uint32)
         digest_rows = np.empty(len(lines), DIGEST_ROW)
         digest_rows["key"], digest_rows["low"], digest_rows["index"] = digests[:, 0], digests[:, 1], index
-        self._pending.append((index, np.stack([columns["id"], columns["prompt_key"]]), bands, digest_rows))
+        ids = columns["id"]
+        keys = np.stack([ids, columns["prompt_key"], ids if answers is None else answers, ids if facts is None else facts])
+        self._pending.append((index, keys, bands, digest_rows))
         self.count += len(lines)
         self._pending_rows += len(lines)
         if self._pending_rows >= data_spill.RUN_ROWS:
@@ -118,6 +129,13 @@ class UnitWriter:
         for row, kind in enumerate(("ids", "prompt_keys")):
             rows["key"] = keys[row]
             self._spills[kind].write_run(rows)
+        if self._facts is not None:
+            facts = np.empty(self._pending_rows, FACT_ROW)
+            facts["key"], facts["id"], facts["index"] = keys[3], keys[0], rows["index"]
+            self._facts["facts"].write_run(facts)
+            answers = np.empty(self._pending_rows, ANSWER_ROW)
+            answers["key"], answers["answer"], answers["index"] = keys[1], keys[2], rows["index"]
+            self._facts["answers"].write_run(answers)
         if self._signatures is not None:
             bands = np.concatenate([item[2] for item in self._pending], axis=1)
             band_rows = np.empty(self._pending_rows, BAND_ROW)
@@ -137,7 +155,7 @@ class UnitWriter:
         self._columns.close()
         if self._signatures is not None:
             self._signatures.close()
-        for spill in (*self._spills.values(), self._digests):
+        for spill in (*self._spills.values(), *(self._facts or {}).values(), self._digests):
             spill.close()
         return self.count
 
