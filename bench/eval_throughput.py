@@ -13,10 +13,12 @@ that of the least CPU times of this process (steadier when other work shares the
     python bench/eval_throughput.py                      # tiny demo model, built suites x 4
     python bench/eval_throughput.py --model DIR --repeat 8 --max-new-tokens 32 --rounds 5
     python bench/eval_throughput.py --model model.tar.gz --suites company_facts,company_quiz
+    python bench/eval_throughput.py --shape qwen2.5-0.5b --json out/eval.json   # random-init Qwen2.5 shape
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -29,6 +31,7 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "steps"))
+sys.path.insert(0, str(REPO_ROOT / "bench"))
 
 from common.benchmarks import BenchmarkSuite, load_suite  # noqa: E402
 from common.eval_model import LoadedModel, load_model  # noqa: E402
@@ -131,6 +134,8 @@ def _load() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="model dir or model.tar.gz (default: the tiny demo model)")
+    parser.add_argument("--shape", help="instead of --model: a random-init model of this shape (bench/shapes.py)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the table as JSON here")
     parser.add_argument("--repeat", type=int, default=4, help="each suite's cases this many times")
     parser.add_argument("--max-new-tokens", type=int, default=24)
     parser.add_argument("--batch-size", type=int, default=64)
@@ -140,7 +145,12 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     with tempfile.TemporaryDirectory(prefix="eval-bench-") as tmp:
-        model_path = args.model or tiny_model(Path(tmp))
+        if args.shape:
+            from shapes import random_model_dir
+
+            model_path = random_model_dir(args.shape, Path(tmp))
+        else:
+            model_path = args.model or tiny_model(Path(tmp))
         loaded = load_model(model_path, "candidate", max_seq_length=1024)
         settings = BatchSettings(args.max_new_tokens, args.batch_size)
         suites = [repeated(load_suite(REPO_ROOT / "benchmarks" / name), args.repeat) for name in args.suites.split(",")]
@@ -150,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'suite':<18} {'task':<16} {'cases':>6} {'loop s':>8} {'ours s':>8} {'speed-up':>9} {'cpu speed-up':>13}"
               f"  same answers")
         totals = dict.fromkeys(("loop", "ours", "loop_cpu", "ours_cpu"), 0.0)
-        cases = 0
+        cases = same_total = 0
+        rows = []
         for suite in suites:
             theirs, run, seconds = timed_pair(lambda: LOOPS[suite.spec.task](loaded, suite, args.max_new_tokens),
                                               lambda: run_suite(loaded, suite, settings), args.rounds)
@@ -158,12 +169,22 @@ def main(argv: list[str] | None = None) -> int:
             same = sum(a == b for a, b in zip(theirs, mine))
             totals = {key: totals[key] + seconds[key] for key in totals}
             cases += len(mine)
+            same_total += same
+            rows.append({"suite": suite.name, "task": suite.spec.task, "cases": len(mine), "same_answers": same,
+                         **{f"{key}_seconds": value for key, value in seconds.items()}})
             print(f"{suite.name:<18} {suite.spec.task:<16} {len(mine):>6} {seconds['loop']:>8.2f} {seconds['ours']:>8.2f} "
                   f"{seconds['loop'] / seconds['ours']:>8.1f}x {seconds['loop_cpu'] / seconds['ours_cpu']:>12.1f}x"
                   f"  {same}/{len(mine)}")
         print(f"{'all':<18} {'':<16} {cases:>6} {totals['loop']:>8.2f} {totals['ours']:>8.2f} "
               f"{totals['loop'] / totals['ours']:>8.1f}x {totals['loop_cpu'] / totals['ours_cpu']:>12.1f}x"
               f"  ({cases / totals['loop']:.0f} vs {cases / totals['ours']:.0f} cases/s; load average now {_load()})")
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps({
+                "model": str(args.shape or model_path), "device": str(loaded.device), "suites": rows, "cases": cases,
+                "same_answers": same_total, "speed_up": totals["loop"] / totals["ours"],
+                "cpu_speed_up": totals["loop_cpu"] / totals["ours_cpu"],
+                **{f"{key}_seconds": value for key, value in totals.items()}}, indent=1) + "\n")
     return 0
 
 
