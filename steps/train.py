@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 from common.examples import ExampleError
 from common.examples import read_examples as load_examples
+from common.quiet import quiet_libraries
 from common.train_args import parse_args, recorded_hyperparameters
 from common.train_artifacts import save_adapter, save_merged, ship_inference_handler, write_metadata
 from common.train_checkpoint import (
@@ -97,6 +98,7 @@ def _silent(*args: Any, **kwargs: Any) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the training job; return the process exit code (143 after a SIGTERM checkpoint)."""
     args = parse_args(argv, __doc__)
+    quiet_libraries(args.verbose)
     stop = StopSignal().install()
     started = time.monotonic()
     dist = init_distributed()
@@ -180,6 +182,7 @@ def train_adapter(run: Run, args: argparse.Namespace, dist: Distributed, stop: S
         pad_to=run.budget if args.compile else None,
         flash_kwargs=args.packing and run.start.attn_implementation == "flash_attention_2",
         checkpoint_every_seconds=args.checkpoint_every_seconds,
+        verbose=args.verbose,
     )
     seed_everything(args.seed)
     return run_training(model, run.peft_model, run.train_examples, run.plan, run.penalty, settings, dist,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import tarfile
@@ -161,7 +162,7 @@ def test_training_learns_and_saves_artifacts(trained: dict) -> None:
     assert meta["hyperparameters"]["target_modules"] == "all-linear"
     assert meta["duration_seconds"] > 0
 
-    logged = [float(line[len("train_loss=") : -1]) for line in trained["log"].splitlines() if line.startswith("train_loss=")]
+    logged = [float(value) for value in re.findall(r"train_loss=([0-9.eE+-]+);", trained["log"])]
     assert len(logged) >= 10 and logged[-1] < logged[0] / 10
     assert f"eval_loss={metrics['eval_loss']:.6f};" in trained["log"]
     print(f"train time {trained['seconds']:.1f}s, loss {metrics['initial_train_loss']:.3f} -> {metrics['train_loss']:.4f}")

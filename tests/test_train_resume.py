@@ -51,7 +51,7 @@ def test_sigterm_mid_run_then_restart_matches_uninterrupted_run(
     assert process.stdout is not None
     for line in process.stdout:
         output.append(line)
-        if line.startswith("train_loss="):  # the first log line: step 4 of 80
+        if "train_loss=" in line:  # the first log line: step 4 of 80
             process.send_signal(signal.SIGTERM)
             break
     output += process.stdout.readlines()

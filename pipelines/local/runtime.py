@@ -242,7 +242,7 @@ class LocalPipelineRuntime:
                 record.failure_reason = message
                 result.failure_reason = message
                 self._finish(record, started, FAILED)
-                self.echo(f"✗ {name}: {message}")
+                self.echo(f"✗ {name}")  # the message is the execution's failure reason, which the caller prints
                 return False
             else:
                 arguments = evaluate(spec["Arguments"], scope, f"{name}.Arguments")
@@ -252,7 +252,7 @@ class LocalPipelineRuntime:
             record.failure_reason = message
             result.failure_reason = message
             self._finish(record, started, FAILED)
-            self.echo(f"✗ {message}")
+            self.echo(f"✗ {name} ({record.seconds:.1f}s)")  # the caller prints the failure reason
             return False
         self._finish(record, started, SUCCEEDED)
         self.echo(f"✓ {name} ({record.seconds:.1f}s)")

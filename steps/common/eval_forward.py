@@ -26,6 +26,12 @@ def accepted(model: Any, **optional: Any) -> dict[str, Any]:
     return {name: value for name, value in optional.items() if name in parameters}
 
 
+def cache_argument(model: Any, kv_cache: Any) -> dict[str, Any]:
+    """The keyword that passes a Cache object to the model: `cache` where its forward names it (transformers
+    5.x, where `past_key_values` is deprecated), else `past_key_values` (transformers 4.x)."""
+    return {"cache" if "cache" in _forward_parameters(type(model)) else "past_key_values": kv_cache}
+
+
 @cache
 def _forward_parameters(model_class: type) -> frozenset[str]:
     return frozenset(inspect.signature(model_class.forward).parameters)
@@ -94,7 +100,7 @@ class PrefixStore:
             return best
         prefix_cache = DynamicCache(config=self.model.config)
         with torch.inference_mode():
-            self.model(input_ids=torch.tensor([list(first)], device=self.model.device), past_key_values=prefix_cache,
-                       use_cache=True, **accepted(self.model, logits_to_keep=1))
+            self.model(input_ids=torch.tensor([list(first)], device=self.model.device), use_cache=True,
+                       **cache_argument(self.model, prefix_cache), **accepted(self.model, logits_to_keep=1))
         self._known.append(SharedPrefix(first, prefix_cache))
         return self._known[-1]

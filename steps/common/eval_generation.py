@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from common.eval_forward import PrefixStore, accepted, padded
+from common.eval_forward import PrefixStore, accepted, cache_argument, padded
 from common.eval_model import LoadedModel
 
 
@@ -73,7 +73,7 @@ def greedy_decode(model: Any, rows: Sequence[Sequence[int]], max_new_tokens: int
     tokens = torch.full((len(rows), max_new_tokens), -1, dtype=torch.long, device=device)
     with torch.inference_mode():
         for step in range(max_new_tokens):
-            logits = model(input_ids=input_ids, attention_mask=mask, past_key_values=cache, use_cache=True,
+            logits = model(input_ids=input_ids, attention_mask=mask, use_cache=True, **cache_argument(model, cache),
                            **accepted(model, position_ids=positions, logits_to_keep=1)).logits
             next_tokens = logits[:, -1].argmax(-1)
             tokens[live, step] = next_tokens

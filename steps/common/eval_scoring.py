@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from common.eval_forward import PrefixStore, SharedPrefix, accepted, padded
+from common.eval_forward import PrefixStore, SharedPrefix, accepted, cache_argument, padded
 from common.eval_model import LoadedModel
 
 PACKABLE_ATTENTION = ("eager", "sdpa")
@@ -139,7 +139,7 @@ def _forward(loaded: LoadedModel, batch: list[_Row], packed: bool, scored: Any, 
         mask = padded([[1] * len(row.input_ids) for row in batch], width, 0)
     cache = prefix.cache_for(len(batch)) if shared else None
     with torch.inference_mode():
-        logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device), past_key_values=cache,
+        logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device), **cache_argument(model, cache),
                        **accepted(model, position_ids=position_ids.to(device),
                                   logits_to_keep=scored[:, shared:].to(device))).logits
     return logits if logits.dim() == 2 else logits[scored[:, shared:].to(logits.device)]

@@ -125,6 +125,10 @@ def build_parser(description: str | None = None) -> argparse.ArgumentParser:
     ops.add_argument("--keep_checkpoints", type=int, default=2)
     ops.add_argument("--instance_price_per_hour", type=float, default=-1.0,
                      help="USD per instance-hour for the cost estimate; -1: the built-in on-demand table")
+    ops.add_argument("--verbose", type=parse_bool, nargs="?", const=True,
+                     default=parse_bool(env("CONTINUUM_VERBOSE") or "false"),
+                     help="also log debug lines (penalty terms per log step), library warnings and progress bars "
+                          "(default: $CONTINUUM_VERBOSE, else false)")
     return parser
 
 

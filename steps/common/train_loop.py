@@ -2,7 +2,8 @@
 
 Each step: one batch per process (step s, rank k takes plan[s * world + k], wrapping around),
 weighted completion loss (bf16 autocast on GPUs) + the continual-learning penalty, clip, step.
-Logs `epoch=…;`/`train_loss=…;` lines (SageMaker metric regexes). Checkpoints every
+Logs one `step s/n: epoch=…; train_loss=…;` line about 20 times a run (SageMaker metric regexes); the
+continual-learning penalty's terms only with `verbose`. Checkpoints every
 `checkpoint_every_seconds`, at the end, and on SIGTERM (then raises TrainingInterrupted).
 """
 from __future__ import annotations
@@ -38,6 +39,7 @@ class LoopSettings:
     pad_to: int | None = None
     flash_kwargs: bool = False
     checkpoint_every_seconds: float = 600.0
+    verbose: bool = False  # also log the penalty's terms at each log step
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,11 @@ class TrainingOutcome:
 def log_metric(name: str, value: float) -> None:
     """Print one `name=value;` line (fixed-point, as the metric regexes expect) and flush."""
     print(f"{name}={value:.6f};", flush=True)
+
+
+def metrics_line(**values: float) -> str:
+    """`name=value;` pairs on one line (fixed-point, as the metric regexes expect)."""
+    return " ".join(f"{name}={value:.6f};" for name, value in values.items())
 
 
 def _fresh_logs() -> dict[str, Any]:
@@ -126,11 +133,12 @@ def run_training(model: Any, peft_model: Any, examples: list[TrainExample], plan
             window.zero_()
             logs["window_count"] = 0
             if dist.is_main:
-                log_metric("epoch", step * dist.world_size / settings.steps_per_epoch)
-                log_metric("train_loss", mean)
+                print(f"step {step}/{total_steps}: "
+                      + metrics_line(epoch=step * dist.world_size / settings.steps_per_epoch, train_loss=mean), flush=True)
             if penalty.active:
                 logs["penalty"] = {name: float(value.detach()) for name, value in parts.items()}
-                log("penalty " + " ".join(f"{k}={v:.6f}" for k, v in logs["penalty"].items()))
+                if settings.verbose:
+                    log("penalty " + " ".join(f"{k}={v:.6f}" for k, v in logs["penalty"].items()))
         # Agreed by all processes, so every one of them reaches save()'s barrier at the same step.
         stopping, due = dist.any_true([stop.requested, time.monotonic() - last_save >= settings.checkpoint_every_seconds],
                                       device)
