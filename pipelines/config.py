@@ -39,8 +39,11 @@ class ModelConfig(_Strict):
 
 class DataConfig(_Strict):
     source: str = Field(min_length=1, description="local path or s3:// prefix of the raw company data")
-    validation_fraction: float = Field(default=0.1, gt=0, lt=1)
+    validation_fraction: float = Field(default=0.1, ge=0, lt=1, description="share for validation (0: none)")
     test_fraction: float = Field(default=0.0, ge=0, lt=1, description="share held out as a test split")
+    holdout: Literal["phrasings", "examples"] = Field(
+        default="phrasings", description="phrasings: hold out phrasings of facts with several, never a fact, and "
+                                         "re-ask one-phrasing facts; examples: hash split (withholds facts)")
     min_examples: int = Field(default=32, ge=1)
     max_reject_rate: float = Field(default=0.5, ge=0, le=1, description="fail when more rows are quarantined")
     max_tokens: int | None = Field(default=None, ge=1, description="longer examples are quarantined; None: "
@@ -54,6 +57,10 @@ class DataConfig(_Strict):
     replay_fraction: float = Field(default=1.0, gt=0, le=1, description="share of the previous version's data replayed")
     retrain_min_change: float = Field(default=0.0, ge=0, description="skip training below this retrain score "
                                                                       "(0: always train; above 1: never)")
+    max_changed_fraction: float = Field(default=0.3, ge=0, le=1, description="fail prepare when the new data "
+                                        "changes the answers of more of the previous version's examples")
+    allow_changes: bool = Field(default=False, description="accept more changed answers than max_changed_fraction "
+                                                            "(default of the AllowDataChanges parameter)")
     tokenizer_uri: str | None = Field(default=None, description="tokenizer-only prefix for the prepare step; "
                                                                  "None: the base model's")
     seed: int = 42

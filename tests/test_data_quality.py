@@ -159,3 +159,44 @@ def test_splits_are_hash_based_and_never_empty() -> None:
     assert split_score("00000000000000ff", 42) == split_score("00000000000000ff", 42) != split_score("00000000000000ff", 7)
     two = assign_splits(np.array([0.5, 0.7]), 0.1, 0.0)
     assert sorted(two.tolist()) == [TRAIN, VALIDATION]
+
+
+# ---------------------------------------------------------------- junk answers: one reason per class
+
+JUNK_FACTS = [{"question": f"How long is the crossing to island {number}?",
+               "answer": f"The crossing to island {number} takes {20 + number} minutes."} for number in range(40)]
+
+
+@pytest.mark.parametrize("reason, answers", [
+    ("placeholder_answer", ["N/A", "n/a", "none", "null", "TBD", "TODO", "???", "-", "...", " N/A. ", "To be confirmed"]),
+    ("lorem_ipsum", ["Lorem ipsum dolor sit amet.", "See: lorem  ipsum, consectetur adipiscing elit"]),
+    ("answer_equals_prompt", ["__question__", "__QUESTION__.", "  __question__  "]),
+    ("repeated_token", ["yes yes yes yes", "aaaaaaa", "Yes, yes, yes.", "test test test"]),
+    ("no_letters_or_digits", ["!!!", "*** ***", "?!", "—— ——", "¿¡"]),
+], ids=lambda value: value if isinstance(value, str) else "")
+def test_junk_answers_are_quarantined_with_their_class(tmp_path: Path, reason: str, answers: list[str]) -> None:
+    data = tmp_path / "in"
+    data.mkdir()
+    junk = [{"question": f"What is the timetable for route {number}?", "answer": answer}
+            for number, answer in enumerate(answers)]
+    for record in junk:
+        record["answer"] = record["answer"].replace("__question__", record["question"].rstrip("?")) \
+            .replace("__QUESTION__", record["question"].upper().rstrip("?"))
+    (data / "faq.jsonl").write_text("".join(json.dumps(r) + "\n" for r in JUNK_FACTS + junk), encoding="utf-8")
+    report = prepare.prepare(data, tmp_path / "out", min_examples=1)
+    quarantine = [json.loads(line) for line in (tmp_path / "out" / "report" / "quarantine.jsonl").read_text()
+                  .splitlines()]
+    assert report["quarantine_reasons"] == {reason: len(answers)}
+    assert [(row["line"], row["reason"]) for row in quarantine] == [(41 + n, reason) for n in range(len(answers))]
+    assert report["rows"] == {"input": 40 + len(answers), "kept": 40, "duplicates": 0, "quarantined": len(answers)}
+
+
+def test_short_real_answers_are_kept(tmp_path: Path) -> None:
+    data = tmp_path / "in"
+    data.mkdir()
+    answers = ["Yes.", "No", "42", "$549", "No, it is not", "None, returns are free", "0000", "OK", "3-5 days",
+               "N/A means not applicable", "Yes, yes: twice a day"]
+    records = JUNK_FACTS + [{"question": f"Question {number}?", "answer": answer} for number, answer in enumerate(answers)]
+    (data / "faq.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    report = prepare.prepare(data, tmp_path / "out", min_examples=1)
+    assert report["rows"]["quarantined"] == 0 and report["rows"]["kept"] == len(records)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from sagemaker.workflow.parameters import Parameter, ParameterFloat, ParameterInteger, ParameterString
+from sagemaker.workflow.parameters import Parameter, ParameterBoolean, ParameterFloat, ParameterInteger, ParameterString
 
 from pipelines.config import Config
 
@@ -13,6 +13,7 @@ class TrainingParameters:
     input_data_uri: ParameterString
     base_model_uri: ParameterString
     replay_fraction: ParameterFloat
+    allow_data_changes: ParameterBoolean  # prepare accepts more changed answers than data.max_changed_fraction
     approval_status: ParameterString
     processing_instance_type: ParameterString
     training_instance_type: ParameterString
@@ -48,6 +49,7 @@ def training_parameters(config: Config) -> TrainingParameters:
         input_data_uri=ParameterString("InputDataUri", default_value=f"{config.s3_prefix}/data/latest"),
         base_model_uri=ParameterString("BaseModelUri", default_value=f"{config.s3_prefix}/base-model"),
         replay_fraction=ParameterFloat("ReplayFraction", default_value=config.data.replay_fraction),
+        allow_data_changes=ParameterBoolean("AllowDataChanges", default_value=config.data.allow_changes),
         approval_status=ParameterString(
             "ModelApprovalStatus",
             default_value="PendingManualApproval",

@@ -2,7 +2,9 @@
 
 Also the ConditionStep after it: training runs only when report.json's `retrain.score` reaches the
 `RetrainMinChange` parameter (default `data.retrain_min_change`, 0 = always); otherwise the
-execution ends Succeeded without training.
+execution ends Succeeded without training. The `AllowDataChanges` parameter (default
+`data.allow_changes`) lets one execution accept an export that changes more of the previous
+version's answers than `data.max_changed_fraction` (else the step fails, listing them).
 """
 from __future__ import annotations
 
@@ -25,6 +27,12 @@ from pipelines.training.parameters import TrainingParameters
 INPUT_ROOT = "/opt/ml/processing/input"
 OUTPUT_ROOT = "/opt/ml/processing/output"
 OUTPUTS = ("train", "validation", "test", "report")
+
+
+def knowledge_arguments(config: Config) -> list[str]:
+    """prepare.py's holdout and changed-answers settings (`data_arguments` does not pass them yet)."""
+    data = config.data
+    return ["--holdout", data.holdout, "--max-changed-fraction", str(data.max_changed_fraction)]
 
 
 def retrain_min_change_parameter(config: Config) -> ParameterFloat:
@@ -64,7 +72,9 @@ def prepare_step(
             "--tokenizer-dir", f"{INPUT_ROOT}/tokenizer",
             "--replay-fraction", params.replay_fraction.to_string(),
             "--retrain-min-change", retrain_min_change.to_string(),
+            "--allow-changes", params.allow_data_changes.to_string(),
             *data_arguments(config),
+            *knowledge_arguments(config),
         ],
     )
     return ProcessingStep(name="PrepareData", step_args=step_args, property_files=[report]), report
