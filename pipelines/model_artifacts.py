@@ -79,7 +79,7 @@ def cache_root(home: Path) -> Path:
 
 
 def _local_source(backend: Backend, uri: str) -> tuple[Path, str]:
-    """(the artifact's file or folder in the local S3 stand-in, a fingerprint of it)."""
+    """(the artifact's file or folder in the local S3 stand-in, a fingerprint of it: size, mtime, inode)."""
     from pipelines.local.s3 import LocalS3
 
     assert backend.home is not None
@@ -90,10 +90,11 @@ def _local_source(backend: Backend, uri: str) -> tuple[Path, str]:
             path = entries[0]
     if path.is_file():
         stat = path.stat()
-        return path, f"{stat.st_size}:{stat.st_mtime_ns}"
+        return path, f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}"
     if path.is_dir() and any(path.rglob("config.json")):
-        files = sorted(p for p in path.rglob("*") if p.is_file())
-        return path, hashlib.sha256("".join(f"{p}:{p.stat().st_size}:{p.stat().st_mtime_ns}\0" for p in files).encode()).hexdigest()
+        stats = [(p, p.stat()) for p in sorted(path.rglob("*")) if p.is_file()]
+        listing = "".join(f"{p}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}\0" for p, st in stats)
+        return path, hashlib.sha256(listing.encode("utf-8")).hexdigest()
     raise FileNotFoundError(f"the artifact {uri} is missing from the local S3 ({path})")
 
 

@@ -25,6 +25,8 @@ from pipelines.staging import ensure_bucket, upload_directory
 CONFIG = load_config()
 GROUP = CONFIG.model.model_package_group
 SUITES = ("company_facts", "support_routing")
+TABLE_ROW = re.compile(r"^(?P<suite>\S*)\s+(?P<metric>\S+)\s+(?P<a>-?\d+\.\d{4})\s+(?P<b>-?\d+\.\d{4})\s+"
+                       r"(?P<delta>[+-]\d+\.\d{4})(?:\s+(?P<verdict>better|worse|same))?$")
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class Registry:
     home: Path
     backend: Backend
     uris: dict[int, str]
+    trained_archive: Path
 
 
 def _tar(folder: Path, archive: Path) -> Path:
@@ -67,7 +70,7 @@ def registry(tiny_model_dir: Path, trained_round1: dict, tmp_path_factory: pytes
             CustomerMetadataProperties={"data_version": f"data-{number}"})
     for suite in SUITES:
         upload_directory(backend, BENCHMARKS_DIR / suite, f"{benchmarks_uri(CONFIG)}/{suite}")
-    return Registry(home, backend, uris)
+    return Registry(home, backend, uris, trained)
 
 
 @pytest.fixture(scope="module")
@@ -77,10 +80,15 @@ def questions(prepared_rounds: dict[int, Path]) -> list[dict]:
     return records[:6]
 
 
-def _cli(registry: Registry, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(["--home", str(registry.home), *argv])
+def _run(home: Path, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """`continuum --home HOME ARGV...` in process: (exit code, stdout, stderr)."""
+    code = main(["--home", str(home), *argv])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def _cli(registry: Registry, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    return _run(registry.home, capsys, *argv)
 
 
 def test_version_names() -> None:
@@ -135,8 +143,8 @@ def test_try_errors_are_one_line(registry: Registry, version: str, message: str,
     assert code == 1 and out == ""
     assert err.startswith(message) and err.count("\n") == 1 and "Traceback" not in err
     if version == "4":
-        assert err.rstrip().endswith(f"{registry.uris[4]} is missing from the local S3 "
-                                     f"({registry.home / 's3' / CONFIG.project.bucket / CONFIG.project.name}/models/v4/model.tar.gz)")
+        local_file = registry.home / "s3" / CONFIG.project.bucket / CONFIG.project.name / "models" / "v4" / "model.tar.gz"
+        assert err.rstrip().endswith(f"{registry.uris[4]} is missing from the local S3 ({local_file})")
 
 
 def test_compare_prints_both_versions_per_suite_metric(registry: Registry, tmp_path: Path,
@@ -148,21 +156,21 @@ def test_compare_prints_both_versions_per_suite_metric(registry: Registry, tmp_p
     assert sorted(evaluation["suites"]) == sorted(SUITES)
     lines = out.splitlines()
     assert lines[0].split() == ["suite", "metric", "v2", "(Rejected)", "v1", "(Approved)", "delta"]
-    rows = {}
+    rows: dict[tuple[str, str], dict[str, str]] = {}
     suite = ""
     for line in lines[1:]:
-        cells = line.split()
-        if len(cells) >= 4 and re.fullmatch(r"-?\d+\.\d{4}", cells[-3] if cells[-1] in ("better", "worse", "same") else cells[-2]):
-            if not line.startswith(" "):
-                suite, cells = cells[0], cells[1:]
-            rows[(suite, cells[0])] = cells[1:]
+        match = TABLE_ROW.match(line)
+        if match:
+            suite = match["suite"] or suite  # a suite's later rows leave the suite column blank
+            rows[(suite, match["metric"])] = match.groupdict()
     for name, entry in evaluation["metrics"].items():
-        value, baseline, delta, *verdict = rows[(entry["suite"], entry["metric"])]
-        assert (value, baseline, delta) == (f"{entry['value']:.4f}", f"{entry['baseline']:.4f}", f"{entry['delta']:+.4f}"), name
+        row = rows[(entry["suite"], entry["metric"])]
+        assert (row["a"], row["b"], row["delta"]) == (
+            f"{entry['value']:.4f}", f"{entry['baseline']:.4f}", f"{entry['delta']:+.4f}"), name
     assert {(entry["suite"], entry["metric"]) for entry in evaluation["metrics"].values()} == set(rows)
     facts = evaluation["metrics"]["company_facts_token_f1"]
     assert facts["value"] > facts["baseline"] + 0.3  # the trained version knows the facts, the base model does not
-    assert rows[("company_facts", "token_f1")][-1] == "better"
+    assert rows[("company_facts", "token_f1")]["verdict"] == "better"
     flips = evaluation["suites"]["company_facts"]["forgetting"]
     assert (f"company_facts: {evaluation['suites']['company_facts']['cases']} cases; right in both {flips['kept']}, "
             f"only v2 (Rejected) {flips['learned']}, only v1 (Approved) {flips['forgotten']}") in out
@@ -170,7 +178,7 @@ def test_compare_prints_both_versions_per_suite_metric(registry: Registry, tmp_p
     assert Path(lineage["candidate"]["path"]).parent == Path(lineage["baseline"]["path"]).parent == cache_root(registry.home)
     for name in ("evaluation.json", "report.html", "cases.jsonl"):
         assert str(output / name) in out and (output / name).is_file()
-    assert "comparing v2 (Rejected) (A) with v1 (Approved) (B) on company_facts, support_routing" in err
+    assert "comparing A = v2 (Rejected) with B = v1 (Approved) on company_facts, support_routing" in err
 
 
 def test_compare_one_suite_and_the_errors(registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -189,3 +197,72 @@ def test_compare_one_suite_and_the_errors(registry: Registry, tmp_path: Path, ca
     ]:
         code, out, err = _cli(registry, capsys, *argv, "--output-dir", str(tmp_path / "err"))
         assert code == 1 and out == "" and err.startswith(message) and err.count("\n") == 1, (argv, err)
+
+
+def _package(sagemaker: object, uri: str, status: str) -> None:
+    sagemaker.create_model_package(  # type: ignore[attr-defined]
+        ModelPackageGroupName=GROUP, ModelApprovalStatus=status,
+        InferenceSpecification={"Containers": [{"Image": "serving:1", "ModelDataUrl": uri}],
+                                "SupportedContentTypes": ["application/json"],
+                                "SupportedResponseMIMETypes": ["application/json"]})
+
+
+def test_try_with_aws_downloads_the_artifact_once(registry: Registry, questions: list[dict], tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """--aws: the registry and S3 through boto3 (moto here); the archive is downloaded into the local home's cache."""
+    import boto3
+    from moto import mock_aws
+
+    from pipelines.model_artifacts import materialize
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": CONFIG.project.region}.items():
+        monkeypatch.setenv(name, value)
+    home = tmp_path / "home"
+    question = questions[0]
+    with mock_aws():
+        session = boto3.Session(region_name=CONFIG.project.region)
+        s3 = session.client("s3")
+        location = {} if CONFIG.project.region == "us-east-1" else {
+            "CreateBucketConfiguration": {"LocationConstraint": CONFIG.project.region}}
+        s3.create_bucket(Bucket=CONFIG.project.bucket, **location)
+        s3.upload_file(str(registry.trained_archive), CONFIG.project.bucket, "models/v1/model.tar.gz")
+        sagemaker = session.client("sagemaker")
+        sagemaker.create_model_package_group(ModelPackageGroupName=GROUP)
+        _package(sagemaker, f"s3://{CONFIG.project.bucket}/models/v1/model.tar.gz", "Rejected")
+        first = _run(home, capsys, "try", "1", question["prompt"], "--aws",
+                     "--max-new-tokens", "16")
+        _, cached = materialize(Backend("aws", session), f"s3://{CONFIG.project.bucket}/models/v1/model.tar.gz",
+                                cache_root(home))
+        _package(sagemaker, f"s3://{CONFIG.project.bucket}/models/v2/model.tar.gz", "PendingManualApproval")
+        missing = _run(home, capsys, "try", "2", "--aws", "hi")
+    assert first[0] == 0, first[2]
+    assert first[1] == question["completion"] + "\n" and "version 1 (Rejected; not deployed)" in first[2]
+    assert cached  # same ETag: not downloaded again
+    unpacked = list(cache_root(home).iterdir())
+    assert len(unpacked) == 1 and (unpacked[0] / "model.safetensors").is_file()
+    assert missing[0] == 1 and missing[2] == (f"try: the artifact s3://{CONFIG.project.bucket}/models/v2/model.tar.gz "
+                                              "is missing from S3\n")
+
+
+def test_a_replaced_artifact_is_unpacked_again(tmp_path: Path) -> None:
+    """The cache is keyed by the URI and remembers what it unpacked: a new object at the same URI replaces it."""
+    from pipelines.model_artifacts import materialize
+
+    backend = local_backend(CONFIG, tmp_path / "home")
+    ensure_bucket(backend, CONFIG.project.bucket)
+    uri = f"s3://{CONFIG.project.bucket}/models/x/model.tar.gz"
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    seen = []
+    for content in ("one", "two"):
+        (folder / "weights.txt").write_text(content)
+        backend.client("s3").upload_file(str(_tar(folder, tmp_path / f"{content}.tar.gz")), CONFIG.project.bucket,
+                                         "models/x/model.tar.gz")
+        for _ in range(2):
+            target, cached = materialize(backend, uri, cache_root(backend.home))
+            seen.append((cached, (target / "weights.txt").read_text()))
+    assert seen == [(False, "one"), (True, "one"), (False, "two"), (True, "two")]
+    assert [p.name for p in cache_root(backend.home).iterdir()] == [target.name]

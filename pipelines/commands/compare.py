@@ -87,7 +87,7 @@ def run_evaluate(model_a: Path, model_b: Path, suites_dir: Path, suites: list[st
     """steps/evaluate.py with A as the candidate and B as the baseline; its output goes to evaluate.log."""
     settings = config.evaluation
     arguments = ["--model-dir", str(model_a), "--baseline-dir", str(model_b), "--validation-dir", "",
-                 "--benchmarks-dir", str(suites_dir), "--output-dir", str(output_dir), "--heldout-output-dir", "",
+                 "--benchmarks-dir", str(suites_dir), "--output-dir", str(output_dir),
                  "--max-new-tokens", str(settings.max_new_tokens), "--batch-size", str(settings.batch_size)]
     if suites:
         arguments += ["--suites", ",".join(suites)]
@@ -139,7 +139,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(f"compare: {exc}", file=sys.stderr)
         return 1
     label_a, label_b = (f"v{v.version} ({v.approval_status})" for v in versions)
-    print(f"comparing {label_a} (A) with {label_b} (B) on {', '.join(suites or available)} ...", file=sys.stderr,
+    print(f"comparing A = {label_a} with B = {label_b} on {', '.join(suites or available)} ...", file=sys.stderr,
           flush=True)
     done = run_evaluate(models[0], models[1], suites_dir, suites, config, output)
     evaluation_path = output / EVALUATION_FILE
