@@ -64,9 +64,11 @@ def test_round_one_runs_every_step_and_registers_version_one(round_one: DemoSumm
         "TrainModel": "Succeeded",
         "EvaluateModel": "Succeeded",
         "CheckQualityThreshold": "Succeeded",
+        "CheckForgetting": "Succeeded",
         "CheckNoRegression": "Succeeded",
         "RegisterModel-RegisterModel": "Succeeded",
         "FailQualityThreshold": "NotExecuted",
+        "FailForgetting": "NotExecuted",
         "FailRegression": "NotExecuted",
     }
     versions = list_versions(backend.client("sagemaker"), GROUP)
@@ -128,26 +130,36 @@ def test_round_two_trains_from_version_one_and_compares_against_it(round_two: De
 
 
 
-def _heldout_history(home: Path, uri: str) -> list[dict]:
-    path = LocalS3(home / "s3").path(uri.rstrip("/") + "/heldout.jsonl")
+def _inventory(home: Path, uri: str) -> list[dict]:
+    path = LocalS3(home / "s3").path(uri.rstrip("/") + "/inventory.jsonl")
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
-def test_retention_checks_round_one_held_out_examples_in_round_two(round_two: DemoSummary, round_one: DemoSummary,
-                                                                   home: Path) -> None:
+def test_the_knowledge_inventory_carries_round_one_into_round_two(round_two: DemoSummary, round_one: DemoSummary,
+                                                                  home: Path) -> None:
+    """Round 1's inventory holds its train split with verdicts; round 2 re-asks what version 1 knew."""
     assert round_one.version is not None and round_two.version is not None
-    first = _heldout_history(home, round_one.version.metadata["heldout_data_uri"])
-    second = _heldout_history(home, round_two.version.metadata["heldout_data_uri"])
     versions = [round_one.version.metadata["data_version"], round_two.version.metadata["data_version"]]
+    first = _inventory(home, round_one.version.metadata["inventory_uri"])
+    second = _inventory(home, round_two.version.metadata["inventory_uri"])
     assert first and {row["data_version"] for row in first} == {versions[0]}
-    assert {row["data_version"] for row in second} == set(versions)  # round 1's survivors, then round 2's own
+    assert sum(row["known"] is True for row in first) > len(first) // 2, "round 1 learned most of its facts"
+    assert {row["data_version"] for row in second} == set(versions)
     evaluation = json.loads(round_two.evaluation_path.read_text())  # type: ignore[union-attr]
     round_one_evaluation = json.loads(round_one.evaluation_path.read_text())  # type: ignore[union-attr]
-    assert round_one_evaluation["retention"] is None or round_one_evaluation["retention"]["counts"]["used"] == 0
-    counts = evaluation["retention"]["counts"]
-    assert counts["available"] == len(first) and counts["used"] > 0 and counts["data_versions"] == 1
-    retention_ids = {case["id"] for case in evaluation["suites"]["retention"]["examples"]}
-    assert retention_ids <= {row["id"] for row in first}
+    assert round_one_evaluation["inventory"]["retention"] is None and round_one_evaluation["gate"]["forgetting"] == 0.0
+    inventory = evaluation["inventory"]
+    assert inventory["previous"] == {"items": len(first), "known": sum(row["known"] is True for row in first)}
+    assert inventory["merge"]["superseded"] > 0  # round 2 changes answers: version 1's are dropped
+    assert len(second) == len(first) - inventory["merge"]["superseded"] + inventory["merge"]["added"]
+    retention = inventory["retention"]
+    assert retention["asked"] == min(CONFIG.evaluation.retention_max_cases, inventory["previous"]["known"])
+    assert retention["known"] >= retention["asked"] - 2  # version 1 still answers what it answered before
+    gate = evaluation["gate"]
+    assert gate["forgetting"] == evaluation["metrics"]["forgetting"]["value"] == retention["forgetting"]
+    assert gate["forgetting"] <= CONFIG.evaluation.gate.max_forgetting  # the default strategy keeps round 1
+    asked = {case["id"] for case in evaluation["suites"]["retention"]["examples"]}
+    assert asked <= {row["id"] for row in first if row["known"]}
 
 
 def test_definition_change_changes_the_local_run(round_two: DemoSummary, backend: Backend) -> None:
