@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +122,10 @@ def _unpack(source: Path, dest: Path) -> None:
         shutil.copytree(source, dest)
     elif tarfile.is_tarfile(source):
         dest.mkdir(parents=True)
-        safe_extract(source, dest)
+        try:
+            safe_extract(source, dest)
+        except (tarfile.TarError, EOFError, zlib.error) as exc:
+            raise ArtifactError(f"{source} is not a readable model archive: {exc}") from exc
     else:
         raise ArtifactError(f"{source} is neither a tar archive nor a model folder")
 
