@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -150,6 +151,8 @@ def cmd_teardown(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="continuum", description=__doc__)
     parser.add_argument("--home", help="local home (default $CONTINUUM_HOME or ./.continuum)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="steps also print debug lines, library warnings and progress bars ($CONTINUUM_VERBOSE=1)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
@@ -208,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.verbose:  # the steps' processes inherit it (train.py --verbose defaults to it)
+        os.environ["CONTINUUM_VERBOSE"] = "1"
     if args.command not in ("demo", "init") and hasattr(args, "config"):
         args.config = str(config_path_for(args.config))
         if Path(args.config) == DEMO_CONFIG_PATH and args.command in ("run", "deploy"):
