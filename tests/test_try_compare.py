@@ -16,7 +16,7 @@ import pytest
 from common.examples import read_examples
 from pipelines.backend import Backend, local_backend
 from pipelines.cli import main
-from pipelines.commands.compare import benchmarks_uri
+
 from pipelines.config import load_config
 from pipelines.model_artifacts import cache_root, parse_version
 from pipelines.paths import BENCHMARKS_DIR
@@ -69,7 +69,7 @@ def registry(tiny_model_dir: Path, trained_round1: dict, tmp_path_factory: pytes
                                     "SupportedResponseMIMETypes": ["application/json"]},
             CustomerMetadataProperties={"data_version": f"data-{number}"})
     for suite in SUITES:
-        upload_directory(backend, BENCHMARKS_DIR / suite, f"{benchmarks_uri(CONFIG)}/{suite}")
+        upload_directory(backend, BENCHMARKS_DIR / suite, f"{CONFIG.benchmarks_uri}/{suite}")
     return Registry(home, backend, uris, trained)
 
 

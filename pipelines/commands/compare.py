@@ -30,11 +30,6 @@ LOG_FILE = "evaluate.log"
 SAME = 1e-12
 
 
-def benchmarks_uri(config: Config) -> str:
-    """The prefix the CLI stages the suites under (the one the EvaluateModel step reads)."""
-    return str(getattr(config, "benchmarks_uri", None) or f"{config.s3_prefix}/benchmarks")
-
-
 def staged_suites(suites_dir: Path) -> list[str]:
     """The suite folders (suite.yaml) at the top of the downloaded prefix."""
     return sorted(p.parent.name for p in suites_dir.glob("*/suite.yaml"))
@@ -125,7 +120,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         output = Path(args.output_dir or home / "compare" / f"v{versions[0].version}-vs-v{versions[1].version}-{stamp}")
         output = output.expanduser().resolve()
         output.mkdir(parents=True, exist_ok=True)
-        suites_uri = benchmarks_uri(config)
+        suites_uri = config.benchmarks_uri
         try:
             suites_dir = download_prefix(backend.client("s3"), suites_uri, output / "suites")
         except FileNotFoundError as exc:
