@@ -16,7 +16,6 @@ import pytest
 from common.examples import read_examples
 from pipelines.backend import Backend, local_backend
 from pipelines.cli import main
-
 from pipelines.config import load_config
 from pipelines.model_artifacts import cache_root, parse_version
 from pipelines.paths import BENCHMARKS_DIR
