@@ -56,6 +56,7 @@ from common.eval_tasks import BatchSettings, SuiteRun, ValidationExample, run_su
 from common.examples import ExampleError, read_examples
 from common.jsonl import write_jsonl
 from common.report_html import REPORT_FILE, write_report_html
+from common.suite_targets import refresh_targets
 
 INPUT_ROOT = Path("/opt/ml/processing/input")
 OUTPUT_DIR = Path("/opt/ml/processing/output/evaluation")
@@ -109,6 +110,7 @@ class Plan:
     retention: BenchmarkSuite | None  # the previous version's known items, re-asked to both models
     coverage: BenchmarkSuite | None  # more inventory items, asked to the candidate only
     data_report: dict[str, Any] | None
+    target_updates: list[dict[str, str]]  # suite cases the data answers differently (common/suite_targets.py)
 
 
 # ---------------------------------------------------------------- planning
@@ -133,13 +135,23 @@ def _info(suite: BenchmarkSuite, origin: str) -> SuiteInfo:
                      {m: spec.metric_higher_is_better(m) for m in spec.metrics}, spec.threshold, spec.description)
 
 
-def plan_inventory(settings: EvaluationSettings, data_report: dict[str, Any] | None) -> RoundPlan | None:
+def read_train(settings: EvaluationSettings) -> list[dict[str, Any]]:
+    """This version's train split (none when the step is run without one, e.g. by `continuum compare`)."""
+    if settings.train_dir is None or not Path(settings.train_dir).is_dir():
+        return []
+    try:
+        return read_examples(settings.train_dir)
+    except ExampleError as exc:
+        raise EvaluationError(f"train split: {exc}") from exc
+
+
+def plan_inventory(settings: EvaluationSettings, data_report: dict[str, Any] | None,
+                   train: list[dict[str, Any]]) -> RoundPlan | None:
     """Merge the previous inventory with this version's train split and choose the items to ask this round."""
     if settings.inventory_dir is None and settings.inventory_output_dir is None:
         return None
     try:
         previous = read_inventory(settings.inventory_dir)
-        train = read_examples(settings.train_dir)
     except ExampleError as exc:
         raise EvaluationError(f"knowledge inventory: {exc}") from exc
     data_version = str((data_report or {}).get("data_version") or "unknown")
@@ -161,7 +173,10 @@ def plan_evaluation(settings: EvaluationSettings) -> Plan:
             raise EvaluationError(f"{settings.custom_benchmarks_dir}: no suite.yaml found (custom benchmarks)")
         loaded += [(s, "custom") for s in load_suites(settings.custom_benchmarks_dir)]
     data_report = read_data_report(settings.data_report_dir)
-    inventory = plan_inventory(settings, data_report)
+    train = read_train(settings)
+    suites, target_updates = refresh_targets([suite for suite, _ in loaded], train)
+    loaded = [(suite, origin) for suite, (_, origin) in zip(suites, loaded)]
+    inventory = plan_inventory(settings, data_report, train)
     retention = coverage = None
     if inventory is not None:
         retention = check_suite(RETENTION_SUITE, inventory.retention,
@@ -183,7 +198,7 @@ def plan_evaluation(settings: EvaluationSettings) -> Plan:
         infos[name] = SuiteInfo(name, "lm_eval", "lm-eval", "lm-eval", (), {})
     validation = read_validation_examples(settings.validation_dir) if settings.validation_dir else []
     return Plan([s for s, _ in loaded if s.spec.task != "lm_eval"], lm_eval, infos, validation, inventory, retention,
-                coverage, data_report)
+                coverage, data_report, target_updates)
 
 
 # ---------------------------------------------------------------- measuring
@@ -261,6 +276,7 @@ def build_report(settings: EvaluationSettings, plan: Plan, candidate: ModelResul
         "inventory": None if plan.round is None or inventory is None else inventory_section(
             plan.round, retention, inventory, settings.gate_max_forgetting),
         "forgetting": forgetting_summary(suites),
+        "suite_targets_updated": plan.target_updates,
         "lineage": lineage,
         "gate": compute_gate(metrics, settings.gate_metric, settings.gate_threshold, settings.gate_max_regression,
                              settings.gate_higher_is_better, retention, settings.gate_max_forgetting),
@@ -444,6 +460,10 @@ def main(argv: list[str] | None = None) -> int:
     if settings.inventory_output_dir is not None and inventory is not None:
         write_inventory(settings.inventory_output_dir, inventory, summarize(inventory))
     print(format_table(report))
+    for suite in sorted({update["suite"] for update in report["suite_targets_updated"]}):
+        count = sum(update["suite"] == suite for update in report["suite_targets_updated"])
+        print(f"suite {suite}: {count} case(s) the data now answers differently, scored against the data's answer "
+              "(evaluation.json suite_targets_updated: update the suite)")
     print(f"wrote {path} and {settings.output_dir / REPORT_FILE}")
     return 0
 

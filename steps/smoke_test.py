@@ -23,6 +23,8 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from common.benchmarks import BenchmarkError, BenchmarkSuite, load_suites
+from common.examples import ExampleError, read_examples
+from common.suite_targets import refresh_targets
 from common.metrics import score
 
 DEFAULT_OUTPUT_DIR = Path("/opt/ml/processing/output/smoke")
@@ -153,6 +155,20 @@ def check_gate_runs(suites: list[BenchmarkSuite], metric: str) -> None:
             + ": list a qa or generation suite with that metric in evaluation.suites, or change evaluation.gate.metric")
 
 
+def refreshed_suites(suites: list[BenchmarkSuite], data_dir: Path | None) -> list[BenchmarkSuite]:
+    """The suites with the cases the deployed version's data answers differently re-targeted (and said so)."""
+    if data_dir is None or not data_dir.is_dir() or not suites:
+        return suites
+    try:
+        refreshed, updates = refresh_targets(suites, read_examples(data_dir))
+    except ExampleError as error:
+        raise SmokeTestError(f"--data-dir: {error}") from error
+    for update in updates:
+        print(f"smoke_test: suite {update['suite']} case {update['id']}: the data now answers "
+              f"{update['data_answer']!r} (suite: {update['suite_target']!r}); scored against the data's answer")
+    return refreshed
+
+
 def check_inputs(endpoint_name: str, prompts: list[str]) -> None:
     if not endpoint_name.strip():
         raise SmokeTestError("--endpoint-name is empty")
@@ -196,6 +212,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=8, help="benchmark prompts per invocation")
     parser.add_argument("--gate-metric", default="", help="e.g. company_facts_token_f1 (needs --benchmarks-dir)")
     parser.add_argument("--gate-threshold", type=float, default=0.0)
+    parser.add_argument("--data-dir", type=Path, help="the deployed version's train split: suite cases it answers "
+                                                      "differently are scored against its answer (common/suite_targets.py)")
     parser.add_argument("--check-only", action="store_true",
                         help="load the suites and check the gate metric can be scored live; call no endpoint")
     parser.add_argument("--output-dir", type=Path, default=DEFAULT_OUTPUT_DIR)
@@ -229,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"smoke_test: {len(suites)} suite(s) loaded; the gate metric {args.gate_metric or '(none)'} "
                   f"can be scored through the endpoint")
             return 0
+        suites = refreshed_suites(suites, args.data_dir)
         report = smoke_test(boto3.client("sagemaker-runtime"), args.endpoint_name, args.prompts, args.max_new_tokens,
                             suites, (args.gate_metric, args.gate_threshold) if args.gate_metric else None,
                             args.benchmark_max_new_tokens, args.batch_size)

@@ -59,16 +59,18 @@ def deploy_endpoint_step(config: Config, session: PipelineSession, params: Deplo
 
 
 BENCHMARKS_INPUT = "/opt/ml/processing/input/benchmarks"
+TRAIN_INPUT = "/opt/ml/processing/input/train"
 
 
 def _smoke_step(config: Config, session: PipelineSession, name: str, arguments: list,
-                depends_on: list[ProcessingStep]) -> ProcessingStep:
+                depends_on: list[ProcessingStep], extra_inputs: list[ProcessingInput] | None = None) -> ProcessingStep:
     """smoke_test.py over the staged suites (the training gate's list) with the gate metric."""
     processor = step_processor(config, session, "smoke-test", config.processing.instance_type)
     step_args = processor.run(
         code="smoke_test.py",
         source_dir=str(STEPS_DIR),
-        inputs=[ProcessingInput(input_name="benchmarks", source=config.benchmarks_uri, destination=BENCHMARKS_INPUT)],
+        inputs=[ProcessingInput(input_name="benchmarks", source=config.benchmarks_uri, destination=BENCHMARKS_INPUT),
+                *(extra_inputs or [])],
         outputs=[ProcessingOutput(output_name="smoke", source="/opt/ml/processing/output/smoke")],
         arguments=[*arguments, "--output-dir", "/opt/ml/processing/output/smoke", "--benchmarks-dir", BENCHMARKS_INPUT,
                    "--benchmark-max-new-tokens", str(config.evaluation.max_new_tokens),
@@ -87,11 +89,15 @@ def check_suites_step(config: Config, session: PipelineSession, params: DeployPa
     return _smoke_step(config, session, "CheckSmokeSuites", [*_smoke_arguments(config, params), "--check-only"], [])
 
 
-def smoke_test_step(config: Config, session: PipelineSession, params: DeployParameters,
-                    deploy: ProcessingStep) -> ProcessingStep:
-    """Smoke prompts, then the benchmark suites through the live staging endpoint, gated."""
+def smoke_test_step(config: Config, session: PipelineSession, params: DeployParameters, resolve: ProcessingStep,
+                    resolved: PropertyFile, deploy: ProcessingStep) -> ProcessingStep:
+    """Smoke prompts, then the benchmark suites through the live staging endpoint, gated; cases the deployed
+    version's train split answers differently are scored against the data's answer."""
+    train = ProcessingInput(input_name="train", destination=TRAIN_INPUT,
+                            source=JsonGet(step_name=resolve.name, property_file=resolved, json_path="replay_data_uri"))
     return _smoke_step(config, session, "SmokeTest", [
-        *_smoke_arguments(config, params), "--gate-threshold", params.benchmark_gate_threshold.to_string()], [deploy])
+        *_smoke_arguments(config, params), "--gate-threshold", params.benchmark_gate_threshold.to_string(),
+        "--data-dir", TRAIN_INPUT], [deploy], [train])
 
 
 def monitoring_baseline_step(config: Config, session: PipelineSession, resolve: ProcessingStep,
@@ -146,7 +152,7 @@ def deploy_pipeline(config: Config, session: PipelineSession) -> Pipeline:
     )
     check = check_suites_step(config, session, params)
     deploy = deploy_endpoint_step(config, session, params, resolve, resolved, check)
-    smoke = smoke_test_step(config, session, params, deploy)
+    smoke = smoke_test_step(config, session, params, resolve, resolved, deploy)
     baseline = monitoring_baseline_step(config, session, resolve, resolved, smoke)
     steps: list = [resolve, check, deploy, smoke, baseline]
     parameters = params.as_list()

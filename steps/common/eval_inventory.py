@@ -55,15 +55,19 @@ class Item:
 
     @property
     def question_key(self) -> str:
-        """The normalized question in its normalized chat context: equal keys ask the same thing."""
-        context = [(m["role"], normalize_answer(m["content"])) for m in self.context]
-        return normalize_answer(self.prompt) + (json.dumps(context) if context else "")
+        return question_key(self.prompt, self.context)
 
     def to_record(self) -> dict[str, Any]:
         chat = {"messages": [*map(dict, self.context), {"role": "user", "content": self.prompt},
                              {"role": "assistant", "content": self.completion}]} if self.context else {}
         return {"id": self.id, "prompt": self.prompt, "completion": self.completion, **chat, "source": self.source,
                 "data_version": self.data_version, "known": self.known, "checked_in": self.checked_in}
+
+
+def question_key(prompt: str, context: Sequence[Message] = ()) -> str:
+    """The normalized question in its normalized chat context: equal keys ask the same thing."""
+    normalized = [(m["role"], normalize_answer(m["content"])) for m in context]
+    return normalize_answer(prompt) + (json.dumps(normalized) if normalized else "")
 
 
 def chat_context(messages: Sequence[Message] | None) -> tuple[Message, ...]:
