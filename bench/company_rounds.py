@@ -55,7 +55,7 @@ def write_measurement_suites(root: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "suite.yaml").write_text(yaml.safe_dump({
             "name": name, "task": "qa", "prompt_template": "{prompt}", "data": "cases.jsonl",
-            "metrics": ["exact_match", "token_f1"], "higher_is_better": name != "ferry_changed_old"}))
+            "metrics": ["exact_match", "token_f1"], "higher_is_better": True}))
         (folder / "cases.jsonl").write_text("".join(json.dumps({"id": i, "prompt": q, "target": a}) + "\n"
                                                     for i, q, a in rows))
     return root / "measure"
@@ -70,8 +70,9 @@ def run_training(config: Config, home: Path, data: Path, parameters: dict[str, s
     return outcome, time.monotonic() - started
 
 
-def evaluation_of(outcome: RunOutcome) -> dict[str, Any]:
-    found = sorted(Path(outcome.directory or ".").glob("EvaluateModel/**/evaluation/evaluation.json"))
+def evaluation_of(outcome: RunOutcome, home: Path) -> dict[str, Any]:
+    """The run's evaluation.json, in the local S3 under the execution's id."""
+    found = sorted((home / "s3").glob(f"*/*/{outcome.execution_id}/EvaluateModel/output/evaluation/evaluation.json"))
     return json.loads(found[0].read_text()) if found else {}
 
 
@@ -82,12 +83,12 @@ def step_seconds(outcome: RunOutcome, name: str) -> float | None:
     return None
 
 
-def summarize(label: str, outcome: RunOutcome, seconds: float) -> dict[str, Any]:
-    evaluation = evaluation_of(outcome)
+def summarize(label: str, outcome: RunOutcome, seconds: float, home: Path) -> dict[str, Any]:
+    evaluation = evaluation_of(outcome, home)
     metrics = evaluation.get("metrics", {})
     row: dict[str, Any] = {"round": label, "status": outcome.status, "seconds": round(seconds, 1),
                            "train_seconds": step_seconds(outcome, "TrainModel"),
-                           "failure": (outcome.failure_reason or "")[:300]}
+                           "failure": (outcome.failure_reason or "")[-600:]}
     for suite in SUITES:
         entry = metrics.get(f"{suite}_exact_match", {})
         row[suite] = entry.get("value")
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(config_file)
         rows = []
         outcome, seconds = run_training(config, home, root / "round-1", {})
-        rows.append(summarize("1", outcome, seconds))
+        rows.append(summarize("1", outcome, seconds, home))
         if not outcome.succeeded:
             print(json.dumps(rows, indent=2))
             return 1
@@ -127,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         set_approval(sagemaker, list_versions(sagemaker, group)[0].arn, "Approved", "bench: version 1")
         for strategy in args.strategies:
             outcome, seconds = run_training(config, home, root / "round-2", {"TrainingStrategy": strategy})
-            rows.append(summarize(f"2 ({strategy})", outcome, seconds))
+            rows.append(summarize(f"2 ({strategy})", outcome, seconds, home))
     print(f"init: {init_seconds:.1f} s (prepare sample, suite, tiny base model)")
     header = f"{'round':<16}{'status':<11}{'wall s':>7}{'train s':>8}{'forget':>8}" + "".join(
         f"{suite.removeprefix('ferry_'):>13}" for suite in SUITES)

@@ -1,8 +1,9 @@
 """The quality gate: three ConditionSteps on evaluation.json, each with a FailStep that says what failed.
 
-CheckQualityThreshold: the gate metric meets GateThreshold. CheckForgetting: the candidate answers
-wrong at most MaxForgetting (a share) of the re-asked items the previous version knew, from its
-knowledge inventory (evaluation.json's gate.forgetting; 0 when nothing was re-asked).
+CheckForgetting (first: a round that forgot what the model knew fails as forgetting, whatever else
+it broke): the candidate answers wrong at most MaxForgetting (a share) of the re-asked items the
+previous version knew, from its knowledge inventory (evaluation.json's gate.forgetting; 0 when
+nothing was re-asked). CheckQualityThreshold: the gate metric meets GateThreshold.
 CheckNoRegression: the gate metric is at most MaxRegression worse than the previous version and
 every suite meets its own suite.yaml threshold (gate.suite_threshold_failures is 0). The FailStep
 messages name what failed, the value and the bound (read from evaluation.json with JsonGet).
@@ -39,7 +40,7 @@ def gate_steps(
     evaluation: PropertyFile,
     on_pass: list[Step | StepCollection],
 ) -> ConditionStep:
-    """Threshold check → forgetting check → regression and suite-threshold check → `on_pass`; each failure ends in
+    """Forgetting check → threshold check → regression and suite-threshold check → `on_pass`; each failure ends in
     its own FailStep."""
 
     def read(path: str) -> JsonGet:
@@ -79,15 +80,15 @@ def gate_steps(
         if_steps=on_pass,
         else_steps=[fail_regression],
     )
-    check_forgetting = ConditionStep(
-        name="CheckForgetting",
-        conditions=[ConditionLessThanOrEqualTo(left=read("gate.forgetting"), right=params.max_forgetting)],
-        if_steps=[check_regression],
-        else_steps=[fail_forgetting],
-    )
-    return ConditionStep(
+    check_threshold = ConditionStep(
         name="CheckQualityThreshold",
         conditions=[_at_least(field("value"), params.gate_threshold, gate.higher_is_better)],
-        if_steps=[check_forgetting],
+        if_steps=[check_regression],
         else_steps=[fail_threshold],
+    )
+    return ConditionStep(
+        name="CheckForgetting",
+        conditions=[ConditionLessThanOrEqualTo(left=read("gate.forgetting"), right=params.max_forgetting)],
+        if_steps=[check_threshold],
+        else_steps=[fail_forgetting],
     )
