@@ -26,13 +26,15 @@ PLACEHOLDER_PHRASES = frozenset({"to do", "answer here", "your answer", "your an
                                  "insert answer here", "not available", "not applicable", "to be determined",
                                  "to be confirmed", "to be announced", "coming soon"})
 PLACEHOLDER_CHARS = 24  # no placeholder is longer: longer answers skip the lookup
-REPEAT_CHARS = 4  # one character this many times or more is junk ("aaaa", "xxxx")
-REPEAT_WORDS = 3  # this many equal words or more are junk ("yes yes yes")
-REPEAT_SCAN_CHARS = 400  # longer answers are not split into words for the repeated-token check
 REASONS = ("placeholder_answer", "lorem_ipsum", "answer_equals_prompt", "repeated_token", "no_letters_or_digits")
-_ALNUM = re.compile(r"[^\W_]")
-_WORD = re.compile(r"[^\W_]+")
+REPEAT_SCAN_CHARS = 400  # longer answers are not checked for one repeated token
 _EDGES = " \t\r\n.,;:!?\"'`*_()[]{}<>"
+_ALNUM = re.compile(r"[^\W_]")
+# Anchored, so most answers fail at their first word: nothing but punctuation; one word three or more times
+# ("yes, yes, yes"); one letter four or more times ("aaaa"; digits are left alone: a PIN may be "0000").
+_SHAPES = re.compile(r"(?P<symbols>[\W_]*\Z)|[\W_]*(?:(?P<word>[^\W_]+)(?:[\W_]+(?P=word)){2,}"
+                     r"|(?P<letter>[^\W\d_])(?P=letter){3,})[\W_]*\Z", re.IGNORECASE)
+_LOREM = re.compile(r"lorem\s+ipsum", re.IGNORECASE)
 
 
 def _bare(text: str) -> str:
@@ -41,22 +43,23 @@ def _bare(text: str) -> str:
 
 
 def junk_answer(prompt: str, completion: str) -> tuple[str, str] | None:
-    """(reason, detail) when the completion is junk (see the module docstring), else None."""
-    lower = completion.lower()
-    if len(completion) <= PLACEHOLDER_CHARS:
+    """(reason, detail) when the completion is junk (see the module docstring), else None.
+
+    Cheap tests gate the costly ones: this runs on every row."""
+    size = len(completion)
+    if size <= PLACEHOLDER_CHARS:
         bare = _bare(completion)
-        if bare in PLACEHOLDERS or bare in PLACEHOLDER_PHRASES or lower.strip() in PLACEHOLDERS:
+        if bare in PLACEHOLDERS or bare in PLACEHOLDER_PHRASES or completion.strip().lower() in PLACEHOLDERS:
             return "placeholder_answer", f"answer {completion!r} is a placeholder, not an answer"
     if _ALNUM.search(completion) is None:
         return "no_letters_or_digits", f"answer {completion[:40]!r} has no letter or digit"
-    if "lorem" in lower and "lorem ipsum" in " ".join(lower.split()):
+    if ("orem" in completion or "OREM" in completion) and _LOREM.search(completion):
         return "lorem_ipsum", "answer is lorem ipsum filler text"
-    if abs(len(completion) - len(prompt)) <= 8 and _bare(completion) == _bare(prompt):
+    if abs(size - len(prompt)) <= 8 and _bare(completion) == _bare(prompt):
         return "answer_equals_prompt", "answer repeats the question"
-    if len(completion) <= REPEAT_SCAN_CHARS:
-        words = _WORD.findall(lower)
-        if len(words) >= REPEAT_WORDS and words.count(words[0]) == len(words):
-            return "repeated_token", f"answer is {words[0]!r} repeated {len(words)} times"
-        if len(words) == 1 and len(words[0]) >= REPEAT_CHARS and len(set(words[0])) == 1 and words[0].isalpha():
-            return "repeated_token", f"answer is {words[0][0]!r} repeated {len(words[0])} times"
+    if size <= REPEAT_SCAN_CHARS and completion.rsplit(None, 1)[-1][:1].lower() == completion[:1].lower():
+        shape = _SHAPES.match(completion)  # the last word starts like the first: maybe one token repeated
+        if shape is not None and shape["symbols"] is None:
+            token = shape["word"] or shape["letter"]
+            return "repeated_token", f"answer is {token.lower()!r} repeated over and over"
     return None

@@ -165,6 +165,8 @@ class SplitWriter:
         self.counts = [0, 0, 0]
         self.hashes = ["", "", ""]  # each file's sha256, from `split_hashes`
         self._handles: list[int] = []
+        self._marked: list[list[bytes]] = [[], [], []]  # marked lines not written yet, per split
+        self._marked_bytes = [0, 0, 0]
 
     def __enter__(self) -> "SplitWriter":
         for path in self.paths:
@@ -175,15 +177,30 @@ class SplitWriter:
     def copy(self, unit: Unit, parts: Iterable[Segment]) -> None:
         with _Sources(unit) as sources:
             for part in parts:
-                if part.mark:
+                if part.mark:  # mostly single lines: gathered, written a COPY_BYTES block at a time
                     for block in marked_blocks(sources[part.source], part):
-                        os.write(self._handles[part.code], block)
+                        self._marked[part.code].append(block)
+                        self._marked_bytes[part.code] += len(block)
+                    if self._marked_bytes[part.code] >= COPY_BYTES:
+                        self._flush(part.code)
                 else:
+                    self._flush(part.code)
                     _copy_range(sources[part.source], self._handles[part.code], part.start, part.stop)
                 self.counts[part.code] += part.lines
 
+    def _flush(self, code: int) -> None:
+        """Write the marked lines gathered for a split."""
+        if self._marked[code]:
+            data = b"".join(self._marked[code])
+            self._marked[code], self._marked_bytes[code] = [], 0
+            written = 0
+            while written < len(data):
+                written += os.write(self._handles[code], data[written:])
+
     def __exit__(self, *exc_info: object) -> None:
-        for handle in self._handles:
+        for code, handle in enumerate(self._handles):
+            if exc_info[0] is None:
+                self._flush(code)
             os.close(handle)
 
     def outputs(self) -> dict[str, dict[str, Any]]:

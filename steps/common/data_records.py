@@ -342,8 +342,9 @@ def encode_example(shaped: Shaped, source: str) -> Encoded:
                f'"messages": [{{"role": "user", "content": {quoted_prompt}}}, '
                f'{{"role": "assistant", "content": {quoted_completion}}}]')
     id_key = int.from_bytes(id_bytes, "big")
-    answer = answer_key(normalized_completion)
+    answer = int.from_bytes(hashlib.sha256(normalized_completion.casefold().rstrip(_ANSWER_END).encode("utf-8"))
+                            .digest()[:8], "big")  # answer_key, inline: this runs on every row
     return (f'{content}, "source": {quote(source)}}}\n', hashlib.sha256(content.encode("utf-8")).digest()[:16],
             id_key, int.from_bytes(hashlib.sha256(prompt_bytes).digest()[:8], "big"),
             f"{normalized_prompt} {normalized_completion}".lower(), len(prompt), len(completion), answer,
-            fact_key(normalized_completion, answer, id_key))
+            answer if normalized_completion.count(" ") >= MIN_FACT_WORDS - 1 else id_key)

@@ -1,7 +1,7 @@
 """One input file (or part of one) → staged examples, quarantined rows and the keys deduplication works on.
 
 Runs in a worker process per unit. Rows are read as a stream and handled in batches: shape →
-junk answers (data_junk) → PII (redact or block) → token limit → ids, content digest, MinHash
+PII (redact or block) → junk answers (data_junk) → token limit → ids, content digest, MinHash
 signature, answer and fact keys, split. Each example's final JSONL line goes to the unit's staging
 file of its split (`<stage>.train.jsonl`...): with `holdout` "examples" by the seeded hash of its id
 (`data_split.SplitTally.fixes` may still move one or two), with "phrasings" every example is staged
@@ -166,24 +166,17 @@ class _Scanner:
             return False
         return True
 
-    def _junk(self, batch: list[tuple[int, Shaped, str]]) -> list[tuple[int, Shaped, str]]:
-        """The batch without the rows whose answer is junk (quarantined with the junk class as the reason)."""
-        kept = []
-        for item in batch:
-            junk = junk_answer(item[1].prompt, item[1].completion)
-            if junk is None:
-                kept.append(item)
-            else:
-                self.reject(item[0], junk[0], junk[1], item[2])
-        return kept
-
     def flush(self, batch: list[tuple[int, Shaped, str]]) -> None:
         encoded: list[Encoded] = []
         # Two messages of n characters have at most 4n bytes, so at most 4n + overheads tokens (see data_tokens).
         counter = self.counter
         quick_limit = (self.settings.max_tokens - counter.fixed_overhead - 2 * counter.per_message_overhead) // 4
         source = self.file.name + ":"
-        for line_no, shaped, raw in self._pii(self._junk(batch)):
+        for line_no, shaped, raw in self._pii(batch):
+            junk = junk_answer(shaped.prompt, shaped.completion)
+            if junk is not None:
+                self.reject(line_no, junk[0], junk[1], raw)
+                continue
             if (len(shaped.messages) > 2 or len(shaped.prompt) + len(shaped.completion) > quick_limit) and \
                     not self._fits(line_no, shaped, raw):
                 continue
