@@ -6,7 +6,8 @@ then round 2 — a delta export of new and changed facts only — once per strat
 same approved version 1. Three measurement suites are added to the project's own suite so every
 evaluation.json reports, for the candidate and for version 1:
 - ferry_unchanged: round-1 facts round 2 leaves alone (what the model must keep);
-- ferry_changed: the 8 changed facts with their NEW answers; ferry_changed_old: with the OLD ones;
+- ferry_changed: the 8 changed facts with their NEW answers (and, from the candidate's answers in
+  cases.jsonl, the share that still gives the OLD answer: `old`);
 - ferry_new: the facts round 2 adds.
 Prints, per round: pipeline status, the gate's forgetting figure and verdict, exact match per
 suite, wall time and training time.
@@ -39,7 +40,7 @@ from pipelines.execution import RunOutcome, run_pipeline  # noqa: E402
 from pipelines.registry_ops import list_versions, set_approval  # noqa: E402
 from pipelines.staging import stage_training_inputs  # noqa: E402
 
-SUITES = ("ferry_unchanged", "ferry_changed", "ferry_changed_old", "ferry_new")
+SUITES = ("ferry_unchanged", "ferry_changed", "ferry_new")
 
 
 def write_measurement_suites(root: Path) -> Path:
@@ -48,7 +49,6 @@ def write_measurement_suites(root: Path) -> Path:
     round2 = ferry_company.facts(2)
     cases = {"ferry_unchanged": [(f.id, f.question, f.answer) for f in round1.values() if f.status == "stable"],
              "ferry_changed": [(f.id, f.question, f.answer) for f in round2 if f.status == "changed"],
-             "ferry_changed_old": [(f.id, f.question, round1[f.id].answer) for f in round2 if f.status == "changed"],
              "ferry_new": [(f.id, f.question, f.answer) for f in round2 if f.status == "new"]}
     for name, rows in cases.items():
         folder = root / "measure" / name
@@ -70,10 +70,25 @@ def run_training(config: Config, home: Path, data: Path, parameters: dict[str, s
     return outcome, time.monotonic() - started
 
 
-def evaluation_of(outcome: RunOutcome, home: Path) -> dict[str, Any]:
-    """The run's evaluation.json, in the local S3 under the execution's id."""
-    found = sorted((home / "s3").glob(f"*/*/{outcome.execution_id}/EvaluateModel/output/evaluation/evaluation.json"))
-    return json.loads(found[0].read_text()) if found else {}
+def evaluation_file(outcome: RunOutcome, home: Path, name: str) -> Path | None:
+    """A file of the run's evaluation output, in the local S3 under the execution's id."""
+    found = sorted((home / "s3").glob(f"*/*/{outcome.execution_id}/EvaluateModel/output/evaluation/{name}"))
+    return found[0] if found else None
+
+
+def _normalized(text: str) -> str:
+    return " ".join("".join(ch.lower() if ch.isalnum() or ch in "$:." else " " for ch in text).replace(".", " ").split())
+
+
+def old_answer_share(cases_file: Path | None) -> float | None:
+    """Share of the changed facts the candidate still answers with the round-1 answer."""
+    if cases_file is None:
+        return None
+    old = {fact.question: fact.answer for fact in ferry_company.facts(1) if fact.status == "changed"}
+    rows = [json.loads(line) for line in cases_file.read_text().splitlines() if line.strip()]
+    changed = [row for row in rows if row["suite"] == "ferry_changed"]
+    hits = sum(_normalized(row["candidate"]) == _normalized(old[row["prompt"]]) for row in changed)
+    return hits / len(changed) if changed else None
 
 
 def step_seconds(outcome: RunOutcome, name: str) -> float | None:
@@ -84,7 +99,8 @@ def step_seconds(outcome: RunOutcome, name: str) -> float | None:
 
 
 def summarize(label: str, outcome: RunOutcome, seconds: float, home: Path) -> dict[str, Any]:
-    evaluation = evaluation_of(outcome, home)
+    found = evaluation_file(outcome, home, "evaluation.json")
+    evaluation = json.loads(found.read_text()) if found else {}
     metrics = evaluation.get("metrics", {})
     row: dict[str, Any] = {"round": label, "status": outcome.status, "seconds": round(seconds, 1),
                            "train_seconds": step_seconds(outcome, "TrainModel"),
@@ -93,6 +109,7 @@ def summarize(label: str, outcome: RunOutcome, seconds: float, home: Path) -> di
         entry = metrics.get(f"{suite}_exact_match", {})
         row[suite] = entry.get("value")
         row[f"{suite}_v1"] = entry.get("baseline")
+    row["old"] = old_answer_share(evaluation_file(outcome, home, "cases.jsonl"))
     row["forgetting"] = metrics.get("forgetting", {}).get("value")
     row["gate"] = evaluation.get("gate", {})
     return row
@@ -131,18 +148,19 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(summarize(f"2 ({strategy})", outcome, seconds, home))
     print(f"init: {init_seconds:.1f} s (prepare sample, suite, tiny base model)")
     header = f"{'round':<16}{'status':<11}{'wall s':>7}{'train s':>8}{'forget':>8}" + "".join(
-        f"{suite.removeprefix('ferry_'):>13}" for suite in SUITES)
+        f"{suite.removeprefix('ferry_'):>11}" for suite in SUITES) + f"{'old':>6}"
     print(header)
     for row in rows:
         forgetting = "-" if row["forgetting"] is None else f"{row['forgetting']:.3f}"
         train_s = "-" if row["train_seconds"] is None else f"{row['train_seconds']:.1f}"
         print(f"{row['round']:<16}{row['status']:<11}{row['seconds']:>7.1f}{train_s:>8}{forgetting:>8}" + "".join(
-            f"{'-' if row[s] is None else format(row[s], '.3f'):>13}" for s in SUITES))
+            f"{'-' if row[s] is None else format(row[s], '.3f'):>11}" for s in SUITES)
+              + f"{'-' if row['old'] is None else format(row['old'], '.3f'):>6}")
     for row in rows:
         if row["failure"]:
             print(f"round {row['round']}: {row['failure']}")
-    print("exact match per suite (changed_old: share still giving the OLD answer); forget: share of version 1's "
-          "known items the candidate got wrong (the MaxForgetting gate)")
+    print("exact match per suite; old: share of changed facts still answered with the round-1 answer; forget: "
+          "share of version 1's known items the candidate got wrong (the MaxForgetting gate)")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0
