@@ -29,7 +29,9 @@ INDEX_FILE = "examples.index.npz"
 MANIFEST_SCHEMA = "continuum.data-manifest/1"
 EXAMPLE_SCHEMA = {"id": "string (16 hex digits)", "prompt": "string", "completion": "string",
                   "source": "string (file:line, replay: prefix for replayed examples)",
-                  "messages": "list of {role: system|user|assistant, content: string}, ending with the completion"}
+                  "messages": "list of {role: system|user|assistant, content: string}, ending with the completion",
+                  "heldout": "validation/test rows only (holdout phrasings): phrasing (a held-out phrasing of a fact "
+                             "trained through another) or recall (a copy of a train example, re-asked)"}
 
 
 def data_version(digests: np.ndarray) -> str:
