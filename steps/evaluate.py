@@ -117,15 +117,14 @@ class Plan:
 
 
 def read_validation_examples(validation_dir: Path) -> list[ValidationExample]:
-    """(prompt, completion, messages) of every example in validation_dir/**/*.jsonl; errors name file:line."""
+    """(prompt, completion, messages) of every example in validation_dir/**/*.jsonl; errors name file:line.
+    Empty files are a split of none (data.validation_fraction 0): no validation loss then."""
     if not Path(validation_dir).is_dir() or not any(Path(validation_dir).rglob("*.jsonl")):
         raise EvaluationError(f"{validation_dir}: no *.jsonl validation files found")
     try:
         records = read_examples(validation_dir)
     except ExampleError as exc:
         raise EvaluationError(str(exc)) from exc
-    if not records:
-        raise EvaluationError(f"{validation_dir}: the validation files hold no examples")
     return [(record["prompt"], record["completion"], record.get("messages")) for record in records]
 
 

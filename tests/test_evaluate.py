@@ -267,3 +267,12 @@ def test_check_suites_only_and_help(eval_inputs: dict[str, Path], capsys: pytest
     out = capsys.readouterr().out
     for flag in ("--model-dir", "--baseline-dir", "--suites", "--inventory-dir", "--lm-eval-tasks", "--gate-lower-is-better"):
         assert flag in out
+
+
+def test_an_empty_validation_split_means_no_validation_loss(tmp_path: Path) -> None:
+    """data.validation_fraction 0: prepare writes an empty split; a missing split is still an error."""
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "validation.jsonl").write_text("")
+    assert evaluate.read_validation_examples(tmp_path / "empty") == []
+    with pytest.raises(evaluate.EvaluationError, match="no \\*.jsonl validation files found"):
+        evaluate.read_validation_examples(tmp_path / "missing")

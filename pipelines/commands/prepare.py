@@ -37,6 +37,8 @@ def data_arguments(config: Config) -> list[str]:
         "--max-file-mb", str(data.max_file_mb),
         "--pii", data.pii,
         "--near-duplicate-threshold", str(data.near_duplicate_threshold),
+        "--holdout", data.holdout,
+        "--max-changed-fraction", str(data.max_changed_fraction),
     ]
     if data.pii_allow:
         arguments += ["--pii-allow", ",".join(data.pii_allow)]
@@ -52,6 +54,7 @@ def step_command(inputs: list[Path], out: Path, config: Config, replay: Path | N
         command += ["--input-dir", str(path.resolve())]
     command += ["--output-dir", str(out.resolve()), "--replay-fraction", str(config.data.replay_fraction),
                 "--retrain-min-change", str(config.data.retrain_min_change), "--workers", str(workers),
+                "--allow-changes", str(config.data.allow_changes).lower(),
                 *data_arguments(config)]
     if replay is not None:
         command += ["--replay-dir", str(replay.resolve())]

@@ -83,8 +83,16 @@ def run_process(
         _pump(process.stdout, log, lines, tail, echo)
         code = process.wait()
     if code != 0:
-        raise JobFailed(f"exit code {code}; last lines of {log_path}:\n" + "".join(tail))
+        raise JobFailed(f"exit code {code}: {failure_line(list(tail))} (log: {log_path})")
     return lines
+
+
+def failure_line(tail: list[str]) -> str:
+    """The line of a failed job's last output that says why: its last error line, else its last line
+    (the whole output streamed live and stays in the job's log; the reason is one line, as on AWS)."""
+    lines = [line.strip() for line in tail if line.strip()]
+    errors = [line for line in lines if "error" in line.lower()]
+    return (errors or lines or ["no output"])[-1][:900]
 
 
 def _pump(stream: TextIO | None, log: TextIO, lines: list[str], tail: deque[str], echo: Callable[[str], None]) -> None:

@@ -29,12 +29,6 @@ OUTPUT_ROOT = "/opt/ml/processing/output"
 OUTPUTS = ("train", "validation", "test", "report")
 
 
-def knowledge_arguments(config: Config) -> list[str]:
-    """prepare.py's holdout and changed-answers settings (`data_arguments` does not pass them yet)."""
-    data = config.data
-    return ["--holdout", data.holdout, "--max-changed-fraction", str(data.max_changed_fraction)]
-
-
 def retrain_min_change_parameter(config: Config) -> ParameterFloat:
     """Below this retrain score (changed share / distribution shift vs the previous version) training is skipped."""
     return ParameterFloat("RetrainMinChange", default_value=config.data.retrain_min_change)
@@ -74,7 +68,6 @@ def prepare_step(
             "--retrain-min-change", retrain_min_change.to_string(),
             "--allow-changes", params.allow_data_changes.to_string(),
             *data_arguments(config),
-            *knowledge_arguments(config),
         ],
     )
     return ProcessingStep(name="PrepareData", step_args=step_args, property_files=[report]), report
