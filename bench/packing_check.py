@@ -12,7 +12,6 @@ loss of ~12), 1e-4 in fp32 on CPU.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from common.quiet import quiet_libraries  # noqa: E402
 from common.train_data import make_batch  # noqa: E402
 from common.train_loss import autocast_context, token_losses  # noqa: E402
 from common.train_model import choose_attention, choose_precision  # noqa: E402
-from shapes import QWEN_SHAPES, shape_config  # noqa: E402
+from shapes import QWEN_SHAPES, finish, shape_config  # noqa: E402
 from train_throughput import fresh_model, synthetic_examples  # noqa: E402
 
 TOLERANCE = {"bfloat16": 0.02, "float32": 1e-4}
@@ -68,10 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"packing ({args.shape}, {precision.device} {compute}, {attention}, {len(examples)} examples): packed vs "
           f"unpacked per-example loss max |diff| {diff:.2e} (mean loss {result['mean_loss']:.3f}, tolerance "
           f"{tolerance:g}): {'PASSED' if result['passed'] else 'FAILED'}", flush=True)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
-    return 0 if result["passed"] else 1
+    return finish(result, args.json)
 
 
 if __name__ == "__main__":

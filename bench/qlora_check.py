@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO_ROOT / "steps"))
 sys.path.insert(0, str(REPO_ROOT / "bench"))
 
 from common.quiet import quiet_libraries  # noqa: E402
-from shapes import QWEN_SHAPES, demo_training_data, random_model_dir  # noqa: E402
+from shapes import QWEN_SHAPES, demo_training_data, finish, random_model_dir  # noqa: E402
 
 MEAN_DIFF_SHARE = 0.02  # of the unmerged logits' standard deviation
 MIN_TOP1_AGREEMENT = 0.98
@@ -135,10 +135,7 @@ def main(argv: list[str] | None = None) -> int:
           f"merged saved {saved['merged']}; unmerged vs merged logits: mean |diff| {logits['mean_abs_diff']:.2e} "
           f"(std {logits['logits_std']:.2f}), max {logits['max_abs_diff']:.2e}, top-1 agreement "
           f"{logits['top1_agreement']:.1%}: {'PASSED' if result['passed'] else 'FAILED'}", flush=True)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
-    return 0 if result["passed"] else 1
+    return finish(result, args.json)
 
 
 if __name__ == "__main__":

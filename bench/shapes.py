@@ -86,3 +86,11 @@ def demo_training_data(out: Path) -> Path:
             for question in getattr(fact, "paraphrases", None) or [fact.question]:
                 handle.write(json.dumps({"prompt": question, "completion": fact.answer}) + "\n")
     return folder
+
+
+def finish(result: dict[str, Any], json_path: Path | None) -> int:
+    """Write a check's result (when asked) and return its exit code: 0 when it passed."""
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(result, indent=1) + "\n")
+    return 0 if result["passed"] else 1
