@@ -64,6 +64,26 @@ def test_encoding_follows_capture_content_type_header() -> None:
     assert encode_capture_data(b"\xff\xfe", "application/json", header)[1] == "BASE64"  # not UTF-8 after all
 
 
+@pytest.mark.parametrize("content_type", ["application/json", "APPLICATION/JSON", "application/json; charset=utf-8",
+                                          " Application/Json ;charset=UTF-8", "application/json;charset=utf-8"])
+def test_capture_content_types_are_normalised(content_type: str, tmp_path: Path) -> None:
+    """Case, parameters and spaces do not change a body's encoding; the observed type is kept as sent."""
+    configured = {"JsonContentTypes": ["Application/JSON"], "CsvContentTypes": ["TEXT/CSV; charset=utf-8"]}
+    assert encode_capture_data(b'{"a": 1}', content_type, configured) == ('{"a": 1}', "JSON")
+    assert encode_capture_data(b"1,2", content_type.lower().replace("application/json", "text/csv"),
+                               configured) == ("1,2", "CSV")
+    assert encode_capture_data(b"1,2", content_type.lower().replace("json", "jsonl"), configured) == ("MSwy", "BASE64")
+    exchange = Exchange(b'{"inputs": "hi"}', content_type, b'[{"generated_text": "yo"}]', content_type)
+    record = build_capture_record(JSON_CAPTURE, exchange, "evt-1", WHEN)
+    for section in record["captureData"].values():
+        assert section["encoding"] == "JSON" and section["observedContentType"] == content_type
+    s3 = LocalS3(tmp_path / "s3")
+    CaptureWriter(s3).write(CAPTURE_URI, "ep", "AllTraffic", record, WHEN)
+    [read] = read_capture_records(s3, CAPTURE_URI, "ep")
+    assert read["input"]["value"] == {"inputs": "hi"} and read["output"]["value"] == [{"generated_text": "yo"}]
+    assert read["input"]["content_type"] == content_type
+
+
 def test_input_only_capture_has_no_output_and_no_custom_attributes() -> None:
     config = {**JSON_CAPTURE, "CaptureOptions": [{"CaptureMode": "Input"}]}
     record = build_capture_record(config, Exchange(b"{}", "application/json", b"[]", "application/json"), "e", WHEN)

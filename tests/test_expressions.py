@@ -100,6 +100,27 @@ def test_comparison_conditions(kind: str, right: object, expected: bool) -> None
     assert evaluate_condition(condition, _scope(), "test") is expected
 
 
+@pytest.mark.parametrize(("kind", "below", "equal", "above"), [
+    ("GreaterThan", False, False, True),
+    ("GreaterThanOrEqualTo", False, True, True),
+    ("LessThan", True, False, False),
+    ("LessThanOrEqualTo", True, True, False),
+    ("Equals", False, True, False),
+])
+def test_comparisons_below_at_and_above_the_right_value(kind: str, below: bool, equal: bool, above: bool) -> None:
+    """Left 0.42 (read by JsonGet) against a right value just above, equal to and just below it; an equal
+    value also as the numeric string Join renders, an integer, and a parameter."""
+    left = _json_get("metrics.f1.value")
+    scope = _scope()
+    cases = [(0.43, below), (0.42, equal), ("0.42", equal), (0.41, above), ("0.41", above)]
+    for right, expected in cases:
+        assert evaluate_condition({"Type": kind, "LeftValue": left, "RightValue": right}, scope, "t") is expected, right
+    count = {"Get": "Parameters.Count"}  # 3, an integer parameter
+    for right, expected in [(4, below), (3, equal), (3.0, equal), ("3", equal), (2, above)]:
+        condition = {"Type": kind, "LeftValue": count, "RightValue": right}
+        assert evaluate_condition(condition, scope, "t") is expected, right
+
+
 def test_logical_conditions() -> None:
     scope = _scope()
     low = {"Type": "LessThan", "LeftValue": _json_get("metrics.f1.value"), "RightValue": 0.1}
