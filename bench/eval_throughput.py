@@ -2,9 +2,10 @@
 
 The per-example loop is the pattern the seed documents use: one `generate` call per QA case,
 one forward pass per option of a multiple-choice or classification case, one per text for
-perplexity. Ours is `common.eval_tasks.run_suite`: length-sorted batches, greedy decoding with a
+perplexity. Ours is `evaluate.tasks.run_suite`: length-sorted batches, greedy decoding with a
 KV cache where rows that stop leave the batch, the suite's shared prompt opening run once, all
-options of a question packed into one sequence. Both produce the same answers (checked). Ours
+options of a question packed into one sequence. Both produce the same answers (checked: exit code 1
+when any answer differs). Ours
 also computes the suite's metrics; the loop does not (its time is answers only).
 
 Each round runs the loop, then ours; `speed-up` is the ratio of median wall times, `cpu speed-up`
@@ -18,7 +19,6 @@ that of the least CPU times of this process (steadier when other work shares the
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -34,9 +34,10 @@ sys.path.insert(0, str(REPO_ROOT / "steps"))
 sys.path.insert(0, str(REPO_ROOT / "bench"))
 
 from common.benchmarks import BenchmarkSuite, load_suite  # noqa: E402
-from common.eval_model import LoadedModel, load_model  # noqa: E402
-from common.eval_tasks import BatchSettings, run_suite  # noqa: E402
+from evaluate.model import LoadedModel, load_model  # noqa: E402
+from evaluate.tasks import BatchSettings, run_suite  # noqa: E402
 from common.prompting import format_prompt  # noqa: E402
+from shapes import finish  # noqa: E402
 
 SUITES = ("company_facts", "support_answers", "company_quiz", "support_routing", "policy_perplexity")
 
@@ -178,14 +179,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'all':<18} {'':<16} {cases:>6} {totals['loop']:>8.2f} {totals['ours']:>8.2f} "
               f"{totals['loop'] / totals['ours']:>8.1f}x {totals['loop_cpu'] / totals['ours_cpu']:>12.1f}x"
               f"  ({cases / totals['loop']:.0f} vs {cases / totals['ours']:.0f} cases/s; load average now {_load()})")
-        if args.json:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps({
-                "model": str(args.shape or model_path), "device": str(loaded.device), "suites": rows, "cases": cases,
-                "same_answers": same_total, "speed_up": totals["loop"] / totals["ours"],
-                "cpu_speed_up": totals["loop_cpu"] / totals["ours_cpu"],
-                **{f"{key}_seconds": value for key, value in totals.items()}}, indent=1) + "\n")
-    return 0
+        if same_total != cases:
+            print(f"FAILED: the batched evaluator's answers differ from the per-case loop's on {cases - same_total} "
+                  f"of {cases} cases", file=sys.stderr)
+        return finish({
+            "model": str(args.shape or model_path), "device": str(loaded.device), "suites": rows, "cases": cases,
+            "same_answers": same_total, "passed": same_total == cases, "speed_up": totals["loop"] / totals["ours"],
+            "cpu_speed_up": totals["loop_cpu"] / totals["ours_cpu"],
+            **{f"{key}_seconds": value for key, value in totals.items()}}, args.json)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from common.eval_generation import generate_greedy, greedy_decode, stop_token_ids
-from common.eval_model import LoadedModel, load_model
+from evaluate.generation import generate_greedy, greedy_decode, stop_token_ids
+from evaluate.model import LoadedModel, load_model
 
 PROMPTS = [
     "### Question:\nWhat is the Rover X1?\n### Answer:\n",
@@ -93,7 +93,7 @@ INSTRUCTION = ("### Question:\nYou are the Acme Robotics support assistant. Answ
 
 
 def test_common_prefix_length_and_padding() -> None:
-    from common.eval_forward import common_prefix_length, padded
+    from evaluate.forward import common_prefix_length, padded
 
     assert padded([[1, 2], [3], []], 3, 0).tolist() == [[1, 2, 0], [3, 0, 0], [0, 0, 0]]
     assert padded([[1, 2], [3]], 3, 9, left=True).tolist() == [[9, 1, 2], [9, 9, 3]]
@@ -106,7 +106,7 @@ def test_common_prefix_length_and_padding() -> None:
 
 def test_prefixes_are_run_only_when_they_pay_and_reused_by_later_batches(tiny: LoadedModel,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    from common.eval_forward import MIN_TOKENS_SAVED, PrefixStore
+    from evaluate.forward import MIN_TOKENS_SAVED, PrefixStore
 
     opening = list(range(10, 10 + MIN_TOKENS_SAVED // 4))  # 64 tokens
     store = PrefixStore(tiny.model)
@@ -125,7 +125,7 @@ def test_prefixes_are_run_only_when_they_pay_and_reused_by_later_batches(tiny: L
 
 def test_a_shared_opening_is_run_once_and_answers_stay_generates(tiny: LoadedModel,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    from common.eval_forward import MIN_TOKENS_SAVED
+    from evaluate.forward import MIN_TOKENS_SAVED
 
     prompts = [INSTRUCTION + q + "\n### Answer:\n" for q in
                ("What is the Rover X1?", "Who?", "How much does the Sweepy S2 cost?", "Where do you ship?",

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import evaluate
-from common.eval_model import load_model
+from evaluate.model import load_model
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -5,10 +5,10 @@ from typing import Any
 
 import pytest
 
-from common.eval_compare import SuiteInfo, forgetting, metric_entry, worst_regressions
-from common.eval_gate import GateError, check_gate_metric, compute_gate
-from common.eval_retention import Retention
-from common.eval_tasks import CaseOutcome, SuiteRun
+from evaluate.compare import SuiteInfo, forgetting, metric_entry, worst_regressions
+from evaluate.gate import GateError, check_gate_metric, compute_gate
+from evaluate.retention import Retention
+from evaluate.tasks import CaseOutcome, SuiteRun
 
 
 def test_metric_entry_delta_regression_and_threshold() -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from common.eval_lm_harness import LmEvalTask, fold_results, split_metric_key
+from evaluate.lm_harness import LmEvalTask, fold_results, split_metric_key
 
 
 def _results() -> dict:

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from common.benchmarks import load_suite
-from common.eval_generation import batch_plan, generate_greedy
-from common.eval_model import LoadedModel, load_model
-from common.eval_scoring import ScoringRequest, score_requests
-from common.eval_tasks import BatchSettings, run_suite, validation_loss
+from evaluate.generation import batch_plan, generate_greedy
+from evaluate.model import LoadedModel, load_model
+from evaluate.scoring import ScoringRequest, score_requests
+from evaluate.tasks import BatchSettings, run_suite, validation_loss
 from common.examples import IGNORE_INDEX, encode_example
 from common.prompting import render_conversation
 
@@ -199,7 +199,8 @@ def test_an_empty_option_scores_zero_without_shifting_the_others(tiny: LoadedMod
 
 
 def test_text_scores_equal_the_suite_metrics_and_score_each_case_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    from common import eval_tasks, metrics
+    from common import metrics
+    from evaluate import tasks as eval_tasks
 
     predictions = ["A warehouse robot", "the $399 model", "", "Thirty days"]
     targets = ["a warehouse robot.", "$399", "Acme", "30 days, minus a fee"]
@@ -218,7 +219,7 @@ def test_text_scores_equal_the_suite_metrics_and_score_each_case_once(monkeypatc
 
 def test_a_shared_opening_is_scored_once_with_the_same_log_likelihoods(tiny: LoadedModel,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from common import eval_scoring
+    from evaluate import scoring as eval_scoring
 
     instruction = ("### Question:\nYou are the Acme Robotics support assistant. Pick the answer a customer "
                    "would get from the support team, quoting the policy.\n")
@@ -259,7 +260,8 @@ def test_latency_counts_answering_not_computing_metrics(tiny: LoadedModel, tmp_p
     whichever model happens to be measured first."""
     import time
 
-    from common import eval_tasks, metrics
+    from common import metrics
+    from evaluate import tasks as eval_tasks
 
     suite = _suite(tmp_path / "slow", "name: slow\ntask: qa\ndata: cases.jsonl\nmetrics: [exact_match]\n"
                    "max_new_tokens: 2\n", [{"id": "a", "prompt": "Hello", "target": "world"}])

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from common.eval_gate import compute_gate
+from evaluate.gate import compute_gate
 from common.eval_inventory import (
     INVENTORY_FILE,
     SUMMARY_FILE,
@@ -18,7 +18,7 @@ from common.eval_inventory import (
     summarize,
     write_inventory,
 )
-from common.eval_retention import (
+from evaluate.retention import (
     KNOWN_METRIC,
     check_suite,
     compare_retention,
@@ -28,7 +28,7 @@ from common.eval_retention import (
     plan_round,
     stratified,
 )
-from common.eval_tasks import CaseOutcome, SuiteRun
+from evaluate.tasks import CaseOutcome, SuiteRun
 
 
 def _row(id_: str, prompt: str, completion: str, source: str = "faq.jsonl:1", **extra: Any) -> dict[str, Any]:

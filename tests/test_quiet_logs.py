@@ -52,9 +52,9 @@ def test_verbose_logs_the_penalty_and_our_code_warns_nothing(trained_round1: dic
 
 
 def test_batched_decoding_with_a_shared_prefix_uses_no_deprecated_cache_argument(tiny_model_dir: Path) -> None:
-    from common.eval_forward import PrefixStore
-    from common.eval_generation import greedy_decode, stop_token_ids
-    from common.eval_model import load_model
+    from evaluate.forward import PrefixStore
+    from evaluate.generation import greedy_decode, stop_token_ids
+    from evaluate.model import load_model
 
     tiny = load_model(tiny_model_dir, "candidate", max_seq_length=1024)
     opening = tiny.tokenizer("### Instruction: answer the question about the company. " * 8)["input_ids"]

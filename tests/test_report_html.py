@@ -11,10 +11,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from common.eval_compare import ModelResults, SuiteInfo, build_metrics, forgetting_summary, suite_section
-from common.eval_gate import compute_gate
-from common.eval_tasks import CaseOutcome, SuiteRun
-from common.report_html import render_report, write_report_html
+from evaluate.compare import ModelResults, SuiteInfo, build_metrics, forgetting_summary, suite_section
+from evaluate.gate import compute_gate
+from evaluate.tasks import CaseOutcome, SuiteRun
+from evaluate.report_html import render_report, write_report_html
 from pipelines.cli import main as cli_main
 from pipelines.config import load_config
 
@@ -70,7 +70,7 @@ def test_report_tells_the_story_and_escapes_text(tmp_path: Path) -> None:
 
 def test_report_lists_forgotten_items_and_the_inventory_coverage() -> None:
     from common.eval_inventory import Item, merge
-    from common.eval_retention import Retention, RoundPlan, inventory_section
+    from evaluate.retention import Retention, RoundPlan, inventory_section
 
     items = [Item(f"i{n}", f"Question {n}?", "yes", "faq.jsonl:1", "v1" if n < 3 else "v2", known=n != 4,
                   checked_in="v2") for n in range(5)]

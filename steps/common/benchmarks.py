@@ -118,8 +118,6 @@ def load_suite(suite_dir: Path) -> BenchmarkSuite:
     if not data_path.is_file():
         raise BenchmarkError(f"{suite_dir / SUITE_FILE}: field 'data': file {data_path} not found")
     if spec.task == "lm_eval":
-        from common.eval_lm_harness import read_task_config
-
         try:
             return BenchmarkSuite(spec=spec, cases=(), path=suite_dir, lm_eval_config=read_task_config(data_path, spec.name))
         except ValueError as exc:
@@ -192,3 +190,45 @@ def _describe(error: Any) -> str:
     if not location and ": " in message:
         location, message = message.split(": ", 1)
     return f"field '{location}': {message}"
+
+
+def require_lm_eval() -> None:
+    """lm-eval is an optional dependency (the `eval` extra); say how to get it."""
+    try:
+        import lm_eval  # noqa: F401
+    except ImportError as exc:
+        raise ValueError("lm-eval suites and tasks need lm-evaluation-harness: pip install 'continuum[ml]' "
+                         "(or pip install lm-eval)") from exc
+
+
+def read_task_config(path: Path, name: str) -> dict[str, Any]:
+    """An lm-eval task YAML (with its `include`s and `!function`s) as a config named `name`, local data made absolute."""
+    require_lm_eval()
+    from lm_eval.tasks._yaml_loader import load_yaml  # the loader lm-eval itself uses for task files
+
+    try:
+        config = load_yaml(path, resolve_func=True, recursive=True)
+    except (OSError, ValueError, ImportError, AttributeError) as exc:
+        raise ValueError(f"{path}: not a loadable lm-eval task YAML: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - yaml and user !function code raise anything; name the file
+        raise ValueError(f"{path}: not a loadable lm-eval task YAML: {exc.__class__.__name__}: {exc}") from exc
+    for field in ("dataset_path", "output_type"):
+        if field not in config:
+            raise ValueError(f"{path}: field '{field}' missing (an lm-eval task needs a dataset and an output type)")
+    config["task"] = name
+    data_files = config.get("dataset_kwargs", {}).get("data_files")
+    if data_files is not None:
+        config["dataset_kwargs"] = {**config["dataset_kwargs"], "data_files": _absolute(data_files, path)}
+    return config
+
+
+def _absolute(data_files: Any, task_file: Path) -> Any:
+    if isinstance(data_files, dict):
+        return {split: _absolute(files, task_file) for split, files in data_files.items()}
+    if isinstance(data_files, list):
+        return [_absolute(item, task_file) for item in data_files]
+    path = Path(str(data_files))
+    resolved = path if path.is_absolute() else task_file.parent / path
+    if not resolved.is_file():
+        raise ValueError(f"{task_file}: field 'dataset_kwargs.data_files': file {resolved} not found")
+    return str(resolved)

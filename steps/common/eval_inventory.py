@@ -7,7 +7,7 @@ answer wins). An item holds the example (id, prompt, completion, a chat's `messa
 context, source), the `data_version` that brought it, and a verdict: `known` (true/false: whether
 the model answered it right, by `answered_right`, the one rule) with `checked_in`, the data version
 of the round whose candidate gave that answer; `known: null` when no round has checked it yet.
-A verdict is the latest check's: items a round does not re-ask keep theirs (see eval_retention
+A verdict is the latest check's: items a round does not re-ask keep theirs (see evaluate.retention
 for which items each round asks). `summary.json` beside it counts items, checked and known items
 per data version (what `continuum lineage` and `continuum report` show).
 """

@@ -32,7 +32,7 @@ from typing import Any
 from common.benchmarks import BenchmarkSuite, SuiteSpec
 from common.eval_cases import BenchmarkCase
 from common.eval_inventory import Item, Merged, answered_right, summarize
-from common.eval_tasks import CaseOutcome, SuiteRun
+from evaluate.tasks import CaseOutcome, SuiteRun
 
 RETENTION_SUITE = "retention"
 COVERAGE_SUITE = "inventory_check"

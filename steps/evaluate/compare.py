@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from common.eval_tasks import CaseOutcome, SuiteRun
+from evaluate.tasks import CaseOutcome, SuiteRun
 from common.metrics import perplexity
 
 EXAMPLES_PER_SUITE = 5

@@ -6,9 +6,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from common.model_io import materialize_model_dir, read_metadata
+from common.model_io import limit_threads_for_small_models, materialize_model_dir, read_metadata
 from common.prompting import ConversationFormat, conversation_format, template_from_metadata
-from common.train_model import limit_threads_for_small_models
 
 
 class ModelLoadError(ValueError):

@@ -4,14 +4,14 @@ The pipeline's ConditionSteps decide (they read metrics.<gate metric>.value / .r
 gate.forgetting and gate.suite_threshold_failures); this section says the same in words so the
 FailStep message can name the benchmark, the metric, the value and the threshold that failed.
 The forgetting check bounds the share of re-asked known inventory items (what the previous version
-answered right) that the candidate answers wrong (common.eval_retention); it passes when nothing
+answered right) that the candidate answers wrong (evaluate.retention); it passes when nothing
 was re-asked (a first version, or an inventory with no known item).
 """
 from __future__ import annotations
 
 from typing import Any
 
-from common.eval_retention import Retention
+from evaluate.retention import Retention
 
 
 class GateError(ValueError):

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 from common.benchmarks import BenchmarkSuite
 from common.eval_cases import BenchmarkCase
-from common.eval_generation import encode_prompts, generate_from_ids
-from common.eval_model import LoadedModel
-from common.eval_scoring import ContinuationScore, ScoringRequest, score_requests
+from evaluate.generation import encode_prompts, generate_from_ids
+from evaluate.model import LoadedModel
+from evaluate.scoring import ContinuationScore, ScoringRequest, score_requests
 from common.examples import IGNORE_INDEX, encode_example
 from common.metrics import CASE_METRICS, accuracy, macro_f1, perplexity, score
 from common.prompting import format_prompt, render_conversation

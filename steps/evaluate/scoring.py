@@ -16,8 +16,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from common.eval_forward import PrefixStore, SharedPrefix, accepted, cache_argument, padded
-from common.eval_model import LoadedModel
+from evaluate.forward import PrefixStore, SharedPrefix, accepted, cache_argument, padded
+from evaluate.model import LoadedModel
 
 PACKABLE_ATTENTION = ("eager", "sdpa")
 

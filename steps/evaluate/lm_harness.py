@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common.eval_model import LoadedModel
-from common.eval_tasks import CaseOutcome, SuiteRun
+from common.benchmarks import require_lm_eval
+from evaluate.model import LoadedModel
+from evaluate.tasks import CaseOutcome, SuiteRun
 
 _NOT_METRICS = {"alias", "name", "sample_len", "samples"}
 
@@ -31,48 +32,6 @@ class LmEvalTask:
     name: str
     config: dict[str, Any] | None
     metrics: tuple[str, ...] | None  # None: every metric lm-eval reports
-
-
-def require_lm_eval() -> None:
-    """lm-eval is an optional dependency (the `eval` extra); say how to get it."""
-    try:
-        import lm_eval  # noqa: F401
-    except ImportError as exc:
-        raise ValueError("lm-eval suites and tasks need lm-evaluation-harness: pip install 'continuum[ml]' "
-                         "(or pip install lm-eval)") from exc
-
-
-def read_task_config(path: Path, name: str) -> dict[str, Any]:
-    """An lm-eval task YAML (with its `include`s and `!function`s) as a config named `name`, local data made absolute."""
-    require_lm_eval()
-    from lm_eval.tasks._yaml_loader import load_yaml  # the loader lm-eval itself uses for task files
-
-    try:
-        config = load_yaml(path, resolve_func=True, recursive=True)
-    except (OSError, ValueError, ImportError, AttributeError) as exc:
-        raise ValueError(f"{path}: not a loadable lm-eval task YAML: {exc}") from exc
-    except Exception as exc:  # noqa: BLE001 - yaml and user !function code raise anything; name the file
-        raise ValueError(f"{path}: not a loadable lm-eval task YAML: {exc.__class__.__name__}: {exc}") from exc
-    for field in ("dataset_path", "output_type"):
-        if field not in config:
-            raise ValueError(f"{path}: field '{field}' missing (an lm-eval task needs a dataset and an output type)")
-    config["task"] = name
-    data_files = config.get("dataset_kwargs", {}).get("data_files")
-    if data_files is not None:
-        config["dataset_kwargs"] = {**config["dataset_kwargs"], "data_files": _absolute(data_files, path)}
-    return config
-
-
-def _absolute(data_files: Any, task_file: Path) -> Any:
-    if isinstance(data_files, dict):
-        return {split: _absolute(files, task_file) for split, files in data_files.items()}
-    if isinstance(data_files, list):
-        return [_absolute(item, task_file) for item in data_files]
-    path = Path(str(data_files))
-    resolved = path if path.is_absolute() else task_file.parent / path
-    if not resolved.is_file():
-        raise ValueError(f"{task_file}: field 'dataset_kwargs.data_files': file {resolved} not found")
-    return str(resolved)
 
 
 def split_metric_key(key: str) -> tuple[str, str] | None:

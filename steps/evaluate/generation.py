@@ -5,7 +5,7 @@ emits a stop token leaves the batch at once: its rows of the KV cache, attention
 positions are dropped, so the next steps only compute rows still writing. (`generate` keeps
 finished rows in the batch until the longest answer ends; fine-tuned models, whose answers are
 short and end at different steps, waste most of a batch that way.) The opening that the prompts
-share (the template's header) is run once and reused by every batch (`eval_forward`). The tokens
+share (the template's header) is run once and reused by every batch (`evaluate.forward`). The tokens
 are greedy `generate`'s: argmax of the last position's logits, no logits processors.
 """
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from common.eval_forward import PrefixStore, accepted, cache_argument, padded
-from common.eval_model import LoadedModel
+from evaluate.forward import PrefixStore, accepted, cache_argument, padded
+from evaluate.model import LoadedModel
 
 
 def batch_plan(lengths: Sequence[int], new_tokens: int, max_batch_tokens: int, max_batch_size: int) -> list[list[int]]:
