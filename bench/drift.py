@@ -2,7 +2,9 @@
 
 Writes a baseline from the demo company's questions, then 100,000 capture records in SageMaker's
 format (written by the local endpoint's capture writer: JSON bodies, 24 hourly files), and times the
-check twice: traffic like the training data, and shifted traffic. Prints the numbers.
+check twice: traffic like the training data, and shifted traffic. Prints the numbers, and exits 1
+when a verdict is not the one injected: no violation on the first, drift on the second (off-topic
+prompts: out-of-vocabulary words; refusals: the refusal rate), with every record read.
 
     python bench/drift.py [--records 100000] [--keep DIR]
 """
@@ -79,14 +81,31 @@ def main() -> int:
     work = args.keep or Path(tempfile.mkdtemp(prefix="continuum-drift-bench-"))
     pairs = write_training(work / "train")
     assert monitor.main(["baseline", "--train-dir", str(work / "train"), "--output-dir", str(work / "baseline")]) == 0
+    problems = []
     for endpoint, shifted in (("same", False), ("shifted", True)):
         write_capture(work / "s3", pairs, args.records, shifted, endpoint)
         seconds, report = timed_check(work, endpoint)
         violations = ", ".join(report["violations"]) or "none"
         print(f"{endpoint:>8} traffic: {report['records']:,} records, {report['rows']:,} prompts in {seconds:.2f} s "
               f"({report['records'] / seconds:,.0f} records/s); verdict {report['verdict']}; violations: {violations}")
+        problems += [f"{endpoint} traffic: {problem}" for problem in verdict_problems(report, args.records, shifted)]
     print(f"work folder: {work}")
-    return 0
+    for problem in problems:
+        print(f"FAILED: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def verdict_problems(report: dict, records: int, shifted: bool) -> list[str]:
+    """How a check's report differs from the traffic written: every record read, and the injected verdict."""
+    problems = [f"{report[key]:,} {key} read, {records:,} written"
+                for key in ("records", "rows") if report[key] != records]
+    if not shifted and (report["verdict"] != "ok" or report["violations"]):
+        problems.append(f"verdict {report['verdict']} ({report['violations']}) on traffic like the training data")
+    missing = {"oov_rate", "refusal_rate"} - set(report["violations"]) if shifted else set()
+    if shifted and (report["verdict"] != "drift" or missing):
+        problems.append(f"verdict {report['verdict']}, violations {report['violations']} on shifted traffic "
+                        f"(missing: {sorted(missing)})")
+    return problems
 
 
 if __name__ == "__main__":
