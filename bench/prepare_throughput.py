@@ -6,7 +6,7 @@ pipeline does (a subprocess), and prints records/s, the CPU time of the step's p
 record (the figure to compare when other work loads the machine: the load average is printed
 with it) and the peak resident memory of the process tree (sampled every 20 ms). Run several
 sizes to see whether memory grows with input; it should not (per-example keys are spilled to
-disk and decided a bounded group at a time, see steps/common/data_spill.py):
+disk and decided a bounded group at a time, see steps/prepare/spill.py):
 
     python bench/prepare_throughput.py --records 100000 1000000 3000000
 

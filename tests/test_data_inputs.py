@@ -221,8 +221,8 @@ def test_big_jsonl_files_are_read_in_parts_in_parallel_with_the_same_result(tmp_
     lines[150] = '{"question": "broken'
     (data / "big.jsonl").write_text("\ufeff" + "\n".join(lines + lines[:5]) + "\n", encoding="utf-8")
     whole = prepare.prepare(data, tmp_path / "whole", min_examples=1)
-    monkeypatch.setattr(prepare, "PART_BYTES", 1500)
-    monkeypatch.setattr(prepare, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(prepare.run, "PART_BYTES", 1500)
+    monkeypatch.setattr(prepare.run, "PARALLEL_MIN_BYTES", 0)
     parts = prepare.prepare(data, tmp_path / "parts", min_examples=1, workers=2)
     assert parts == whole
     assert whole["rows"] == {"input": 305, "kept": 299, "duplicates": 5, "quarantined": 1}

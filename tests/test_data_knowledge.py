@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import prepare
-from common.data_report import summary
+from prepare.report import summary
 
 PORTS = ("Port Mara", "Eilean Dubh", "Skerryvale", "Holmwick", "Ardnish", "Calder Bay", "Rossa", "Tollan")
 VESSELS = ("Puffin", "Selkie", "Gannet", "Kittiwake", "Fulmar", "Tern", "Shearwater", "Guillemot")

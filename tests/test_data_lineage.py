@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import prepare
-from common.data_records import normalize
+from prepare.records import normalize
 from pipelines.backend import local_backend
 from pipelines.cli import main as continuum
 from pipelines.config import load_config

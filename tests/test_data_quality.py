@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from common import data_dedup, data_pii
-from common.data_split import TEST, TRAIN, VALIDATION, assign_splits, split_score, split_scores
-from common.data_tokens import load_counter
+from prepare import dedup, pii
+from prepare.split import TEST, TRAIN, VALIDATION, assign_splits, split_score, split_scores
+from prepare.tokens import load_counter
 
 import prepare
 
@@ -31,8 +31,8 @@ import prepare
     ("jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.SflKxwRJSMeKKF2QT4fwpM", "jwt [JWT]", {"jwt": 1}),
 ])
 def test_pii_kinds_are_found_and_redacted(text: str, redacted: str, kinds: dict[str, int]) -> None:
-    assert data_pii.may_contain([text]) == [True]
-    result, found = data_pii.redact(text)
+    assert pii.may_contain([text]) == [True]
+    result, found = pii.redact(text)
     assert (result, dict(found)) == (redacted, kinds)
 
 
@@ -42,16 +42,16 @@ def test_pii_kinds_are_found_and_redacted(text: str, redacted: str, kinds: dict[
     "The Sweepy S2 weighs 3 kg and costs $399",
 ])
 def test_clean_text_is_left_alone(text: str) -> None:
-    assert data_pii.redact(text) == (text, {})
+    assert pii.redact(text) == (text, {})
 
 
 def test_allow_list_keeps_public_contacts() -> None:
     allow = frozenset({"@acme.com", "1-800-555-0199"})
     text = "Write help@acme.com or sales@ACME.com, call 1-800-555-0199; not bob@gmail.com or 555-123-4567"
-    result, found = data_pii.redact(text, allow)
+    result, found = pii.redact(text, allow)
     assert result == "Write help@acme.com or sales@ACME.com, call 1-800-555-0199; not [EMAIL] or [PHONE]"
     assert dict(found) == {"email": 1, "phone": 1}
-    assert data_pii.luhn_valid("79927398713") and not data_pii.luhn_valid("79927398710")
+    assert pii.luhn_valid("79927398713") and not pii.luhn_valid("79927398710")
 
 
 def test_minhash_estimates_jaccard_and_lsh_finds_near_duplicates() -> None:
@@ -62,15 +62,15 @@ def test_minhash_estimates_jaccard_and_lsh_finds_near_duplicates() -> None:
     other = ("the warranty covers parts and labour for two years and can be extended to five years for a fee "
              "paid within thirty days of purchase at any store").split()
     texts = [" ".join(base), " ".join(edited), " ".join(other), " ".join(base[:8])]
-    signature = data_dedup.signatures(texts)
-    assert signature.shape == (4, data_dedup.NUM_PERM) and signature.dtype == np.uint32
-    assert (data_dedup.signatures(texts) == signature).all()  # deterministic
-    near = data_dedup.similarity(signature[[0]], signature[[1]])[0]
-    far = data_dedup.similarity(signature[[0]], signature[[2]])[0]
+    signature = dedup.signatures(texts)
+    assert signature.shape == (4, dedup.NUM_PERM) and signature.dtype == np.uint32
+    assert (dedup.signatures(texts) == signature).all()  # deterministic
+    near = dedup.similarity(signature[[0]], signature[[1]])[0]
+    far = dedup.similarity(signature[[0]], signature[[2]])[0]
     assert near >= 0.7 and far <= 0.2
-    pairs = data_dedup.candidate_pairs(list(data_dedup.band_keys(signature)), np.ones(4, bool))
+    pairs = dedup.candidate_pairs(list(dedup.band_keys(signature)), np.ones(4, bool))
     assert [0, 1] in pairs.tolist()
-    duplicate = data_dedup.near_duplicates(pairs, data_dedup.similarity(signature[pairs[:, 0]], signature[pairs[:, 1]]),
+    duplicate = dedup.near_duplicates(pairs, dedup.similarity(signature[pairs[:, 0]], signature[pairs[:, 1]]),
                                            0.7, 4)
     assert duplicate.tolist() == [False, True, False, False]
 

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 import prepare
-from common import data_dedup, data_replay, data_replay_select, data_scan, data_spill, data_units
-from common.data_merge import InlinePool, deduplicate
-from common.data_spill import KEY_ROW, Bitmap, SpillSource, SpillWriter, partition_totals, plan_groups, read_group
-from common.data_split import SplitTally, assign_splits
-from common.data_units import COLUMNS, Unit, UnitWriter
+from prepare import dedup, replay, replay_select, scan, spill, units
+from prepare.merge import InlinePool, deduplicate
+from prepare.spill import KEY_ROW, Bitmap, SpillSource, SpillWriter, partition_totals, plan_groups, read_group
+from prepare.split import SplitTally, assign_splits
+from prepare.units import COLUMNS, Unit, UnitWriter
 
 WORDS = "robot battery dock floor carpet brush filter wheel motor map room schedule app wifi light red green".split()
 
@@ -22,10 +22,10 @@ WORDS = "robot battery dock floor carpet brush filter wheel motor map room sched
 @pytest.fixture()
 def tiny_budgets(monkeypatch: pytest.MonkeyPatch) -> None:
     """Runs of 4 examples, groups of 1-3 rows, chunks of 5 examples, batches of 3 rows: everything is cut up."""
-    monkeypatch.setattr(data_spill, "RUN_ROWS", 4)
-    monkeypatch.setattr(data_spill, "GROUP_BYTES", 40)
-    monkeypatch.setattr(data_units, "CHUNK_ROWS", 5)
-    for module in (data_scan, data_replay, data_replay_select):
+    monkeypatch.setattr(spill, "RUN_ROWS", 4)
+    monkeypatch.setattr(spill, "GROUP_BYTES", 40)
+    monkeypatch.setattr(units, "CHUNK_ROWS", 5)
+    for module in (scan, replay, replay_select):
         monkeypatch.setattr(module, "BATCH_ROWS", 3)
 
 
@@ -63,7 +63,7 @@ def test_groups_return_every_row_once_with_equal_keys_in_input_order(tmp_path: P
         sources.append(SpillSource(writer.path, base))
         base += size
     groups = plan_groups(partition_totals(sources), KEY_ROW, budget=20)
-    assert len(groups) > 5 and groups[0][0] == 0 and groups[-1][1] == data_spill.PARTITIONS
+    assert len(groups) > 5 and groups[0][0] == 0 and groups[-1][1] == spill.PARTITIONS
     seen = []
     for lo, hi in groups:
         rows, indices = read_group(sources, KEY_ROW, lo, hi)
@@ -104,7 +104,7 @@ def _stage(texts: list[str], folder: Path, sizes: list[int]) -> list[Unit]:
             columns["id"] = [int(hashlib.sha256(text.encode()).hexdigest()[:16], 16) for text in batch]
             digests = np.array([np.frombuffer(hashlib.sha256(t.encode()).digest()[:16], np.uint64) for t in batch])
             writer.add([json.dumps({"text": text}) + "\n" for text in batch], columns, digests,
-                       data_dedup.signatures(batch))
+                       dedup.signatures(batch))
         units.append(Unit(writer.unit.stage, start, writer.close()))
         start += size
     return units
@@ -116,17 +116,17 @@ def test_partitioned_deduplication_equals_the_in_memory_result(tmp_path: Path, t
                                                                group_bytes: int) -> None:
     """A budget of 5 pairs: ranges of 1 example (pairs decided by earlier ranges only); of 64 pairs: ranges of 8
     examples, pairs inside a range too."""
-    monkeypatch.setattr(data_spill, "GROUP_BYTES", group_bytes)
+    monkeypatch.setattr(spill, "GROUP_BYTES", group_bytes)
     texts = _texts(230, seed=int(threshold * 100))
     units = _stage(texts, tmp_path, [50, 0, 97, 83])
     found = deduplicate(units, threshold, InlinePool(), tmp_path)
 
     ids = np.array([int(hashlib.sha256(text.encode()).hexdigest()[:16], 16) for text in texts], np.uint64)
-    signature = data_dedup.signatures(texts)
-    unique = data_dedup.first_occurrences(ids)
-    pairs = data_dedup.candidate_pairs(list(data_dedup.band_keys(signature)), unique)
-    similar = data_dedup.similarity(signature[pairs[:, 0]], signature[pairs[:, 1]])
-    near = data_dedup.near_duplicates(pairs, similar, threshold, len(texts))
+    signature = dedup.signatures(texts)
+    unique = dedup.first_occurrences(ids)
+    pairs = dedup.candidate_pairs(list(dedup.band_keys(signature)), unique)
+    similar = dedup.similarity(signature[pairs[:, 0]], signature[pairs[:, 1]])
+    near = dedup.near_duplicates(pairs, similar, threshold, len(texts))
     close_to_any = np.zeros(len(texts), bool)
     close_to_any[pairs[similar >= threshold, 1]] = True
     assert (close_to_any != near).any()  # some example is close only to near-duplicates: it is kept
@@ -166,9 +166,9 @@ def test_tiny_budgets_prepare_the_same_data(sample_round_dirs: dict[int, Path], 
     """Round 2 replaying round 1, with every budget tiny: byte for byte what the default budgets give."""
     for name in ("default", "tiny"):
         if name == "tiny":
-            for module, budget, value in [(data_spill, "RUN_ROWS", 4), (data_spill, "GROUP_BYTES", 40),
-                                          (data_units, "CHUNK_ROWS", 5), (data_scan, "BATCH_ROWS", 3),
-                                          (data_replay, "BATCH_ROWS", 3), (data_replay_select, "BATCH_ROWS", 3)]:
+            for module, budget, value in [(spill, "RUN_ROWS", 4), (spill, "GROUP_BYTES", 40),
+                                          (units, "CHUNK_ROWS", 5), (scan, "BATCH_ROWS", 3),
+                                          (replay, "BATCH_ROWS", 3), (replay_select, "BATCH_ROWS", 3)]:
                 monkeypatch.setattr(module, budget, value)
         prepare.prepare(sample_round_dirs[1], tmp_path / name / "v1")
         prepare.prepare(sample_round_dirs[2], tmp_path / name / "v2", tmp_path / name / "v1" / "train",
@@ -197,7 +197,7 @@ def test_streamed_replay_equals_the_in_memory_rules(tmp_path: Path, tiny_budgets
 
     Coarse scores (3 values) make ties everywhere: the id text breaks them."""
     if coarse_scores:
-        monkeypatch.setattr(data_replay, "_score_bits", lambda example_id, seed: len(example_id) % 3 * 2**50)
+        monkeypatch.setattr(replay, "_score_bits", lambda example_id, seed: len(example_id) % 3 * 2**50)
     strata = ["faq.jsonl", "chats.jsonl", "docs/guide.md"]
     first = [_replay_record(number, strata[number % 3]) for number in range(40)]
     first[5]["id"], first[9]["id"], first[13]["id"] = "custom-7", "ABCDEF0123456789", "zz-top"  # not canonical
@@ -218,9 +218,9 @@ def test_streamed_replay_equals_the_in_memory_rules(tmp_path: Path, tiny_budgets
 
     report = prepare.prepare(new, tmp_path / "out", replay_dir, replay_fraction=0.6, min_examples=1)
 
-    from common.data_readers import discover
-    from common.data_records import prompt_key
-    from common.data_replay import id_key, read_replay_file, sample_replay
+    from prepare.readers import discover
+    from prepare.records import prompt_key
+    from prepare.replay import id_key, read_replay_file, sample_replay
 
     examples = [e for file in discover([replay_dir]) for e in read_replay_file(file)[0]]
     available = list({e.id: e for e in reversed(examples)}.values())[::-1]  # first of each id, in order
@@ -253,39 +253,39 @@ def test_streamed_replay_equals_the_in_memory_rules(tmp_path: Path, tiny_budgets
 def test_json_documents_stream_with_the_same_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                   document: str) -> None:
     """Read in 7-byte chunks (values cut anywhere) the rows are those of the whole document."""
-    from common import data_readers
+    from prepare import readers
 
     path = tmp_path / "doc.json"
     path.write_text(document, encoding="utf-8")
     with path.open("rb") as handle:
-        whole = list(data_readers._whole_json_rows(handle))
-    monkeypatch.setattr(data_readers, "JSON_CHUNK_BYTES", 7)
-    streamed = list(data_readers.json_rows(lambda: path.open("rb")))
+        whole = list(readers._whole_json_rows(handle))
+    monkeypatch.setattr(readers, "JSON_CHUNK_BYTES", 7)
+    streamed = list(readers.json_rows(lambda: path.open("rb")))
 
     def comparable(rows: list) -> list:
-        return [(line, (row.reason, row.detail) if isinstance(row, data_readers.RowError) else row, raw)
+        return [(line, (row.reason, row.detail) if isinstance(row, readers.RowError) else row, raw)
                 for line, row, raw in rows]
 
     assert comparable(streamed) == comparable(whole)
 
 
 def test_json_arrays_are_read_an_element_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from common import data_readers
+    from prepare import readers
 
     path = tmp_path / "big.json"
     path.write_text("[" + ",\n".join(json.dumps({"question": f"Q{i}?", "answer": "A" * 200}) for i in range(2000))
                     + "]", encoding="utf-8")
-    monkeypatch.setattr(data_readers, "JSON_CHUNK_BYTES", 4096)
+    monkeypatch.setattr(readers, "JSON_CHUNK_BYTES", 4096)
     longest = 0
-    original = data_readers._JsonText._fill
+    original = readers._JsonText._fill
 
-    def fill(self: data_readers._JsonText) -> bool:
+    def fill(self: readers._JsonText) -> bool:
         nonlocal longest
         more = original(self)
         longest = max(longest, len(self.text))
         return more
 
-    monkeypatch.setattr(data_readers._JsonText, "_fill", fill)
-    rows = list(data_readers.json_rows(lambda: path.open("rb")))
+    monkeypatch.setattr(readers._JsonText, "_fill", fill)
+    rows = list(readers.json_rows(lambda: path.open("rb")))
     assert len(rows) == 2000 and rows[1999][0] == 2000 and rows[5][1] == {"question": "Q5?", "answer": "A" * 200}
     assert longest < 2 * 4096 and path.stat().st_size > 100 * 4096  # never more than a chunk and a record

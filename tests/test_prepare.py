@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 import prepare
-from common.data_records import Example
-from common.data_replay import replay_stratum, sample_replay
+from prepare.records import Example
+from prepare.replay import replay_stratum, sample_replay
 from pipelines.demo.sample_data import benchmark_cases, facts
 
 STEPS_DIR = Path(__file__).resolve().parents[1] / "steps"

@@ -1,9 +1,9 @@
 """Answers this export changes: the previous version's examples whose prompt the new data answers otherwise.
 
 The replay input is the previous version's train split. A replayed example (the first of each id)
-is contradicted when a kept new example asks the same prompt (normalized, data_records.prompt_key)
+is contradicted when a kept new example asks the same prompt (normalized, records.prompt_key)
 and no kept new example asking it gives the same answer (normalized, case-folded, end punctuation
-ignored: data_records.answer_key; "30 days" → "30 days." is no change). Those old answers are the
+ignored: records.answer_key; "30 days" → "30 days." is no change). Those old answers are the
 ones replay supersedes. When more than `max_changed_fraction` of the previous examples are
 contradicted, prepare fails unless the run allows the changes (`allow_changes`): a wholesale rewrite
 of what the model knows is more often a broken or wrong export than an update.
@@ -23,12 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from common.data_dedup import mix64
-from common.data_merge import Pool
-from common.data_output import read_records
-from common.data_replay import REPLAY_ANSWER_ROW, ReplayScan
-from common.data_spill import ANSWER_ROW, Bitmap, SpillSource, loaded, partition_totals, plan_groups, read_group
-from common.data_units import Unit
+from prepare.dedup import mix64
+from prepare.merge import Pool
+from prepare.output import read_records
+from prepare.replay import REPLAY_ANSWER_ROW, ReplayScan
+from prepare.spill import ANSWER_ROW, Bitmap, SpillSource, loaded, partition_totals, plan_groups, read_group
+from prepare.units import Unit
 
 LISTED = 100
 FOUND = np.dtype([("new", "<i8"), ("old", "<i8"), ("offset", "<u8"), ("length", "<u4"), ("scan", "<i8")])

@@ -8,11 +8,11 @@ the unit's `stage` path:
 - `<stage>.columns`: per example, in order: id, prompt key, prompt and completion lengths
   (characters), the line's size in bytes and its split (COLUMNS);
 - `<stage>.sig`: per example, its MinHash signature (uint32 x NUM_PERM), for units deduplicated;
-- spilled keys (data_spill): `ids`, `prompt_keys`, `band0`.. (LSH buckets, with the signature's
+- spilled keys (spill.py): `ids`, `prompt_keys`, `band0`.. (LSH buckets, with the signature's
   sketch) with the example's local number, and `digests` (content digests, for the data version);
   new data's units (deduplicated) also spill `facts` (fact key and id: which examples are phrasings
-  of one fact, data_holdout) and `answers` (prompt key and answer key: answers that changed,
-  data_contradictions).
+  of one fact, holdout) and `answers` (prompt key and answer key: answers that changed,
+  contradictions).
 """
 from __future__ import annotations
 
@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from common.data_dedup import BANDS, NUM_PERM, band_keys, sketches
-from common import data_spill
-from common.data_spill import ANSWER_ROW, BAND_ROW, DIGEST_ROW, FACT_ROW, KEY_ROW, SpillSource, SpillWriter, runs_path
-from common.data_split import SPLIT_NAMES
+from prepare.dedup import BANDS, NUM_PERM, band_keys, sketches
+from prepare import spill
+from prepare.spill import ANSWER_ROW, BAND_ROW, DIGEST_ROW, FACT_ROW, KEY_ROW, SpillSource, SpillWriter, runs_path
+from prepare.split import SPLIT_NAMES
 
 COLUMNS = np.dtype([("id", "<u8"), ("prompt_key", "<u8"), ("prompt_chars", "<i8"), ("completion_chars", "<i8"),
                     ("line_bytes", "<u4"), ("split", "u1")])
@@ -89,7 +89,7 @@ class UnitWriter:
             answers: np.ndarray | None = None, facts: np.ndarray | None = None) -> None:
         """A batch of examples: their lines, COLUMNS (line_bytes is filled in here), (n, 2) uint64 content digests,
         (n, NUM_PERM) signatures (None for a unit that is not deduplicated) and, for new data, answer and fact
-        keys (data_records.answer_key / fact_key; default: the ids, each example its own answer and fact)."""
+        keys (records.answer_key / fact_key; default: the ids, each example its own answer and fact)."""
         codes = columns["split"]
         for code, handle in enumerate(self._lines):
             numbers = np.flatnonzero(codes == code)
@@ -116,7 +116,7 @@ class UnitWriter:
         self._pending.append((index, keys, bands, digest_rows))
         self.count += len(lines)
         self._pending_rows += len(lines)
-        if self._pending_rows >= data_spill.RUN_ROWS:
+        if self._pending_rows >= spill.RUN_ROWS:
             self._flush_run()
 
     def _flush_run(self) -> None:

@@ -9,7 +9,7 @@ kept example reaches the threshold is a near-duplicate of it. The first example 
 (input order) is kept.
 
 `first_occurrences`, `candidate_pairs` and `near_duplicates` state these rules on arrays held in
-memory; the step applies them a key range at a time (data_merge) with `later_occurrences`,
+memory; the step applies them a key range at a time (merge.py) with `later_occurrences`,
 `bucket_pairs`, `may_be_close`, `close_pairs` and `mark_near_duplicates`.
 """
 from __future__ import annotations

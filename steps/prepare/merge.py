@@ -23,9 +23,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from common import data_dedup, data_spill
-from common.data_manifest import PreviousData
-from common.data_spill import (
+from prepare import dedup, spill
+from prepare.manifest import PreviousData
+from prepare.spill import (
     BAND_ROW,
     KEY_ROW,
     Bitmap,
@@ -36,8 +36,8 @@ from common.data_spill import (
     plan_groups,
     read_group,
 )
-from common.data_replay import REPLAY_ROW
-from common.data_units import BAND_KINDS, SIGNATURE_BYTES, Unit
+from prepare.replay import REPLAY_ROW
+from prepare.units import BAND_KINDS, SIGNATURE_BYTES, Unit
 
 
 class Pool(Protocol):
@@ -71,7 +71,7 @@ class Deduplicated:
 def later_occurrences_group(sources: list[SpillSource], lo: int, hi: int) -> np.ndarray:
     """Indices of the examples of a key range whose key an earlier example holds."""
     rows, indices = read_group(sources, KEY_ROW, lo, hi)
-    return data_dedup.later_occurrences(rows["key"], indices)
+    return dedup.later_occurrences(rows["key"], indices)
 
 
 def _band_group(sources: list[SpillSource], lo: int, hi: int, exact_path: Path, size: int,
@@ -81,8 +81,8 @@ def _band_group(sources: list[SpillSource], lo: int, hi: int, exact_path: Path, 
     rows, indices = read_group(sources, BAND_ROW, lo, hi)
     eligible = ~Bitmap.load(exact_path, size).get(indices)
     rows, indices = rows[eligible], indices[eligible]
-    first, later = data_dedup.bucket_pairs(rows["key"])
-    possible = data_dedup.may_be_close(rows["sketch"][first], rows["sketch"][later], threshold)
+    first, later = dedup.bucket_pairs(rows["key"])
+    possible = dedup.may_be_close(rows["sketch"][first], rows["sketch"][later], threshold)
     return np.stack([indices[first[possible]], indices[later[possible]]], axis=1)
 
 
@@ -94,8 +94,8 @@ class PairSpill:
 
     def __init__(self, folder: Path, size: int) -> None:
         self.folder = folder
-        pairs = max(1, data_spill.GROUP_BYTES // 8)  # packed in 64 bits
-        self.span = max(1, pairs // data_dedup.BANDS)  # an example is the later member of <= BANDS pairs
+        pairs = max(1, spill.GROUP_BYTES // 8)  # packed in 64 bits
+        self.span = max(1, pairs // dedup.BANDS)  # an example is the later member of <= BANDS pairs
         self.budget = max(1, pairs // 16)
         self.ranges = [(start, min(start + self.span, size)) for start in range(0, size, self.span)]
         self._pending: list[np.ndarray] = []
@@ -125,7 +125,7 @@ class PairSpill:
 
 def signature_rows(units: Sequence[Unit], indices: np.ndarray) -> np.ndarray:
     """Signatures of sorted, distinct global indices; neighbours are read together."""
-    out = np.empty((indices.size, data_dedup.NUM_PERM), np.uint32)
+    out = np.empty((indices.size, dedup.NUM_PERM), np.uint32)
     if not indices.size:
         return out
     owners = np.searchsorted(np.array([unit.base for unit in units]), indices, side="right") - 1
@@ -140,7 +140,7 @@ def signature_rows(units: Sequence[Unit], indices: np.ndarray) -> np.ndarray:
                 handles[owner] = os.open(unit.path("sig"), os.O_RDONLY)
             data = os.pread(handles[owner], (end - start) * SIGNATURE_BYTES,
                             int(indices[start] - unit.base) * SIGNATURE_BYTES)
-            out[start:end] = np.frombuffer(data, np.uint32).reshape(-1, data_dedup.NUM_PERM)
+            out[start:end] = np.frombuffer(data, np.uint32).reshape(-1, dedup.NUM_PERM)
     finally:
         for handle in handles.values():
             os.close(handle)
@@ -157,7 +157,7 @@ def _verify_range(path: Path, units: list[Unit], threshold: float) -> np.ndarray
     members, where = np.unique(pairs, return_inverse=True)
     signatures = signature_rows(units, members)
     where = where.reshape(-1, 2)
-    return data_dedup.close_pairs(pairs, signatures[where[:, 0]], signatures[where[:, 1]], threshold)
+    return dedup.close_pairs(pairs, signatures[where[:, 0]], signatures[where[:, 1]], threshold)
 
 
 def deduplicate(units: list[Unit], threshold: float, pool: Pool, work_dir: Path) -> Deduplicated:
@@ -188,7 +188,7 @@ def deduplicate(units: list[Unit], threshold: float, pool: Pool, work_dir: Path)
         if decided.any():
             earlier, later = close[decided, 0], close[decided, 1]
             flags[later[~near.get(earlier)] - first] = True
-        data_dedup.mark_near_duplicates(close[~decided], flags, first)
+        dedup.mark_near_duplicates(close[~decided], flags, first)
         near.set(first + np.flatnonzero(flags))
     kept = (exact | near).invert()
     return Deduplicated(kept, exact.count(), near.count())
@@ -231,7 +231,7 @@ def _spill_previous(previous: PreviousData, folder: Path) -> dict[str, SpillSour
     for name in ("ids", "prompt_keys"):
         writer = SpillWriter(folder / f"previous.{name}", KEY_ROW)
         position = 0
-        for chunk in previous.chunks(name, data_spill.RUN_ROWS):
+        for chunk in previous.chunks(name, spill.RUN_ROWS):
             rows = np.empty(chunk.size, KEY_ROW)
             rows["key"], rows["index"] = chunk, np.arange(position, position + chunk.size, dtype=np.uint32)
             writer.write_run(rows)

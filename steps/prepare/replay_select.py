@@ -24,15 +24,15 @@ from pathlib import Path
 
 import numpy as np
 
-from common.data_merge import Chosen, Pool, later_occurrences_group, matches
-from common.data_replay import (
+from prepare.merge import Chosen, Pool, later_occurrences_group, matches
+from prepare.replay import (
     REPLAY_ROW,
     SCORE_ROW,
     Replay,
     ReplayScan,
     stratum_sample_size,
 )
-from common.data_spill import (
+from prepare.spill import (
     KEY_ROW,
     PARTITION_BITS,
     Bitmap,
@@ -42,8 +42,8 @@ from common.data_spill import (
     plan_groups,
     read_group,
 )
-from common.data_split import TRAIN
-from common.data_units import COLUMNS, Unit, UnitWriter
+from prepare.split import TRAIN
+from prepare.units import COLUMNS, Unit, UnitWriter
 
 BATCH_ROWS = 4096
 

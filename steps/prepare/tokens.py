@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from common.data_records import Messages
+from prepare.records import Messages
 from common.prompting import DEFAULT_PROMPT_TEMPLATE, PROMPT_PLACEHOLDER, format_prompt, template_from_metadata
 
 SPECIAL_TOKEN_SLACK = 8

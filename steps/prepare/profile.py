@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from common.data_manifest import PreviousData
+from prepare.manifest import PreviousData
 
 LENGTH_EDGES = [0, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384]
 VOCABULARY_BUCKETS = 4096
@@ -134,7 +134,7 @@ def compare(previous: PreviousData | None, counts: Mapping[str, int] | None, new
     previous examples this export lacks, and shift.
 
     `counts` ({new, changed, unchanged, removed, kept_by_replay, superseded, held_out_before}) compare the
-    `new_examples` kept new (not replayed) examples with the previous index (see data_merge.compare_counts).
+    `new_examples` kept new (not replayed) examples with the previous index (see merge.py.compare_counts).
     """
     if previous is None or counts is None:
         return {"previous_data_version": None, "same_data_version": False, "score": 1.0,

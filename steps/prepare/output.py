@@ -3,7 +3,7 @@
 The staged lines already are the final JSONL lines, so writing the split files is copying byte
 ranges (`segments`): the runs of kept lines of each unit's staging file of a split, units in
 order (replayed examples last), in the kernel where it can; a worker process hashes the same
-ranges meanwhile (`split_hashes`). With holdout "phrasings" (data_holdout) every new example is
+ranges meanwhile (`split_hashes`). With holdout "phrasings" (holdout.py) every new example is
 staged for train: the held-out phrasings are copied from there to validation or test, and the
 re-asked ones copied there as well; both get a `"heldout"` field on the way (a marked segment).
 `summarize_unit` reads a unit once, in chunks, for the split counts, length histograms, the
@@ -22,13 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from common.data_holdout import HELD_OUT_PHRASING, RECALL, Placed, Placement
-from common.data_profile import LENGTH_EDGES, TextCounts, length_counts
-from common.data_replay import REPLAY_PREFIX, ReplayScan
-from common.data_scan import FileScan
-from common.data_spill import Bitmap
-from common.data_split import SPLIT_NAMES, TRAIN, SplitTally, split_scores
-from common.data_units import Unit
+from prepare.holdout import HELD_OUT_PHRASING, RECALL, Placed, Placement
+from prepare.profile import LENGTH_EDGES, TextCounts, length_counts
+from prepare.replay import REPLAY_PREFIX, ReplayScan
+from prepare.scan import FileScan
+from prepare.spill import Bitmap
+from prepare.split import SPLIT_NAMES, TRAIN, SplitTally, split_scores
+from prepare.units import Unit
 
 COPY_BYTES = 1 << 20
 REVIEW_SAMPLE = 5

@@ -1,9 +1,9 @@
 """What the validation and test splits hold out: phrasings of facts, never facts (holdout "phrasings").
 
-A fact is the examples sharing a fact key (data_records.fact_key: the answer, normalized, case-folded
+A fact is the examples sharing a fact key (records.fact_key: the answer, normalized, case-folded
 and without end punctuation, when it has at least MIN_FACT_WORDS words; a shorter answer such as
 "Yes." or "$399" answers many questions, so such an example is its own fact). Each new example has
-its split score (data_split: a seeded hash of its id) and the band that score falls in (train,
+its split score (split: a seeded hash of its id) and the band that score falls in (train,
 validation, test). With holdout "phrasings" (the default):
 
 - a fact with several phrasings: each phrasing in the validation or test band is held out there,
@@ -30,11 +30,11 @@ from typing import Any
 
 import numpy as np
 
-from common.data_merge import Pool
-from common.data_records import MIN_FACT_WORDS
-from common.data_spill import FACT_ROW, Bitmap, SpillSource, loaded, partition_totals, plan_groups, read_group
-from common.data_split import HOLDOUT_EXAMPLES, SPLIT_NAMES, TEST, TRAIN, VALIDATION, scan_codes, split_scores
-from common.data_units import Unit
+from prepare.merge import Pool
+from prepare.records import MIN_FACT_WORDS
+from prepare.spill import FACT_ROW, Bitmap, SpillSource, loaded, partition_totals, plan_groups, read_group
+from prepare.split import HOLDOUT_EXAMPLES, SPLIT_NAMES, TEST, TRAIN, VALIDATION, scan_codes, split_scores
+from prepare.units import Unit
 
 HELD_OUT_PHRASING, RECALL = "phrasing", "recall"
 FACT_KEY = (f"the answer (normalized, case-folded, end punctuation ignored) when it has {MIN_FACT_WORDS}+ words; "

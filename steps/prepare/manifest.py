@@ -21,8 +21,8 @@ from typing import IO, Any
 
 import numpy as np
 
-from common.data_spill import DIGEST_ROW, Bitmap, SpillSource, loaded, partition_totals, plan_groups, read_group
-from common.data_units import Unit
+from prepare.spill import DIGEST_ROW, Bitmap, SpillSource, loaded, partition_totals, plan_groups, read_group
+from prepare.units import Unit
 
 MANIFEST_FILE = "manifest.json"
 INDEX_FILE = "examples.index.npz"

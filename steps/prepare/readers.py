@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from common.data_records import CANONICAL_FIELDS, RowError, json_kind
+from prepare.records import CANONICAL_FIELDS, RowError, json_kind
 
 RAW_PREVIEW_CHARS = 300
 UTF8_BOM = b"\xef\xbb\xbf"

@@ -24,7 +24,7 @@ GROUP_BYTES = 1 << 21
 KEY_ROW = np.dtype([("key", "<u8"), ("index", "<u4")])
 BAND_ROW = np.dtype([("key", "<u8"), ("sketch", "<u8"), ("index", "<u4")])
 DIGEST_ROW = np.dtype([("key", "<u8"), ("low", "<u8"), ("index", "<u4")])
-FACT_ROW = np.dtype([("key", "<u8"), ("id", "<u8"), ("index", "<u4")])  # key: fact key (data_records.fact_key)
+FACT_ROW = np.dtype([("key", "<u8"), ("id", "<u8"), ("index", "<u4")])  # key: fact key (records.fact_key)
 ANSWER_ROW = np.dtype([("key", "<u8"), ("answer", "<u8"), ("index", "<u4")])  # key: prompt key; answer key
 _SHIFT = np.uint64(64 - PARTITION_BITS)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from common.data_pii import MODES as PII_MODES
-from common.data_records import CANONICAL_FIELDS
-from common.data_split import HOLDOUT_MODES, HOLDOUT_PHRASINGS
+from prepare.pii import MODES as PII_MODES
+from prepare.records import CANONICAL_FIELDS
+from prepare.split import HOLDOUT_MODES, HOLDOUT_PHRASINGS
 
 
 class SettingsError(ValueError):

@@ -5,7 +5,7 @@ the other examples; more data never moves an old example to another split. The o
 keeps train and validation non-empty: with no validation example the lowest score moves there
 (unless the validation fraction is 0), with no train example the highest (`assign_splits`;
 streamed: `SplitTally.fixes`). That is the `holdout: examples` mode; the default, `phrasings`,
-uses the same scores as bands and holds out phrasings of facts, never facts (data_holdout).
+uses the same scores as bands and holds out phrasings of facts, never facts (holdout.py).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from common.data_dedup import mix64
+from prepare.dedup import mix64
 
 TRAIN, VALIDATION, TEST = 0, 1, 2
 SPLIT_NAMES = ("train", "validation", "test")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from common.data_profile import absent_text
+from prepare.profile import absent_text
 
 PREVIEW_CHARS = 90
 

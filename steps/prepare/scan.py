@@ -1,14 +1,14 @@
 """One input file (or part of one) → staged examples, quarantined rows and the keys deduplication works on.
 
 Runs in a worker process per unit. Rows are read as a stream and handled in batches: shape →
-PII (redact or block) → junk answers (data_junk) → token limit → ids, content digest, MinHash
+PII (redact or block) → junk answers (junk.py) → token limit → ids, content digest, MinHash
 signature, answer and fact keys, split. Each example's final JSONL line goes to the unit's staging
 file of its split (`<stage>.train.jsonl`...): with `holdout` "examples" by the seeded hash of its id
-(`data_split.SplitTally.fixes` may still move one or two), with "phrasings" every example is staged
-for train and data_holdout decides later which phrasings are held out. Rejected rows go to
+(`split.SplitTally.fixes` may still move one or two), with "phrasings" every example is staged
+for train and holdout decides later which phrasings are held out. Rejected rows go to
 `<stage>.quarantine.jsonl`. Per example, `<stage>.columns` holds id, prompt key, lengths, line size
 and split, `<stage>.sig` the MinHash signature; its keys (id, prompt key, content digest, LSH band
-keys) are spilled by key range (see data_spill). Memory is bounded by the batch and run sizes,
+keys) are spilled by key range (see spill.py). Memory is bounded by the batch and run sizes,
 whatever the file size.
 """
 from __future__ import annotations
@@ -22,13 +22,13 @@ from typing import IO, Any
 
 import numpy as np
 
-from common import data_dedup, data_pii
-from common.data_junk import junk_answer
-from common.data_readers import InputFile, preview, read_rows
-from common.data_records import Encoded, RecordMapper, RowError, Shaped, encode_example, shape_text
-from common.data_split import HOLDOUT_EXAMPLES, HOLDOUT_PHRASINGS, TRAIN, scan_codes, split_scores
-from common.data_tokens import TokenCounter, load_counter
-from common.data_units import COLUMNS, Unit, UnitWriter
+from prepare import dedup, pii
+from prepare.junk import junk_answer
+from prepare.readers import InputFile, preview, read_rows
+from prepare.records import Encoded, RecordMapper, RowError, Shaped, encode_example, shape_text
+from prepare.split import HOLDOUT_EXAMPLES, HOLDOUT_PHRASINGS, TRAIN, scan_codes, split_scores
+from prepare.tokens import TokenCounter, load_counter
+from prepare.units import COLUMNS, Unit, UnitWriter
 
 BATCH_ROWS = 4096
 
@@ -122,8 +122,8 @@ class _Scanner:
         self.rejected.clear()
         raws = [raw for _, _, _, raw in rejected]
         if self.settings.pii != "off":
-            suspects = data_pii.may_contain(raws) if raws else []
-            raws = [data_pii.redact(raw, self.settings.pii_allow)[0] if suspect else raw
+            suspects = pii.may_contain(raws) if raws else []
+            raws = [pii.redact(raw, self.settings.pii_allow)[0] if suspect else raw
                     for raw, suspect in zip(raws, suspects)]
         return [json.dumps({"file": self.file.name, "line": line_no, "reason": reason, "detail": detail,
                             "raw": preview(raw)}, ensure_ascii=False) + "\n"
@@ -132,13 +132,13 @@ class _Scanner:
     def _pii(self, batch: list[tuple[int, Shaped, str]]) -> list[tuple[int, Shaped, str]]:
         if self.settings.pii == "off":
             return batch
-        flagged = data_pii.may_contain([_joined(shaped.messages) for _, shaped, _ in batch])
+        flagged = pii.may_contain([_joined(shaped.messages) for _, shaped, _ in batch])
         kept = []
         for (line_no, shaped, raw), suspect in zip(batch, flagged):
             if suspect:
                 messages, found = [], Counter[str]()
                 for message in shaped.messages:
-                    text, kinds = data_pii.redact(message["content"], self.settings.pii_allow)
+                    text, kinds = pii.redact(message["content"], self.settings.pii_allow)
                     messages.append({"role": message["role"], "content": text})
                     found += kinds
                 if found:
@@ -168,7 +168,7 @@ class _Scanner:
 
     def flush(self, batch: list[tuple[int, Shaped, str]]) -> None:
         encoded: list[Encoded] = []
-        # Two messages of n characters have at most 4n bytes, so at most 4n + overheads tokens (see data_tokens).
+        # Two messages of n characters have at most 4n bytes, so at most 4n + overheads tokens (see tokens).
         counter = self.counter
         quick_limit = (self.settings.max_tokens - counter.fixed_overhead - 2 * counter.per_message_overhead) // 4
         source = self.file.name + ":"
@@ -198,7 +198,7 @@ class _Scanner:
         for code, count in enumerate(np.bincount(columns["split"], minlength=3).tolist()):
             self.result.splits[code] += count
         self.unit.add(list(lines), columns, np.frombuffer(b"".join(digests), np.uint64).reshape(-1, 2),
-                      data_dedup.signatures(texts), np.array(answers, np.uint64), np.array(facts, np.uint64))
+                      dedup.signatures(texts), np.array(answers, np.uint64), np.array(facts, np.uint64))
 
 
 def scan_file(file: InputFile, settings: ScanSettings, stage: Path) -> FileScan:

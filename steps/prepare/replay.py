@@ -7,7 +7,7 @@ example whose prompt (normalized) or id the new data has is `superseded`: new an
 
 This module reads replay files: `scan_replay_file` stages one file (or part of one) in a worker
 process like new data, its lines and the keys the selection works on spilled by key range
-(data_replay_select decides, a key range at a time; data_contradictions reads the `answers`
+(replay_select decides, a key range at a time; contradictions reads the `answers`
 spill: prompt key, answer key and where the line is). `read_replay_file` and `sample_replay` are
 the same rules on examples in memory.
 """
@@ -23,9 +23,9 @@ from typing import IO, Any
 
 import numpy as np
 
-from common import data_spill
-from common.data_readers import InputFile, discover, jsonl_file_rows, preview
-from common.data_records import (
+from prepare import spill
+from prepare.readers import InputFile, discover, jsonl_file_rows, preview
+from prepare.records import (
     Example,
     RecordMapper,
     RowError,
@@ -36,8 +36,8 @@ from common.data_records import (
     prompt_key,
     text_field,
 )
-from common.data_spill import KEY_ROW, SpillSource, SpillWriter
-from common.data_split import SPLIT_NAMES, TRAIN
+from prepare.spill import KEY_ROW, SpillSource, SpillWriter
+from prepare.split import SPLIT_NAMES, TRAIN
 
 REPLAY_PREFIX = "replay:"
 _LINE_SUFFIX = re.compile(r":\d+$")
@@ -286,7 +286,7 @@ class _ReplayWriter:
             self.pending[kind].append(batch)
         self.scan.size += len(examples)
         self.pending_rows += len(examples)
-        if self.pending_rows >= data_spill.RUN_ROWS:
+        if self.pending_rows >= spill.RUN_ROWS:
             self._spill()
 
     def _spill(self) -> None:
