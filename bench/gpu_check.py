@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--tiny", action="store_true", help="every shape and size shrunk: runs on a CPU in < 1 minute")
     args = parser.parse_args(argv)
-    from common.quiet import quiet_libraries
+    from train.quiet import quiet_libraries
 
     quiet_libraries(verbose=False)
     import eval_throughput

@@ -2,7 +2,7 @@
 
 Our training step packs examples back to back with position_ids restarting per example (flash-attention
 varlen on CUDA when installed, else the block-diagonal mask transformers builds from position_ids), so
-no example attends to another. This runs the step's own loss (common.train_loss.token_losses) on the
+no example attends to another. This runs the step's own loss (train.loss.token_losses) on the
 same synthetic examples both ways, at a Qwen2.5 shape (random init + LoRA, bf16 autocast on GPUs), and
 compares the per-example mean losses: max |diff| within bf16 tolerance on GPUs (0.02, relative to a
 loss of ~12), 1e-4 in fp32 on CPU.
@@ -19,10 +19,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "steps"))
 sys.path.insert(0, str(REPO_ROOT / "bench"))
 
-from common.quiet import quiet_libraries  # noqa: E402
-from common.train_data import make_batch  # noqa: E402
-from common.train_loss import autocast_context, token_losses  # noqa: E402
-from common.train_model import choose_attention, choose_precision  # noqa: E402
+from train.data import make_batch  # noqa: E402
+from train.loss import autocast_context, token_losses  # noqa: E402
+from train.model import choose_attention, choose_precision  # noqa: E402
+from train.quiet import quiet_libraries  # noqa: E402
 from shapes import QWEN_SHAPES, finish, shape_config  # noqa: E402
 from train_throughput import fresh_model, synthetic_examples  # noqa: E402
 

@@ -29,7 +29,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "steps"))
 sys.path.insert(0, str(REPO_ROOT / "bench"))
 
-from common.quiet import quiet_libraries  # noqa: E402
+from train.quiet import quiet_libraries  # noqa: E402
 from shapes import QWEN_SHAPES, demo_training_data, finish, random_model_dir  # noqa: E402
 
 MEAN_DIFF_SHARE = 0.02  # of the unmerged logits' standard deviation
@@ -72,7 +72,7 @@ def compare_logits(base: Path, model_dir: Path, data: Path, quantized: bool) -> 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     sys.path.insert(0, str(REPO_ROOT / "steps"))
-    from common.train_model import quantization_config
+    from train.model import quantization_config
 
     cuda = torch.cuda.is_available()
     device = "cuda" if cuda else "cpu"

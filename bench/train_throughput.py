@@ -7,7 +7,7 @@ lognormal lengths), one pass over them each (`--recipe`, a comma list):
 (trl-sft) the strong peer a careful user would pick: TRL's SFTTrainer, bf16 on GPUs, padding-free
     packing (best-fit, position_ids) into rows of our step's token budget, completion-only loss,
     Liger kernels when liger-kernel is installed; skipped with a line saying so when trl is not installed;
-(ours) our step (steps/common/train_loop.run_training): packed rows (no cross-example attention),
+(ours) our step (steps/train/loop.run_training): packed rows (no cross-example attention),
     completion-only loss with logits only where scored, bf16 autocast + fused AdamW on GPUs,
     flash-attention varlen when installed, optional torch.compile.
 After training, each recipe's model is scored on the same held-out examples (completion-token mean
@@ -42,15 +42,15 @@ sys.path.insert(0, str(REPO_ROOT / "steps"))
 sys.path.insert(0, str(REPO_ROOT / "bench"))
 
 from common.examples import IGNORE_INDEX  # noqa: E402  (steps/ on sys.path)
-from common.train_checkpoint import StopSignal  # noqa: E402
-from common.train_data import TrainExample, group_batches, make_batch, token_budget  # noqa: E402
-from common.train_distributed import Distributed  # noqa: E402
-from common.train_lora import add_lora  # noqa: E402
-from common.train_loop import LoopSettings, run_training  # noqa: E402
-from common.train_loss import autocast_context, token_losses  # noqa: E402
-from common.quiet import quiet_libraries  # noqa: E402
-from common.train_model import choose_attention, choose_precision  # noqa: E402
-from common.train_strategies import ContinualPenalty  # noqa: E402
+from train.checkpoint import StopSignal  # noqa: E402
+from train.data import TrainExample, group_batches, make_batch, token_budget  # noqa: E402
+from train.distributed import Distributed  # noqa: E402
+from train.lora import add_lora  # noqa: E402
+from train.loop import LoopSettings, run_training  # noqa: E402
+from train.loss import autocast_context, token_losses  # noqa: E402
+from train.model import choose_attention, choose_precision  # noqa: E402
+from train.quiet import quiet_libraries  # noqa: E402
+from train.strategies import ContinualPenalty  # noqa: E402
 from shapes import QWEN_SHAPES, shape_config  # noqa: E402  (bench/ is the script's folder)
 
 RECIPES = ("hf-baseline", "trl-sft", "ours")

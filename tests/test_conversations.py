@@ -17,7 +17,7 @@ from common.prompting import (
     format_prompt,
     render_conversation,
 )
-from common.train_data import encode_records
+from train.data import encode_records
 
 CHAT_TEMPLATE = ("{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n"
                  "{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}")

@@ -12,11 +12,11 @@ import pytest
 import train
 from common.examples import read_examples
 from common.prompting import DEFAULT_PROMPT_TEMPLATE
-from common.train_data import encode_records
-from common.train_fisher import FactoredFisher, compute_fisher, load_fisher, save_fisher
-from common.train_history import read_history, write_history
-from common.train_lora import LoraModule, add_lora, lora_modules
-from common.train_strategies import build_penalty, ewc_term, l2sp_term, normalised_fisher, orthogonal_term
+from train.data import encode_records
+from train.fisher import FactoredFisher, compute_fisher, load_fisher, save_fisher
+from train.history import read_history, write_history
+from train.lora import LoraModule, add_lora, lora_modules
+from train.strategies import build_penalty, ewc_term, l2sp_term, normalised_fisher, orthogonal_term
 
 
 def _module(seed: int, out_features: int = 6, in_features: int = 5, rank: int = 3) -> LoraModule:
@@ -59,8 +59,8 @@ def test_fisher_hooks_equal_per_example_weight_gradients(tiny_model_dir: Path, p
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from common.train_data import collate_padded
-    from common.train_loss import token_losses
+    from train.data import collate_padded
+    from train.loss import token_losses
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     examples, _ = encode_records(read_examples(prepared_rounds[1] / "train")[:5], tokenizer, DEFAULT_PROMPT_TEMPLATE, 128, 1.0)

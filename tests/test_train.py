@@ -250,7 +250,7 @@ def test_continual_training_from_previous_model_archive(trained: dict, round1_sp
 
 
 def test_metadata_records_strategy_data_fisher_and_cost(trained: dict, round1_splits: Path) -> None:
-    from common.train_fisher import load_fisher
+    from train.fisher import load_fisher
 
     meta = json.loads((trained["dir"] / "continuum.json").read_text())
     report = json.loads((round1_splits / "report" / "report.json").read_text())
@@ -277,7 +277,7 @@ def test_metadata_records_strategy_data_fisher_and_cost(trained: dict, round1_sp
 def test_chat_template_is_honoured(tiny_model_dir: Path, tmp_path: Path) -> None:
     from transformers import AutoTokenizer
 
-    from common.train_data import chat_prompt_template, resolve_prompt_template
+    from train.data import chat_prompt_template, resolve_prompt_template
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     assert resolve_prompt_template("auto", {}, tokenizer) == (DEFAULT_PROMPT_TEMPLATE, "default")
@@ -299,7 +299,7 @@ def test_chat_template_is_honoured(tiny_model_dir: Path, tmp_path: Path) -> None
 
 def test_qlora_is_a_clear_error_without_cuda(round1_splits: Path, tiny_model_dir: Path, tmp_path: Path,
                                              capsys: pytest.CaptureFixture) -> None:
-    from common.train_model import TrainingSetupError, quantization_config
+    from train.model import TrainingSetupError, quantization_config
 
     assert quantization_config("none", False, "float32") is None
     with pytest.raises(TrainingSetupError, match="needs a CUDA GPU"):
@@ -310,7 +310,7 @@ def test_qlora_is_a_clear_error_without_cuda(round1_splits: Path, tiny_model_dir
 
 
 def test_precision_and_attention_choice() -> None:
-    from common.train_model import TrainingSetupError, choose_attention, choose_precision
+    from train.model import TrainingSetupError, choose_attention, choose_precision
 
     assert choose_precision("auto", False, False) == train_model_precision("cpu", "float32", False)
     assert choose_precision("auto", True, True, local_rank=3) == train_model_precision("cuda:3", "bfloat16", True)
@@ -323,13 +323,13 @@ def test_precision_and_attention_choice() -> None:
 
 
 def train_model_precision(device: str, dtype: str, autocast: bool) -> object:
-    from common.train_model import Precision
+    from train.model import Precision
 
     return Precision(device=device, dtype=dtype, autocast_bf16=autocast)
 
 
 def test_cost_estimate(monkeypatch: pytest.MonkeyPatch) -> None:
-    from common.train_cost import cost_estimate, current_instance
+    from train.cost import cost_estimate, current_instance
 
     estimate = cost_estimate("ml.g5.2xlarge", 2, 1800.0)
     assert estimate["usd"] == pytest.approx(1.515) and estimate["usd_per_instance_hour"] == 1.515
@@ -346,7 +346,7 @@ def test_cost_estimate(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_bad_arguments_name_the_flag(capsys: pytest.CaptureFixture) -> None:
     import argparse
 
-    from common.train_args import parse_args, parse_bool, parse_strategy
+    from train.args import parse_args, parse_bool, parse_strategy
 
     assert parse_strategy("ewc, replay,ewc") == ("replay", "ewc")
     assert parse_strategy("naive") == ()
@@ -369,7 +369,7 @@ def test_qlora_on_cuda_is_nf4_with_double_quantization() -> None:
 
     import torch
 
-    from common.train_model import TrainingSetupError, quantization_config
+    from train.model import TrainingSetupError, quantization_config
 
     if importlib.util.find_spec("bitsandbytes") is None:
         with pytest.raises(TrainingSetupError, match="needs the bitsandbytes package"):
@@ -388,7 +388,7 @@ def test_qlora_merge_path_reloads_the_base_in_full_precision(trained: dict, tiny
     import torch
     from safetensors.torch import load_file
 
-    from common.train_artifacts import save_merged
+    from train.artifacts import save_merged
 
     shutil.copytree(trained["dir"] / "adapter", tmp_path / "adapter")
     save_merged(None, tmp_path, quantized=True, source=str(tiny_model_dir), dtype="float32")

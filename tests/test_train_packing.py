@@ -7,7 +7,7 @@ import pytest
 
 from common.examples import IGNORE_INDEX, read_examples
 from common.prompting import DEFAULT_PROMPT_TEMPLATE
-from common.train_data import (
+from train.data import (
     TrainExample,
     collate_packed,
     collate_padded,
@@ -16,7 +16,7 @@ from common.train_data import (
     step_plan,
     token_budget,
 )
-from common.train_loss import token_losses
+from train.loss import token_losses
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import train
-from common.train_checkpoint import INTERRUPTED_EXIT_CODE, CheckpointManager, CheckpointMismatch
+from train.checkpoint import INTERRUPTED_EXIT_CODE, CheckpointManager, CheckpointMismatch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,15 +8,15 @@ to an adapted matrix is exactly delta = s * B @ A. The penalties, summed over ad
 - modular: lambda * sum_k ||A @ unit_rows(A_k)^T||^2       (keep the new adapter's input subspace
            orthogonal to the kept adapters' A_k, as O-LoRA does)
 All are computed in the rank space (r x r products), never materialising delta: cheap at any size.
-`replay` weights replayed examples in the loss instead (common.train_data).
+`replay` weights replayed examples in the loss instead (train.data).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from common.train_fisher import FactoredFisher
-from common.train_lora import LoraModule
+from train.fisher import FactoredFisher
+from train.lora import LoraModule
 
 
 @dataclass

@@ -13,18 +13,18 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from common.train_checkpoint import (
+from train.checkpoint import (
     CheckpointManager,
     StopSignal,
     TrainingInterrupted,
     restore_rng_state,
     rng_state,
 )
-from common.train_data import TrainExample, group_batches, make_batch
-from common.train_distributed import Distributed
-from common.train_lora import load_trainable_state, trainable_state
-from common.train_loss import autocast_context, token_losses
-from common.train_strategies import ContinualPenalty
+from train.data import TrainExample, group_batches, make_batch
+from train.distributed import Distributed
+from train.lora import load_trainable_state, trainable_state
+from train.loss import autocast_context, token_losses
+from train.strategies import ContinualPenalty
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ from argparse import Namespace
 from pathlib import Path
 from typing import Any
 
-from common.train_args import recorded_hyperparameters
-from common.train_cost import cost_estimate, current_instance
+from train.args import recorded_hyperparameters
+from train.cost import cost_estimate, current_instance
 
 REPORT_FILE = "report.json"
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from common.examples import IGNORE_INDEX
-from common.train_data import Batch
+from train.data import Batch
 
 
 @dataclass

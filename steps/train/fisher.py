@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common.train_data import TrainExample, epoch_batches, epoch_order, make_batch
-from common.train_loss import autocast_context, token_losses
+from train.data import TrainExample, epoch_batches, epoch_order, make_batch
+from train.loss import autocast_context, token_losses
 
 FISHER_FILE = Path("continual") / "fisher.safetensors"
 FISHER_FORMAT = "continuum-fisher-factored-v1"
@@ -43,7 +43,7 @@ class FactoredFisher:
 def _lora_layers(peft_model: Any) -> dict[str, Any]:
     from peft.tuners.lora import LoraLayer
 
-    from common.train_lora import ADAPTER_NAME, plain_name
+    from train.lora import ADAPTER_NAME, plain_name
 
     return {plain_name(name): module for name, module in peft_model.named_modules()
             if isinstance(module, LoraLayer) and ADAPTER_NAME in getattr(module, "lora_A", {})}

@@ -15,8 +15,8 @@ from typing import Any
 
 from common import prompting
 from common.model_io import METADATA_FILE
-from common.train_history import ADAPTER_DIR
-from common.train_model import load_unquantized
+from train.history import ADAPTER_DIR
+from train.model import load_unquantized
 
 
 def save_adapter(peft_model: Any, model_dir: Path) -> Path:

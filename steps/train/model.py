@@ -6,15 +6,11 @@ model.tar.gz) when it holds a model, else `--base_model` (HF id or local path).
 from __future__ import annotations
 
 import importlib.util
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common.model_io import contains_model, materialize_model_dir, read_metadata
-
-# Below this size, intra-op threads cost more than they save on CPU (10x slower on a busy 2-core box).
-SINGLE_THREAD_MAX_PARAMETERS = 20_000_000
+from common.model_io import contains_model, limit_threads_for_small_models, materialize_model_dir, read_metadata
 
 
 class TrainingSetupError(ValueError):
@@ -145,16 +141,6 @@ def load_starting_model(args: Any, local_rank: int = 0) -> StartingModel:
     limit_threads_for_small_models(model, cuda)
     metadata = read_metadata(model_dir) if model_dir is not None else {}
     return StartingModel(model, load_tokenizer(source), metadata, source, model_dir, precision, quant is not None, attention)
-
-
-def limit_threads_for_small_models(model: Any, cuda_available: bool) -> None:
-    """Train a small model on one CPU thread unless OMP_NUM_THREADS says otherwise or a GPU is in use."""
-    import torch
-
-    if "OMP_NUM_THREADS" in os.environ or cuda_available:
-        return
-    if model.num_parameters() <= SINGLE_THREAD_MAX_PARAMETERS:
-        torch.set_num_threads(1)
 
 
 def load_unquantized(source: str, dtype: str, device: str) -> Any:
