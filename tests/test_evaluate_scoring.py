@@ -258,25 +258,28 @@ def test_latency_counts_answering_not_computing_metrics(tiny: LoadedModel, tmp_p
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """A metric library's first use (rouge-score imports nltk: about a second) must not land in the latency of
     whichever model happens to be measured first."""
-    import time
-
     from common import metrics
     from evaluate import tasks as eval_tasks
 
     suite = _suite(tmp_path / "slow", "name: slow\ntask: qa\ndata: cases.jsonl\nmetrics: [exact_match]\n"
                    "max_new_tokens: 2\n", [{"id": "a", "prompt": "Hello", "target": "world"}])
     calls: list[str] = []
+    now = [100.0]
+
+    def clock() -> float:  # every reading advances a millisecond; the metric takes ten seconds
+        now[0] += 0.001
+        return now[0]
 
     def slow_exact_match(prediction: str, target: str) -> float:
         calls.append(prediction)
-        time.sleep(0.3)
+        now[0] += 10.0
         return metrics.exact_match_single(prediction, target)
 
+    monkeypatch.setattr(eval_tasks, "clock", clock)
     monkeypatch.setattr(eval_tasks, "CASE_METRICS", {**metrics.CASE_METRICS, "exact_match": slow_exact_match})
-    started = time.perf_counter()
     run = run_suite(tiny, suite, BatchSettings())
-    assert time.perf_counter() - started >= 0.3 and len(calls) == 1
-    assert 0 < run.seconds < 0.3 and run.latency_ms == pytest.approx(run.seconds * 1000)
+    assert len(calls) == 1 and now[0] > 110
+    assert run.seconds == pytest.approx(0.001) and run.latency_ms == pytest.approx(1.0)
 
 
 def test_a_chat_case_is_asked_with_its_context_as_training_renders_it(tiny: LoadedModel, tmp_path: Path) -> None:
