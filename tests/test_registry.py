@@ -5,7 +5,6 @@ import multiprocessing
 import re
 import sqlite3
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -101,10 +100,11 @@ def test_customer_metadata_follows_sagemaker_constraints(registry, metadata, fra
         registry.update_model_package(arn, {"CustomerMetadataProperties": metadata})
 
 
-def test_approval_updates_status_description_time_and_metadata(registry):
+def test_approval_updates_status_description_time_and_metadata(registry, monkeypatch):
     arn = registry.create_model_package(package_request())
     before = registry.describe_model_package(arn)
-    time.sleep(0.01)
+    later = before["LastModifiedTime"].timestamp() + 60
+    monkeypatch.setattr(registry, "_now", lambda: later)  # the registry's clock, a minute on
     registry.update_model_package(arn, {
         "ModelApprovalStatus": "Approved", "ApprovalDescription": "looks good",
         "CustomerMetadataProperties": {"approved_by": "qa"},
@@ -113,7 +113,7 @@ def test_approval_updates_status_description_time_and_metadata(registry):
     after = registry.describe_model_package(arn)
     assert after["ModelApprovalStatus"] == "Approved"
     assert after["ApprovalDescription"] == "looks good"
-    assert after["LastModifiedTime"] > before["LastModifiedTime"]
+    assert after["LastModifiedTime"].timestamp() == pytest.approx(later)
     assert after["CreationTime"] == before["CreationTime"]
     assert after["CustomerMetadataProperties"] == {"data_version": "round-1", "approved_by": "qa"}
     registry.update_model_package(arn, {"ModelApprovalStatus": "Rejected"})
