@@ -193,7 +193,7 @@ class ProductionConfig(_Strict):
 
 
 class MonitoringConfig(_Strict):
-    """Drift monitoring of the captured traffic (the monitor pipeline; thresholds: steps/common/monitor_baseline.py)."""
+    """Drift monitoring of the captured traffic (the monitor pipeline; thresholds: steps/monitor/baseline.py)."""
 
     endpoint_name: str | None = Field(default=None, description="endpoint watched; None: production (else staging)")
     since_hours: float = Field(default=24.0, gt=0)

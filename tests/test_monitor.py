@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import monitor
-from common.capture_records import CaptureFormatError, llm_rows, parse_capture_line, read_capture_tree
-from common.monitor_drift import embed, jensen_shannon, mmd_permutation_test, psi
+from monitor.capture import CaptureFormatError, llm_rows, parse_capture_line, read_capture_tree
+from monitor.drift import embed, jensen_shannon, mmd_permutation_test, psi
 from pipelines.demo.sample_data import facts
 from pipelines.local.capture import CaptureWriter, Exchange, build_capture_record
 from pipelines.local.s3 import LocalS3

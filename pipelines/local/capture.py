@@ -13,7 +13,7 @@ Files: ``{DestinationS3Uri}/{endpoint}/{variant}/yyyy/mm/dd/hh/<MM-SS-mmm>-<uuid
 layout; the timestamp is minute-second-millisecond of the file's first record), one file per hour per
 writer. The body encoding follows ``CaptureContentTypeHeader``: JSON content types → ``JSON``, CSV
 content types → ``CSV``, anything else (and everything when no header config is given) → ``BASE64``.
-Reading records back uses the monitoring step's parser, ``steps/common/capture_records.py``.
+Reading records back uses the monitoring step's parser, ``steps/monitor/capture.py``.
 """
 from __future__ import annotations
 
@@ -174,7 +174,7 @@ def read_capture_records(local_s3: S3PathResolver, destination_uri: str, endpoin
     ``event_id``, ``inference_time``, ``custom_attributes``, ``variant``, ``source`` (``"file:line"``),
     and ``input`` / ``output``: ``None`` when not captured, else ``{"content_type", "encoding",
     "body": bytes, "value"}`` with ``value`` the parsed JSON (JSON), the text (CSV) or the bytes (BASE64).
-    The parser is the monitoring step's (``steps/common/capture_records.py``): one reader for both.
+    The parser is the monitoring step's (``steps/monitor/capture.py``): one reader for both.
     """
-    reader = step_module("common/capture_records.py")
+    reader = step_module("monitor/capture.py")
     yield from reader.read_capture_tree(local_s3.path(capture_prefix(destination_uri, endpoint)))

@@ -12,7 +12,7 @@ from pipelines.paths import STEPS_DIR
 
 @cache
 def step_module(relative_path: str) -> ModuleType:
-    """``steps/<relative_path>`` as a module (e.g. ``common/capture_records.py``); it must import only the
+    """``steps/<relative_path>`` as a module (e.g. ``monitor/capture.py``); it must import only the
     standard library and the packages the control plane has."""
     path = STEPS_DIR / relative_path
     if not path.is_file():

@@ -397,6 +397,3 @@ def main(argv: list[str] | None = None) -> int:
     print(summary(report, time.perf_counter() - started))
     return 0
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -13,7 +13,7 @@ import math
 from datetime import datetime, timedelta
 from typing import Any
 
-from common.monitor_checks import INPUT_DRIFT, CheckResult
+from monitor.checks import INPUT_DRIFT, CheckResult
 
 SAGEMAKER_NAMESPACE = "AWS/SageMaker"
 DEFAULT_NAMESPACE = "continuum/Monitoring"

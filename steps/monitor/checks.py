@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from common import monitor_features as features_of
-from common.monitor_baseline import Baseline
-from common.monitor_drift import embed, jensen_shannon, mmd_permutation_test, psi, sample
-from common.monitor_formats import categories, feature, histogram
+from monitor import features as features_of
+from monitor.baseline import Baseline
+from monitor.drift import embed, jensen_shannon, mmd_permutation_test, psi, sample
+from monitor.formats import categories, feature, histogram
 
 INPUT_DRIFT, OUTPUT_QUALITY = "input_drift", "output_quality"
 

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common import monitor_features as features_of
-from common.monitor_drift import quantile_edges, sample
-from common.monitor_formats import (MonitorFormatError, constraints_document, feature, histogram, numerical_feature,
+from monitor import features as features_of
+from monitor.drift import quantile_edges, sample
+from monitor.formats import (MonitorFormatError, constraints_document, feature, histogram, numerical_feature,
                                     read_json, statistics_document, string_feature, write_json)
-from common.monitor_formats import categories as bucket_values
+from monitor.formats import categories as bucket_values
 
 DEFAULT_THRESHOLDS: dict[str, float] = {
     "significance_level": 0.01,  # a drift statistic counts only when its test is this significant

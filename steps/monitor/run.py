@@ -1,0 +1,149 @@
+"""The monitoring step's checks and command line (entry script: steps/monitor.py, which says what the step does)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from monitor.capture import CaptureFormatError, capture_lines, llm_rows, parse_capture_line
+from monitor.baseline import (DEFAULT_THRESHOLDS, BaselineError, build_baseline, current_statistics,
+                                     load_baseline, read_training_examples, write_baseline)
+from monitor.checks import input_drift_checks, output_checks, verdict
+from monitor.features import extract
+from monitor.formats import MonitorFormatError, violations_document, write_json
+
+DESCRIPTION = "Monitoring step: drift and quality of an endpoint's captured traffic against the training data."
+DEFAULT_OUTPUT_DIR = Path("/opt/ml/processing/output/monitoring")
+MAX_LISTED_PROBLEMS = 50
+
+
+class MonitorError(Exception):
+    """The monitor cannot run; the message says what to fix."""
+
+
+def read_traffic(capture_dir: Path, since: datetime | None) -> tuple[list[Any], int, list[dict[str, str]]]:
+    """(rows, records read, problems): every LLM row captured since ``since``; unreadable records are
+    listed with their file:line, not dropped silently."""
+    since_text = since.strftime("%Y-%m-%dT%H:%M:%SZ") if since else ""
+    records, rows, problems = 0, [], []
+    for _, source, line in capture_lines(capture_dir, since.strftime("%Y/%m/%d/%H") if since else ""):
+        try:
+            record = parse_capture_line(line, source)
+            if since_text and record["inference_time"] < since_text:
+                continue
+            records += 1
+            rows.extend(llm_rows(record))
+        except CaptureFormatError as error:
+            problems.append({"source": source, "reason": str(error)})
+    return rows, records, problems
+
+
+def run_check(args: argparse.Namespace, cloudwatch: Any, now: datetime) -> dict[str, Any]:
+    """One monitoring run; writes the output files and returns report.json."""
+    baseline = load_baseline(args.baseline_dir)
+    since = now - timedelta(hours=args.since_hours) if args.since_hours > 0 else None
+    rows, records, problems = read_traffic(args.capture_dir, since)
+    if problems and not rows:
+        raise MonitorError(f"no readable capture record under {args.capture_dir}; first problem: "
+                           f"{problems[0]['reason']}")
+    prompts = [row.prompt for row in rows]
+    features = extract(prompts, [row.response for row in rows], [row.max_new_tokens for row in rows])
+    service: dict[str, float | None] = {}
+    if cloudwatch is not None:
+        from monitor.cloudwatch import service_metrics
+
+        service = service_metrics(cloudwatch, args.endpoint_name, args.variant, since or now - timedelta(days=14), now)
+    results = input_drift_checks(baseline, features, prompts, args.seed) + output_checks(baseline, features, service)
+    min_rows = int(baseline.thresholds["min_rows"])
+    outcome = verdict(results, features.rows, min_rows)
+    summary = {"rows": features.rows, "records": records, "responses_missing": features.responses_missing,
+               "max_new_tokens": dict(features.max_new_tokens)}
+    write_json(args.output_dir / "statistics.json", current_statistics(baseline, features, summary))
+    write_json(args.output_dir / "constraint_violations.json",
+               violations_document([r.violation() for r in results if r.violated]))
+    report: dict[str, Any] = {
+        "endpoint_name": args.endpoint_name, "verdict": outcome, "generated_at": now.isoformat(timespec="seconds"),
+        "window": {"since": since.isoformat(timespec="seconds") if since else None, "until": now.isoformat(
+            timespec="seconds")}, "records": records, "rows": features.rows, "min_rows": min_rows,
+        "unreadable_records": {"count": len(problems), "examples": problems[:MAX_LISTED_PROBLEMS]},
+        "service_metrics": service, "checks": [r.as_json() for r in results],
+        "violations": [r.name for r in results if r.violated], "baseline_dir": str(args.baseline_dir)}
+    if cloudwatch is not None:
+        from monitor.cloudwatch import publish, put_violation_alarm
+
+        report["metrics_published"] = publish(cloudwatch, args.namespace, args.endpoint_name, results, outcome, now)
+        if args.create_alarm:
+            period = min(86400, max(60, int(args.since_hours * 3600) // 60 * 60 or 3600))
+            report["alarm"] = put_violation_alarm(cloudwatch, args.namespace, args.endpoint_name, period)
+    write_json(args.output_dir / "report.json", report)
+    return report
+
+
+def parse_threshold(text: str) -> tuple[str, float]:
+    name, sep, value = text.partition("=")
+    if not sep or name not in DEFAULT_THRESHOLDS:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE with NAME one of {', '.join(DEFAULT_THRESHOLDS)}, "
+                                         f"got {text!r}")
+    try:
+        return name, float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{name}: {value!r} is not a number") from None
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=DESCRIPTION)
+    sub = parser.add_subparsers(dest="mode", required=True)
+    base = sub.add_parser("baseline", help="statistics.json + constraints.json of the training data")
+    base.add_argument("--train-dir", type=Path, required=True, help="*.jsonl with prompt and completion")
+    base.add_argument("--threshold", type=parse_threshold, action="append", default=[], metavar="NAME=VALUE")
+    base.add_argument("--reference-size", type=int, default=2000, help="training prompts kept for the MMD test")
+    base.add_argument("--seed", type=int, default=0)
+    base.add_argument("--output-dir", type=Path, default=DEFAULT_OUTPUT_DIR)
+    check = sub.add_parser("check", help="drift and quality of captured traffic against a baseline")
+    check.add_argument("--baseline-dir", type=Path, required=True)
+    check.add_argument("--capture-dir", type=Path, required=True, help="{DestinationS3Uri}/{endpoint}")
+    check.add_argument("--endpoint-name", required=True)
+    check.add_argument("--variant", default="AllTraffic")
+    check.add_argument("--since-hours", type=float, default=24.0, help="window (0 = every captured record)")
+    check.add_argument("--namespace", default="continuum/Monitoring", help="CloudWatch namespace of the results")
+    check.add_argument("--no-cloudwatch", action="store_true", help="no service metrics in, no results out")
+    check.add_argument("--create-alarm", action="store_true", help="alarm on constraint_violations > 0")
+    check.add_argument("--fail-on-violation", action="store_true", help="exit 2 when a constraint is violated")
+    check.add_argument("--seed", type=int, default=0)
+    check.add_argument("--output-dir", type=Path, default=DEFAULT_OUTPUT_DIR)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    try:
+        if args.mode == "baseline":
+            prompts, completions = read_training_examples(args.train_dir)
+            baseline = build_baseline(prompts, completions, dict(args.threshold), args.reference_size, args.seed)
+            written = write_baseline(baseline, args.output_dir)
+            print(f"monitor: baseline of {len(prompts)} training examples → {', '.join(p.name for p in written)} "
+                  f"in {args.output_dir} ({time.perf_counter() - started:.1f}s)")
+            return 0
+        cloudwatch = None
+        if not args.no_cloudwatch:
+            import boto3
+
+            cloudwatch = boto3.client("cloudwatch")
+        report = run_check(args, cloudwatch, datetime.now(timezone.utc))
+    except (MonitorError, BaselineError, MonitorFormatError, CaptureFormatError) as error:
+        print(f"monitor: error: {error}", file=sys.stderr)
+        return 1
+    print(f"monitor: {report['endpoint_name']}: {report['verdict']} over {report['rows']} prompts "
+          f"({report['records']} records, {report['unreadable_records']['count']} unreadable) in "
+          f"{time.perf_counter() - started:.1f}s")
+    for check in report["checks"]:
+        mark = "VIOLATION" if check["violated"] else ("ok" if check["evaluated"] else "not evaluated")
+        print(f"monitor:   {check['name']:<22} {mark}: {check['description']}")
+    print(json.dumps({"verdict": report["verdict"], "violations": report["violations"]}))
+    return 2 if args.fail_on_violation and report["violations"] else 0
+
