@@ -18,11 +18,12 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
 import deploy
-from common.deploy_guardrails import AlarmSettings
+from deploy.guardrails import AlarmSettings
 from pipelines.backend import Backend, local_backend
 from pipelines.cli import main as cli_main
 from pipelines.config import load_config
 from pipelines.local.api_server import LocalApiServer, subprocess_env
+from waiting import Tally
 
 CONFIG = load_config()
 GROUP = CONFIG.model.model_package_group
@@ -104,7 +105,7 @@ class SteadyLoad:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.ok: list[float] = []
+        self.ok: Tally[float] = Tally()
         self.failed: list[str] = []
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._run) for _ in range(2)]
@@ -152,9 +153,9 @@ def test_first_version_is_created(live: Live) -> None:
 def test_canary_deploy_under_steady_load_fails_no_request(live: Live) -> None:
     first = live.clients["sagemaker"].describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"]
     with SteadyLoad(live.url) as load:
-        time.sleep(0.5)
+        load.ok.wait_for(5)  # answered before the deploy,
         record = deploy.deploy(live.clients["sagemaker"], _canary(live.arns["v2"]), cloudwatch=live.clients["cloudwatch"])
-        time.sleep(0.5)
+        load.ok.wait_for(len(load.ok) + 6)  # and after it
     assert load.failed == [] and len(load.ok) > 10
     assert record["status"] == "InService" and record["action"] == "updated"
     assert record["deployment_config"]["AutoRollbackConfiguration"]["Alarms"] == [
@@ -174,7 +175,7 @@ def test_broken_candidate_is_rolled_back_automatically(live: Live) -> None:
             deploy.deploy(live.clients["sagemaker"], _canary(live.arns["broken"], bake_seconds=5),
                           cloudwatch=live.clients["cloudwatch"])
         served_after = len(load.ok)
-        time.sleep(1.0)
+        load.ok.wait_for(served_after + 3)  # the old fleet keeps answering after the rollback
     assert raised.value.record["status"] == "RolledBack"
     described = live.clients["sagemaker"].describe_endpoint(EndpointName=ENDPOINT)
     assert described["EndpointStatus"] == "InService" and described["EndpointConfigName"] == before

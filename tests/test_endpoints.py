@@ -27,6 +27,7 @@ from pipelines.local.capture import (CaptureWriter, Exchange, Sampler, build_cap
 from pipelines.local.endpoints import (EndpointNotFoundError, EndpointStartError, LocalEndpoints, ModelInvocationError,
                                        safe_extract)
 from pipelines.local.s3 import LocalS3
+from waiting import Tally
 
 CAPTURE_URI = "s3://capture-bucket/data-capture"
 JSON_CAPTURE = {
@@ -291,7 +292,7 @@ def test_redeploy_swaps_without_failing_concurrent_requests(live) -> None:
     endpoints, s3, variants = live
     old = endpoints.status("tiny")
     errors: list[BaseException] = []
-    answered: list[str] = []
+    answered: Tally[str] = Tally()
     stop = threading.Event()
 
     other_process = LocalEndpoints(endpoints.home, endpoints.s3)  # a caller the deploying instance cannot drain
@@ -308,11 +309,11 @@ def test_redeploy_swaps_without_failing_concurrent_requests(live) -> None:
     for thread in threads:
         thread.start()
     try:
-        time.sleep(0.5)
+        answered.wait_for(3)  # traffic flows before the swap,
         no_capture = {**JSON_CAPTURE, "InitialSamplingPercentage": 0}
         endpoints.deploy("tiny", [{**variants[0], "Environment": {"CONTINUUM_TEST": "2"}}], no_capture)
         served_by_new = len(answered)
-        time.sleep(1.0)
+        answered.wait_for(served_by_new + 3)  # and after it
     finally:
         stop.set()
         for thread in threads:
