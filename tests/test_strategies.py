@@ -119,6 +119,38 @@ def test_penalty_without_what_the_starting_model_lacks_says_so() -> None:
     assert not build_penalty(("replay",), [module], None, [], knobs, messages.append).active
 
 
+def test_each_penalty_uses_its_own_lambda() -> None:
+    """Distinct lambdas, every penalty applied: each part equals its own lambda times its dense definition."""
+    import torch
+
+    knobs = Namespace(l2sp_lambda=0.5, ewc_lambda=7.0, orthogonal_lambda=3.0)
+    module = _module(3)
+    generator = torch.Generator().manual_seed(4)
+    rows, cols = torch.rand(6, generator=generator) + 0.1, torch.rand(5, generator=generator) + 0.1
+    cols *= rows.sum() / cols.sum()
+    fisher = {"layer": FactoredFisher(rows, cols, float(rows.sum()))}
+    previous = torch.randn(2, 5, generator=generator)
+    messages: list[str] = []
+    penalty = build_penalty(("ewc", "l2sp", "modular"), [module], fisher, [{"layer": previous}], knobs, messages.append)
+    assert messages == [] and penalty.l2sp and penalty.ewc and penalty.orthogonal
+
+    delta = module.scaling * module.lora_b @ module.lora_a
+    dense_fisher = fisher["layer"].dense()
+    dense_fisher = dense_fisher / dense_fisher.mean()  # normalised to mean 1 over the adapted weights
+    unit = previous / previous.norm(dim=1, keepdim=True)
+    expected = {"l2sp": 0.5 * float((delta**2).sum()), "ewc": 7.0 * float((dense_fisher * delta**2).sum()),
+                "orthogonal": 3.0 * float(((module.lora_a @ unit.T) ** 2).sum())}
+    total, parts = penalty()
+    assert {name: float(value) for name, value in parts.items()} == pytest.approx(expected, rel=1e-4)
+    assert float(total) == pytest.approx(sum(expected.values()), rel=1e-4)
+
+    only_ewc = build_penalty(("ewc",), [module], fisher, [], knobs, messages.append)
+    assert not only_ewc.l2sp and not only_ewc.orthogonal
+    assert float(only_ewc()[0]) == pytest.approx(expected["ewc"], rel=1e-4)
+    off = Namespace(l2sp_lambda=0.0, ewc_lambda=0.0, orthogonal_lambda=0.0)
+    assert not build_penalty(("ewc", "l2sp", "modular"), [module], fisher, [{"layer": previous}], off).active
+
+
 def test_history_keeps_every_generation(tmp_path: Path) -> None:
     previous = tmp_path / "v2"
     for folder in (previous / "adapters" / "0001", previous / "adapter", tmp_path / "v3" / "adapter"):
