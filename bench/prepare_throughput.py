@@ -4,8 +4,9 @@ Writes N synthetic records (question/answer JSONL shards, with ~2% exact duplica
 duplicates, ~0.5% PII and ~0.5% malformed lines), runs `steps/prepare.py` on them as the
 pipeline does (a subprocess), and prints records/s, the CPU time of the step's process tree per
 record (the figure to compare when other work loads the machine: the load average is printed
-with it) and the peak resident memory of the process tree (sampled every 20 ms). Run several
-sizes to see whether memory grows with input; it should not (per-example keys are spilled to
+with it) and the peak resident memory of the process tree (sampled every 20 ms). The report's counts
+are checked against what was injected (exit code 1 when they differ). Run several sizes to see
+whether memory grows with input; it should not (per-example keys are spilled to
 disk and decided a bounded group at a time, see steps/prepare/spill.py):
 
     python bench/prepare_throughput.py --records 100000 1000000 3000000
@@ -25,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -36,29 +38,75 @@ WORDS = ("robot battery charge warranty shipping order return price model suppor
          "empty full light blink green red orange button power cable adapter europe canada express standard").split()
 
 
-def synthetic_lines(count: int, seed: int) -> list[str]:
-    """`count` JSONL lines of question/answer records with duplicates, PII and a few broken lines."""
+@dataclass
+class Injected:
+    """What `synthetic_lines` put in: the counts prepare's report must show."""
+
+    malformed: int = 0  # broken lines, copies of them included: quarantined
+    exact: int = 0  # copies of an earlier well-formed line: exact duplicates
+    near: int = 0  # first copies of an earlier record with " thanks" appended: near-duplicates
+    pii: int = 0  # well-formed lines with an e-mail address and a phone number (redacted, kept), copies included
+
+    def problems(self, count: int, report: dict) -> list[str]:
+        """How prepare's report differs from what was injected (MinHash may miss a few near-duplicates)."""
+        rows, found = report["rows"], report["duplicates"]
+        expected = {"input": count, "quarantined": self.malformed, "exact duplicates": self.exact,
+                    "PII rows": self.pii, "kept": count - self.malformed - self.exact - found["near"]}
+        seen = {"input": rows["input"], "quarantined": rows["quarantined"], "exact duplicates": found["exact"],
+                "PII rows": report["pii"]["rows"], "kept": rows["kept"]}
+        wrong = [f"{name} {seen[name]:,}, expected {value:,}" for name, value in expected.items() if seen[name] != value]
+        if not 0.85 * self.near - 2 <= found["near"] <= self.near:
+            wrong.append(f"near duplicates {found['near']:,}, injected {self.near:,} (at least 85% must be found)")
+        if set(report["quarantine_reasons"]) - {"malformed_json"}:
+            wrong.append(f"quarantine reasons {report['quarantine_reasons']}, injected only malformed_json")
+        return wrong
+
+
+def synthetic_lines(count: int, seed: int) -> tuple[list[str], Injected]:
+    """`count` JSONL lines of question/answer records with duplicates, PII and a few broken lines, and what
+    was injected."""
     rng = random.Random(seed)
     lines: list[str] = []
+    injected = Injected()
+    seen: set[str] = set()
+    broken: set[int] = set()
     last: dict[str, str] | None = None
+
+    def add(line: str, near: bool = False) -> None:
+        if line in seen:
+            injected.exact += 1
+        else:
+            injected.near += near
+            seen.add(line)
+        injected.pii += "@example.com" in line
+        lines.append(line)
+
     for index in range(count):
         roll = rng.random()
         if lines and roll < 0.02:
-            lines.append(lines[rng.randrange(len(lines))])
+            copied = rng.randrange(len(lines))
+            if copied in broken:
+                injected.malformed += 1
+                broken.add(len(lines))
+                lines.append(lines[copied])
+            else:
+                add(lines[copied])
             continue
         question = " ".join(rng.choices(WORDS, k=rng.randint(6, 16))) + f" for model X{index}?"
         answer = " ".join(rng.choices(WORDS, k=rng.randint(12, 40))) + "."
         if roll < 0.03 and last is not None:
-            lines.append(json.dumps({"question": last["question"], "answer": last["answer"] + " thanks"}))
+            add(json.dumps({"question": last["question"], "answer": last["answer"] + " thanks"}), near=True)
             continue
         if roll < 0.035:
             answer += f" Contact jane.doe{index}@example.com or call 555-{index % 900 + 100}-{index % 9000 + 1000}."
         elif roll < 0.04:
+            injected.malformed += 1
+            broken.add(len(lines))
             lines.append('{"question": "' + question + '", "answer": ')
             continue
         last = {"question": question, "answer": answer}
-        lines.append(json.dumps(last))
-    return lines
+        add(json.dumps(last))
+    return lines, injected
 
 
 def write_shards(lines: list[str], folder: Path, shards: int) -> int:
@@ -117,16 +165,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replay-fraction", type=float, default=1.0)
     args = parser.parse_args(argv)
     extra = ["--tokenizer-dir", str(args.tokenizer_dir)] if args.tokenizer_dir else []
+    failed = False
     print(f"cpus {psutil.cpu_count()} | load average {' '.join(f'{x:.2f}' for x in psutil.getloadavg())}")
     for count in args.records:
         with tempfile.TemporaryDirectory(prefix="prepare-bench-") as tmp:
             runs = extra
             if args.replay:
-                write_shards(synthetic_lines(count, args.seed + 1), Path(tmp) / "previous-in", args.shards)
+                write_shards(synthetic_lines(count, args.seed + 1)[0], Path(tmp) / "previous-in", args.shards)
                 run_prepare(Path(tmp) / "previous-in", Path(tmp) / "previous", extra)
                 runs = [*extra, "--replay-dir", str(Path(tmp) / "previous" / "train"),
                         "--replay-fraction", str(args.replay_fraction)]
-            lines = synthetic_lines(count, args.seed)
+            lines, injected = synthetic_lines(count, args.seed)
             size = write_shards(lines, Path(tmp) / "in", args.shards)
             del lines
             load = psutil.getloadavg()[0]
@@ -139,8 +188,12 @@ def main(argv: list[str] | None = None) -> int:
               f"kept {rows['kept']:,} dup {rows['duplicates']:,} ({report['duplicates']['near']:,} near) "
               f"quarantined {rows['quarantined']:,} PII rows {report['pii']['rows']:,}"
               + (f" replayed {report['replay']['used']:,}" if args.replay else ""))
+        problems = injected.problems(count, report)
+        for problem in problems:
+            print(f"FAILED: {problem}", file=sys.stderr)
+        failed = failed or bool(problems)
     print(output.strip().splitlines()[0])
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

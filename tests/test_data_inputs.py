@@ -108,6 +108,11 @@ BAD_INPUTS = [
      ("faq.jsonl", 41, "invalid_utf8"), "byte 0xff at column 19"),
     ("malformed_json", _faq_with('{"question": "Cut off", "answer": '), {},
      ("faq.jsonl", 41, "malformed_json"), "not valid JSON: Expecting value (column 35)"),
+    ("malformed_json_document", _bad_file("faq.json", b'[\n  {"question": "Fine?", "answer": "yes"},\n'
+                                                      b'  {"question": "Broken?", "answer": yes}\n]\n'), {},
+     ("faq.json", 3, "malformed_json"), "not valid JSON: Expecting value (column 37)"),
+    ("malformed_json_object", _bad_file("faq.json", b'{"data": [\n\n\n  {"question": "Cut off", "answer": '), {},
+     ("faq.json", 4, "malformed_json"), "not valid JSON: Expecting value (column 37)"),
     ("not_an_object", _faq_with('["a", "list"]'), {}, ("faq.jsonl", 41, "not_an_object"), "got an array"),
     ("missing_field", _faq_with('{"question": "Where is the answer?"}'), {},
      ("faq.jsonl", 41, "missing_field"), "missing field 'answer'"),

@@ -97,6 +97,30 @@ def test_near_duplicates_are_removed_but_facts_that_differ_are_kept(tmp_path: Pa
     assert strict["duplicates"]["near"] == 1  # only the upper-cased copy is identical once lower-cased
 
 
+def test_exact_duplicates_keep_the_first_copy(tmp_path: Path) -> None:
+    """The copy kept is the first in input order (files by path, then lines): its source says so."""
+    keys = np.array([7, 3, 7, 9, 3, 7], np.uint64)
+    assert dedup.first_occurrences(keys).tolist() == [True, True, False, True, False, False]
+    assert sorted(dedup.later_occurrences(keys, np.arange(100, 106)).tolist()) == [102, 104, 105]
+
+    data = tmp_path / "in"
+    data.mkdir()
+    records = [{"question": f"What does the Acme Z{n} weigh?", "answer": f"{n * 3} kg"} for n in range(1, 30)]
+    copy = {"question": "Does the dock need Wi-Fi?", "answer": "No, it charges without a network."}
+    lines = [records[0], records[1], copy, *records[2:20], copy, records[20], copy]  # copy at lines 3, 23 and 25
+    (data / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")
+    (data / "b.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [copy, *records[21:]]), encoding="utf-8")
+    (data / "0-first.csv").write_text("question,answer\nWhat does the Acme Z5 weigh?,15 kg\n", encoding="utf-8")
+    report = prepare.prepare(data, tmp_path / "out", min_examples=1)
+    assert report["duplicates"] == {"exact": 4, "near": 0} and report["rows"]["kept"] == len(records) + 1
+    kept = [json.loads(line) for name in ("train", "validation")
+            for line in (tmp_path / "out" / name / f"{name}.jsonl").read_text().splitlines()]
+    sources = {e["prompt"]: e["source"] for e in kept}
+    assert sources["Does the dock need Wi-Fi?"] == "a.jsonl:3"
+    assert sources["What does the Acme Z5 weigh?"] == "0-first.csv:2"  # the earlier file wins over a.jsonl:7
+    assert sources["What does the Acme Z1 weigh?"] == "a.jsonl:1"
+
+
 def _tokenizer_dir(folder: Path, chat_template: str | None) -> Path:
     from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
 
