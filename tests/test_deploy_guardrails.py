@@ -9,7 +9,7 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 import deploy
-from common.deploy_guardrails import AlarmSettings, ScalingSettings
+from deploy.guardrails import AlarmSettings, ScalingSettings
 from pipelines.local.cloudwatch import LocalCloudWatch
 from pipelines.local.traffic_shift import TrafficShift, traffic_steps
 

@@ -228,8 +228,8 @@ def test_help_works(capsys) -> None:
 
 
 def test_main_writes_deployment_json(client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(deploy.boto3, "client", lambda service: client)
-    monkeypatch.setattr(deploy, "resource_name", lambda endpoint, version, now: NAME)
+    monkeypatch.setattr(deploy.run.boto3, "client", lambda service: client)
+    monkeypatch.setattr(deploy.run, "resource_name", lambda endpoint, version, now: NAME)
     with Stubber(client) as stub:
         stub_model_and_config(stub, capture={**CAPTURE_CONFIG, "InitialSamplingPercentage": 100})
         not_found(stub)
