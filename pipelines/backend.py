@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import boto3
 
@@ -33,6 +33,16 @@ class Backend:
         if not self.is_local:
             raise ValueError("the AWS backend has no local API")
         return self.session.local_transport.api  # type: ignore[attr-defined]
+
+    def stand_in_base_model(self, config: Config) -> Callable[[], Path] | None:
+        """What builds the base model when model.base_model is unset: locally the demo's tiny model (built once
+        under the home; no hub is reached), nothing on AWS (staging then asks for model.base_model)."""
+        if not self.is_local or config.model.base_model is not None:
+            return None
+        from pipelines.demo.tiny_model import tiny_base_model_builder
+
+        assert self.home is not None
+        return tiny_base_model_builder(self.home)
 
 
 def local_backend(config: Config, home: Path | None = None) -> Backend:

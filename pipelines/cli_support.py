@@ -1,9 +1,9 @@
-"""Argument helpers shared by `continuum`'s commands: target backend and parameter overrides."""
+"""Helpers shared by `continuum`'s commands: target backend, parameter overrides, a run's outcome."""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from pipelines.backend import Backend, aws_backend, local_backend
 from pipelines.config import Config
@@ -30,3 +30,11 @@ def add_target(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--local", action="store_true", help="embedded local runtime (default)")
     group.add_argument("--aws", action="store_true", help="SageMaker in your AWS account")
     parser.add_argument("--profile", help="AWS profile (with --aws)")
+
+
+def report_outcome(outcome: Any) -> int:
+    """Print a run's outcome; exit 0 when it succeeded (or, on AWS without waiting, started)."""
+    print(f"{outcome.pipeline_name} {outcome.execution_id}: {outcome.status}")
+    if outcome.failure_reason:
+        print(f"reason: {outcome.failure_reason}")
+    return 0 if outcome.status in ("Succeeded", "Executing") else 1

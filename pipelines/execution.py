@@ -25,6 +25,27 @@ class RunOutcome:
         return self.status == "Succeeded"
 
 
+def run_staged(
+    kind: PipelineKind,
+    config: Config,
+    backend: Backend,
+    parameters: dict[str, Any] | None = None,
+    echo: Callable[[str], None] = print,
+    wait: bool = True,
+) -> RunOutcome:
+    """Stage what the pipeline reads, then run it: the training pipeline's data, base model and suites (the
+    staged URIs become parameters, `parameters` override them); the suites the deploy pipeline's smoke test reads."""
+    from pipelines.staging import ensure_bucket, stage_benchmarks, stage_training_inputs
+
+    if kind == "training":
+        staged = stage_training_inputs(backend, config, backend.stand_in_base_model(config))
+        parameters = {**staged.parameters(), **(parameters or {})}
+    else:
+        ensure_bucket(backend, config.project.bucket)
+        stage_benchmarks(backend, config)
+    return run_pipeline(kind, config, backend, parameters, echo, wait)
+
+
 def pipeline_name(kind: PipelineKind, config: Config) -> str:
     return config.training_pipeline_name if kind == "training" else config.deploy_pipeline_name
 

@@ -16,7 +16,9 @@ from pipelines.backend import Backend
 from pipelines.config import Config
 from pipelines.paths import BENCHMARKS_DIR
 
-SAMPLE_SCHEME = "sample://round-"
+# data.source schemes other than s3:// and local paths: scheme → writes that source's files into a folder.
+# The demo registers its sample company data, sample://round-N (pipelines/demo/__init__.py).
+DATA_SOURCE_WRITERS: dict[str, Callable[[str, Path], object]] = {}
 SUITE_FILE = "suite.yaml"
 # One PutObject per file (S3 takes up to 5 GB that way); model shards stay below it.
 _SINGLE_PUT_LIMIT = 5 * 1024**3 - 1
@@ -89,15 +91,18 @@ def stage_directory(backend: Backend, directory: Path, uri_root: str) -> str:
     return upload_directory(backend, directory, f"{uri_root}/{directory_digest(directory)}")
 
 
+def register_data_source(scheme: str, write: Callable[[str, Path], object]) -> None:
+    """Let data.source name `scheme...`: `write(source, folder)` puts that source's files into the folder."""
+    DATA_SOURCE_WRITERS[scheme] = write
+
+
 def stage_data(backend: Backend, config: Config, source: str) -> str:
     if source.startswith("s3://"):
         return source
-    if source.startswith(SAMPLE_SCHEME):
-        from pipelines.demo.sample_data import write_round
-
-        round_no = int(source.removeprefix(SAMPLE_SCHEME))
-        with tempfile.TemporaryDirectory(prefix="continuum-sample-") as tmp:
-            write_round(round_no, Path(tmp))
+    write = next((writer for scheme, writer in DATA_SOURCE_WRITERS.items() if source.startswith(scheme)), None)
+    if write is not None:
+        with tempfile.TemporaryDirectory(prefix="continuum-source-") as tmp:
+            write(source, Path(tmp))
             return stage_directory(backend, Path(tmp), f"{config.s3_prefix}/data")
     path = Path(source).expanduser()
     if not path.exists():

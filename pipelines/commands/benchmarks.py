@@ -30,7 +30,7 @@ def reference_model(args: argparse.Namespace, config: Config) -> Path:
         return Path(base).expanduser()
     if base:
         raise SystemExit(f"benchmarks validate: model.base_model {base!r} is not a local folder; pass --model DIR")
-    from pipelines.demo.run_demo import tiny_base_model_builder
+    from pipelines.demo.tiny_model import tiny_base_model_builder
 
     backend = backend_for(args, config)
     assert backend.home is not None

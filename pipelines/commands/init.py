@@ -143,7 +143,7 @@ def _local_data(paths: list[str], target: Path, backend_client: Callable[[], Any
 
 def prepare_sample(config_file: Path, inputs: list[Path], out: Path) -> list[dict[str, Any]]:
     """The prepare step on the data with the project's settings; its examples (raises with the step's output)."""
-    from pipelines.commands.prepare import step_command
+    from pipelines.training.prepare_arguments import step_command
 
     command = step_command(inputs, out, load_config(config_file), None, None, 0)
     result = subprocess.run(command, cwd=STEPS_DIR, check=False, capture_output=True, text=True)

@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 from typing import Callable
 
-from pipelines.cli_support import add_target, backend_for, parse_parameters
-from pipelines.config import load_config
+from pipelines.backend import Backend
+from pipelines.cli_support import add_target, backend_for, parse_parameters, report_outcome
+from pipelines.config import Config, load_config
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
@@ -33,26 +34,25 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     report = json.loads(next(Path(backend.home, "s3").rglob(f"{outcome.execution_id}/report.json")).read_text())
     print(f"verdict: {report['verdict']} over {report['rows']} prompts; violations: "
           f"{', '.join(report['violations']) or 'none'}")
-    return _react(args, report["verdict"])
+    return _react(args, config, backend, report["verdict"])
 
 
-def _react(args: argparse.Namespace, verdict: str) -> int:
+def _react(args: argparse.Namespace, config: Config, backend: Backend, verdict: str) -> int:
     """--on-drift: retrain (the training pipeline, as `continuum run`) or roll back, when the verdict is drift."""
     if verdict != "drift" or args.on_drift == "none":
         return 0
     print(f"drift detected: {args.on_drift}")
     if args.on_drift == "retrain":
-        from pipelines.cli import cmd_run
+        from pipelines.execution import run_staged
 
-        return cmd_run(argparse.Namespace(config=args.config, home=args.home, aws=False, profile=None, param=[],
-                                          pipeline="training", no_wait=False))
-    from pipelines.commands.rollback import cmd_rollback
+        return report_outcome(run_staged("training", config, backend))
+    from pipelines.commands.rollback import roll_back
+    from pipelines.deploy.stages import select_stages
 
-    return cmd_rollback(argparse.Namespace(config=args.config, home=args.home, aws=False, profile=None, stage=None,
-                                           to_version=None, reason="drift detected by continuum monitor"))
+    return roll_back(backend, config, select_stages(config, None), None, "drift detected by continuum monitor")
 
 
-def _schedule(args: argparse.Namespace, config) -> int:  # noqa: ANN001 - Config, imported lazily by the CLI
+def _schedule(args: argparse.Namespace, config: Config) -> int:
     import boto3
 
     from pipelines.deploy.monitor_pipeline import build_monitor_pipeline, put_monitor_schedule

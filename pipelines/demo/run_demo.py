@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from pipelines.backend import Backend, local_backend
 from pipelines.config import Config, load_config
+from pipelines.demo.tiny_model import tiny_base_model_builder
 from pipelines.execution import RunOutcome, run_pipeline
 from pipelines.registry_ops import ModelVersion, describe_version, list_versions, read_metrics, set_approval
 from pipelines.staging import stage_training_inputs
@@ -42,17 +43,6 @@ class DemoSummary:
 def demo_config(round_no: int, base: Config | None = None) -> Config:
     config = base or load_config()
     return config.model_copy(update={"data": config.data.model_copy(update={"source": f"sample://round-{round_no}"})})
-
-
-def tiny_base_model_builder(home: Path) -> Callable[[], Path]:
-    """Builds (once) the tiny demo base model under `home/models/tiny-base`."""
-    def build() -> Path:
-        from pipelines.demo.sample_data import corpus_texts
-        from pipelines.demo.tiny_model import ensure_tiny_model
-
-        return ensure_tiny_model(home / "models" / "tiny-base", corpus_texts())
-
-    return build
 
 
 def demo_prompts(round_no: int, count: int = 4) -> list[dict[str, str]]:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROUNDS = (1, 2)
+SAMPLE_SCHEME = "sample://round-"  # data.source `sample://round-N`: round N of this data
 COMPANY = "Acme Robotics"
 SUPPORT_SYSTEM_PROMPT = "You are the Acme Robotics support assistant."
 
@@ -379,6 +380,11 @@ def write_round(round_no: int, out_dir: Path) -> list[Path]:
         path.write_text(text, encoding="utf-8")
         written.append(path)
     return sorted(written)
+
+
+def write_source(source: str, out_dir: Path) -> list[Path]:
+    """`sample://round-N` (a data.source) → that round's files under `out_dir`."""
+    return write_round(int(source.removeprefix(SAMPLE_SCHEME)), out_dir)
 
 
 def corpus_texts() -> list[str]:

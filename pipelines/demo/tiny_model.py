@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 BOS_TOKEN = "<s>"
@@ -115,3 +115,13 @@ def ensure_tiny_model(model_dir: Path, corpus: Iterable[str], vocab_size: int = 
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return model_dir
+
+
+def tiny_base_model_builder(home: Path) -> Callable[[], Path]:
+    """Builds (once) the tiny demo base model under `home/models/tiny-base`, its tokenizer trained on the sample data."""
+    def build() -> Path:
+        from pipelines.demo.sample_data import corpus_texts
+
+        return ensure_tiny_model(home / "models" / "tiny-base", corpus_texts())
+
+    return build

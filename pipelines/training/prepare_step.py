@@ -18,11 +18,11 @@ from sagemaker.workflow.properties import PropertyFile
 from sagemaker.workflow.step_collections import StepCollection
 from sagemaker.workflow.steps import ProcessingStep, Step
 
-from pipelines.commands.prepare import data_arguments
 from pipelines.config import Config
 from pipelines.paths import STEPS_DIR
 from pipelines.processors import step_processor
 from pipelines.training.parameters import TrainingParameters
+from pipelines.training.prepare_arguments import data_arguments
 
 INPUT_ROOT = "/opt/ml/processing/input"
 OUTPUT_ROOT = "/opt/ml/processing/output"

@@ -1,0 +1,28 @@
+"""`continuum run [--local|--aws]`: stage a pipeline's inputs, then run it."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Callable
+
+from pipelines.cli_support import add_target, backend_for, parse_parameters, report_outcome
+from pipelines.config import load_config
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pipelines.execution import run_staged
+
+    source = args.data if not args.data or "://" in args.data else str(Path(args.data).resolve())
+    config = load_config(args.config, {"data.source": source} if source else None)
+    outcome = run_staged(args.pipeline, config, backend_for(args, config), parse_parameters(args.param),
+                         wait=not args.no_wait)
+    return report_outcome(outcome)
+
+
+def register(add_command: Callable[..., argparse.ArgumentParser]) -> None:
+    run = add_command("run", cmd_run, "run a pipeline (stages the training inputs first)")
+    add_target(run)
+    run.add_argument("--pipeline", choices=["training", "deploy"], default="training")
+    run.add_argument("--data", help="this round's data (a file, folder or s3:// prefix) instead of data.source")
+    run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="pipeline parameter override")
+    run.add_argument("--no-wait", action="store_true", help="with --aws: return once started")
