@@ -46,8 +46,3 @@ def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
             if not isinstance(record, dict):
                 raise JsonlError(f"{path}:{line_no}: expected a JSON object, got {type(record).__name__}")
             yield record
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """All objects of a JSONL file (see iter_jsonl)."""
-    return list(iter_jsonl(path))

@@ -39,12 +39,6 @@ def quantile_edges(values: np.ndarray, bins: int = 10) -> list[float]:
     return [float(e) for e in edges]
 
 
-def binned_counts(values: np.ndarray, edges: list[float]) -> np.ndarray:
-    """Counts per bin: (-inf, e0], (e0, e1], …, (e_last, inf)."""
-    return np.bincount(np.searchsorted(np.asarray(edges, dtype=float), values, side="left"),
-                       minlength=len(edges) + 1)
-
-
 def _homogeneity_p(expected: np.ndarray, actual: np.ndarray, log_likelihood: bool) -> float:
     """p-value of the chi-square (or G) test that two count vectors share one distribution."""
     table = np.vstack([expected, actual]).astype(float)

@@ -17,7 +17,7 @@ import math
 import re
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,10 +35,6 @@ does doing down during each from further have having here hers herself himself i
 only other ours ourselves over same should some such than that their theirs them themselves then there these they this
 those through under until very were what when where which while whom whose will with would your yours yourself
 yourselves please thanks thank""".split())
-
-
-def length_histogram(lengths: np.ndarray) -> list[int]:
-    return [int(count) for count in length_counts(lengths)]
 
 
 def length_counts(lengths: np.ndarray) -> np.ndarray:
@@ -78,14 +74,6 @@ class TextCounts:
         return {"sample": self.sample,
                 "vocabulary": {str(bucket): count for bucket, count in sorted(vocabulary.items())},
                 "topics": {word: round(count / max(self.sample, 1), 4) for word, count in top}}
-
-
-def text_profile(texts: Iterable[str]) -> dict[str, Any]:
-    """Hashed vocabulary and top keywords of sampled example texts."""
-    counts = TextCounts()
-    for text in texts:
-        counts.add(text)
-    return counts.profile()
 
 
 def build_profile(examples: int, prompt_counts: np.ndarray, completion_counts: np.ndarray,
