@@ -175,3 +175,107 @@ def test_parameters_are_typed_and_checked() -> None:
         resolve_parameters(definition, {"R": "four"})
     with pytest.raises(DefinitionError, match="not one of"):
         resolve_parameters(definition, {"Status": "Maybe"})
+
+
+def test_errors_name_where_they_happened() -> None:
+    """Every error starts with where in the definition it happened, and says what is wrong."""
+    scope = _scope()
+    cases = [
+        ({"A": {"B": {"Get": "Parameters.Missing"}}}, "Step X.A.B: unknown parameter 'Missing'"),
+        ({"A": [{"Get": "Execution.Nope"}]}, "Step X.A: unknown execution variable 'Nope'"),
+        ({"Std:Join": {"On": "/", "Values": [{"Get": "Steps.Nope.X"}]}},
+         "Step X: step 'Nope' has not run, so 'Steps.Nope.X' has no value"),
+        ({"Get": "Steps.Evaluate.PropertyFiles.Report"},
+         "Step X: a PropertyFile can only be read through Std:JsonGet ('Steps.Evaluate.PropertyFiles.Report')"),
+        ({"Get": "Steps.Train.FinalMetricDataList['nope'].Value"},
+         "Step X: no element named 'nope' in \"FinalMetricDataList['nope'].Value\""),
+        ({"Get": "Steps.Train.ModelArtifacts['Nope']"}, "Step X: key 'Nope' not found in \"ModelArtifacts['Nope']\""),
+        ({"Get": "Steps.Train.FinalMetricDataList[1]"}, "Step X: index [1] out of range in 'FinalMetricDataList[1]'"),
+        ({"Get": "Steps.Train.ModelArtifacts[0]"}, "Step X: index [0] out of range in 'ModelArtifacts[0]'"),
+        ({"Get": "Steps.Train.ModelArtifacts..X"}, "Step X: cannot parse property path 'ModelArtifacts..X' at offset 14"),
+        ({"Get": "Other.X"}, "Step X: unsupported reference 'Other.X'"),
+        (_json_get("metrics.nope"),
+         "Step X (JsonGet 'metrics.nope' in s3://b/run/eval/evaluation.json): property 'nope' not found in 'metrics.nope'"),
+        ({"Std:JsonGet": {"PropertyFile": "Steps.Evaluate.Report", "Path": "a"}},
+         "Step X: Std:JsonGet needs Steps.<step>.PropertyFiles.<name>, got 'Steps.Evaluate.Report'"),
+        ({"Std:JsonGet": {"PropertyFile": "Steps.Train.PropertyFiles.Report", "Path": "a"}},
+         "Step X: step 'Train' declares no PropertyFile 'Report'"),
+    ]
+    for expression, message in cases:
+        with pytest.raises(ExpressionError) as raised:
+            evaluate(expression, scope, "Step X")
+        assert str(raised.value) == message
+    unrun = EvaluationScope(parameters={}, execution={}, property_files=scope.property_files)
+    with pytest.raises(ExpressionError, match=r"^Step X: step 'Evaluate' has not run, so its PropertyFile 'Report' is unknown$"):
+        evaluate(_json_get("metrics"), unrun, "Step X")
+    no_reader = EvaluationScope({}, {}, scope.step_properties, scope.property_files)
+    with pytest.raises(ExpressionError, match=r"^Step X: no S3 reader to load s3://b/run/eval/evaluation.json$"):
+        evaluate(_json_get("metrics"), no_reader, "Step X")
+    broken = _scope(files={"s3://b/run/eval/evaluation.json": "{oops"})
+    with pytest.raises(ExpressionError, match=r"^Step X: PropertyFile 'Report' at s3://b/run/eval/evaluation.json is not "
+                                              r"JSON: Expecting property name"):
+        evaluate(_json_get("metrics"), broken, "Step X")
+
+
+def test_condition_errors_name_where_they_happened() -> None:
+    scope = _scope()
+    missing = {"Get": "Parameters.Missing"}
+    conditions = [
+        {"Type": "GreaterThan", "LeftValue": missing, "RightValue": 1},
+        {"Type": "GreaterThan", "LeftValue": 1, "RightValue": missing},
+        {"Type": "In", "QueryValue": missing, "Values": [1]},
+        {"Type": "In", "QueryValue": 1, "Values": [missing]},
+        {"Type": "Not", "Expression": {"Type": "Equals", "LeftValue": missing, "RightValue": 1}},
+        {"Type": "Or", "Conditions": [{"Type": "Equals", "LeftValue": missing, "RightValue": 1}]},
+    ]
+    for condition in conditions:
+        with pytest.raises(ExpressionError, match=r"^Gate: unknown parameter 'Missing'$"):
+            evaluate_condition(condition, scope, "Gate")
+    with pytest.raises(ExpressionError, match=r"^Gate: unsupported condition type 'Maybe'$"):
+        evaluate_condition({"Type": "Maybe"}, scope, "Gate")
+    for left, right in ((None, 1), (1, None), (None, None)):
+        with pytest.raises(ExpressionError, match=rf"^Gate: LessThan cannot compare a null value \({left!r} vs {right!r}\)$"):
+            evaluate_condition({"Type": "LessThan", "LeftValue": left, "RightValue": right}, scope, "Gate")
+    with pytest.raises(ExpressionError, match=r"^Gate: GreaterThan needs two numbers, got 'abc' and 1$"):
+        evaluate_condition({"Type": "GreaterThan", "LeftValue": "abc", "RightValue": 1}, scope, "Gate")
+
+
+def test_expression_forms_sagemaker_allows() -> None:
+    scope = _scope()
+    # In: values may be expressions; Equals compares strings as strings, and numbers as numbers
+    assert evaluate_condition({"Type": "In", "QueryValue": "demo", "Values": [{"Get": "Parameters.Name"}]}, scope, "t")
+    assert evaluate_condition({"Type": "Equals", "LeftValue": {"Get": "Parameters.Name"}, "RightValue": "demo"}, scope, "t")
+    assert not evaluate_condition({"Type": "Equals", "LeftValue": "demo", "RightValue": "Demo"}, scope, "t")
+    assert not evaluate_condition({"Type": "Not", "Expression": {"Type": "Equals", "LeftValue": 1, "RightValue": "1"}},
+                                  scope, "t")
+    assert not evaluate_condition({"Type": "Or", "Conditions": [{"Type": "Equals", "LeftValue": 1, "RightValue": 2}]},
+                                  scope, "t")
+    # Join renders booleans as JSON does, lists and objects as JSON
+    join = {"Std:Join": {"On": ",", "Values": [False, True, [1, "a"], {"k": None}, 2.5]}}
+    assert evaluate(join, scope) == 'false,true,[1, "a"],{"k": null},2.5'
+    # a PropertyFile given as its reference string; S3Uri and FilePath joined by exactly one slash
+    properties = {"ProcessingOutputConfig": {"Outputs": [{"OutputName": "evaluation",
+                                                          "S3Output": {"S3Uri": "s3://b/run/eval/"}}]}}
+    files = {"Evaluate": {"Report": {"OutputName": "evaluation", "FilePath": "/evaluation.json"}}}
+    read: list[str] = []
+    slashes = EvaluationScope({}, {}, {"Evaluate": properties}, files,
+                              lambda uri: read.append(uri) or json.dumps(EVALUATION))
+    spec = {"Std:JsonGet": {"PropertyFile": "Steps.Evaluate.PropertyFiles.Report", "Path": "metrics.f1.value"}}
+    assert evaluate(spec, slashes) == 0.42 and read == ["s3://b/run/eval/evaluation.json"]
+
+
+def test_property_paths_with_every_kind_of_step() -> None:
+    data = {"A": {"key with space": [{"Name": "x", "V": 1}, {"Name": "y", "V": 2}]}, "L": [[5, 6]]}
+    assert property_path_get(data, "A['key with space'][1].V", "t") == 2
+    assert property_path_get(data, 'A["key with space"][0].V', "t") == 1
+    assert property_path_get(data, "A['key with space']['y'].V", "t") == 2
+    assert property_path_get(data, "L[0][1]", "t") == 6
+    with pytest.raises(ExpressionError, match="index \\[2\\] out of range"):
+        property_path_get(data, "L[0][2]", "t")
+
+
+def test_references_are_the_steps_read() -> None:
+    assert references_in([{"Get": "Steps.A.X"}, {"Get": "Steps.B.Y"}, {"Get": "Parameters.C"}]) == {"A", "B"}
+    assert references_in({"Get": "Parameters.Steps"}) == set() and references_in({"Get": "Execution.X"}) == set()
+    assert references_in({"K": [{"Std:Join": {"On": "", "Values": [{"Get": "Steps.C.Z"}, "Steps.D.W"]}}]}) == {"C"}
+    assert references_in({"Get": {"Get": "Steps.E.X"}}) == {"E"}
