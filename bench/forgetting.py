@@ -47,8 +47,6 @@ STRATEGIES: dict[str, list[str]] = {
     "replay+modular": ["--strategy", "replay,modular"],
     "replay(w=0.5)": ["--strategy", "replay", "--replay_weight", "0.5"],
 }
-DEMO_ARGS = ["--lora_r", "32", "--lora_alpha", "64", "--learning_rate", "0.003", "--epochs", "20",
-             "--batch_size", "8", "--max_seq_length", "128", "--seed", "42"]  # fmt: skip  (pipelines/configs/demo.yaml)
 
 
 @dataclass
@@ -118,9 +116,13 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown strategies {unknown}; known: {', '.join(STRATEGIES)}")
 
+    from pipelines.config import DEMO_CONFIG_PATH, load_config
     from pipelines.demo.sample_data import corpus_texts, facts, write_round
     from pipelines.demo.tiny_model import ensure_tiny_model
 
+    from pipelines.step_contracts import config_argv
+
+    demo_args = config_argv("train", load_config(DEMO_CONFIG_PATH))  # the demo's training settings, as the pipeline
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="forgetting-"))
     work.mkdir(parents=True, exist_ok=True)
     base = ensure_tiny_model(work / "base", corpus_texts())
@@ -141,13 +143,13 @@ def main(argv: list[str] | None = None) -> int:
     seconds = 0.0
     if not (args.reuse_version_one and (v1 / "continuum.json").is_file()):
         seconds = run_train([*split_args(work / "prepared1"), "--base_model", str(base), "--model-dir", str(v1),
-                             *DEMO_ARGS], not args.verbose)
+                             *demo_args], not args.verbose)
     results = [measure(v1, "version 1 (round 1 only)", seconds, round1, round2)]
     print(f"version 1: round-1 exact {results[0].round1_exact:.3f}, trained in {seconds:.1f}s", flush=True)
     for name in names:
         out = work / f"v2-{name}"
         seconds = run_train([*split_args(work / "prepared2"), "--base-model-dir", str(v1), "--model-dir", str(out),
-                             *DEMO_ARGS, *STRATEGIES[name], *args.extra.split()], not args.verbose)
+                             *demo_args, *STRATEGIES[name], *args.extra.split()], not args.verbose)
         results.append(measure(out, name, seconds, round1, round2))
         print(f"{name}: done in {seconds:.1f}s", flush=True)
     print(report(results, args.replay_fraction))

@@ -52,7 +52,7 @@ def train(base: Path, data: Path, out: Path, steps: int, quantization: str) -> t
 
     argv = ["--train-dir", str(data), "--base_model", str(base), "--base-model-dir", str(out / "no-channel"),
             "--model-dir", str(out / "model"), "--max_steps", str(steps), "--quantization", quantization,
-            "--fisher_samples", "0", "--strategy", "naive", "--learning_rate", "2e-3", "--lora_r", "16",
+            "--fisher_samples", "0", "--strategy", "naive", "--learning_rate", "2e-3", "--lora_r", "16", "--lora_alpha", "64",
             "--max_seq_length", "128"]
     (out / "no-channel").mkdir(parents=True, exist_ok=True)
     log = io.StringIO()

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import os
+from argparse import ArgumentTypeError
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from pipelines.step_contracts import config_default, step_contract
 
 DEMO_CONFIG_PATH = Path(__file__).parent / "configs" / "demo.yaml"
 PROJECT_CONFIG_FILE = "continuum.yaml"  # what `continuum init` writes; found in the working folder
@@ -66,22 +69,38 @@ class DataConfig(_Strict):
     seed: int = 42
 
 
+def _train(key: str, **constraints: Any) -> Any:
+    """A field whose default is train.py's for the argument that reads `key` (steps/train/contract.py)."""
+    return Field(default=config_default("train", key), validate_default=True, **constraints)
+
+
 class LoraConfig(_Strict):
-    r: int = Field(default=16, ge=1)
-    alpha: int = Field(default=32, ge=1)
-    dropout: float = Field(default=0.0, ge=0, lt=1)
-    target_modules: str = "all-linear"
+    r: int = _train("training.lora.r", ge=1)
+    alpha: int = _train("training.lora.alpha", ge=1)
+    dropout: float = _train("training.lora.dropout", ge=0, lt=1)
+    target_modules: str = _train("training.lora.target_modules")
 
 
 class ContinualConfig(_Strict):
     """Continual-learning strategy (train.py --strategy): a comma list of replay, ewc, l2sp, modular, or naive."""
 
-    strategy: str = Field(default="replay,ewc", pattern=r"^(naive|(replay|ewc|l2sp|modular)(,(replay|ewc|l2sp|modular))*)$")
-    replay_weight: float = Field(default=1.0, ge=0)
-    ewc_lambda: float = Field(default=0.1, ge=0)
-    l2sp_lambda: float = Field(default=0.1, ge=0)
-    orthogonal_lambda: float = Field(default=100.0, ge=0)
-    fisher_samples: int = Field(default=256, ge=0, description="examples for the Fisher stored with each version")
+    strategy: str = _train("training.continual.strategy")
+    replay_weight: float = _train("training.continual.replay_weight", ge=0)
+    ewc_lambda: float = _train("training.continual.ewc_lambda", ge=0)
+    l2sp_lambda: float = _train("training.continual.l2sp_lambda", ge=0)
+    orthogonal_lambda: float = _train("training.continual.orthogonal_lambda", ge=0)
+    fisher_samples: int = _train("training.continual.fisher_samples", ge=0,
+                                 description="examples for the Fisher stored with each version")
+
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, value: str) -> str:
+        """Checked by train.py's own parser (steps/train/contract.py), kept as written."""
+        try:
+            step_contract("train").parse_strategy(value)
+        except ArgumentTypeError as err:
+            raise ValueError(str(err)) from None
+        return value
 
 
 class SpotConfig(_Strict):
@@ -96,15 +115,16 @@ class TrainingConfig(_Strict):
     pytorch_version: str = "2.8.0"
     py_version: str = "py312"
     lora: LoraConfig = Field(default_factory=LoraConfig)
-    learning_rate: float = Field(default=2e-4, gt=0)
-    epochs: float = Field(default=3, gt=0)
-    max_steps: int = -1
-    batch_size: int = Field(default=8, ge=1)
-    max_seq_length: int = Field(default=512, ge=16)
-    seed: int = 42
-    quantization: Literal["none", "4bit"] = Field(default="none", description="4bit: QLoRA (CUDA instances only)")
-    packing: bool = True
-    tokens_per_batch: int = Field(default=0, ge=0, description="packing token budget per GPU; 0: batch_size x mean length")
+    learning_rate: float = _train("training.learning_rate", gt=0)
+    epochs: float = _train("training.epochs", gt=0)
+    max_steps: int = _train("training.max_steps")
+    batch_size: int = _train("training.batch_size", ge=1)
+    max_seq_length: int = _train("training.max_seq_length", ge=16)
+    seed: int = _train("training.seed")
+    quantization: Literal["none", "4bit"] = _train("training.quantization", description="4bit: QLoRA (CUDA instances only)")
+    packing: bool = _train("training.packing")
+    tokens_per_batch: int = _train("training.tokens_per_batch", ge=0,
+                                   description="packing token budget per GPU; 0: batch_size x mean length")
     continual: ContinualConfig = Field(default_factory=ContinualConfig)
     distribution: Literal["torch_distributed", "none"] = Field(
         default="torch_distributed", description="torchrun on every instance, one process per GPU (GPU instances)"

@@ -19,6 +19,18 @@ if str(STEPS_DIR) not in sys.path:
 os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
 
 
+def _tiny_train_args() -> list[str]:
+    from pipelines.commands.init import TINY_MODEL_TRAINING
+    from pipelines.step_contracts import config_argv
+
+    return config_argv("train", {"training": TINY_MODEL_TRAINING})
+
+
+# train.py's defaults are for real models; the tests train the tiny model with `continuum init`'s tiny-model
+# recipe (LoRA r 32, alpha 64, learning rate 3e-3, 20 epochs, max_seq_length 256), passed as arguments.
+TINY_TRAIN_ARGS = _tiny_train_args()
+
+
 @pytest.fixture()
 def continuum_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh local home (local S3, registry, endpoints) for one test."""
@@ -66,7 +78,7 @@ def prepared_rounds(sample_round_dirs: dict[int, Path], tmp_path_factory: pytest
 @pytest.fixture(scope="session")
 def trained_round1(tiny_model_dir: Path, prepared_rounds: dict[int, Path],
                    tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """train.py with its default (demo) hyperparameters on prepared round 1, run once per session:
+    """train.py with the tiny-model recipe (TINY_TRAIN_ARGS) on prepared round 1, run once per session:
     {"code": exit code, "dir": model dir, "log": stdout, "seconds": wall time}."""
     import contextlib
     import io
@@ -78,7 +90,7 @@ def trained_round1(tiny_model_dir: Path, prepared_rounds: dict[int, Path],
     split = prepared_rounds[1]
     argv = ["--train-dir", str(split / "train"), "--validation-dir", str(split / "validation"),
             "--report-dir", str(split / "report"), "--base-model-dir", str(tmp_path_factory.mktemp("empty-channel")),
-            "--base_model", str(tiny_model_dir), "--model-dir", str(model_dir)]
+            "--base_model", str(tiny_model_dir), "--model-dir", str(model_dir), *TINY_TRAIN_ARGS]
     stream = io.StringIO()
     started = time.monotonic()
     with contextlib.redirect_stdout(stream):

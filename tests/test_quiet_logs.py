@@ -11,6 +11,8 @@ import sys
 import warnings
 from pathlib import Path
 
+from conftest import TINY_TRAIN_ARGS
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 NOISE = ("penalty", "Warning", "warnings.warn", "Loading weights", "Writing model shards", "it/s]")
@@ -19,7 +21,7 @@ NOISE = ("penalty", "Warning", "warnings.warn", "Loading weights", "Writing mode
 def _round_two_argv(trained_round1: dict, prepared_rounds: dict[int, Path], model_dir: Path, steps: int) -> list[str]:
     """A short round 2 from the trained round-1 model with every penalty on (EWC from round 1's Fisher)."""
     split = prepared_rounds[2]
-    return ["--train-dir", str(split / "train"), "--base-model-dir", str(trained_round1["dir"]),
+    return [*TINY_TRAIN_ARGS, "--train-dir", str(split / "train"), "--base-model-dir", str(trained_round1["dir"]),
             "--model-dir", str(model_dir), "--max_steps", str(steps), "--fisher_samples", "0",
             "--strategy", "replay,ewc,l2sp"]
 

@@ -18,6 +18,7 @@ import pytest
 
 import prepare
 import train
+from conftest import TINY_TRAIN_ARGS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SERVE_SCRIPT = REPO_ROOT / "containers" / "serving" / "serve.py"
@@ -91,7 +92,7 @@ def model_dir(tiny_model_dir: Path, trained_examples: list[dict], tmp_path_facto
     channel = tmp_path_factory.mktemp("train-channel")
     (channel / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in trained_examples + TRAINED_CHATS))
     out = tmp_path_factory.mktemp("served-model")
-    code = train.main(["--train-dir", str(channel), "--base_model", str(tiny_model_dir), "--model-dir", str(out),
+    code = train.main([*TINY_TRAIN_ARGS, "--train-dir", str(channel), "--base_model", str(tiny_model_dir), "--model-dir", str(out),
                        "--epochs", "40", "--batch_size", "8"])  # fmt: skip
     assert code == 0
     return out

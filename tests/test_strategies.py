@@ -17,6 +17,7 @@ from train.fisher import FactoredFisher, compute_fisher, load_fisher, save_fishe
 from train.history import read_history, write_history
 from train.lora import LoraModule, add_lora, lora_modules
 from train.strategies import build_penalty, ewc_term, l2sp_term, normalised_fisher, orthogonal_term
+from conftest import TINY_TRAIN_ARGS
 
 
 def _module(seed: int, out_features: int = 6, in_features: int = 5, rank: int = 3) -> LoraModule:
@@ -174,7 +175,8 @@ def _train(argv: list[str]) -> dict:
 def test_round_two_with_every_strategy_then_naive(trained_round1: dict, prepared_rounds: dict[int, Path],
                                                   tmp_path: Path) -> None:
     split = prepared_rounds[2]
-    common = ["--train-dir", str(split / "train"), "--base-model-dir", str(trained_round1["dir"]), "--max_steps", "6",
+    common = [*TINY_TRAIN_ARGS, "--train-dir", str(split / "train"), "--base-model-dir", str(trained_round1["dir"]),
+              "--max_steps", "6",
               "--fisher_samples", "8", "--ewc_lambda", "10", "--l2sp_lambda", "1", "--orthogonal_lambda", "100"]
     everything = _train([*common, "--model-dir", str(tmp_path / "all"), "--strategy", "modular,l2sp,replay,ewc"])
     assert everything["generation"] == 2 and everything["strategy"]["names"] == ["replay", "ewc", "l2sp", "modular"]

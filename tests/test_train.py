@@ -15,6 +15,7 @@ from common.examples import IGNORE_INDEX, collate, encode_example
 from common.examples import read_examples as load_examples
 from common.model_io import contains_model, materialize_model_dir, read_metadata
 from common.prompting import DEFAULT_PROMPT_TEMPLATE, format_prompt, template_from_metadata
+from conftest import TINY_TRAIN_ARGS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -237,7 +238,7 @@ def test_continual_training_from_previous_model_archive(trained: dict, round1_sp
     channel.mkdir()
     _tar_directory(first_dir, channel / "model.tar.gz")
     out = tmp_path / "second"
-    code = train.main(["--train-dir", str(round1_splits / "train"), "--base-model-dir", str(channel),
+    code = train.main([*TINY_TRAIN_ARGS, "--train-dir", str(round1_splits / "train"), "--base-model-dir", str(channel),
                        "--model-dir", str(out), "--max_steps", "4", "--learning_rate", "1e-4"])  # fmt: skip
     assert code == 0
     first, second = (json.loads((d / "continuum.json").read_text()) for d in (first_dir, out))
@@ -346,10 +347,12 @@ def test_cost_estimate(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_bad_arguments_name_the_flag(capsys: pytest.CaptureFixture) -> None:
     import argparse
 
-    from train.args import parse_args, parse_bool, parse_strategy
+    from common.contract import parse_bool
+    from train.args import parse_args
+    from train.contract import parse_strategy
 
-    assert parse_strategy("ewc, replay,ewc") == ("replay", "ewc")
-    assert parse_strategy("naive") == ()
+    assert parse_strategy("ewc, replay,ewc").names == ("replay", "ewc") and str(parse_strategy("EWC,replay")) == "replay,ewc"
+    assert parse_strategy("naive") == frozenset() and str(parse_strategy("none")) == "naive"
     for bad, message in (("naive,ewc", "cannot be combined"), ("replay,forget", "unknown strategy forget"), (" ", "empty")):
         with pytest.raises(argparse.ArgumentTypeError, match=message):
             parse_strategy(bad)

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import TINY_TRAIN_ARGS
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -13,7 +15,7 @@ def test_torchrun_two_processes_train_one_model(tiny_model_dir: Path, prepared_r
                                                 tmp_path: Path) -> None:
     split = prepared_rounds[1]
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "steps/train.py",
-               "--train-dir", str(split / "train"), "--validation-dir", str(split / "validation"),
+               *TINY_TRAIN_ARGS, "--train-dir", str(split / "train"), "--validation-dir", str(split / "validation"),
                "--base_model", str(tiny_model_dir), "--model-dir", str(tmp_path / "model"),
                "--checkpoint-dir", str(tmp_path / "checkpoints"), "--max_steps", "4", "--fisher_samples", "4"]
     result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)

@@ -14,6 +14,7 @@ import pytest
 
 import train
 from train.checkpoint import INTERRUPTED_EXIT_CODE, CheckpointManager, CheckpointMismatch
+from conftest import TINY_TRAIN_ARGS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,7 +38,7 @@ def test_sigterm_mid_run_then_restart_matches_uninterrupted_run(
     import torch
 
     split = prepared_rounds[1]
-    common = ["--train-dir", str(split / "train"), "--validation-dir", str(split / "validation"),
+    common = [*TINY_TRAIN_ARGS, "--train-dir", str(split / "train"), "--validation-dir", str(split / "validation"),
               "--base_model", str(tiny_model_dir), "--max_steps", "80", "--fisher_samples", "8", "--seed", "7"]
     code, _ = _run_in_process([*common, "--model-dir", str(tmp_path / "reference"),
                                "--checkpoint-dir", str(tmp_path / "reference-checkpoints")])

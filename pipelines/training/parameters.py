@@ -6,6 +6,7 @@ from dataclasses import dataclass, fields
 from sagemaker.workflow.parameters import Parameter, ParameterBoolean, ParameterFloat, ParameterInteger, ParameterString
 
 from pipelines.config import Config
+from pipelines.step_contracts import argument, config_value, parameter_name
 
 
 @dataclass(frozen=True)
@@ -58,12 +59,12 @@ def training_parameters(config: Config) -> TrainingParameters:
         processing_instance_type=ParameterString("ProcessingInstanceType", default_value=config.processing.instance_type),
         training_instance_type=ParameterString("TrainingInstanceType", default_value=training.instance_type),
         training_instance_count=ParameterInteger("TrainingInstanceCount", default_value=training.instance_count),
-        lora_r=ParameterInteger("LoraR", default_value=training.lora.r),
-        lora_alpha=ParameterInteger("LoraAlpha", default_value=training.lora.alpha),
-        lora_dropout=ParameterFloat("LoraDropout", default_value=training.lora.dropout),
-        target_modules=ParameterString("LoraTargetModules", default_value=training.lora.target_modules),
-        learning_rate=ParameterFloat("LearningRate", default_value=training.learning_rate),
-        epochs=ParameterFloat("Epochs", default_value=training.epochs),
+        lora_r=_train(config, "lora_r", ParameterInteger),
+        lora_alpha=_train(config, "lora_alpha", ParameterInteger),
+        lora_dropout=_train(config, "lora_dropout", ParameterFloat),
+        target_modules=_train(config, "target_modules", ParameterString),
+        learning_rate=_train(config, "learning_rate", ParameterFloat),
+        epochs=_train(config, "epochs", ParameterFloat),
         gate_threshold=ParameterFloat("GateThreshold", default_value=config.evaluation.gate.threshold),
         max_regression=ParameterFloat("MaxRegression", default_value=config.evaluation.gate.max_regression),
         max_forgetting=ParameterFloat("MaxForgetting", default_value=config.evaluation.gate.max_forgetting),
@@ -71,15 +72,23 @@ def training_parameters(config: Config) -> TrainingParameters:
     )
 
 
+def _train(config: Config, name: str, kind: type[Parameter]) -> Parameter:
+    """The parameter of train.py's argument `name` (steps/train/contract.py): its name follows the argument's,
+    its default is the config's value at the argument's config key, its allowed values the argument's."""
+    step_argument = argument("train", name)
+    allowed = {"enum_values": list(step_argument.choices)} if step_argument.choices else {}
+    return kind(parameter_name(step_argument), default_value=config_value(config, step_argument.config), **allowed)
+
+
 def _training_step_parameters(config: Config) -> dict[str, Parameter | None]:
-    training, continual = config.training, config.training.continual
+    training = config.training
     return {
-        "training_strategy": ParameterString("TrainingStrategy", default_value=continual.strategy),
-        "replay_weight": ParameterFloat("ReplayWeight", default_value=continual.replay_weight),
-        "ewc_lambda": ParameterFloat("EwcLambda", default_value=continual.ewc_lambda),
-        "l2sp_lambda": ParameterFloat("L2spLambda", default_value=continual.l2sp_lambda),
-        "orthogonal_lambda": ParameterFloat("OrthogonalLambda", default_value=continual.orthogonal_lambda),
-        "quantization": ParameterString("Quantization", default_value=training.quantization, enum_values=["none", "4bit"]),
+        "training_strategy": _train(config, "strategy", ParameterString),
+        "replay_weight": _train(config, "replay_weight", ParameterFloat),
+        "ewc_lambda": _train(config, "ewc_lambda", ParameterFloat),
+        "l2sp_lambda": _train(config, "l2sp_lambda", ParameterFloat),
+        "orthogonal_lambda": _train(config, "orthogonal_lambda", ParameterFloat),
+        "quantization": _train(config, "quantization", ParameterString),
         "checkpoint_s3_uri": ParameterString(
             "CheckpointS3Uri", default_value=training.checkpoint_s3_uri or f"{config.s3_prefix}/checkpoints"
         ),

@@ -21,6 +21,7 @@ from sagemaker.workflow.steps import ProcessingStep, TrainingStep
 
 from pipelines.config import Config
 from pipelines.paths import SERVING_DIR, STEPS_DIR
+from pipelines.step_contracts import config_value, configured, parameter_name
 from pipelines.training.parameters import TrainingParameters
 
 METRIC_DEFINITIONS = [
@@ -47,30 +48,17 @@ def training_image_uri(config: Config) -> str:
 
 
 def hyperparameters(config: Config, params: TrainingParameters) -> dict[str, Any]:
-    """train.py's arguments (docs/contracts.md, train hyperparameters)."""
-    training, continual = config.training, config.training.continual
-    return {
-        "base_model": config.model.base_model or "",
-        "lora_r": params.lora_r,
-        "lora_alpha": params.lora_alpha,
-        "lora_dropout": params.lora_dropout,
-        "target_modules": params.target_modules,
-        "quantization": params.quantization,
-        "learning_rate": params.learning_rate,
-        "epochs": params.epochs,
-        "max_steps": training.max_steps,
-        "batch_size": training.batch_size,
-        "max_seq_length": training.max_seq_length,
-        "seed": training.seed,
-        "strategy": params.training_strategy,
-        "replay_weight": params.replay_weight,
-        "ewc_lambda": params.ewc_lambda,
-        "l2sp_lambda": params.l2sp_lambda,
-        "orthogonal_lambda": params.orthogonal_lambda,
-        "fisher_samples": continual.fisher_samples,
-        "packing": training.packing,
-        "tokens_per_batch": training.tokens_per_batch,
-    }
+    """train.py's arguments (steps/train/contract.py): each one with a config key, as its pipeline parameter
+    when it is one, else the config's value (None: the step's default, "")."""
+    by_name = {parameter.name: parameter for parameter in params.as_list()}
+    values: dict[str, Any] = {}
+    for step_argument in configured("train"):
+        if step_argument.parameter:
+            value = by_name[parameter_name(step_argument)]
+        else:
+            value = config_value(config, step_argument.config)
+        values[step_argument.name] = "" if value is None else value
+    return values
 
 
 def train_step(

@@ -26,9 +26,9 @@ def data_version(report_dir: Path | None) -> str | None:
 def strategy_record(args: Namespace, start_generation: int, previous_adapters: int, had_fisher: bool,
                     penalised: bool) -> dict[str, Any]:
     """What the continual-learning strategy did in this run."""
-    names = list(args.strategy)
+    names = args.strategy.names
     return {
-        "names": names or ["naive"],
+        "names": list(names) or ["naive"],
         "replay_weight": args.replay_weight if "replay" in names else None,
         "ewc": {"lambda": args.ewc_lambda, "fisher_from_starting_model": had_fisher} if "ewc" in names else None,
         "l2sp": {"lambda": args.l2sp_lambda} if "l2sp" in names else None,

@@ -113,7 +113,7 @@ def prepare_run(args: argparse.Namespace, dist: Distributed, say: Callable[..., 
         raise NoTrainingData(f"no training examples (*.jsonl) under {args.train_dir}")
     replayed = sum(str(r.get("source", "")).startswith(REPLAY_SOURCE_PREFIX) for r in train_records)
     if replayed and "replay" not in args.strategy:
-        say(f"strategy {','.join(args.strategy) or 'naive'} has no replay: leaving out {replayed} replayed examples")
+        say(f"strategy {args.strategy} has no replay: leaving out {replayed} replayed examples")
         train_records = [r for r in train_records if not str(r.get("source", "")).startswith(REPLAY_SOURCE_PREFIX)]
     seed_everything(args.seed)
     start = load_starting_model(args, dist.local_rank)

@@ -12,6 +12,7 @@ All are computed in the rank space (r x r products), never materialising delta: 
 """
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,7 +92,7 @@ def unit_rows(matrix: Any) -> Any:
     return matrix / matrix.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
 
-def build_penalty(strategy: tuple[str, ...], modules: list[LoraModule], fisher: dict[str, FactoredFisher] | None,
+def build_penalty(strategy: Collection[str], modules: list[LoraModule], fisher: dict[str, FactoredFisher] | None,
                   history_a: list[dict[str, Any]], args: Any, log: Any = print) -> ContinualPenalty:
     """The penalties `strategy` asks for, given what the starting model provides; says what it cannot apply."""
     import torch

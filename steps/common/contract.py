@@ -1,0 +1,86 @@
+"""A step's contract: its arguments declared once (name, type, default, allowed values, help, config key).
+
+Each step declares a tuple of `Argument`s in `steps/<step>/contract.py` (standard library and this module
+only). The step's argument parser is built from it (`build_parser`), and the control plane reads the same
+file by path (pipelines/step_contracts.py) for the config schema's defaults and the pipeline's parameters.
+
+One setting, three spellings, mapped mechanically:
+    argument `lora_r`  →  flag `--lora_r` (also `--lora-r`)  →  pipeline parameter `LoraR`
+    (CamelCase of the name, after the argument's `qualifier` where the bare name would be ambiguous
+    among the pipeline's parameters: `strategy` → `TrainingStrategy`)  →  config key `training.lora.r`.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+
+@dataclass(frozen=True)
+class Argument:
+    """One command-line argument of a step."""
+
+    name: str  # snake_case; the flag is --name (also --name-with-dashes)
+    type: Callable[[str], Any] = str
+    default: Any = None
+    choices: tuple[str, ...] | None = None
+    help: str = ""
+    config: str | None = None  # the config key it comes from (e.g. "training.lora.r"); None: not in the config
+    env: str | None = None  # the environment variable that sets the default when it is set (container contract)
+    group: str = ""  # the --help section
+    parameter: bool = False  # overridable per execution: a pipeline parameter (name: parameter_name)
+    qualifier: str = ""  # prefix of the parameter's name where the bare name would be ambiguous
+    nargs: str | None = None
+    const: Any = None
+    metavar: str | None = None
+
+
+def camel_case(name: str) -> str:
+    """`lora_r` → `LoraR`, `l2sp_lambda` → `L2spLambda`."""
+    return "".join(part[:1].upper() + part[1:] for part in name.split("_") if part)
+
+
+def parameter_name(argument: Argument) -> str:
+    """The pipeline parameter's name: the qualifier, then the argument's name in CamelCase."""
+    return argument.qualifier + camel_case(argument.name)
+
+
+def flags(name: str) -> list[str]:
+    """`--lora_r` and `--lora-r`: SageMaker passes hyperparameters as `--name value`, people type dashes."""
+    spellings = [f"--{name}", f"--{name.replace('_', '-')}"]
+    return list(dict.fromkeys(spellings))
+
+
+def by_name(arguments: Iterable[Argument]) -> dict[str, Argument]:
+    return {argument.name: argument for argument in arguments}
+
+
+def build_parser(arguments: Iterable[Argument], description: str | None = None) -> argparse.ArgumentParser:
+    """An argparse parser with one option per argument, in sections by `group` (in declaration order)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    groups: dict[str, Any] = {}
+    for argument in arguments:
+        if argument.group not in groups:
+            groups[argument.group] = parser.add_argument_group(argument.group) if argument.group else parser
+        default = os.environ.get(argument.env) or argument.default if argument.env else argument.default
+        options: dict[str, Any] = {"dest": argument.name, "type": argument.type, "default": default,
+                                   "help": argument.help or None}
+        if argument.choices is not None:
+            options["choices"] = argument.choices
+        if argument.nargs is not None:
+            options.update(nargs=argument.nargs, const=argument.const)
+        if argument.metavar is not None:
+            options["metavar"] = argument.metavar
+        groups[argument.group].add_argument(*flags(argument.name), **options)
+    return parser
+
+
+def parse_bool(text: str) -> bool:
+    """'true'/'false' (any case, also 1/0/yes/no), as SageMaker passes booleans."""
+    lowered = str(text).strip().lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
