@@ -33,7 +33,7 @@ from common.benchmarks import load_suites  # noqa: E402
 from common.metrics import score  # noqa: E402
 from common.model_io import read_metadata  # noqa: E402
 from common.prompting import format_prompt, template_from_metadata  # noqa: E402
-from train.args import DEFAULT_STRATEGY  # noqa: E402
+from train.contract import DEFAULT_STRATEGY  # noqa: E402
 
 # name -> extra train.py arguments. "default" is what train.py does without --strategy.
 STRATEGIES: dict[str, list[str]] = {
