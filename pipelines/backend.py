@@ -1,17 +1,56 @@
 """Where the control plane sends its AWS calls: real AWS, or this machine's stand-ins.
 
 Both are a `boto3.Session`; locally its S3 and SageMaker calls are answered in-process by
-`pipelines.local.transport`. Everything above this module is the same code for both.
+`pipelines.local.transport`. Everything above this module is the same code for both: what differs
+between the two (how a pipeline runs, what a step process needs to reach the APIs, where a person
+fetches an object, what builds an unset base model) is decided here, by the methods of `Backend`.
 """
 from __future__ import annotations
 
+import os
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Iterator, Literal
 
 import boto3
 
 from pipelines.config import Config
+
+MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # SigV4 presigned URLs live at most 7 days
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    pipeline_name: str
+    execution_id: str  # local id, or the execution ARN on AWS
+    status: str
+    failure_reason: str | None = None
+    directory: Path | None = None  # the local run folder (None on AWS)
+    steps: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "Succeeded"
+
+
+def aws_tags(config: Config) -> list[dict[str, str]]:
+    return [{"Key": key, "Value": value} for key, value in sorted(config.project.tags.items())]
+
+
+def wait_for_execution(client: Any, arn: str, echo: Callable[[str], None], poll_seconds: float = 30) -> str:
+    """Poll a SageMaker execution until it ends, echoing each step's status change."""
+    seen: dict[str, str] = {}
+    while True:
+        status = client.describe_pipeline_execution(PipelineExecutionArn=arn)["PipelineExecutionStatus"]
+        for step in client.list_pipeline_execution_steps(PipelineExecutionArn=arn)["PipelineExecutionSteps"]:
+            if seen.get(step["StepName"]) != step["StepStatus"]:
+                seen[step["StepName"]] = step["StepStatus"]
+                echo(f"  {step['StepName']}: {step['StepStatus']}")
+        if status in ("Succeeded", "Failed", "Stopped"):
+            return status
+        time.sleep(poll_seconds)
 
 
 @dataclass(frozen=True)
@@ -33,6 +72,50 @@ class Backend:
         if not self.is_local:
             raise ValueError("the AWS backend has no local API")
         return self.session.local_transport.api  # type: ignore[attr-defined]
+
+    def execute(self, pipeline: Any, config: Config, parameters: dict[str, Any] | None = None,
+                echo: Callable[[str], None] = print, wait: bool = True) -> RunOutcome:
+        """Run a built SDK Pipeline: locally its definition JSON on the embedded runtime; on AWS upsert it with
+        the project's role and tags, start it and (unless `wait` is False) follow it to its end."""
+        if self.is_local:
+            return self._execute_locally(pipeline, config, parameters or {}, echo)
+        pipeline.upsert(role_arn=config.project.role_arn, tags=aws_tags(config))
+        execution = pipeline.start(parameters=parameters or {})
+        echo(f"started {pipeline.name}: {execution.arn}")
+        status = wait_for_execution(self.client("sagemaker"), execution.arn, echo) if wait else "Executing"
+        return RunOutcome(pipeline_name=pipeline.name, execution_id=execution.arn, status=status)
+
+    def _execute_locally(self, pipeline: Any, config: Config, parameters: dict[str, Any],
+                         echo: Callable[[str], None]) -> RunOutcome:
+        from pipelines.local.api_server import serve_local_api
+        from pipelines.local.runtime import LocalPipelineRuntime
+
+        assert self.home is not None
+        definition = pipeline.definition()
+        with serve_local_api(self.local_api, config.project.region) as env:
+            result = LocalPipelineRuntime(self.home, self.client("sagemaker"), env, echo).execute(
+                definition, pipeline.name, parameters)
+        return RunOutcome(
+            pipeline_name=result.pipeline_name,
+            execution_id=result.execution_id,
+            status=result.status,
+            failure_reason=result.failure_reason,
+            directory=result.directory,
+            steps=tuple({"name": s.name, "type": s.type, "status": s.status, "seconds": s.seconds, **s.metadata}
+                        for s in result.steps),
+        )
+
+    @contextmanager
+    def step_environment(self, config: Config, profile: str | None = None) -> Iterator[dict[str, str]]:
+        """The environment of a step script run on this machine that calls the backend's APIs (locally the
+        local API is served while the block runs)."""
+        if self.is_local:
+            from pipelines.local.api_server import serve_local_api
+
+            with serve_local_api(self.local_api, config.project.region, base=os.environ) as env:
+                yield env
+            return
+        yield {**os.environ, "AWS_DEFAULT_REGION": config.project.region, **({"AWS_PROFILE": profile} if profile else {})}
 
     def stand_in_base_model(self, config: Config) -> Callable[[], Path] | None:
         """What builds the base model when model.base_model is unset: locally the demo's tiny model (built once

@@ -7,6 +7,7 @@ from sagemaker.workflow.pipeline_context import PipelineSession
 from sagemaker.workflow.properties import PropertyFile
 from sagemaker.workflow.steps import ProcessingStep
 
+from pipelines import s3_layout
 from pipelines.config import Config
 from pipelines.paths import STEPS_DIR
 from pipelines.processors import step_processor
@@ -26,7 +27,7 @@ def resolve_model_step(
     arguments: list[str | PipelineVariable] = [
         "--model-package-group", config.model.model_package_group,
         "--fallback-model-uri", fallback_model_uri,
-        "--fallback-replay-uri", config.empty_replay_uri,
+        "--fallback-replay-uri", s3_layout.empty_replay_uri(config),
         "--output-dir", "/opt/ml/processing/output/resolved",
     ]
     if require_approved:

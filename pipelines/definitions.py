@@ -1,4 +1,4 @@
-"""Build a pipeline definition (the JSON `upsert` sends) for either pipeline."""
+"""Build a pipeline definition (the JSON `upsert` sends): training, deploy, or the drift monitor."""
 from __future__ import annotations
 
 import json
@@ -11,7 +11,7 @@ from pipelines.sdk import pipeline_session, prepare_sdk_environment
 if TYPE_CHECKING:
     from sagemaker.workflow.pipeline import Pipeline
 
-PipelineKind = Literal["training", "deploy"]
+PipelineKind = Literal["training", "deploy", "monitor"]
 
 
 def build_pipeline(kind: PipelineKind, config: Config, backend: Backend) -> "Pipeline":
@@ -26,7 +26,11 @@ def build_pipeline(kind: PipelineKind, config: Config, backend: Backend) -> "Pip
         from pipelines.deploy.pipeline import deploy_pipeline
 
         return deploy_pipeline(config, session)
-    raise ValueError(f"unknown pipeline {kind!r}: expected 'training' or 'deploy'")
+    if kind == "monitor":
+        from pipelines.deploy.monitor_pipeline import monitor_pipeline
+
+        return monitor_pipeline(config, session)
+    raise ValueError(f"unknown pipeline {kind!r}: expected 'training', 'deploy' or 'monitor'")
 
 
 def definition_json(kind: PipelineKind, config: Config, backend: Backend) -> dict:

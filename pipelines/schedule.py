@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from pipelines.backend import aws_tags
 from pipelines.config import Config
 
 _RATE = re.compile(r"^rate\((1 (minute|hour|day)|([2-9]|[1-9][0-9]+) (minutes|hours|days))\)$")
@@ -44,7 +45,7 @@ def put_training_schedule(
         ScheduleExpression=validate_schedule_expression(expression),
         State="ENABLED" if enabled else "DISABLED",
         Description=f"Scheduled retraining of {config.training_pipeline_name}",
-        Tags=[{"Key": key, "Value": value} for key, value in sorted(config.project.tags.items())],
+        Tags=aws_tags(config),
     )
     target: dict[str, Any] = {
         "Id": "training-pipeline",

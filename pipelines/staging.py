@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from pipelines import s3_layout
 from pipelines.backend import Backend
 from pipelines.config import Config
 from pipelines.paths import BENCHMARKS_DIR
@@ -103,15 +104,15 @@ def stage_data(backend: Backend, config: Config, source: str) -> str:
     if write is not None:
         with tempfile.TemporaryDirectory(prefix="continuum-source-") as tmp:
             write(source, Path(tmp))
-            return stage_directory(backend, Path(tmp), f"{config.s3_prefix}/data")
+            return stage_directory(backend, Path(tmp), s3_layout.data_uri(config))
     path = Path(source).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"data.source: {source} does not exist (expected a local path, s3:// URI or sample://round-N)")
     if path.is_file():
         with tempfile.TemporaryDirectory(prefix="continuum-data-") as tmp:
             (Path(tmp) / path.name).write_bytes(path.read_bytes())
-            return stage_directory(backend, Path(tmp), f"{config.s3_prefix}/data")
-    return stage_directory(backend, path, f"{config.s3_prefix}/data")
+            return stage_directory(backend, Path(tmp), s3_layout.data_uri(config))
+    return stage_directory(backend, path, s3_layout.data_uri(config))
 
 
 def stage_base_model(
@@ -122,13 +123,13 @@ def stage_base_model(
     if base is None:
         if build_demo_model is None:
             raise ValueError("model.base_model is not set: give an HF model id, a local path or an s3:// URI")
-        return stage_directory(backend, build_demo_model(), f"{config.s3_prefix}/base-model")
+        return stage_directory(backend, build_demo_model(), s3_layout.base_model_uri(config))
     if base.startswith("s3://"):
         return base
     path = Path(base).expanduser()
     if path.is_dir():
-        return stage_directory(backend, path, f"{config.s3_prefix}/base-model")
-    return stage_directory(backend, _hub_snapshot(base), f"{config.s3_prefix}/base-model")
+        return stage_directory(backend, path, s3_layout.base_model_uri(config))
+    return stage_directory(backend, _hub_snapshot(base), s3_layout.base_model_uri(config))
 
 
 def _hub_snapshot(model_id: str) -> Path:
@@ -168,9 +169,9 @@ def _entry_folder(backend: Backend, entry: str, scratch: Path) -> Path:
 
 
 def stage_benchmarks(backend: Backend, config: Config) -> dict[str, str]:
-    """Put every suite of evaluation.suites under the prefix both pipelines read (config.benchmarks_uri), and
+    """Put every suite of evaluation.suites under the prefix both pipelines read (s3_layout.benchmarks_uri), and
     remove what an earlier run left there: the prefix holds exactly this list. Returns suite name → URI."""
-    uri = config.benchmarks_uri
+    uri = s3_layout.benchmarks_uri(config)
     staged: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="continuum-suites-") as tmp:
         for entry in config.evaluation.suites:
@@ -196,7 +197,7 @@ def _remove_other_suites(backend: Backend, uri: str, keep: set[str]) -> None:
 
 def stage_empty_replay(backend: Backend, config: Config) -> str:
     """The marker-only prefix a first version replays from (S3 inputs cannot be empty prefixes)."""
-    uri = config.empty_replay_uri
+    uri = s3_layout.empty_replay_uri(config)
     bucket, _, key = uri.removeprefix("s3://").partition("/")
     backend.client("s3").put_object(Bucket=bucket, Key=f"{key}/_EMPTY", Body=b"no previous training data\n")
     return uri

@@ -4,7 +4,7 @@ from __future__ import annotations
 import boto3
 from botocore.stub import Stubber
 
-from pipelines.execution import wait_for_execution
+from pipelines.backend import wait_for_execution
 
 ARN = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/p/execution/abc123def456"
 

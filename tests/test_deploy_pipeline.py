@@ -17,7 +17,7 @@ from pipelines.cli import main as cli_main
 from pipelines.config import load_config
 from pipelines.definitions import definition_json
 from pipelines.deploy.artifacts import artifact_location
-from pipelines.deploy.monitor_pipeline import build_monitor_pipeline, put_monitor_schedule
+from pipelines.deploy.monitor_pipeline import put_monitor_schedule
 from pipelines.deploy.trigger import put_deploy_trigger, trigger_rule_name
 
 CONFIG = load_config()
@@ -78,7 +78,7 @@ def test_deploy_definition_without_production_stage(aws: Backend) -> None:
 
 
 def test_monitor_definition_reads_capture_and_baseline(aws: Backend) -> None:
-    definition = json.loads(build_monitor_pipeline(CONFIG, aws).definition())
+    definition = definition_json("monitor", CONFIG, aws)
     (step,) = definition["Steps"]
     arguments = step["Arguments"]
     assert arguments["AppSpecification"]["ContainerArguments"][0] == "check"

@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+from pipelines import s3_layout
 from pipelines.cli_support import add_target, backend_for
 from pipelines.commands.try_version import local_home
 from pipelines.config import Config, load_config
@@ -120,7 +121,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         output = Path(args.output_dir or home / "compare" / f"v{versions[0].version}-vs-v{versions[1].version}-{stamp}")
         output = output.expanduser().resolve()
         output.mkdir(parents=True, exist_ok=True)
-        suites_uri = config.benchmarks_uri
+        suites_uri = s3_layout.benchmarks_uri(config)
         try:
             suites_dir = download_prefix(backend.client("s3"), suites_uri, output / "suites")
         except FileNotFoundError as exc:

@@ -18,13 +18,13 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     prepare_sdk_environment()  # before the SDK's first import: quiet, no telemetry
     if args.action == "schedule":
         return _schedule(args, config)
-    from pipelines.deploy.monitor_pipeline import run_monitor
+    from pipelines.execution import run_pipeline
 
     backend = backend_for(args, config)
     parameters = parse_parameters(args.param)
     if args.endpoint:
         parameters["MonitoredEndpointName"] = args.endpoint
-    outcome = run_monitor(config, backend, parameters)
+    outcome = run_pipeline("monitor", config, backend, parameters)
     print(f"{outcome.pipeline_name} {outcome.execution_id}: {outcome.status}")
     if not outcome.succeeded:
         print(f"reason: {outcome.failure_reason}")
@@ -55,13 +55,13 @@ def _react(args: argparse.Namespace, config: Config, backend: Backend, verdict: 
 def _schedule(args: argparse.Namespace, config: Config) -> int:
     import boto3
 
-    from pipelines.deploy.monitor_pipeline import build_monitor_pipeline, put_monitor_schedule
-    from pipelines.execution import aws_tags
+    from pipelines.deploy.monitor_pipeline import put_monitor_schedule
+    from pipelines.execution import upsert
 
     if not args.events_role_arn:
         raise ValueError("monitor schedule needs --events-role-arn (the role EventBridge assumes)")
     backend = backend_for(argparse.Namespace(aws=True, profile=args.profile), config)
-    build_monitor_pipeline(config, backend).upsert(role_arn=config.project.role_arn, tags=aws_tags(config))
+    upsert("monitor", config, backend)
     session = boto3.Session(region_name=config.project.region, profile_name=args.profile)
     account = session.client("sts").get_caller_identity()["Account"]
     result = put_monitor_schedule(session.client("events"), config, account,

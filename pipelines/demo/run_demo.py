@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from pipelines import s3_layout
 from pipelines.backend import Backend, local_backend
 from pipelines.config import Config, load_config
 from pipelines.demo.tiny_model import tiny_base_model_builder
@@ -110,7 +111,7 @@ def _approve_and_deploy(summary: DemoSummary, config: Config, backend: Backend, 
         )
         answer = json.loads(response["Body"].read())[0]["generated_text"].strip()
         summary.answers.append({**item, "answer": answer})
-    summary.capture_path = local_s3.path(f"{config.s3_prefix}/data-capture/{config.deploy.endpoint_name}")
+    summary.capture_path = local_s3.path(f"{s3_layout.data_capture_uri(config)}/{config.deploy.endpoint_name}")
 
 
 def format_summary(summary: DemoSummary) -> str:

@@ -2,13 +2,12 @@
 
 ``{project}-monitor`` runs ``steps/monitor.py check`` over ``{DataCaptureS3Uri}/{endpoint}`` against
 the baseline the deploy pipeline wrote, and writes statistics.json, constraint_violations.json and
-report.json to ``{s3_prefix}/monitoring/reports/{endpoint}/{execution id}/``. It is scheduled with an
+report.json to ``monitoring/reports/{endpoint}/{execution id}/`` (pipelines/s3_layout.py). It is scheduled with an
 EventBridge rule (``continuum monitor schedule``) and runs locally like any pipeline.
 """
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -20,11 +19,9 @@ from sagemaker.workflow.pipeline import Pipeline
 from sagemaker.workflow.pipeline_context import PipelineSession
 from sagemaker.workflow.steps import ProcessingStep
 
-from pipelines.backend import Backend
+from pipelines import s3_layout
+from pipelines.backend import aws_tags
 from pipelines.config import Config
-from pipelines.deploy.pipeline import monitoring_baseline_uri
-from pipelines.deploy.stage_status import MONITORING_REPORTS
-from pipelines.execution import RunOutcome, aws_tags, wait_for_execution
 from pipelines.paths import STEPS_DIR
 from pipelines.processors import step_processor
 from pipelines.schedule import validate_schedule_expression
@@ -48,8 +45,8 @@ class MonitorParameters:
 def monitor_parameters(config: Config) -> MonitorParameters:
     return MonitorParameters(
         endpoint_name=ParameterString("MonitoredEndpointName", default_value=config.deploy.monitored_endpoint),
-        capture_s3_uri=ParameterString("DataCaptureS3Uri", default_value=f"{config.s3_prefix}/data-capture"),
-        baseline_uri=ParameterString("MonitoringBaselineUri", default_value=monitoring_baseline_uri(config)),
+        capture_s3_uri=ParameterString("DataCaptureS3Uri", default_value=s3_layout.data_capture_uri(config)),
+        baseline_uri=ParameterString("MonitoringBaselineUri", default_value=s3_layout.monitoring_baseline_uri(config)),
         since_hours=ParameterFloat("SinceHours", default_value=config.deploy.monitoring.since_hours),
     )
 
@@ -57,7 +54,7 @@ def monitor_parameters(config: Config) -> MonitorParameters:
 def monitor_pipeline(config: Config, session: PipelineSession) -> Pipeline:
     params = monitor_parameters(config)
     processor = step_processor(config, session, "monitor", config.processing.instance_type)
-    reports = Join(on="/", values=[f"{config.s3_prefix}/{MONITORING_REPORTS}", params.endpoint_name,
+    reports = Join(on="/", values=[s3_layout.monitoring_reports_uri(config), params.endpoint_name,
                                    ExecutionVariables.PIPELINE_EXECUTION_ID])
     step_args = processor.run(
         code="monitor.py",
@@ -78,37 +75,10 @@ def monitor_pipeline(config: Config, session: PipelineSession) -> Pipeline:
                     steps=[ProcessingStep(name="MonitorTraffic", step_args=step_args)], sagemaker_session=session)
 
 
-def build_monitor_pipeline(config: Config, backend: Backend) -> Pipeline:
-    from pipelines.sdk import pipeline_session, prepare_sdk_environment
-
-    prepare_sdk_environment()
-    return monitor_pipeline(config, pipeline_session(backend.session, config.project.bucket))
-
-
-def run_monitor(config: Config, backend: Backend, parameters: dict[str, Any] | None = None,
-                echo: Callable[[str], None] = print, wait: bool = True) -> RunOutcome:
-    """Execute the monitor pipeline locally, or upsert and start it on SageMaker."""
-    pipeline = build_monitor_pipeline(config, backend)
-    if not backend.is_local:
-        pipeline.upsert(role_arn=config.project.role_arn, tags=aws_tags(config))
-        execution = pipeline.start(parameters=parameters or {})
-        status = wait_for_execution(backend.client("sagemaker"), execution.arn, echo) if wait else "Executing"
-        return RunOutcome(pipeline.name, execution.arn, status)
-    from pipelines.local.api_server import LocalApiServer, subprocess_env
-    from pipelines.local.runtime import LocalPipelineRuntime
-
-    assert backend.home is not None
-    with LocalApiServer(backend.local_api) as url:
-        runtime = LocalPipelineRuntime(backend.home, backend.client("sagemaker"),
-                                       subprocess_env(url, region=config.project.region), echo)
-        result = runtime.execute(pipeline.definition(), pipeline.name, parameters or {})
-    return RunOutcome(result.pipeline_name, result.execution_id, result.status, result.failure_reason, result.directory)
-
-
 def put_monitor_schedule(events: Any, config: Config, account_id: str, expression: str, events_role_arn: str,
                          retrain_on_violation: bool = False, enabled: bool = True) -> dict[str, Any]:
     """EventBridge: run the monitor pipeline on a schedule; optionally retrain when its violation alarm fires."""
-    region, tags = config.project.region, [{"Key": k, "Value": v} for k, v in sorted(config.project.tags.items())]
+    region, tags = config.project.region, aws_tags(config)
     state = "ENABLED" if enabled else "DISABLED"
     name = f"{monitor_pipeline_name(config)}-schedule"
     rule = events.put_rule(Name=name, ScheduleExpression=validate_schedule_expression(expression), State=state,

@@ -6,6 +6,7 @@ from dataclasses import dataclass, fields
 from sagemaker.workflow.parameters import (Parameter, ParameterBoolean, ParameterFloat, ParameterInteger,
                                            ParameterString)
 
+from pipelines import s3_layout
 from pipelines.config import Config, ProductionConfig
 
 
@@ -54,7 +55,7 @@ def deploy_parameters(config: Config) -> DeployParameters:
         instance_type=ParameterString("EndpointInstanceType", default_value=deploy.instance_type),
         instance_count=ParameterInteger("EndpointInstanceCount", default_value=deploy.instance_count),
         capture_percent=ParameterInteger("DataCapturePercent", default_value=deploy.capture_percent),
-        capture_s3_uri=ParameterString("DataCaptureS3Uri", default_value=f"{config.s3_prefix}/data-capture"),
+        capture_s3_uri=ParameterString("DataCaptureS3Uri", default_value=s3_layout.data_capture_uri(config)),
         capture_kms_key_id=ParameterString("DataCaptureKmsKeyId", default_value=deploy.capture_kms_key_id),
         benchmark_gate_threshold=ParameterFloat(
             "BenchmarkGateThreshold", default_value=config.evaluation.gate.threshold if threshold is None else threshold),

@@ -16,6 +16,7 @@ from sagemaker.workflow.pipeline_context import PipelineSession
 from sagemaker.workflow.properties import PropertyFile
 from sagemaker.workflow.steps import ProcessingStep
 
+from pipelines import s3_layout
 from pipelines.common_steps import resolve_model_step
 from pipelines.config import Config
 from pipelines.deploy.parameters import DeployParameters, ProductionParameters, deploy_parameters, production_parameters
@@ -23,11 +24,6 @@ from pipelines.paths import STEPS_DIR
 from pipelines.processors import step_processor
 
 DEPLOYMENT_DIR = "/opt/ml/processing/output/deployment"
-
-
-def monitoring_baseline_uri(config: Config) -> str:
-    """Where the deploy pipeline leaves the baseline of the version it deployed (the monitor reads it)."""
-    return f"{config.s3_prefix}/monitoring/baseline"
 
 
 def _deploy_step(config: Config, session: PipelineSession, name: str, arguments: list,
@@ -69,7 +65,7 @@ def _smoke_step(config: Config, session: PipelineSession, name: str, arguments: 
     step_args = processor.run(
         code="smoke_test.py",
         source_dir=str(STEPS_DIR),
-        inputs=[ProcessingInput(input_name="benchmarks", source=config.benchmarks_uri, destination=BENCHMARKS_INPUT),
+        inputs=[ProcessingInput(input_name="benchmarks", source=s3_layout.benchmarks_uri(config), destination=BENCHMARKS_INPUT),
                 *(extra_inputs or [])],
         outputs=[ProcessingOutput(output_name="smoke", source="/opt/ml/processing/output/smoke")],
         arguments=[*arguments, "--output-dir", "/opt/ml/processing/output/smoke", "--benchmarks-dir", BENCHMARKS_INPUT,
@@ -115,7 +111,7 @@ def monitoring_baseline_step(config: Config, session: PipelineSession, resolve: 
                                                json_path="replay_data_uri"),
                                 destination="/opt/ml/processing/input/train")],
         outputs=[ProcessingOutput(output_name="baseline", source="/opt/ml/processing/output/baseline",
-                                  destination=monitoring_baseline_uri(config))],
+                                  destination=s3_layout.monitoring_baseline_uri(config))],
         arguments=["baseline", "--train-dir", "/opt/ml/processing/input/train",
                    "--output-dir", "/opt/ml/processing/output/baseline", *thresholds],
     )

@@ -8,17 +8,16 @@ Rejected, so the next deploy pipeline run (latest Approved) does not bring it ba
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipelines import s3_layout
 from pipelines.backend import Backend
 from pipelines.config import Config
 from pipelines.deploy.stages import Stage, config_version, describe_endpoint
@@ -76,7 +75,7 @@ def deploy_arguments(config: Config, stage: Stage, package_arn: str, output_dir:
     arguments = ["--model-package-arn", package_arn, "--endpoint-name", stage.endpoint_name,
                  "--instance-type", stage.instance_type, "--instance-count", str(stage.instance_count),
                  "--role-arn", config.project.role_arn, "--capture-percent", str(stage.capture_percent),
-                 "--capture-s3-uri", f"{config.s3_prefix}/data-capture",
+                 "--capture-s3-uri", s3_layout.data_capture_uri(config),
                  "--capture-kms-key-id", config.deploy.capture_kms_key_id,
                  "--poll-seconds", "0.5", "--output-dir", str(output_dir)]
     production = config.deploy.production
@@ -85,18 +84,6 @@ def deploy_arguments(config: Config, stage: Stage, package_arn: str, output_dir:
         arguments += ["--autoscaling-min", str(scaling.min_instances), "--autoscaling-max", str(scaling.max_instances),
                       "--invocations-per-instance", str(scaling.invocations_per_instance)]
     return arguments
-
-
-@contextmanager
-def step_environment(backend: Backend, config: Config, profile: str | None) -> Iterator[dict[str, str]]:
-    """The environment a step script needs to reach the backend (locally: a running local API)."""
-    if not backend.is_local:
-        yield {**os.environ, "AWS_DEFAULT_REGION": config.project.region, **({"AWS_PROFILE": profile} if profile else {})}
-        return
-    from pipelines.local.api_server import LocalApiServer, subprocess_env
-
-    with LocalApiServer(backend.local_api) as url:
-        yield subprocess_env(url, region=config.project.region, base=os.environ)
 
 
 def rollback(backend: Backend, config: Config, stages: list[Stage], to_version: int | None = None,
@@ -108,7 +95,7 @@ def rollback(backend: Backend, config: Config, stages: list[Stage], to_version: 
     echo(f"rolling back {', '.join(s.name for s in stages)} from version {current} to version {target.version}")
     result = RollbackResult(current, target.version, 0.0)
     with tempfile.TemporaryDirectory(prefix="continuum-rollback-") as tmp, \
-            step_environment(backend, config, profile) as env:
+            backend.step_environment(config, profile) as env:
         running = {stage.name: subprocess.Popen(
             [sys.executable, "deploy.py", *deploy_arguments(config, stage, target.arn, Path(tmp) / stage.name)],
             cwd=STEPS_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for stage in stages}

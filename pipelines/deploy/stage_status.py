@@ -5,17 +5,12 @@ import json
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from pipelines import s3_layout
 from pipelines.backend import Backend
 from pipelines.config import Config
 from pipelines.deploy.stages import Stage, config_version, describe_endpoint
 
 VARIANT = "AllTraffic"
-MONITORING_REPORTS = "monitoring/reports"
-
-
-def monitoring_reports_uri(config: Config, endpoint_name: str) -> str:
-    """Where the monitor pipeline writes a run's report.json (one folder per execution)."""
-    return f"{config.s3_prefix}/{MONITORING_REPORTS}/{endpoint_name}"
 
 
 def traffic_split(backend: Backend, endpoint: dict[str, Any]) -> str:
@@ -82,7 +77,7 @@ def stage_status(backend: Backend, config: Config, stage: Stage, minutes: int = 
         return {**row, "status": "not deployed", "version": None, "traffic": "-", "metrics": None, "drift": None}
     report = None
     try:
-        report = latest_drift_report(backend.client("s3"), monitoring_reports_uri(config, stage.endpoint_name))
+        report = latest_drift_report(backend.client("s3"), s3_layout.monitoring_reports_uri(config, stage.endpoint_name))
     except backend.client("s3").exceptions.NoSuchBucket:
         report = None
     drift = None if report is None else {"verdict": report["verdict"], "at": report["generated_at"],

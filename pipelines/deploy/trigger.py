@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from pipelines.backend import aws_tags
 from pipelines.config import Config
 
 DETAIL_TYPE = "SageMaker Model Package State Change"
@@ -35,7 +36,7 @@ def put_deploy_trigger(events: Any, config: Config, account_id: str, events_role
     rule = events.put_rule(
         Name=name, EventPattern=json.dumps(approval_event_pattern(config)), State="ENABLED" if enabled else "DISABLED",
         Description=f"Deploy {config.model.model_package_group} versions when they are Approved",
-        Tags=[{"Key": key, "Value": value} for key, value in sorted(config.project.tags.items())])
+        Tags=aws_tags(config))
     target: dict[str, Any] = {"Id": "deploy-pipeline", "Arn": deploy_pipeline_arn(config, account_id),
                               "RoleArn": events_role_arn}
     if parameters:

@@ -16,7 +16,8 @@ import json
 import logging
 import socket
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -184,6 +185,14 @@ class LocalApiServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+@contextmanager
+def serve_local_api(api: SageMakerAPI, region: str, base: Mapping[str, str] | None = None) -> Iterator[dict[str, str]]:
+    """Serve the local SageMaker API while the block runs; yields the environment (:func:`subprocess_env`) of a
+    step process that calls it. The one way the control plane starts the local API server."""
+    with LocalApiServer(api) as url:
+        yield subprocess_env(url, region=region, base=base)
 
 
 def subprocess_env(url: str, region: str = "us-east-1", base: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -15,6 +15,7 @@ from sagemaker.workflow.pipeline_context import PipelineSession
 from sagemaker.workflow.properties import PropertyFile
 from sagemaker.workflow.steps import ProcessingStep, TrainingStep
 
+from pipelines import s3_layout
 from pipelines.config import Config
 from pipelines.paths import STEPS_DIR
 from pipelines.processors import step_processor
@@ -55,7 +56,7 @@ def evaluate_step(
         _input("train", prepared["train"].S3Output.S3Uri),
         _input("data_report", prepared["report"].S3Output.S3Uri),
         _input("inventory", from_resolved("inventory_uri")),
-        _input("benchmarks", config.benchmarks_uri),
+        _input("benchmarks", s3_layout.benchmarks_uri(config)),
     ]
     arguments: list[str | PipelineVariable] = [
         *(f"--{name.replace('_', '-')}-dir={INPUT_ROOT}/{name}" for name in
