@@ -7,6 +7,7 @@ fetches an object, what builds an unset base model) is decided here, by the meth
 """
 from __future__ import annotations
 
+import json
 import os
 import time
 from contextlib import contextmanager
@@ -116,6 +117,34 @@ class Backend:
                 yield env
             return
         yield {**os.environ, "AWS_DEFAULT_REGION": config.project.region, **({"AWS_PROFILE": profile} if profile else {})}
+
+    def object_location(self, uri: str, expires_in: int = 3600, content_type: str | None = None) -> str:
+        """Where a person fetches the object at ``uri``: its file in the local S3 stand-in (FileNotFoundError when
+        missing), or on AWS a presigned ``https://`` GET URL valid ``expires_in`` seconds (``content_type``: the
+        Content-Type S3 answers with)."""
+        if self.is_local:
+            from pipelines.local.s3 import LocalS3
+
+            assert self.home is not None
+            path = LocalS3(self.home / "s3").path(uri)
+            if not path.exists():
+                raise FileNotFoundError(f"{uri} is missing ({path})")
+            return str(path)
+        if not 1 <= expires_in <= MAX_PRESIGN_SECONDS:
+            raise ValueError(f"--expires-in must be within 1..{MAX_PRESIGN_SECONDS} seconds, got {expires_in}")
+        from botocore.config import Config as BotoConfig
+
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        s3 = self.session.client("s3", config=BotoConfig(signature_version="s3v4"))  # SigV2 URLs are deprecated
+        params = {"Bucket": bucket, "Key": key, **({"ResponseContentType": content_type} if content_type else {})}
+        return s3.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
+
+    def recent_executions(self, count: int) -> list[dict[str, Any]]:
+        """The last ``count`` local pipeline executions (execution.json records, oldest first); none on AWS."""
+        if not self.is_local or self.home is None:
+            return []
+        paths = sorted((self.home / "executions").glob("*/*/execution.json"), key=lambda p: p.stat().st_mtime)
+        return [json.loads(path.read_text(encoding="utf-8")) for path in paths[-count:]]
 
     def stand_in_base_model(self, config: Config) -> Callable[[], Path] | None:
         """What builds the base model when model.base_model is unset: locally the demo's tiny model (built once

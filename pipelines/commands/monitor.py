@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Callable
 
+from pipelines import s3_layout
 from pipelines.backend import Backend
 from pipelines.cli_support import add_target, backend_for, parse_parameters, report_outcome
 from pipelines.config import Config, load_config
@@ -18,6 +18,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     prepare_sdk_environment()  # before the SDK's first import: quiet, no telemetry
     if args.action == "schedule":
         return _schedule(args, config)
+    from pipelines.deploy.stage_status import latest_drift_report
     from pipelines.execution import run_pipeline
 
     backend = backend_for(args, config)
@@ -29,9 +30,13 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     if not outcome.succeeded:
         print(f"reason: {outcome.failure_reason}")
         return 1
-    if not backend.is_local or outcome.directory is None:
+    if outcome.directory is None:  # started on SageMaker: its report and alarm come later
         return 0
-    report = json.loads(next(Path(backend.home, "s3").rglob(f"{outcome.execution_id}/report.json")).read_text())
+    endpoint = parameters.get("MonitoredEndpointName") or config.deploy.monitored_endpoint
+    report = latest_drift_report(backend.client("s3"),
+                                 f"{s3_layout.monitoring_reports_uri(config, endpoint)}/{outcome.execution_id}")
+    if report is None:
+        raise FileNotFoundError(f"the monitor run {outcome.execution_id} wrote no report.json")
     print(f"verdict: {report['verdict']} over {report['rows']} prompts; violations: "
           f"{', '.join(report['violations']) or 'none'}")
     return _react(args, config, backend, report["verdict"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import webbrowser
+from pathlib import Path
 from typing import Callable
 
 from pipelines.cli_support import add_target, backend_for
@@ -52,24 +53,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     if uri is None:
         print(f"report: version {version.version} has no evaluation attached")
         return 1
-    if backend.is_local:
-        from pipelines.local.s3 import LocalS3
-
-        assert backend.home is not None
-        path = LocalS3(backend.home / "s3").path(uri)
-        if not path.is_file():
-            print(f"report: version {version.version}: {uri} is missing ({path})")
-            return 1
-        print(path)
-        link = path.as_uri()
-    else:
-        bucket, _, key = uri.removeprefix("s3://").partition("/")
-        link = backend.client("s3").generate_presigned_url(
-            "get_object", Params={"Bucket": bucket, "Key": key, "ResponseContentType": "text/html"},
-            ExpiresIn=args.expires_in,
-        )
+    try:
+        location = backend.object_location(uri, args.expires_in, content_type="text/html")
+    except FileNotFoundError as exc:
+        print(f"report: version {version.version}: {exc}")
+        return 1
+    presigned = "://" in location  # a link: the S3 URI goes above it; a local file is its own address
+    if presigned:
         print(uri)
-        print(link)
+    print(location)
+    link = location if presigned else Path(location).as_uri()
     inventory_uri = version.metadata.get(INVENTORY_KEY)
     print("\n".join(describe_inventory(read_inventory_summary(backend.client("s3"), inventory_uri), inventory_uri, "")))
     if args.open:

@@ -27,11 +27,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         for row in rows:
             print(format_stage(row, args.minutes))
-    if backend.is_local and backend.home is not None:
-        executions = sorted((backend.home / "executions").glob("*/*/execution.json"), key=lambda p: p.stat().st_mtime)
-        for path in executions[-5:]:
-            record = json.loads(path.read_text(encoding="utf-8"))
-            print(f"  execution {record['pipeline_name']} {record['execution_id']}: {record['status']}")
+    for record in backend.recent_executions(5):
+        print(f"  execution {record['pipeline_name']} {record['execution_id']}: {record['status']}")
     return 0
 
 
