@@ -23,6 +23,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from common.benchmarks import BenchmarkError, BenchmarkSuite, load_suites
+from common.bounds import meets, relation
 from common.examples import ExampleError, read_examples
 from common.suite_targets import refresh_targets
 from common.metrics import score
@@ -130,10 +131,9 @@ def benchmark_gate(suites: dict[str, dict[str, Any]], metric: str, threshold: fl
     for result in suites.values():
         if metric in result.get("metrics", {}):
             value, higher = result["metrics"][metric], result["higher_is_better"][metric]
-            passed = value >= threshold if higher else value <= threshold
-            relation = (">=" if higher else "<=") if passed else ("<" if higher else ">")
+            passed = meets(value, threshold, higher)
             return {"metric": metric, "threshold": threshold, "value": value, "passed": passed,
-                    "reason": f"{metric} = {value:.4f} {relation} {threshold} on the live endpoint"}
+                    "reason": f"{metric} = {value:.4f} {relation(higher, passed)} {threshold} on the live endpoint"}
     known = sorted(m for result in suites.values() for m in result.get("metrics", {}))
     raise SmokeTestError(f"--gate-metric {metric!r} is not produced by the suites; they give {known}")
 

@@ -142,20 +142,19 @@ def test_training_parameters_and_hyperparameters(training: dict[str, Any]) -> No
 
 def test_gate_reads_evaluation_json(training: dict[str, Any]) -> None:
     steps = _steps_by_name(training)
-    metric = CONFIG.evaluation.gate.metric
-    threshold = steps["CheckQualityThreshold"]["Arguments"]["Conditions"]
-    assert threshold == [{
-        "Type": "GreaterThanOrEqualTo",
-        "LeftValue": {"Std:JsonGet": {"PropertyFile": {"Get": "Steps.EvaluateModel.PropertyFiles.EvaluationReport"},
-                                      "Path": f"metrics.{metric}.value"}},
-        "RightValue": {"Get": "Parameters.GateThreshold"},
-    }]
-    regression = steps["CheckNoRegression"]["Arguments"]["Conditions"][0]
-    assert regression["Type"] == "LessThanOrEqualTo"
-    assert regression["LeftValue"]["Std:JsonGet"]["Path"] == f"metrics.{metric}.regression"
-    assert regression["RightValue"] == {"Get": "Parameters.MaxRegression"}
+    paths = [condition["LeftValue"]["Std:JsonGet"]["Path"]
+             for name in ("CheckForgetting", "CheckQualityThreshold", "CheckNoRegression")
+             for condition in steps[name]["Arguments"]["Conditions"]]
+    assert paths == [f"gate.checks.{check}.passed" for check in ("forgetting", "threshold", "regression",
+                                                                  "suite_thresholds")]
+    evaluate = steps["EvaluateModel"]
+    assert evaluate["PropertyFiles"] == [{"PropertyFileName": "EvaluationReport", "OutputName": "evaluation",
+                                          "FilePath": "evaluation.json"}]
+    arguments = evaluate["Arguments"]["AppSpecification"]["ContainerArguments"]
+    assert arguments[arguments.index("--gate-metric") + 1] == CONFIG.evaluation.gate.metric
+    assert "--gate-lower-is-better" not in arguments  # token F1: higher is better
     message = json.dumps(steps["FailQualityThreshold"]["Arguments"]["ErrorMessage"])
-    assert metric in message and "Parameters.GateThreshold" in message
+    assert "gate.checks.threshold.message" in message
 
 
 def test_register_arguments(training: dict[str, Any]) -> None:

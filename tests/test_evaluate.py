@@ -175,7 +175,7 @@ def test_perturbed_archive_candidate_differs_from_baseline(
          "--gate-max-regression", "0"],
         tmp_path / "out",
     )
-    assert code == 0  # the gate is informational; the pipeline's ConditionStep decides
+    assert code == 0  # a failed check does not fail the step: the pipeline's ConditionSteps read gate.checks
     metrics = report["metrics"]
     assert metrics["validation_loss"]["delta"] != 0.0 and metrics["validation_perplexity"]["delta"] != 0.0
     for name, entry in metrics.items():
@@ -185,9 +185,14 @@ def test_perturbed_archive_candidate_differs_from_baseline(
     assert any(ex["candidate"] != ex["baseline"] for ex in report["suites"]["company_facts"]["examples"])
     gate = report["gate"]
     assert gate["passed"] is False and gate["higher_is_better"] is False
-    assert gate["reasons"][0].startswith("benchmark validation metric loss = ")
+    assert gate["reasons"][0].startswith("gate metric validation_loss: benchmark validation metric loss = ")
     assert "is not <= threshold 0.5 (GateThreshold)" in gate["reasons"][0]
     assert (len(gate["reasons"]) == 2) == (metrics["validation_loss"]["regression"] > 0)
+    checks = gate["checks"]
+    assert checks["threshold"] == {"passed": False, "value": metrics["validation_loss"]["value"], "bound": 0.5,
+                                   "message": gate["reasons"][0]}
+    assert checks["regression"]["passed"] is (metrics["validation_loss"]["regression"] == 0)
+    assert checks["forgetting"]["passed"] is True and checks["suite_thresholds"]["passed"] is True
     assert report["lineage"]["candidate"]["hyperparameters"] == {"lora_r": 4}
 
 

@@ -51,6 +51,40 @@ def test_compute_gate(value: float, baseline: float, higher: bool, threshold: fl
     for reason, part in zip(gate["reasons"], reasons):
         assert part in reason
     assert gate["summary"] == ("; ".join(gate["reasons"]) if reasons else "all checks passed")
+    checks = gate["checks"]
+    assert list(checks) == ["forgetting", "threshold", "regression", "suite_thresholds"]  # the pipeline's order
+    failed = [checks[name]["message"] for name in ("threshold", "regression") if not checks[name]["passed"]]
+    assert failed == gate["reasons"]  # the FailSteps' messages are the reasons, written once
+    assert checks["threshold"]["bound"] == threshold and checks["regression"]["bound"] == max_regression
+    assert checks["regression"]["value"] == gate_regression(value, baseline, higher)
+
+
+def gate_regression(value: float, baseline: float, higher: bool) -> float:
+    return max(0.0, baseline - value if higher else value - baseline)
+
+
+@pytest.mark.parametrize("higher", [True, False])
+def test_a_value_equal_to_its_bound_passes_every_check(higher: bool) -> None:
+    metrics = _metrics(0.5, 0.6 if higher else 0.4, higher)  # 0.1 worse than the previous version
+    bound = metrics["facts_m"]["regression"]
+    gate = compute_gate(metrics, "facts_m", 0.5, bound, higher,
+                        Retention(asked=4, known=4, lost_before=0, forgotten=[{"id": "f", "data_version": "v"}]), 0.25)
+    assert gate["passed"] is True, gate["summary"]
+    assert all(check["passed"] is True for check in gate["checks"].values())
+    assert gate["checks"]["threshold"]["message"] == (
+        f"gate metric facts_m: benchmark facts metric m = 0.5 {'>=' if higher else '<='} threshold 0.5 (GateThreshold)")
+    just_over = compute_gate(metrics, "facts_m", 0.5, bound * 0.99, higher)
+    assert just_over["checks"]["regression"]["passed"] is False and just_over["checks"]["threshold"]["passed"] is True
+
+
+def test_comparison_with_a_bound_is_direction_aware() -> None:
+    from common.bounds import meets, relation, worse_by
+
+    assert meets(0.5, 0.5, True) and meets(0.5, 0.5, False)
+    assert meets(0.6, 0.5, True) and not meets(0.6, 0.5, False)
+    assert not meets(0.4, 0.5, True) and meets(0.4, 0.5, False)
+    assert worse_by(0.4, 0.5, True) == pytest.approx(0.1) and worse_by(0.4, 0.5, False) == pytest.approx(-0.1)
+    assert [relation(True), relation(False), relation(True, False), relation(False, False)] == [">=", "<=", "<", ">"]
 
 
 def test_suite_thresholds_fail_the_gate_with_their_own_reason() -> None:
@@ -59,8 +93,12 @@ def test_suite_thresholds_fail_the_gate_with_their_own_reason() -> None:
     gate = compute_gate(_metrics(0.9, 0.8, True, quiz_accuracy=quiz, docs_perplexity=ppl), "facts_m", 0.5, 0.1, True)
     assert gate["passed"] is False and gate["suite_threshold_failures"] == 1
     assert gate["reasons"] == ["benchmark quiz metric accuracy = 0.25 is not >= threshold 0.4 (suite.yaml threshold)"]
+    assert gate["checks"]["suite_thresholds"] == {"passed": False, "value": 1, "bound": 0, "message": gate["reasons"][0]}
+    assert [name for name, check in gate["checks"].items() if not check["passed"]] == ["suite_thresholds"]
     no_gate_metric = compute_gate({"quiz_accuracy": quiz}, None, None, None, True)
     assert no_gate_metric["metric"] is None and no_gate_metric["passed"] is False
+    assert no_gate_metric["checks"]["threshold"] == {"passed": True, "value": None, "bound": None,
+                                                     "message": "threshold not checked (no gate metric)"}
 
 
 def test_forgetting_fails_the_gate_beside_the_gate_metric_and_only_past_its_bound() -> None:
@@ -69,8 +107,9 @@ def test_forgetting_fails_the_gate_beside_the_gate_metric_and_only_past_its_boun
     metrics = _metrics(0.9, 0.8, True)
     gate = compute_gate(metrics, "facts_m", 0.5, 0.1, True, forgot, 0.2)
     assert gate["passed"] is False and gate["forgetting_failures"] == 1 and gate["suite_threshold_failures"] == 0
-    assert gate["reasons"] == ["forgetting 0.25 > MaxForgetting 0.2: the candidate answers 2 of 8 items the previous "
-                               "version knew wrong (data version(s) 0123456789ab)"]
+    assert gate["reasons"] == ["the candidate forgot 2 of 8 items the previous version knew: forgetting 0.25 > "
+                               "MaxForgetting 0.2 (data version(s) 0123456789ab) - report.html lists the forgotten items"]
+    assert gate["checks"]["forgetting"] == {"passed": False, "value": 0.25, "bound": 0.2, "message": gate["reasons"][0]}
     assert (gate["forgetting"], gate["forgotten_items"], gate["known_items_asked"]) == (0.25, 2, 8)
     assert compute_gate(metrics, "facts_m", 0.5, 0.1, True, forgot, 0.25)["passed"] is True
     assert compute_gate(metrics, "facts_m", 0.5, 0.1, True, forgot, None)["forgetting_failures"] == 0

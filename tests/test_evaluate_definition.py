@@ -63,33 +63,29 @@ def test_evaluate_inputs_and_arguments(steps: dict[str, dict[str, Any]]) -> None
     assert args[args.index("--inventory-output-dir") + 1] == outputs["inventory"]
 
 
-def test_gate_conditions_and_fail_messages_name_benchmark_metric_value_threshold(steps: dict[str, dict[str, Any]]) -> None:
-    metric = CONFIG.evaluation.gate.metric
-    regression = steps["CheckNoRegression"]["Arguments"]["Conditions"]
-    assert regression == [
-        {"Type": "LessThanOrEqualTo", "LeftValue": _json_get(f"metrics.{metric}.regression"),
-         "RightValue": {"Get": "Parameters.MaxRegression"}},
-        {"Type": "LessThanOrEqualTo", "LeftValue": _json_get("gate.suite_threshold_failures"), "RightValue": 0},
-    ]
-    assert steps["CheckForgetting"]["Arguments"]["Conditions"] == [
-        {"Type": "LessThanOrEqualTo", "LeftValue": _json_get("gate.forgetting"),
-         "RightValue": {"Get": "Parameters.MaxForgetting"}}]
-    assert steps["FailForgetting"]["Arguments"]["ErrorMessage"]["Std:Join"]["Values"] == [
-        "Gate failed: the candidate forgot", _json_get("gate.forgotten_items"), "of", _json_get("gate.known_items_asked"),
-        "items the previous version knew: forgetting", _json_get("gate.forgetting"), "> MaxForgetting",
-        {"Get": "Parameters.MaxForgetting"}, "- report.html lists the forgotten items"]
+def test_gate_conditions_read_the_evaluate_steps_checks_and_fail_with_their_messages(
+        steps: dict[str, dict[str, Any]]) -> None:
+    def passed(check: str) -> dict[str, Any]:
+        return {"Type": "Equals", "LeftValue": _json_get(f"gate.checks.{check}.passed"), "RightValue": True}
+
+    def message(*checks: str) -> dict[str, Any]:
+        values: list[Any] = ["Gate failed:"]
+        for index, check in enumerate(checks):
+            values += [*(["|"] if index else []), _json_get(f"gate.checks.{check}.message")]
+        return {"Std:Join": {"On": " ", "Values": values}}
+
+    assert steps["CheckForgetting"]["Arguments"]["Conditions"] == [passed("forgetting")]
+    assert steps["CheckQualityThreshold"]["Arguments"]["Conditions"] == [passed("threshold")]
+    assert steps["CheckNoRegression"]["Arguments"]["Conditions"] == [passed("regression"), passed("suite_thresholds")]
+    assert steps["FailForgetting"]["Arguments"]["ErrorMessage"] == message("forgetting")
+    assert steps["FailQualityThreshold"]["Arguments"]["ErrorMessage"] == message("threshold")
+    assert steps["FailRegression"]["Arguments"]["ErrorMessage"] == message("regression", "suite_thresholds")
+    # the checks honour each execution's bounds: the parameters reach the evaluate step as its arguments
     arguments = steps["EvaluateModel"]["Arguments"]["AppSpecification"]["ContainerArguments"]
-    assert arguments[arguments.index("--gate-max-forgetting") + 1] == {
-        "Std:Join": {"On": "", "Values": [{"Get": "Parameters.MaxForgetting"}]}}
-    threshold_message = steps["FailQualityThreshold"]["Arguments"]["ErrorMessage"]["Std:Join"]["Values"]
-    assert threshold_message == [
-        "Gate failed: benchmark", _json_get(f"metrics.{metric}.suite"), "metric", _json_get(f"metrics.{metric}.metric"),
-        "=", _json_get(f"metrics.{metric}.value"), "is not >= threshold", {"Get": "Parameters.GateThreshold"},
-        f"(GateThreshold on {metric})",
-    ]
-    # the summary names each failed check (benchmark, metric, value, baseline, MaxRegression) once
-    assert steps["FailRegression"]["Arguments"]["ErrorMessage"] == {
-        "Std:Join": {"On": " ", "Values": ["Gate failed:", _json_get("gate.summary")]}}
+    for flag, parameter in (("--gate-threshold", "GateThreshold"), ("--gate-max-regression", "MaxRegression"),
+                            ("--gate-max-forgetting", "MaxForgetting")):
+        assert arguments[arguments.index(flag) + 1] == {
+            "Std:Join": {"On": "", "Values": [{"Get": f"Parameters.{parameter}"}]}}, flag
 
 
 def test_registered_version_carries_the_report(steps: dict[str, dict[str, Any]]) -> None:

@@ -160,8 +160,8 @@ def test_a_model_that_forgot_trips_the_gate_and_a_model_that_kept_passes() -> No
     gate = compute_gate({}, None, None, None, True, forgot, 0.1)
     assert gate["passed"] is False and gate["forgetting_failures"] == 1
     assert (gate["forgetting"], gate["forgotten_items"], gate["known_items_asked"]) == (pytest.approx(8 / 9), 8, 9)
-    assert gate["reasons"][0].startswith("forgetting 0.8889 > MaxForgetting 0.1: the candidate answers 8 of 9 items "
-                                         "the previous version knew wrong (data version(s) v1)")
+    assert gate["reasons"][0].startswith("the candidate forgot 8 of 9 items the previous version knew: forgetting "
+                                         "0.8889 > MaxForgetting 0.1 (data version(s) v1)")
 
     kept = compare_retention(asked, _answers(asked, {asked[0].id: "no idea"}), baseline)
     assert compute_gate({}, None, None, None, True, kept, 0.2)["passed"] is True

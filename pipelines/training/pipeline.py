@@ -24,7 +24,7 @@ def training_pipeline(config: Config, session: PipelineSession) -> Pipeline:
     train = train_step(config, session, params, prepare, resolve, resolved)
     evaluate, evaluation = evaluate_step(config, session, params, prepare, train, resolve, resolved)
     register = register_step(config, session, params, train, evaluate, report, prepare, resolved, resolve)
-    gate = gate_steps(config.evaluation.gate, params, evaluate, evaluation, on_pass=[register])
+    gate = gate_steps(evaluate, evaluation, on_pass=[register])
     data_changed = data_changed_step(prepare, report, retrain_min_change, if_steps=[train, evaluate, gate])
     return Pipeline(
         name=config.training_pipeline_name,

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evaluate.tasks import CaseOutcome, SuiteRun
+from common.bounds import meets, worse_by
 from common.metrics import perplexity
 
 EXAMPLES_PER_SUITE = 5
@@ -58,8 +59,8 @@ def metric_entry(
         delta, regression = None, 0.0
     else:
         delta = value - baseline
-        regression = max(0.0, -delta if higher_is_better else delta)
-    passed = None if threshold is None else (value >= threshold if higher_is_better else value <= threshold)
+        regression = max(0.0, worse_by(value, baseline, higher_is_better))
+    passed = None if threshold is None else meets(value, threshold, higher_is_better)
     return {
         "value": value,
         "baseline": baseline,
@@ -130,13 +131,13 @@ def worst_regressions(info: SuiteInfo, candidate: SuiteRun, baseline: SuiteRun, 
         if ranking is None or ranking[0] not in old.scores or ranking[0] not in new.scores:
             continue
         key, higher = ranking
-        worse_by = (old.scores[key] - new.scores[key]) if higher else (new.scores[key] - old.scores[key])
+        worse = worse_by(new.scores[key], old.scores[key], higher)
         flipped = old.correct is True and new.correct is False
-        if worse_by > 1e-9 or flipped:
-            found.append((flipped, worse_by, {
+        if worse > 1e-9 or flipped:
+            found.append((flipped, worse, {
                 "id": new.id, "group": new.group, "prompt": new.prompt, "target": new.target,
                 "candidate": new.prediction, "baseline": old.prediction, "score": key,
-                "candidate_score": new.scores[key], "baseline_score": old.scores[key], "worse_by": worse_by,
+                "candidate_score": new.scores[key], "baseline_score": old.scores[key], "worse_by": worse,
                 "flipped": flipped,
             }))
     found.sort(key=lambda item: (not item[0], -item[1]))

@@ -1,18 +1,19 @@
-"""The gate's verdict in evaluation.json, and the console table.
+"""The gate's checks, each decided once here and written to evaluation.json's gate.checks.
 
-The pipeline's ConditionSteps decide (they read metrics.<gate metric>.value / .regression,
-gate.forgetting and gate.suite_threshold_failures); this section says the same in words so the
-FailStep message can name the benchmark, the metric, the value and the threshold that failed.
-The forgetting check bounds the share of re-asked known inventory items (what the previous version
-answered right) that the candidate answers wrong (evaluate.retention); it passes when nothing
-was re-asked (a first version, or an inventory with no known item).
+Four checks, in the pipeline's order: forgetting (the candidate answers wrong at most MaxForgetting,
+a share, of the re-asked known inventory items, those the previous version answered right:
+evaluate.retention; passes when nothing was re-asked), threshold (the gate metric meets
+GateThreshold), regression (the gate metric is at most MaxRegression worse than the previous
+version) and suite_thresholds (every suite meets its own suite.yaml threshold). Each is
+{passed, value, bound, message}; the pipeline's ConditionSteps read `passed` and their FailSteps
+`message`, so the verdict and its words come from here. A bound that is not given passes.
 """
 from __future__ import annotations
 
 from typing import Any
 
+from common.bounds import check, meets, relation
 from evaluate.retention import Retention
-
 
 class GateError(ValueError):
     """The gate asks for something this evaluation does not produce."""
@@ -28,20 +29,66 @@ def check_gate_metric(metric: str, higher_is_better: bool, directions: dict[str,
         raise GateError(f"gate metric {metric!r} is {wanted}-is-better: {flag}")
 
 
-def _below(entry: dict[str, Any], threshold: float, origin: str) -> str:
-    sign = ">=" if entry["higher_is_better"] else "<="
+def _against(entry: dict[str, Any], threshold: float, origin: str, passed: bool, higher_is_better: bool) -> str:
+    sign = relation(higher_is_better)
     return (f"benchmark {entry['suite']} metric {entry['metric']} = {entry['value']:.6g} "
-            f"is not {sign} threshold {threshold:.6g} ({origin})")
+            f"{'' if passed else 'is not '}{sign} threshold {threshold:.6g} ({origin})")
 
 
-def _forgetting(retention: Retention | None, max_forgetting: float | None) -> list[str]:
-    """The forgetting reason, if the candidate forgot more than `max_forgetting` of the known items re-asked."""
-    if retention is None or max_forgetting is None or retention.share <= max_forgetting:
-        return []
-    versions = sorted({item["data_version"][:12] for item in retention.forgotten})
-    return [f"forgetting {retention.share:.4g} > MaxForgetting {max_forgetting:.6g}: the candidate answers "
-            f"{len(retention.forgotten)} of {retention.known} items the previous version knew wrong "
-            f"(data version(s) {', '.join(versions)})"]
+def forgetting_check(retention: Retention | None, max_forgetting: float | None) -> dict[str, Any]:
+    """Passed when the candidate forgot at most `max_forgetting` of the known items re-asked (none re-asked: 0)."""
+    share = retention.share if retention else 0.0
+    forgotten, known = (len(retention.forgotten), retention.known) if retention else (0, 0)
+    if max_forgetting is None:
+        return check(True, share, None, "forgetting not checked (no MaxForgetting)")
+    passed = meets(share, max_forgetting, higher_is_better=False)
+    if passed:
+        return check(True, share, max_forgetting, f"forgetting {share:.4g} <= MaxForgetting {max_forgetting:.6g} "
+                                                  f"({forgotten} of {known} known items forgotten)")
+    versions = sorted({item["data_version"][:12] for item in retention.forgotten}) if retention else []
+    return check(False, share, max_forgetting,
+                 f"the candidate forgot {forgotten} of {known} items the previous version knew: forgetting "
+                 f"{share:.4g} > MaxForgetting {max_forgetting:.6g} (data version(s) {', '.join(versions)}) "
+                 "- report.html lists the forgotten items")
+
+
+def threshold_check(metric: str | None, entry: dict[str, Any] | None, threshold: float | None,
+                    higher_is_better: bool) -> dict[str, Any]:
+    """Passed when the gate metric's value meets `threshold` in the gate's direction."""
+    if entry is None or threshold is None:
+        return check(True, None if entry is None else entry["value"], threshold,
+                     "threshold not checked (" + ("no gate metric)" if entry is None else "no GateThreshold)"))
+    passed = meets(entry["value"], threshold, higher_is_better)
+    return check(passed, entry["value"], threshold,
+                 f"gate metric {metric}: {_against(entry, threshold, 'GateThreshold', passed, higher_is_better)}")
+
+
+def regression_check(metric: str | None, entry: dict[str, Any] | None, max_regression: float | None) -> dict[str, Any]:
+    """Passed when the gate metric is at most `max_regression` worse than the previous version."""
+    if entry is None or max_regression is None:
+        return check(True, None if entry is None else entry["regression"], max_regression,
+                     "regression not checked (" + ("no gate metric)" if entry is None else "no MaxRegression)"))
+    passed = meets(entry["regression"], max_regression, higher_is_better=False)
+    baseline = "no baseline" if entry["baseline"] is None else f"baseline {entry['baseline']:.6g}"
+    verb = "regressed by" if not passed else "regression"
+    bound = f"(MaxRegression {max_regression:.6g})" if not passed else f"<= MaxRegression {max_regression:.6g}"
+    return check(passed, entry["regression"], max_regression,
+                 f"gate metric {metric}: benchmark {entry['suite']} metric {entry['metric']} = {entry['value']:.6g} {verb} "
+                 f"{entry['regression']:.6g} vs {baseline} {bound}")
+
+
+def suite_failures(metrics: dict[str, dict[str, Any]]) -> list[str]:
+    """One reason per suite whose primary metric misses its suite.yaml threshold (metric_entry's `passed`)."""
+    return [_against(entry, entry["threshold"], "suite.yaml threshold", False, entry["higher_is_better"])
+            for entry in metrics.values() if entry.get("passed") is False]
+
+
+def suite_thresholds_check(metrics: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Passed when every suite with a suite.yaml threshold meets it; value: how many do not."""
+    failures = suite_failures(metrics)
+    checked = sum(entry.get("passed") is not None for entry in metrics.values())
+    message = "; ".join(failures) if failures else f"{checked} suite threshold(s) met"
+    return check(not failures, len(failures), 0, message)
 
 
 def compute_gate(
@@ -53,38 +100,35 @@ def compute_gate(
     retention: Retention | None = None,
     max_forgetting: float | None = None,
 ) -> dict[str, Any]:
-    """Passed when the gate metric meets its threshold and regression bound, every suite meets its own threshold
-    and the candidate forgot at most `max_forgetting` of the re-asked known items (`retention`, when any)."""
-    reasons: list[str] = []
-    if metric is not None:
-        entry = metrics[metric]
-        if threshold is not None:
-            ok = entry["value"] >= threshold if higher_is_better else entry["value"] <= threshold
-            if not ok:
-                reasons.append(_below(entry, threshold, "GateThreshold"))
-        if max_regression is not None and entry["regression"] > max_regression:
-            reasons.append(
-                f"benchmark {entry['suite']} metric {entry['metric']} = {entry['value']:.6g} regressed by "
-                f"{entry['regression']:.6g} vs baseline {entry['baseline']:.6g} (MaxRegression {max_regression:.6g})"
-            )
-    suite_failures = [_below(entry, entry["threshold"], "suite.yaml threshold")
-                      for entry in metrics.values() if entry.get("passed") is False]
-    forgetting_failures = _forgetting(retention, max_forgetting)
-    reasons += suite_failures + forgetting_failures
+    """Every gate check once (`checks`, in the pipeline's order) and the verdict: passed when all of them pass.
+    `reasons` lists the failed checks' messages (each failing suite threshold on its own)."""
+    entry = metrics[metric] if metric is not None else None
+    checks = {
+        "forgetting": forgetting_check(retention, max_forgetting),
+        "threshold": threshold_check(metric, entry, threshold, higher_is_better),
+        "regression": regression_check(metric, entry, max_regression),
+        "suite_thresholds": suite_thresholds_check(metrics),
+    }
+    failures = suite_failures(metrics)
+    reasons = [checks[name]["message"] for name in ("threshold", "regression") if not checks[name]["passed"]]
+    reasons += failures
+    if not checks["forgetting"]["passed"]:
+        reasons.append(checks["forgetting"]["message"])
     return {
         "metric": metric,
         "threshold": threshold,
         "max_regression": max_regression,
         "higher_is_better": higher_is_better,
-        "forgetting": retention.share if retention else 0.0,  # read by the pipeline's CheckForgetting
+        "forgetting": checks["forgetting"]["value"],
         "forgotten_items": len(retention.forgotten) if retention else 0,
         "known_items_asked": retention.known if retention else 0,
         "max_forgetting": max_forgetting,
         "passed": not reasons,
         "reasons": reasons,
-        "suite_threshold_failures": len(suite_failures),
-        "forgetting_failures": len(forgetting_failures),
+        "suite_threshold_failures": len(failures),
+        "forgetting_failures": int(not checks["forgetting"]["passed"]),
         "summary": "; ".join(reasons) if reasons else "all checks passed",
+        "checks": checks,
     }
 
 
@@ -108,8 +152,7 @@ def format_table(report: dict[str, Any]) -> str:
     if gate["metric"] is None:
         lines.append(f"gate: no --gate-metric; suite thresholds {verdict}")
         return "\n".join(lines)
-    sign = ">=" if gate["higher_is_better"] else "<="
-    threshold = "not checked" if gate["threshold"] is None else f"{sign} {gate['threshold']}"
+    threshold = "not checked" if gate["threshold"] is None else f"{relation(gate['higher_is_better'])} {gate['threshold']}"
     regression = "not checked" if gate["max_regression"] is None else f"<= {gate['max_regression']}"
     lines.append(f"gate {gate['metric']} (threshold {threshold}, regression {regression}): {verdict}")
     return "\n".join(lines)

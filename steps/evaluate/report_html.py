@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from common.bounds import worse_by
+
 REPORT_FILE = "report.html"
 CANDIDATE_COLOR, BASELINE_COLOR = "#2563eb", "#9ca3af"
 GOOD, BAD = "#15803d", "#b91c1c"
@@ -57,7 +59,7 @@ def _delta_cell(entry: dict[str, Any]) -> str:
     delta = entry.get("delta")
     if delta is None:
         return _td("–", "num")
-    better = delta > 0 if entry["higher_is_better"] else delta < 0
+    better = worse_by(entry["value"], entry["baseline"], entry["higher_is_better"]) < 0
     cls = "num good" if better and abs(delta) > 1e-12 else "num bad" if abs(delta) > 1e-12 else "num muted"
     return _td(f"{delta:+.4f}", cls)
 
