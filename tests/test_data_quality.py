@@ -121,6 +121,54 @@ def test_exact_duplicates_keep_the_first_copy(tmp_path: Path) -> None:
     assert sources["What does the Acme Z1 weigh?"] == "a.jsonl:1"
 
 
+def test_dedup_building_blocks_on_edge_cases() -> None:
+    """Empty inputs keep their shapes and types; a pair found in several bands is listed once; close pairs come
+    sorted by (later, earlier)."""
+    empty = dedup.signatures([])
+    assert empty.shape == (0, dedup.NUM_PERM) and empty.dtype == np.uint32
+    no_pairs = dedup.candidate_pairs([np.arange(4, dtype=np.uint64)] * dedup.BANDS, np.ones(4, bool))
+    assert no_pairs.shape == (0, 2) and no_pairs.dtype == np.int64
+    unique = dedup.repeated(np.array([4, 1, 3], np.uint64))
+    assert unique.dtype == bool and unique.tolist() == [False, False, False]
+    assert dedup.repeated(np.array([4, 1, 4, 2, 1], np.uint64)).tolist() == [True, True, True, False, True]
+
+    same = [np.array([7, 7, 9, 7], np.uint64)] * dedup.BANDS  # rows 0, 1 and 3 share a bucket in every band
+    assert dedup.candidate_pairs(same, np.ones(4, bool)).tolist() == [[0, 1], [0, 3]]
+    assert dedup.candidate_pairs(same, np.array([False, True, True, True])).tolist() == [[1, 3]]
+    first, later = dedup.bucket_pairs(np.array([7, 7, 9, 7], np.uint64))
+    assert sorted(zip(first.tolist(), later.tolist())) == [(0, 1), (0, 3)]
+
+    pairs = np.array([[2, 5], [0, 5], [1, 3], [0, 3], [4, 6]], np.int64)
+    signature = np.zeros((7, dedup.NUM_PERM), np.uint32)
+    assert dedup.close_pairs(pairs, signature[pairs[:, 0]], signature[pairs[:, 1]], 0.8).tolist() == \
+        [[0, 3], [1, 3], [0, 5], [2, 5], [4, 6]]
+    flags = np.zeros(4, bool)  # examples 3..6; pairs with an earlier member before 3 are the caller's
+    dedup.mark_near_duplicates(np.array([[3, 4], [4, 5], [5, 6]]), flags, 3)
+    assert flags.tolist() == [False, True, False, True]  # 5's only close earlier member is a duplicate: kept
+
+
+def test_sketch_prefilter_is_sound_and_rejects_far_pairs() -> None:
+    """may_be_close never drops a pair close enough, and drops pairs whose low bits already differ too often."""
+    rng = np.random.default_rng(3)
+    left = rng.integers(0, 2**32, size=(400, dedup.NUM_PERM), dtype=np.uint32)
+    right = left.copy()
+    for row, changed in enumerate(rng.integers(0, dedup.NUM_PERM + 1, size=400)):
+        right[row, :changed] = rng.integers(0, 2**32, size=changed, dtype=np.uint32)
+    for threshold in (0.5, 0.8, 0.9):
+        close = dedup.similarity(left, right) >= threshold
+        kept = dedup.may_be_close(dedup.sketches(left), dedup.sketches(right), threshold)
+        assert kept[close].all() and (~kept[~close]).sum() > 0.5 * (~close).sum()
+    zeros = np.zeros((1, dedup.NUM_PERM), np.uint32)
+    for low_bits in (1, 2, 3):  # values that differ only in one or both of the two lowest bits
+        ten_off = zeros.copy()
+        ten_off[0, :10] = low_bits
+        assert dedup.sketches(ten_off)[0] == sum(low_bits << (2 * k) for k in range(10))
+        assert not dedup.may_be_close(dedup.sketches(zeros), dedup.sketches(ten_off), 0.8)[0]  # similarity 22/32
+        assert dedup.may_be_close(dedup.sketches(zeros), dedup.sketches(ten_off), 0.65)[0]
+    high_only = zeros + 4  # differs above the two lowest bits: the sketch cannot tell
+    assert dedup.sketches(high_only)[0] == 0 and dedup.may_be_close(dedup.sketches(zeros), dedup.sketches(high_only), 1.0)[0]
+
+
 def _tokenizer_dir(folder: Path, chat_template: str | None) -> Path:
     from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
 
