@@ -152,6 +152,49 @@ def test_each_penalty_uses_its_own_lambda() -> None:
     assert not build_penalty(("ewc", "l2sp", "modular"), [module], fisher, [{"layer": previous}], off).active
 
 
+def test_penalties_cover_only_the_layers_with_matching_information() -> None:
+    """A layer without (or with a mis-shaped) Fisher entry or kept adapter is left out, and the run says so."""
+    import torch
+
+    knobs = Namespace(l2sp_lambda=0.0, ewc_lambda=2.0, orthogonal_lambda=3.0)
+    layer, other = _module(5), LoraModule("other", torch.ones(3, 4), torch.ones(4, 3), scaling=1.0)
+    fisher = {"layer": FactoredFisher(torch.ones(6), torch.full((5,), 1.2), 6.0),
+              "other": FactoredFisher(torch.ones(5), torch.ones(4), 5.0)}  # 5 rows: not other's 4 x 4
+    previous = torch.tensor([[3.0, 4.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0]])
+    history = [{"layer": previous}, {"layer": torch.ones(1, 7)}, {"elsewhere": torch.ones(1, 5)}]
+    messages: list[str] = []
+    penalty = build_penalty(("ewc", "modular"), [layer, other], fisher, history, knobs, messages.append)
+    assert messages == ["ewc: 1 of 2 adapted layers have no Fisher entry; EWC covers the others"]
+    assert [term.module.name for term in penalty.ewc] == ["layer"] and not penalty.l2sp
+    torch.testing.assert_close(penalty.ewc[0].rows * penalty.ewc[0].cols[0], torch.ones(6))  # mean 1 over layer alone
+    [(module, stacked)] = penalty.orthogonal
+    assert module is layer
+    torch.testing.assert_close(stacked, torch.tensor([[0.6, 0.8, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0]]))
+    total, parts = penalty()
+    assert set(parts) == {"ewc", "orthogonal"}
+    assert float(parts["orthogonal"]) == pytest.approx(3.0 * float(((layer.lora_a @ stacked.T) ** 2).sum()), rel=1e-5)
+
+    nothing = build_penalty(("modular",), [other], None, history, knobs, messages.append)
+    assert not nothing.active and messages[-1] == \
+        "modular: the starting model keeps no adapters (a base model); nothing to stay orthogonal to"
+    assert build_penalty(("ewc",), [layer], {}, [], knobs, messages.append).ewc == []
+    assert messages[-1].startswith("ewc: the starting model has no Fisher information (a base model, or trained with "
+                                   "--fisher_samples 0); EWC is off for this run")
+
+
+def test_normalised_fisher_leaves_out_what_carries_no_information() -> None:
+    import torch
+
+    empty = {"a": FactoredFisher(torch.zeros(2), torch.zeros(3), 0.0)}
+    assert normalised_fisher(empty, ["a"]) == {} and normalised_fisher({}, []) == {}
+    fisher = {**empty, "b": FactoredFisher(torch.tensor([1.0, 3.0]), torch.tensor([2.0, 2.0]), 4.0)}
+    factors = normalised_fisher(fisher, ["a", "b"])
+    assert set(factors) == {"b"}
+    dense = torch.outer(*factors["b"])  # mean 1 over all 10 adapted weights: b's 4 weights hold the total
+    assert float(dense.sum()) == pytest.approx(10.0) and factors["b"][0].dtype == torch.float64
+    torch.testing.assert_close(dense / dense.sum(), fisher["b"].dense().double() / 4.0)
+
+
 def test_history_keeps_every_generation(tmp_path: Path) -> None:
     previous = tmp_path / "v2"
     for folder in (previous / "adapters" / "0001", previous / "adapter", tmp_path / "v3" / "adapter"):
