@@ -146,3 +146,109 @@ def test_worst_regressions_put_flips_first_then_the_biggest_drop() -> None:
     assert worst_regressions(info, candidate, baseline, limit=1)[0]["id"] == "c0"
     assert forgetting(candidate, baseline) == {"kept": 0, "forgotten": 1, "learned": 0, "still_wrong": 3}
     assert forgetting(_run([0.0], [None]), _run([0.0], [None])) is None
+
+
+def test_every_check_says_what_it_compared() -> None:
+    """Each check's {passed, value, bound, message} on every branch: the words the FailSteps show."""
+    from evaluate.gate import forgetting_check, regression_check, suite_thresholds_check, threshold_check
+
+    entry = metric_entry(0.55, 0.6, True, "facts", "m")
+    assert forgetting_check(None, None) == {"passed": True, "value": 0.0, "bound": None,
+                                            "message": "forgetting not checked (no MaxForgetting)"}
+    assert forgetting_check(None, 0.1) == {"passed": True, "value": 0.0, "bound": 0.1,
+                                           "message": "forgetting 0 <= MaxForgetting 0.1 (0 of 0 known items forgotten)"}
+    some = Retention(asked=5, known=4, lost_before=1, forgotten=[{"id": "a", "data_version": "bbbbbbbbbbbbbbbb"}])
+    assert forgetting_check(some, 0.25) == {"passed": True, "value": 0.25, "bound": 0.25,
+                                            "message": "forgetting 0.25 <= MaxForgetting 0.25 (1 of 4 known items forgotten)"}
+    more = Retention(asked=4, known=4, lost_before=0, forgotten=[
+        {"id": "a", "data_version": "bbbbbbbbbbbbbbbb"}, {"id": "b", "data_version": "aaaaaaaaaaaaaaaa"},
+        {"id": "c", "data_version": "bbbbbbbbbbbbXXXX"}])
+    assert forgetting_check(more, 0.5)["message"] == (
+        "the candidate forgot 3 of 4 items the previous version knew: forgetting 0.75 > MaxForgetting 0.5 "
+        "(data version(s) aaaaaaaaaaaa, bbbbbbbbbbbb) - report.html lists the forgotten items")
+
+    assert threshold_check("m", None, 0.5, True) == {"passed": True, "value": None, "bound": 0.5,
+                                                     "message": "threshold not checked (no gate metric)"}
+    assert threshold_check("m", entry, None, True) == {"passed": True, "value": 0.55, "bound": None,
+                                                       "message": "threshold not checked (no GateThreshold)"}
+    assert threshold_check("m", entry, 0.5, True) == {
+        "passed": True, "value": 0.55, "bound": 0.5,
+        "message": "gate metric m: benchmark facts metric m = 0.55 >= threshold 0.5 (GateThreshold)"}
+    assert threshold_check("m", entry, 0.5, False)["message"] == \
+        "gate metric m: benchmark facts metric m = 0.55 is not <= threshold 0.5 (GateThreshold)"
+
+    assert regression_check("m", None, 0.1) == {"passed": True, "value": None, "bound": 0.1,
+                                                "message": "regression not checked (no gate metric)"}
+    assert regression_check("m", entry, None) == {"passed": True, "value": pytest.approx(0.05), "bound": None,
+                                                  "message": "regression not checked (no MaxRegression)"}
+    assert regression_check("m", entry, 0.1) == {
+        "passed": True, "value": pytest.approx(0.05), "bound": 0.1,
+        "message": "gate metric m: benchmark facts metric m = 0.55 regression 0.05 vs baseline 0.6 <= MaxRegression 0.1"}
+    assert regression_check("m", entry, 0.01)["message"] == \
+        "gate metric m: benchmark facts metric m = 0.55 regressed by 0.05 vs baseline 0.6 (MaxRegression 0.01)"
+    first = metric_entry(0.55, None, True, "facts", "m")
+    assert regression_check("m", first, 0.1)["message"] == \
+        "gate metric m: benchmark facts metric m = 0.55 regression 0 vs no baseline <= MaxRegression 0.1"
+
+    met = {"a": metric_entry(0.9, None, True, "a", "x", threshold=0.5), "b": metric_entry(1.0, None, False, "b", "y", 2.0),
+           "c": metric_entry(0.1, None, True, "c", "z")}
+    assert suite_thresholds_check(met) == {"passed": True, "value": 0, "bound": 0, "message": "2 suite threshold(s) met"}
+    missed = {**met, "a": metric_entry(0.4, None, True, "a", "x", 0.5), "b": metric_entry(3.0, None, False, "b", "y", 2.0)}
+    assert suite_thresholds_check(missed) == {
+        "passed": False, "value": 2, "bound": 0,
+        "message": "benchmark a metric x = 0.4 is not >= threshold 0.5 (suite.yaml threshold); "
+                   "benchmark b metric y = 3 is not <= threshold 2 (suite.yaml threshold)"}
+
+
+def test_gate_report_fields() -> None:
+    some = Retention(asked=5, known=4, lost_before=1, forgotten=[{"id": "a", "data_version": "v"}])
+    gate = compute_gate(_metrics(0.55, 0.75, True), "facts_m", 0.5, 0.1, True, some, 0.5)
+    assert {key: value for key, value in gate.items() if key != "checks"} == {
+        "metric": "facts_m", "threshold": 0.5, "max_regression": 0.1, "higher_is_better": True, "forgetting": 0.25,
+        "forgotten_items": 1, "known_items_asked": 4, "max_forgetting": 0.5, "passed": False,
+        "reasons": ["gate metric facts_m: benchmark facts metric m = 0.55 regressed by 0.2 vs baseline 0.75 "
+                    "(MaxRegression 0.1)"],
+        "suite_threshold_failures": 0, "forgetting_failures": 0,
+        "summary": "gate metric facts_m: benchmark facts metric m = 0.55 regressed by 0.2 vs baseline 0.75 "
+                   "(MaxRegression 0.1)"}
+    first = compute_gate(_metrics(0.55, 0.75, False), "facts_m", None, None, False)
+    assert (first["forgotten_items"], first["known_items_asked"], first["higher_is_better"]) == (0, 0, False)
+
+
+def test_gate_metric_errors_say_which_way_it_points() -> None:
+    directions = {"validation_loss": False, "facts_token_f1": True}
+    with pytest.raises(GateError, match=r"^gate metric 'validation_loss' is lower-is-better: pass --gate-lower-is-better$"):
+        check_gate_metric("validation_loss", True, directions)
+    with pytest.raises(GateError, match=r"^gate metric 'facts_token_f1' is higher-is-better: drop --gate-lower-is-better$"):
+        check_gate_metric("facts_token_f1", False, directions)
+    check_gate_metric("facts_token_f1", True, directions)  # agrees: no error
+
+
+def test_format_table() -> None:
+    from evaluate.gate import format_table
+
+    metrics = {"facts_token_f1": metric_entry(0.55, 0.6, True, "facts", "token_f1", 0.5),
+               "docs_perplexity": metric_entry(12.0, None, False, "docs", "perplexity", 10.0),
+               "quiz": metric_entry(0.7, 0.7, True, "quiz", "accuracy")}
+    rows = ("metric            candidate    baseline       delta  better  threshold\n"
+            "facts_token_f1       0.5500      0.6000     -0.0500  higher  0.5 ok\n"
+            "docs_perplexity     12.0000           -           -  lower   10 FAILED\n"
+            "quiz                 0.7000      0.7000     +0.0000  higher  \n")
+    failed = "FAILED: benchmark docs metric perplexity = 12 is not <= threshold 10 (suite.yaml threshold)"
+
+    def table(*gate: Any, only: tuple[str, ...] = tuple(metrics)) -> str:
+        chosen = {name: metrics[name] for name in only}
+        return format_table({"metrics": chosen, "gate": compute_gate(chosen, *gate)})
+
+    assert table("facts_token_f1", 0.5, 0.1, True) == rows + f"gate facts_token_f1 (threshold >= 0.5, regression <= 0.1): {failed}"
+    assert table("facts_token_f1", None, None, True) == \
+        rows + f"gate facts_token_f1 (threshold not checked, regression not checked): {failed}"
+    assert table(None, None, None, True) == rows + f"gate: no --gate-metric; suite thresholds {failed}"
+    assert table("docs_perplexity", 20.0, 1.0, False, only=("docs_perplexity",)) == (
+        "metric            candidate    baseline       delta  better  threshold\n"
+        "docs_perplexity     12.0000           -           -  lower   10 FAILED\n"
+        f"gate docs_perplexity (threshold <= 20.0, regression <= 1.0): {failed}")
+    assert table("quiz", 0.5, None, True, only=("quiz",)) == (
+        "metric   candidate    baseline       delta  better  threshold\n"
+        "quiz        0.7000      0.7000     +0.0000  higher  \n"
+        "gate quiz (threshold >= 0.5, regression not checked): PASSED")
