@@ -3,6 +3,7 @@
 #
 #   bench/mutation.sh                      # every module below (long: run one at a time on a busy machine)
 #   bench/mutation.sh expressions capture  # some of them
+#   bench/mutation.sh --again dedup        # after adding tests: the same copy, tests/ refreshed, survivors only
 #
 # mutmut is not a dependency of the package or of its tests: install it into the venv first
 # (.venv/bin/pip install mutmut; written for mutmut 3.8). Each module runs in its own scratch copy of
@@ -49,6 +50,8 @@ tests/test_monitor.py::test_chat_requests_count_their_last_user_message_as_the_p
 tests/test_monitor.py::test_base64_bodies_decode_to_the_same_rows"
 )
 
+again=false
+if [ "${1:-}" = "--again" ]; then again=true; shift; fi
 modules=("$@")
 [ ${#modules[@]} -gt 0 ] || modules=(expressions gate dedup strategies capture)
 [ -x "$MUTMUT" ] || { echo "mutmut not found at $MUTMUT: $PYTHON_BIN -m pip install mutmut" >&2; exit 2; }
@@ -56,21 +59,32 @@ modules=("$@")
 for module in "${modules[@]}"; do
   [ -n "${FILES[$module]:-}" ] || { echo "unknown module $module (one of ${!FILES[*]})" >&2; exit 2; }
   dir=$WORK/$module
-  rm -rf "$dir" && mkdir -p "$dir"
-  # the working tree as git sees it (tracked and new files, nothing ignored), steps/ flattened to the root
-  (cd "$REPO" && git ls-files -co --exclude-standard -z | tar --null -T - -cf -) | (cd "$dir" && tar -xf -)
-  (cd "$dir" && for entry in steps/* steps/.[!.]*; do [ -e "$entry" ] && mv "$entry" .; done; rmdir steps)
-  also_copy=$(cd "$dir" && ls -A | grep -vx -e mutants -e tests -e setup.cfg)
-  {
-    echo "[mutmut]"
-    echo "source_paths="; for path in ${FILES[$module]}; do echo "    $path"; done
-    echo "also_copy="; for path in $also_copy; do echo "    $path"; done
-    echo "pytest_add_cli_args_test_selection="; for path in ${TESTS[$module]}; do echo "    $path"; done
-    echo "pytest_add_cli_args="; echo "    -q"; echo "    -p"; echo "    no:cacheprovider"
-  } > "$dir/setup.cfg"
-  mkdir -p "$dir/mutants" && ln -s . "$dir/mutants/steps"  # tests/conftest.py: REPO_ROOT/steps on sys.path
-  echo "== $module: mutating ${FILES[$module]}" >&2
-  (cd "$dir" && "$MUTMUT" run --max-children "$JOBS" > run.log 2>&1) || { tail -30 "$dir/run.log" >&2; exit 1; }
+  if $again; then
+    [ -f "$dir/results.txt" ] || { echo "no earlier run in $dir" >&2; exit 2; }
+    for target in "$dir/tests" "$dir/mutants/tests"; do rm -rf "$target" && cp -r "$REPO/tests" "$target"; done
+    survivors=$(grep -E ': (survived|no tests)$' "$dir/results.txt" | cut -d: -f1 || true)
+    echo "== $module: $(echo $survivors | wc -w) survivors again" >&2
+    if [ -n "$survivors" ]; then
+      # shellcheck disable=SC2086
+      (cd "$dir" && "$MUTMUT" run --max-children "$JOBS" $survivors > run-again.log 2>&1) || { tail -30 "$dir/run-again.log" >&2; exit 1; }
+    fi
+  else
+    rm -rf "$dir" && mkdir -p "$dir"
+    # the working tree as git sees it (tracked and new files, nothing ignored), steps/ flattened to the root
+    (cd "$REPO" && git ls-files -co --exclude-standard -z | tar --null -T - -cf -) | (cd "$dir" && tar -xf -)
+    (cd "$dir" && for entry in steps/* steps/.[!.]*; do [ -e "$entry" ] && mv "$entry" .; done; rmdir steps)
+    also_copy=$(cd "$dir" && ls -A | grep -vx -e mutants -e tests -e setup.cfg)
+    {
+      echo "[mutmut]"
+      echo "source_paths="; for path in ${FILES[$module]}; do echo "    $path"; done
+      echo "also_copy="; for path in $also_copy; do echo "    $path"; done
+      echo "pytest_add_cli_args_test_selection="; for path in ${TESTS[$module]}; do echo "    $path"; done
+      echo "pytest_add_cli_args="; echo "    -q"; echo "    -p"; echo "    no:cacheprovider"
+    } > "$dir/setup.cfg"
+    mkdir -p "$dir/mutants" && ln -s . "$dir/mutants/steps"  # tests/conftest.py: REPO_ROOT/steps on sys.path
+    echo "== $module: mutating ${FILES[$module]}" >&2
+    (cd "$dir" && "$MUTMUT" run --max-children "$JOBS" > run.log 2>&1) || { tail -30 "$dir/run.log" >&2; exit 1; }
+  fi
   (cd "$dir" && "$MUTMUT" results --all true > results.txt 2>&1 || true)
   "$PYTHON_BIN" - "$dir" "$module" <<'EOF'
 import collections, pathlib, re, sys

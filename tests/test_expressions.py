@@ -279,3 +279,18 @@ def test_references_are_the_steps_read() -> None:
     assert references_in({"Get": "Parameters.Steps"}) == set() and references_in({"Get": "Execution.X"}) == set()
     assert references_in({"K": [{"Std:Join": {"On": "", "Values": [{"Get": "Steps.C.Z"}, "Steps.D.W"]}}]}) == {"C"}
     assert references_in({"Get": {"Get": "Steps.E.X"}}) == {"E"}
+
+
+def test_json_get_finds_the_declared_output_and_file() -> None:
+    """Only slashes are trimmed where S3Uri and FilePath meet; an undeclared output is named in the error."""
+    outputs = {"ProcessingOutputConfig": {"Outputs": [{"OutputName": "evaluation", "S3Output": {"S3Uri": "s3://b/X/"}}]}}
+    read: list[str] = []
+    files = {"Evaluate": {"Report": {"OutputName": "evaluation", "FilePath": "/Xreport.json"}}}
+    scope = EvaluationScope({}, {}, {"Evaluate": outputs}, files, lambda uri: read.append(uri) or json.dumps(EVALUATION))
+    assert evaluate(_json_get("list[0].x"), scope) == 3 and read == ["s3://b/X/Xreport.json"]
+    elsewhere = EvaluationScope({}, {}, {"Evaluate": outputs},
+                                {"Evaluate": {"Report": {"OutputName": "missing", "FilePath": "r.json"}}}, read.append)
+    with pytest.raises(ExpressionError, match=r"^Step X: no element named 'missing' in 'missing'$"):
+        evaluate(_json_get("list"), elsewhere, "Step X")
+    with pytest.raises(ExpressionError, match=r"^definition: unknown parameter 'Missing'$"):
+        evaluate({"Get": "Parameters.Missing"}, scope)  # where defaults to the whole definition
