@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from evaluate.gate import compute_gate
-from common.eval_inventory import (
+from common.inventory import (
     INVENTORY_FILE,
     SUMMARY_FILE,
     Item,

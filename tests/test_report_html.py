@@ -69,7 +69,7 @@ def test_report_tells_the_story_and_escapes_text(tmp_path: Path) -> None:
 
 
 def test_report_lists_forgotten_items_and_the_inventory_coverage() -> None:
-    from common.eval_inventory import Item, merge
+    from common.inventory import Item, merge
     from evaluate.retention import Retention, RoundPlan, inventory_section
 
     items = [Item(f"i{n}", f"Question {n}?", "yes", "faq.jsonl:1", "v1" if n < 3 else "v2", known=n != 4,

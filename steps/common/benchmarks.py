@@ -5,7 +5,7 @@ perplexity | lm_eval), description, prompt_template (with "{prompt}" once; defau
 data (a file in the folder: JSONL cases, or for lm_eval an lm-evaluation-harness task YAML),
 metrics (the first is the suite's primary metric), threshold (an absolute bar on the primary
 metric), higher_is_better (optional; must agree with the primary metric), labels
-(classification), max_new_tokens (qa, generation). The case formats are in common.eval_cases.
+(classification), max_new_tokens (qa, generation). The case formats are in common.cases.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from common.eval_cases import BenchmarkCase, CaseError, load_cases
+from common.cases import BenchmarkCase, CaseError, load_cases
 from common.metrics import TASK_METRICS, higher_is_better
 from common.prompting import format_prompt, validate_template
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from common.benchmarks import BenchmarkSuite
-from common.eval_inventory import REPLAY_PREFIX, chat_context, question_key
+from common.inventory import REPLAY_PREFIX, chat_context, question_key
 from common.metrics import normalize_answer
 
 ANSWERED_TASKS = ("qa", "generation")

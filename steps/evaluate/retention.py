@@ -1,6 +1,6 @@
 """Knowledge retention: each round re-asks what the previous version knew, and grows the inventory's coverage.
 
-From the previous approved version's inventory (eval_inventory) and this round's train split, a
+From the previous approved version's inventory (common.inventory) and this round's train split, a
 round plans two sets of questions, both deterministic (items ranked by sha256 of this round's data
 version and the item id, so a later round draws other items) and stratified by data version
 (one item per data version in turn, so every earlier version keeps a voice however many came after):
@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from common.benchmarks import BenchmarkSuite, SuiteSpec
-from common.eval_cases import BenchmarkCase
-from common.eval_inventory import Item, Merged, answered_right, summarize
+from common.cases import BenchmarkCase
+from common.inventory import Item, Merged, answered_right, summarize
 from evaluate.tasks import CaseOutcome, SuiteRun
 
 RETENTION_SUITE = "retention"

@@ -25,7 +25,7 @@ from evaluate.generation import generate_greedy
 from evaluate.gate import GateError, check_gate_metric, compute_gate, format_table
 from evaluate.lineage import BaselineIdentity, LineageError, build_lineage, model_lineage, read_data_report
 from evaluate.lm_harness import LmEvalTask, run_lm_eval
-from common.eval_inventory import Item, merge, read_inventory, summarize, write_inventory
+from common.inventory import Item, merge, read_inventory, summarize, write_inventory
 from evaluate.model import LoadedModel, ModelLoadError, load_model
 from evaluate.retention import (
     CHECK_METRICS,

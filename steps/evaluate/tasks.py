@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from common.benchmarks import BenchmarkSuite
-from common.eval_cases import BenchmarkCase
+from common.cases import BenchmarkCase
 from evaluate.generation import encode_prompts, generate_from_ids
 from evaluate.model import LoadedModel
 from evaluate.scoring import ContinuationScore, ScoringRequest, score_requests
