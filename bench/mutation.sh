@@ -15,7 +15,7 @@
 # `mutmut show <name>` shows one).
 set -euo pipefail
 
-REPO=$(cd "$(dirname "$0")/.." && pwd)
+REPO=${CONTINUUM_REPO:-$(cd "$(dirname "$0")/.." && pwd)}  # overridable: run a copy of this script
 PYTHON_BIN=${PYTHON:-$REPO/.venv/bin/python}
 MUTMUT=${MUTMUT:-$(dirname "$PYTHON_BIN")/mutmut}
 WORK=${MUTATION_WORK:-/tmp/continuum-mutation}
@@ -34,7 +34,10 @@ declare -A TESTS=(
   [dedup]="tests/test_data_quality.py tests/test_data_spill.py tests/test_data_inputs.py"
   [strategies]="tests/test_strategies.py::test_penalties_equal_their_dense_definitions
 tests/test_strategies.py::test_penalty_without_what_the_starting_model_lacks_says_so
-tests/test_strategies.py::test_each_penalty_uses_its_own_lambda"
+tests/test_strategies.py::test_each_penalty_uses_its_own_lambda
+tests/test_strategies.py::test_penalties_cover_only_the_layers_with_matching_information
+tests/test_strategies.py::test_normalised_fisher_leaves_out_what_carries_no_information
+tests/test_strategies.py::test_small_lambdas_small_norms_and_the_adapters_device"
   [expressions]="tests/test_expressions.py"
   [capture]="tests/test_endpoints.py::test_capture_record_is_sagemakers_format
 tests/test_endpoints.py::test_encoding_follows_capture_content_type_header
@@ -47,8 +50,24 @@ tests/test_endpoints.py::test_sampling_is_deterministic
 tests/test_monitor.py::test_parser_reads_json_csv_base64_and_missing_outputs
 tests/test_monitor.py::test_parser_names_file_and_line_of_bad_records
 tests/test_monitor.py::test_chat_requests_count_their_last_user_message_as_the_prompt
-tests/test_monitor.py::test_base64_bodies_decode_to_the_same_rows"
+tests/test_monitor.py::test_base64_bodies_decode_to_the_same_rows
+tests/test_endpoints.py::test_capture_config_prefix_and_sampling_details
+tests/test_endpoints.py::test_writer_files_per_endpoint_hour_and_writer
+tests/test_monitor.py::test_capture_reader_sections_records_and_files
+tests/test_monitor.py::test_llm_rows_from_every_request_and_response_shape"
 )
+
+write_config() {  # setup.cfg's [mutmut] section for module $1 in the copy $2
+  local also_copy
+  also_copy=$(cd "$2" && ls -A | grep -vx -e mutants -e tests -e setup.cfg -e results.txt -e score.txt -e 'run.*\.log')
+  {
+    echo "[mutmut]"
+    echo "source_paths="; for path in ${FILES[$1]}; do echo "    $path"; done
+    echo "also_copy="; for path in $also_copy; do echo "    $path"; done
+    echo "pytest_add_cli_args_test_selection="; for path in ${TESTS[$1]}; do echo "    $path"; done
+    echo "pytest_add_cli_args="; echo "    -q"; echo "    -p"; echo "    no:cacheprovider"
+  } > "$2/setup.cfg"
+}
 
 again=false
 if [ "${1:-}" = "--again" ]; then again=true; shift; fi
@@ -62,6 +81,7 @@ for module in "${modules[@]}"; do
   if $again; then
     [ -f "$dir/results.txt" ] || { echo "no earlier run in $dir" >&2; exit 2; }
     for target in "$dir/tests" "$dir/mutants/tests"; do rm -rf "$target" && cp -r "$REPO/tests" "$target"; done
+    write_config "$module" "$dir" && rm -f "$dir/mutants/mutmut-stats.json"  # the test selection may have grown
     survivors=$(grep -E ': (survived|no tests)$' "$dir/results.txt" | cut -d: -f1 || true)
     echo "== $module: $(echo $survivors | wc -w) survivors again" >&2
     if [ -n "$survivors" ]; then
@@ -73,14 +93,7 @@ for module in "${modules[@]}"; do
     # the working tree as git sees it (tracked and new files, nothing ignored), steps/ flattened to the root
     (cd "$REPO" && git ls-files -co --exclude-standard -z | tar --null -T - -cf -) | (cd "$dir" && tar -xf -)
     (cd "$dir" && for entry in steps/* steps/.[!.]*; do [ -e "$entry" ] && mv "$entry" .; done; rmdir steps)
-    also_copy=$(cd "$dir" && ls -A | grep -vx -e mutants -e tests -e setup.cfg)
-    {
-      echo "[mutmut]"
-      echo "source_paths="; for path in ${FILES[$module]}; do echo "    $path"; done
-      echo "also_copy="; for path in $also_copy; do echo "    $path"; done
-      echo "pytest_add_cli_args_test_selection="; for path in ${TESTS[$module]}; do echo "    $path"; done
-      echo "pytest_add_cli_args="; echo "    -q"; echo "    -p"; echo "    no:cacheprovider"
-    } > "$dir/setup.cfg"
+    write_config "$module" "$dir"
     mkdir -p "$dir/mutants" && ln -s . "$dir/mutants/steps"  # tests/conftest.py: REPO_ROOT/steps on sys.path
     echo "== $module: mutating ${FILES[$module]}" >&2
     (cd "$dir" && "$MUTMUT" run --max-children "$JOBS" > run.log 2>&1) || { tail -30 "$dir/run.log" >&2; exit 1; }

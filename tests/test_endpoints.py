@@ -158,6 +158,35 @@ def test_sampling_is_deterministic(percent: int, taken: int) -> None:
         Sampler(101)
 
 
+def test_capture_config_prefix_and_sampling_details() -> None:
+    from pipelines.local.capture import capture_enabled, capture_modes, capture_prefix, media_type
+
+    assert media_type("Application/JSON; charset=utf-8; q=1") == "application/json" and media_type(None) == ""
+    assert capture_modes({}) == set() and capture_modes({"CaptureOptions": [{"CaptureMode": "InputAndOutput"}]}) == \
+        {"INPUT", "OUTPUT"}
+    assert capture_enabled({"CaptureOptions": [{"CaptureMode": "Input"}]})  # EnableCapture defaults to true
+    assert not capture_enabled(None) and not capture_enabled({}) and not capture_enabled({"EnableCapture": True})
+    assert not capture_enabled({**JSON_CAPTURE, "EnableCapture": False})
+    assert capture_prefix("s3://b/X/", "ep") == "s3://b/X/ep" and capture_prefix("s3://b/c", "ep", "v1") == "s3://b/c/ep/v1"
+    sampler = Sampler(100)
+    assert all(sampler.take() for _ in range(250))  # every request, also past the hundredth
+
+
+def test_writer_files_per_endpoint_hour_and_writer(tmp_path: Path) -> None:
+    s3 = LocalS3(tmp_path / "s3")
+    record = build_capture_record(JSON_CAPTURE, Exchange(b'{"inputs": "q"}', "application/json", b"[]", "application/json"),
+                                  "e1", WHEN)
+    first, later = CaptureWriter(s3), CaptureWriter(s3)
+    paths = {first.write(CAPTURE_URI, "ep", "AllTraffic", record, WHEN),
+             first.write(CAPTURE_URI, "other", "AllTraffic", record, WHEN),
+             first.write(CAPTURE_URI, "ep", "Canary", record, WHEN),
+             first.write(CAPTURE_URI, "ep", "AllTraffic", record, WHEN.replace(hour=11)),
+             later.write(CAPTURE_URI, "ep", "AllTraffic", record, WHEN)}  # same folder, its own file
+    assert len(paths) == 5
+    path = first.write(CAPTURE_URI, "ep", "AllTraffic", record, WHEN)
+    assert path.read_bytes() == (json.dumps(record, separators=(",", ":")) + "\n").encode() * 2
+
+
 # ------------------------------------------------------------------------------------------ unpacking
 def test_safe_extract_refuses_escaping_members(tmp_path: Path) -> None:
     archive = tmp_path / "evil.tar.gz"

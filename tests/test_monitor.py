@@ -6,6 +6,7 @@ import json
 import random
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -231,3 +232,85 @@ def test_base64_bodies_decode_to_the_same_rows() -> None:
                             "eventMetadata": {"eventId": "1", "inferenceTime": "2026-11-23T12:00:00Z"},
                             "eventVersion": "0"})
     assert [r.prompt for r in llm_rows(parse_capture_line(as_base64, "b64:1"))] == ["same prompt"]
+
+
+def _capture_line(event: str, prompt: str = "q", **metadata: str) -> str:
+    section = {"observedContentType": "application/json", "mode": "INPUT", "encoding": "JSON",
+               "data": json.dumps({"inputs": prompt})}
+    return json.dumps({"captureData": {"endpointInput": section},
+                       "eventMetadata": {"eventId": event, "inferenceTime": "2026-11-23T10:00:00Z", **metadata},
+                       "eventVersion": "0"})
+
+
+def test_capture_reader_sections_records_and_files(tmp_path: Path) -> None:
+    from monitor.capture import capture_files, capture_lines, decode_capture_data, decode_section
+
+    assert decode_capture_data({"encoding": "JSON"}) == b""  # no data: an empty body
+    with pytest.raises(ValueError, match=r"^'data' must be a string, got int$"):
+        decode_capture_data({"encoding": "JSON", "data": 5})
+    with pytest.raises(ValueError, match=r"^unknown capture encoding 'XML' \(expected one of JSON, CSV, BASE64\)$"):
+        decode_capture_data({"encoding": "XML", "data": ""})
+    assert decode_section({"encoding": "CSV", "data": "a,b"}) == {"content_type": "", "encoding": "CSV", "body": b"a,b",
+                                                                  "value": "a,b"}
+    assert decode_section({"encoding": "CSV", "data": "x", "observedContentType": "text/csv"})["content_type"] == "text/csv"
+    parsed = parse_capture_line(_capture_line("e9", customAttributes="k=v"), "f:3")
+    assert (parsed["event_id"], parsed["inference_time"], parsed["custom_attributes"], parsed["source"]) == \
+        ("e9", "2026-11-23T10:00:00Z", "k=v", "f:3")
+    assert parsed["output"] is None and parse_capture_line(_capture_line("e8"), "f:4")["custom_attributes"] is None
+
+    root = tmp_path / "ep"
+    files = {"AllTraffic/2026/11/23/11/b.jsonl": ["h11"], "Canary/2026/11/23/10/a.jsonl": ["c10"],
+             "AllTraffic/2026/11/23/10/z.jsonl": ["h10a", "", "h10b"], "Zeta/early.jsonl": ["zeta"],
+             "Alpha/late.jsonl": ["alpha"], "loose.jsonl": ["loose"]}
+    for name, events in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text("".join((_capture_line(e) if e else "  ") + "\n" for e in events), encoding="utf-8")
+    assert [p.relative_to(root).as_posix() for p in capture_files(root)] == [
+        "Canary/2026/11/23/10/a.jsonl", "AllTraffic/2026/11/23/10/z.jsonl", "AllTraffic/2026/11/23/11/b.jsonl",
+        "Zeta/early.jsonl", "Alpha/late.jsonl", "loose.jsonl"]
+    assert capture_files(tmp_path / "nowhere") == []
+    everything = [(r["variant"], r["event_id"], r["source"].rsplit("/", 1)[1]) for r in read_capture_tree(root)]
+    assert everything == [("Canary", "c10", "a.jsonl:1"), ("AllTraffic", "h10a", "z.jsonl:1"),
+                          ("AllTraffic", "h10b", "z.jsonl:3"), ("AllTraffic", "h11", "b.jsonl:1"),
+                          ("Zeta", "zeta", "early.jsonl:1"), ("Alpha", "alpha", "late.jsonl:1"), ("", "loose", "loose.jsonl:1")]
+    recent = [(r["variant"], r["event_id"]) for r in read_capture_tree(root, since_hour="2026/11/23/11")]
+    assert recent == [("AllTraffic", "h11"), ("Zeta", "zeta"), ("Alpha", "alpha"), ("", "loose")]
+    assert [variant for variant, _, _ in capture_lines(root, "2026/11/24/00")] == ["Zeta", "Alpha", ""]
+
+
+def test_llm_rows_from_every_request_and_response_shape() -> None:
+    from monitor.capture import request_prompts, response_texts
+
+    def rows(request: Any, response: Any = None, source: str = "s:1") -> list[tuple]:
+        record = {"input": {"value": request, "encoding": "JSON"}, "inference_time": "t0", "source": source,
+                  "output": None if response is None else {"value": response, "encoding": "JSON"}}
+        return [(r.prompt, r.response, r.max_new_tokens, r.inference_time, r.source) for r in llm_rows(record)]
+
+    assert rows({"inputs": "q", "parameters": {"max_new_tokens": 8}}, {"generated_text": "a"}) == [("q", "a", 8, "t0", "s:1")]
+    assert rows({"inputs": "q", "parameters": {"max_new_tokens": True}}, [["x"]]) == [("q", "x", None, "t0", "s:1")]
+    assert rows({"inputs": ["a", "b"], "parameters": {"max_new_tokens": "8"}}, [[{"generated_text": "A"}], []]) == \
+        [("a", "A", None, "t0", "s:1"), ("b", None, None, "t0", "s:1")]
+    assert rows({"inputs": ["a", "b"]}, ["A", {"generated_text": 5}]) == [("a", "A", None, "t0", "s:1"), ("b", None, None, "t0", "s:1")]
+    assert rows({"inputs": "q"}, 5) == [("q", None, None, "t0", "s:1")]
+    chat = {"messages": [{"role": "user", "content": "first"}, {"role": "user", "content": "second"},
+                         {"role": "assistant", "content": "x"}, {"role": "user", "content": "third"}]}
+    assert rows({"inputs": chat}) == [("third", None, None, "t0", "s:1")]
+    assert request_prompts({"inputs": "q", "parameters": [1]}, "JSON") == (["q"], {})
+    assert response_texts("a\n\nb\n", "CSV", 3) == ["a", "", "b"]
+    for bad in ({"inputs": []}, {"inputs": [1]}):
+        with pytest.raises(ValueError, match=r'^"inputs" must be a string, a \{"messages": \[\.\.\.\]\} chat or a list of those$'):
+            request_prompts(bad, "JSON")
+    long = ["x" * 200]
+    with pytest.raises(ValueError) as raised:
+        request_prompts(long, "JSON")
+    assert str(raised.value) == f'request is neither text nor a JSON object with "inputs": {str(long)[:120]!r}'
+    for messages in ("hi", [{"role": "user", "content": 5}]):
+        with pytest.raises(CaptureFormatError, match=r'^s:1: endpointInput: a chat input must be \{"messages": \[\.\.\.\]\} '
+                                                      r'with a user message whose content is a string$'):
+            rows({"inputs": {"messages": messages}})
+    with pytest.raises(CaptureFormatError, match=r"^s:2: the record has no endpointInput \(capture Input to monitor\)$"):
+        llm_rows({"input": None, "source": "s:2"})
+    undecodable = {"input": {"value": b'{"inputs": "q"}', "encoding": "BASE64"}, "inference_time": "t", "source": "s:3",
+                   "output": {"value": b"\xff\xfe", "encoding": "BASE64"}}
+    with pytest.raises(CaptureFormatError, match=r"^s:3: endpointOutput: 'utf-8' codec can't decode"):
+        llm_rows(undecodable)

@@ -195,6 +195,28 @@ def test_normalised_fisher_leaves_out_what_carries_no_information() -> None:
     torch.testing.assert_close(dense / dense.sum(), fisher["b"].dense().double() / 4.0)
 
 
+def test_small_lambdas_small_norms_and_the_adapters_device() -> None:
+    """Lambdas below 1 still apply; kept adapter rows of any length become unit rows; the factors and kept rows
+    go to the adapter's device (meta here: the shapes and devices, no numbers)."""
+    import torch
+
+    knobs = Namespace(l2sp_lambda=0.25, ewc_lambda=0.5, orthogonal_lambda=0.75)
+    layer, absent = _module(6), LoraModule("absent", torch.ones(3, 4), torch.ones(4, 3), scaling=1.0)
+    fisher = {"layer": FactoredFisher(torch.full((6,), 0.01), torch.full((5,), 0.012), 0.06)}  # totals below 1
+    previous = torch.tensor([[0.3, 0.4, 0.0, 0.0, 0.0]])  # norm 0.5
+    penalty = build_penalty(("l2sp", "ewc", "modular"), [layer, absent], fisher, [{"layer": previous}], knobs,
+                            lambda message: None)
+    assert penalty.l2sp and [t.module.name for t in penalty.ewc] == ["layer"] and len(penalty.orthogonal) == 1
+    torch.testing.assert_close(penalty.orthogonal[0][1], torch.tensor([[0.6, 0.8, 0.0, 0.0, 0.0]]))
+    torch.testing.assert_close(penalty.ewc[0].rows * penalty.ewc[0].cols[0], torch.ones(6))
+    assert set(normalised_fisher({"one": FactoredFisher(torch.ones(1), torch.ones(1), 1.0)}, ["one"])) == {"one"}
+
+    meta = LoraModule("layer", torch.empty(3, 5, device="meta"), torch.empty(6, 3, device="meta"), scaling=0.5)
+    on_meta = build_penalty(("ewc", "modular"), [meta], fisher, [{"layer": previous}], knobs, lambda message: None)
+    assert on_meta.ewc[0].rows.device.type == on_meta.ewc[0].cols.device.type == "meta"
+    assert on_meta.ewc[0].rows.dtype == torch.float32 and on_meta.orthogonal[0][1].device.type == "meta"
+
+
 def test_history_keeps_every_generation(tmp_path: Path) -> None:
     previous = tmp_path / "v2"
     for folder in (previous / "adapters" / "0001", previous / "adapter", tmp_path / "v3" / "adapter"):
