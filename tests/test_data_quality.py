@@ -147,6 +147,23 @@ def test_dedup_building_blocks_on_edge_cases() -> None:
     assert flags.tolist() == [False, True, False, True]  # 5's only close earlier member is a duplicate: kept
 
 
+def test_signatures_are_pinned_across_versions() -> None:
+    """Signatures must agree across runs, machines and versions (spilled and replayed data is compared with
+    them): the hash is splitmix64's finalizer (its reference value for 0), the MinHash and band keys fixed."""
+    assert dedup.mix64(np.array([0, 1, 2**63], np.uint64)).tolist() == [
+        0xE220A8397B1DCDAF, 10451216379200822465, 5196802822362493915]
+    signature = dedup.signatures(["The robot charges in two hours.", "é ünïcode wörds here"])  # ASCII and not
+    assert signature[:, :4].tolist() == [[1798304028, 869111553, 1942131157, 85947825],
+                                         [679408586, 971830431, 754176157, 1283635690]]
+    assert int(signature.astype(np.uint64).sum()) == 46848738620
+    assert dedup.band_keys(signature)[:, 0].tolist() == [
+        12267680214976715661, 14353817854732306900, 1901917569785252881, 1009721867018426380,
+        12858560783253547203, 2129037899863176940, 613297959388789358, 4424518457481127597]
+    assert dedup.sketches(signature).tolist() == [6596973502281050708, 11620853141240390558]
+    with pytest.raises(ValueError, match="every text needs at least one word"):
+        dedup.signatures(["fine words", "   "])
+
+
 def test_sketch_prefilter_is_sound_and_rejects_far_pairs() -> None:
     """may_be_close never drops a pair close enough, and drops pairs whose low bits already differ too often."""
     rng = np.random.default_rng(3)
