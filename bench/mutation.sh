@@ -53,6 +53,7 @@ tests/test_monitor.py::test_chat_requests_count_their_last_user_message_as_the_p
 tests/test_monitor.py::test_base64_bodies_decode_to_the_same_rows
 tests/test_endpoints.py::test_capture_config_prefix_and_sampling_details
 tests/test_endpoints.py::test_writer_files_per_endpoint_hour_and_writer
+tests/test_endpoints.py::test_capture_times_are_utc_whatever_the_local_zone
 tests/test_monitor.py::test_capture_reader_sections_records_and_files
 tests/test_monitor.py::test_llm_rows_from_every_request_and_response_shape"
 )

@@ -170,6 +170,25 @@ def test_capture_config_prefix_and_sampling_details() -> None:
     assert capture_prefix("s3://b/X/", "ep") == "s3://b/X/ep" and capture_prefix("s3://b/c", "ep", "v1") == "s3://b/c/ep/v1"
     sampler = Sampler(100)
     assert all(sampler.take() for _ in range(250))  # every request, also past the hundredth
+    for percent, taken in ((50, 500), (33, 330), (1, 10)):
+        sampler = Sampler(percent)
+        assert sum(sampler.take() for _ in range(1000)) == taken
+
+
+def test_capture_times_are_utc_whatever_the_local_zone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipelines.local.capture import format_inference_time
+
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    try:
+        assert format_inference_time(WHEN) == "2026-11-23T10:04:05Z"
+        record = build_capture_record(JSON_CAPTURE, Exchange(b"{}", "application/json", b"[]", "application/json"),
+                                      "e", WHEN)
+        path = CaptureWriter(LocalS3(tmp_path / "s3")).write(CAPTURE_URI, "ep", "AllTraffic", record, WHEN)
+        assert path.parent.as_posix().endswith("/ep/AllTraffic/2026/11/23/10") and path.name.startswith("04-05-678-")
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
 
 
 def test_writer_files_per_endpoint_hour_and_writer(tmp_path: Path) -> None:

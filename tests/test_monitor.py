@@ -276,6 +276,7 @@ def test_capture_reader_sections_records_and_files(tmp_path: Path) -> None:
     recent = [(r["variant"], r["event_id"]) for r in read_capture_tree(root, since_hour="2026/11/23/11")]
     assert recent == [("AllTraffic", "h11"), ("Zeta", "zeta"), ("Alpha", "alpha"), ("", "loose")]
     assert [variant for variant, _, _ in capture_lines(root, "2026/11/24/00")] == ["Zeta", "Alpha", ""]
+    assert len(list(capture_lines(root))) == 7  # no since_hour: every hour
 
 
 def test_llm_rows_from_every_request_and_response_shape() -> None:
@@ -304,10 +305,10 @@ def test_llm_rows_from_every_request_and_response_shape() -> None:
     with pytest.raises(ValueError) as raised:
         request_prompts(long, "JSON")
     assert str(raised.value) == f'request is neither text nor a JSON object with "inputs": {str(long)[:120]!r}'
-    for messages in ("hi", [{"role": "user", "content": 5}]):
+    for chat_input in ({"messages": "hi"}, {"messages": [{"role": "user", "content": 5}]}, {"text": "no messages"}):
         with pytest.raises(CaptureFormatError, match=r'^s:1: endpointInput: a chat input must be \{"messages": \[\.\.\.\]\} '
                                                       r'with a user message whose content is a string$'):
-            rows({"inputs": {"messages": messages}})
+            rows({"inputs": chat_input})
     with pytest.raises(CaptureFormatError, match=r"^s:2: the record has no endpointInput \(capture Input to monitor\)$"):
         llm_rows({"input": None, "source": "s:2"})
     undecodable = {"input": {"value": b'{"inputs": "q"}', "encoding": "BASE64"}, "inference_time": "t", "source": "s:3",
