@@ -20,6 +20,9 @@ import boto3
 from pipelines.config import Config
 
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # SigV4 presigned URLs live at most 7 days
+# home → a builder of the base model that stands in for an unset model.base_model on the local backend (no hub is
+# reached); the demo registers its tiny model (pipelines/demo/__init__.py).
+BASE_MODEL_STAND_INS: list[Callable[[Path], Callable[[], Path]]] = []
 
 
 @dataclass(frozen=True)
@@ -118,15 +121,22 @@ class Backend:
             return
         yield {**os.environ, "AWS_DEFAULT_REGION": config.project.region, **({"AWS_PROFILE": profile} if profile else {})}
 
+    def local_file(self, uri: str) -> Path | None:
+        """The file (or folder, for a prefix) behind an s3:// URI when this backend's S3 is the local folder
+        stand-in, to read in place; None on AWS."""
+        if not self.is_local:
+            return None
+        from pipelines.local.s3 import LocalS3
+
+        assert self.home is not None
+        return LocalS3(self.home / "s3").path(uri)
+
     def object_location(self, uri: str, expires_in: int = 3600, content_type: str | None = None) -> str:
         """Where a person fetches the object at ``uri``: its file in the local S3 stand-in (FileNotFoundError when
         missing), or on AWS a presigned ``https://`` GET URL valid ``expires_in`` seconds (``content_type``: the
         Content-Type S3 answers with)."""
-        if self.is_local:
-            from pipelines.local.s3 import LocalS3
-
-            assert self.home is not None
-            path = LocalS3(self.home / "s3").path(uri)
+        path = self.local_file(uri)
+        if path is not None:
             if not path.exists():
                 raise FileNotFoundError(f"{uri} is missing ({path})")
             return str(path)
@@ -139,6 +149,14 @@ class Backend:
         params = {"Bucket": bucket, "Key": key, **({"ResponseContentType": content_type} if content_type else {})}
         return s3.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
 
+    def traffic_shift(self, endpoint_name: str) -> dict[str, float | None] | None:
+        """A blue/green update as this backend sees it: locally ``{"candidate_share": the new fleet's share, or None
+        while it warms up}``; None on AWS, where DescribeEndpoint does not report the share."""
+        if not self.is_local:
+            return None
+        candidate = (self.local_api.endpoints.status(endpoint_name) or {}).get("candidate")
+        return {"candidate_share": candidate["share"] if candidate else None}
+
     def recent_executions(self, count: int) -> list[dict[str, Any]]:
         """The last ``count`` local pipeline executions (execution.json records, oldest first); none on AWS."""
         if not self.is_local or self.home is None:
@@ -147,14 +165,12 @@ class Backend:
         return [json.loads(path.read_text(encoding="utf-8")) for path in paths[-count:]]
 
     def stand_in_base_model(self, config: Config) -> Callable[[], Path] | None:
-        """What builds the base model when model.base_model is unset: locally the demo's tiny model (built once
-        under the home; no hub is reached), nothing on AWS (staging then asks for model.base_model)."""
-        if not self.is_local or config.model.base_model is not None:
+        """What builds the base model when model.base_model is unset: locally the registered stand-in (the demo's
+        tiny model, built once under the home), nothing on AWS (staging then asks for model.base_model)."""
+        if not self.is_local or config.model.base_model is not None or not BASE_MODEL_STAND_INS:
             return None
-        from pipelines.demo.tiny_model import tiny_base_model_builder
-
         assert self.home is not None
-        return tiny_base_model_builder(self.home)
+        return BASE_MODEL_STAND_INS[-1](self.home)
 
 
 def local_backend(config: Config, home: Path | None = None) -> Backend:

@@ -25,6 +25,17 @@ def backend_for(args: argparse.Namespace, config: Config) -> Backend:
     return local_backend(config, Path(args.home) if getattr(args, "home", None) else None)
 
 
+def local_home(args: argparse.Namespace) -> Path:
+    """The local home (--home, else $CONTINUUM_HOME or ./.continuum): the cache lives there, with --aws too."""
+    from pipelines.local.home import continuum_home
+
+    if getattr(args, "home", None):
+        home = Path(args.home).expanduser().resolve()
+        home.mkdir(parents=True, exist_ok=True)
+        return home
+    return continuum_home()
+
+
 def add_target(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--local", action="store_true", help="embedded local runtime (default)")

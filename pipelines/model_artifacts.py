@@ -79,12 +79,8 @@ def cache_root(home: Path) -> Path:
     return Path(home) / CACHE_SUBDIR
 
 
-def _local_source(backend: Backend, uri: str) -> tuple[Path, str]:
+def _local_source(path: Path, uri: str) -> tuple[Path, str]:
     """(the artifact's file or folder in the local S3 stand-in, a fingerprint of it: size, mtime, inode)."""
-    from pipelines.local.s3 import LocalS3
-
-    assert backend.home is not None
-    path = LocalS3(backend.home / "s3").path(uri)
     if path.is_dir():
         entries = [p for p in path.iterdir() if p.name != ".DS_Store"]
         if len(entries) == 1 and entries[0].name == ARCHIVE_NAME:
@@ -132,8 +128,9 @@ def _unpack(source: Path, dest: Path) -> None:
 
 def _fill(backend: Backend, uri: str, staging: Path) -> str:
     """Fetch and unpack the artifact at `uri` into `staging`; returns the fingerprint of what was unpacked."""
-    if backend.is_local:
-        source, fingerprint = _local_source(backend, uri)
+    local = backend.local_file(uri)
+    if local is not None:  # read in place, fingerprinted by stat
+        source, fingerprint = _local_source(local, uri)
         _unpack(source, staging)
         return fingerprint
     s3 = backend.client("s3")
@@ -158,8 +155,9 @@ def _fill(backend: Backend, uri: str, staging: Path) -> str:
 
 def _current_fingerprint(backend: Backend, uri: str) -> str | None:
     """What the artifact is now (None: unknown without downloading, e.g. an S3 prefix)."""
-    if backend.is_local:
-        return _local_source(backend, uri)[1]
+    local = backend.local_file(uri)
+    if local is not None:
+        return _local_source(local, uri)[1]
     return _s3_fingerprint(backend.client("s3"), uri)
 
 

@@ -17,7 +17,7 @@ from pipelines.backend import Backend
 from pipelines.config import Config
 from pipelines.paths import BENCHMARKS_DIR
 
-# data.source schemes other than s3:// and local paths: scheme → writes that source's files into a folder.
+# data.source schemes other than s3:// and local paths: scheme → write(source, folder) puts its files there.
 # The demo registers its sample company data, sample://round-N (pipelines/demo/__init__.py).
 DATA_SOURCE_WRITERS: dict[str, Callable[[str, Path], object]] = {}
 SUITE_FILE = "suite.yaml"
@@ -90,11 +90,6 @@ def ensure_bucket(backend: Backend, bucket: str) -> None:
 def stage_directory(backend: Backend, directory: Path, uri_root: str) -> str:
     """Upload `directory` under `uri_root/<content hash>` and return that URI."""
     return upload_directory(backend, directory, f"{uri_root}/{directory_digest(directory)}")
-
-
-def register_data_source(scheme: str, write: Callable[[str, Path], object]) -> None:
-    """Let data.source name `scheme...`: `write(source, folder)` puts that source's files into the folder."""
-    DATA_SOURCE_WRITERS[scheme] = write
 
 
 def stage_data(backend: Backend, config: Config, source: str) -> str:

@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pipelines import s3_layout
-from pipelines.cli_support import add_target, backend_for
-from pipelines.commands.try_version import local_home
+from pipelines.cli_support import add_target, backend_for, local_home
 from pipelines.config import Config, load_config
 from pipelines.paths import STEPS_DIR
 

@@ -22,12 +22,13 @@ from pipelines.training.prepare_arguments import step_command
 
 def default_tokenizer(config: Config, home: Path | None) -> Path | None:
     """The configured base model when it is a local folder, else the demo's tiny model if it was built."""
+    from pipelines.demo.tiny_model import tiny_base_dir
     from pipelines.local.home import DEFAULT_HOME, HOME_ENV
 
     if config.model.base_model:
         local = Path(config.model.base_model).expanduser()
         return local if local.is_dir() else None
-    tiny = (home or Path(os.environ.get(HOME_ENV) or DEFAULT_HOME)) / "models" / "tiny-base"
+    tiny = tiny_base_dir(home or Path(os.environ.get(HOME_ENV) or DEFAULT_HOME))
     return tiny if tiny.is_dir() else None
 
 

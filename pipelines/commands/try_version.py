@@ -9,22 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 from typing import Callable
 
-from pipelines.cli_support import add_target, backend_for
+from pipelines.cli_support import add_target, backend_for, local_home
 from pipelines.config import load_config
-
-
-def local_home(args: argparse.Namespace) -> Path:
-    """The local home (--home, else $CONTINUUM_HOME or ./.continuum): the cache lives there, with --aws too."""
-    from pipelines.local.home import continuum_home
-
-    if getattr(args, "home", None):
-        home = Path(args.home).expanduser().resolve()
-        home.mkdir(parents=True, exist_ok=True)
-        return home
-    return continuum_home()
 
 
 def cmd_try(args: argparse.Namespace) -> int:

@@ -91,11 +91,8 @@ def _approve_and_deploy(summary: DemoSummary, config: Config, backend: Backend, 
     echo(f"-- approved model version {summary.version.version} --")
     evaluation = read_metrics(backend.client("s3"), summary.version.metrics_uri)
     summary.metrics = evaluation.get("metrics", {})
-    assert backend.home is not None and summary.version.metrics_uri
-    from pipelines.local.s3 import LocalS3
-
-    local_s3 = LocalS3(backend.home / "s3")
-    summary.evaluation_path = local_s3.path(summary.version.metrics_uri)
+    assert summary.version.metrics_uri
+    summary.evaluation_path = backend.local_file(summary.version.metrics_uri)
 
     echo("-- deploy pipeline --")
     summary.deploy = run_pipeline("deploy", config, backend, {}, echo)
@@ -111,7 +108,7 @@ def _approve_and_deploy(summary: DemoSummary, config: Config, backend: Backend, 
         )
         answer = json.loads(response["Body"].read())[0]["generated_text"].strip()
         summary.answers.append({**item, "answer": answer})
-    summary.capture_path = local_s3.path(f"{s3_layout.data_capture_uri(config)}/{config.deploy.endpoint_name}")
+    summary.capture_path = backend.local_file(f"{s3_layout.data_capture_uri(config)}/{config.deploy.endpoint_name}")
 
 
 def format_summary(summary: DemoSummary) -> str:

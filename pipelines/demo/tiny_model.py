@@ -117,11 +117,16 @@ def ensure_tiny_model(model_dir: Path, corpus: Iterable[str], vocab_size: int = 
     return model_dir
 
 
+def tiny_base_dir(home: Path) -> Path:
+    """Where a local home keeps the tiny demo base model."""
+    return Path(home) / "models" / "tiny-base"
+
+
 def tiny_base_model_builder(home: Path) -> Callable[[], Path]:
     """Builds (once) the tiny demo base model under `home/models/tiny-base`, its tokenizer trained on the sample data."""
     def build() -> Path:
         from pipelines.demo.sample_data import corpus_texts
 
-        return ensure_tiny_model(home / "models" / "tiny-base", corpus_texts())
+        return ensure_tiny_model(tiny_base_dir(home), corpus_texts())
 
     return build

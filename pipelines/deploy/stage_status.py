@@ -21,13 +21,13 @@ def traffic_split(backend: Backend, endpoint: dict[str, Any]) -> str:
     if not pending:
         return f"100% {label}"
     new = f"v{config_version(pending)}" if config_version(pending) is not None else pending
-    if backend.is_local:
-        local = backend.local_api.endpoints.status(endpoint["EndpointName"]) or {}
-        candidate = local.get("candidate")
-        if candidate:
-            return f"{candidate['share']:.0%} {new} / {1 - candidate['share']:.0%} {label} (blue/green)"
-        return f"100% {label}, {new} warming up"
-    return f"updating {label} → {new} (blue/green)"
+    shift = backend.traffic_shift(endpoint["EndpointName"])
+    if shift is None:
+        return f"updating {label} → {new} (blue/green)"
+    share = shift["candidate_share"]
+    if share is not None:
+        return f"{share:.0%} {new} / {1 - share:.0%} {label} (blue/green)"
+    return f"100% {label}, {new} warming up"
 
 
 def recent_metrics(cloudwatch: Any, endpoint_name: str, minutes: int,
