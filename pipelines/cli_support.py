@@ -1,12 +1,15 @@
-"""Helpers shared by `continuum`'s commands: target backend, parameter overrides, a run's outcome."""
+"""Helpers shared by `continuum`'s commands: target backend, parameter overrides, a run's or a rollback's outcome."""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from pipelines.backend import Backend, aws_backend, local_backend
 from pipelines.config import Config
+
+if TYPE_CHECKING:
+    from pipelines.deploy.stages import Stage
 
 
 def parse_parameters(pairs: Sequence[str]) -> dict[str, str]:
@@ -49,3 +52,19 @@ def report_outcome(outcome: Any) -> int:
     if outcome.failure_reason:
         print(f"reason: {outcome.failure_reason}")
     return 0 if outcome.status in ("Succeeded", "Executing") else 1
+
+
+def roll_back(backend: Backend, config: Config, stages: list[Stage], to_version: int | None, reason: str,
+              profile: str | None = None) -> int:
+    """Roll the stages back and print the outcome (also `continuum monitor --on-drift rollback`)."""
+    from pipelines.deploy.rollback import RollbackError, rollback
+
+    try:
+        result = rollback(backend, config, stages, to_version, reason, profile)
+    except RollbackError as error:
+        print(f"rollback: {error}")
+        return 1
+    stages_text = ", ".join(f"{name} ({info['status']})" for name, info in result.stages.items())
+    print(f"rolled back {stages_text} from version {result.from_version} to {result.to_version} in {result.seconds:.1f}s; "
+          f"version {result.from_version} is Rejected")
+    return 0

@@ -7,7 +7,7 @@ from typing import Callable
 
 from pipelines import s3_layout
 from pipelines.backend import Backend
-from pipelines.cli_support import add_target, backend_for, parse_parameters, report_outcome
+from pipelines.cli_support import add_target, backend_for, parse_parameters, report_outcome, roll_back
 from pipelines.config import Config, load_config
 
 
@@ -51,7 +51,6 @@ def _react(args: argparse.Namespace, config: Config, backend: Backend, verdict: 
         from pipelines.execution import run_staged
 
         return report_outcome(run_staged("training", config, backend))
-    from pipelines.commands.rollback import roll_back
     from pipelines.deploy.stages import select_stages
 
     return roll_back(backend, config, select_stages(config, None), None, "drift detected by continuum monitor")

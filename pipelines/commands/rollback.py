@@ -2,14 +2,10 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
-from pipelines.backend import Backend
-from pipelines.cli_support import add_target, backend_for
-from pipelines.config import Config, load_config
-
-if TYPE_CHECKING:
-    from pipelines.deploy.stages import Stage
+from pipelines.cli_support import add_target, backend_for, roll_back
+from pipelines.config import load_config
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
@@ -19,22 +15,6 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     return roll_back(backend_for(args, config), config, select_stages(config, args.stage), args.to_version,
                      args.reason, getattr(args, "profile", None))
-
-
-def roll_back(backend: Backend, config: Config, stages: list[Stage], to_version: int | None, reason: str,
-              profile: str | None = None) -> int:
-    """Roll the stages back and print the outcome (also `continuum monitor --on-drift rollback`)."""
-    from pipelines.deploy.rollback import RollbackError, rollback
-
-    try:
-        result = rollback(backend, config, stages, to_version, reason, profile)
-    except RollbackError as error:
-        print(f"rollback: {error}")
-        return 1
-    stages_text = ", ".join(f"{name} ({info['status']})" for name, info in result.stages.items())
-    print(f"rolled back {stages_text} from version {result.from_version} to {result.to_version} in {result.seconds:.1f}s; "
-          f"version {result.from_version} is Rejected")
-    return 0
 
 
 def register(add_command: Callable[..., argparse.ArgumentParser]) -> None:
