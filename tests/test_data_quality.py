@@ -160,7 +160,11 @@ def test_signatures_are_pinned_across_versions() -> None:
         12267680214976715661, 14353817854732306900, 1901917569785252881, 1009721867018426380,
         12858560783253547203, 2129037899863176940, 613297959388789358, 4424518457481127597]
     assert dedup.sketches(signature).tolist() == [6596973502281050708, 11620853141240390558]
-    with pytest.raises(ValueError, match="every text needs at least one word"):
+    other_order = dedup.signatures(["é ünïcode wörds here", "A b robot charges"])  # multi-byte first; a 1-letter word
+    assert other_order[:, :3].tolist() == [[679408586, 971830431, 754176157], [972255575, 1774464628, 821917573]]
+    assert int(other_order.astype(np.uint64).sum()) == 52960456638
+    assert (other_order[0] == signature[1]).all()  # a text's signature does not depend on its neighbours
+    with pytest.raises(ValueError, match=r"^every text needs at least one word to be shingled$"):
         dedup.signatures(["fine words", "   "])
 
 
