@@ -8,16 +8,11 @@ from pipelines.config import Config
 from pipelines.definitions import PipelineKind, build_pipeline
 
 
-def run_staged(
-    kind: PipelineKind,
-    config: Config,
-    backend: Backend,
-    parameters: dict[str, Any] | None = None,
-    echo: Callable[[str], None] = print,
-    wait: bool = True,
-) -> RunOutcome:
-    """Stage what the pipeline reads, then run it: the training pipeline's data, base model and suites (the
-    staged URIs become parameters, `parameters` override them); the suites the deploy pipeline's smoke test reads."""
+def run_staged(kind: PipelineKind, config: Config, backend: Backend, parameters: dict[str, Any] | None = None,
+               **options: Any) -> RunOutcome:
+    """Stage what the pipeline reads, then run it (`options`: run_pipeline's echo, wait): the training pipeline's
+    data, base model and suites (the staged URIs become parameters, `parameters` override them); the suites the
+    deploy pipeline's smoke test reads."""
     from pipelines.staging import ensure_bucket, stage_benchmarks, stage_training_inputs
 
     if kind == "training":
@@ -26,7 +21,7 @@ def run_staged(
     else:
         ensure_bucket(backend, config.project.bucket)
         stage_benchmarks(backend, config)
-    return run_pipeline(kind, config, backend, parameters, echo, wait)
+    return run_pipeline(kind, config, backend, parameters, **options)
 
 
 def run_pipeline(
