@@ -40,38 +40,55 @@ class ModelConfig(_Strict):
     model_package_group: str = Field(pattern=r"^[A-Za-z0-9](-*[A-Za-z0-9]){0,62}$")
 
 
+def _step_default(step: str, key: str, **constraints: Any) -> Any:
+    """A field whose default is the step's for the argument that reads `key` (steps/<step>/contract.py)."""
+    return Field(default=config_default(step, key), **{"validate_default": True, **constraints})
+
+
+def _prepare(key: str, **constraints: Any) -> Any:
+    return _step_default("prepare", key, **constraints)
+
+
 class DataConfig(_Strict):
+    """prepare.py's settings (steps/prepare/contract.py: the defaults, the allowed values)."""
+
     source: str = Field(min_length=1, description="local path or s3:// prefix of the raw company data")
-    validation_fraction: float = Field(default=0.1, ge=0, lt=1, description="share for validation (0: none)")
-    test_fraction: float = Field(default=0.0, ge=0, lt=1, description="share held out as a test split")
-    holdout: Literal["phrasings", "examples"] = Field(
-        default="phrasings", description="phrasings: hold out phrasings of facts with several, never a fact, and "
-                                         "re-ask one-phrasing facts; examples: hash split (withholds facts)")
-    min_examples: int = Field(default=32, ge=1)
-    max_reject_rate: float = Field(default=0.5, ge=0, le=1, description="fail when more rows are quarantined")
+    validation_fraction: float = _prepare("data.validation_fraction", ge=0, lt=1,
+                                          description="share for validation (0: none)")
+    test_fraction: float = _prepare("data.test_fraction", ge=0, lt=1, description="share held out as a test split")
+    holdout: Literal["phrasings", "examples"] = _prepare(
+        "data.holdout", description="phrasings: hold out phrasings of facts with several, never a fact, and "
+                                    "re-ask one-phrasing facts; examples: hash split (withholds facts)")
+    min_examples: int = _prepare("data.min_examples", ge=1)
+    max_reject_rate: float = _prepare("data.max_reject_rate", ge=0, le=1,
+                                      description="fail when more rows are quarantined")
     max_tokens: int | None = Field(default=None, ge=1, description="longer examples are quarantined; None: "
                                                                     "training.max_seq_length")
-    max_file_mb: float = Field(default=1024, gt=0, description="bigger files are quarantined whole")
-    pii: Literal["redact", "block", "off"] = "redact"
-    pii_allow: list[str] = Field(default_factory=list, description="public values that are not PII: exact "
-                                                                    "values, or @domain for every address at it")
-    near_duplicate_threshold: float = Field(default=0.85, gt=0, le=1)
-    columns: dict[str, str] = Field(default_factory=dict, description="canonical field -> your column name")
-    replay_fraction: float = Field(default=1.0, gt=0, le=1, description="share of the previous version's data replayed")
-    retrain_min_change: float = Field(default=0.0, ge=0, description="skip training below this retrain score "
-                                                                      "(0: always train; above 1: never)")
-    max_changed_fraction: float = Field(default=0.3, ge=0, le=1, description="fail prepare when the new data "
-                                        "changes the answers of more of the previous version's examples")
-    allow_changes: bool = Field(default=False, description="accept more changed answers than max_changed_fraction "
-                                                            "(default of the AllowDataChanges parameter)")
+    max_file_mb: float = _prepare("data.max_file_mb", gt=0, validate_default=False,  # passed as 1024, as always
+                                  description="bigger files are quarantined whole")
+    pii: Literal["redact", "block", "off"] = _prepare("data.pii")
+    pii_allow: list[str] = _prepare("data.pii_allow", description="public values that are not PII: exact "
+                                                                  "values, or @domain for every address at it")
+    near_duplicate_threshold: float = _prepare("data.near_duplicate_threshold", gt=0, le=1)
+    columns: dict[str, str] = _prepare("data.columns", description="canonical field -> your column name")
+    replay_fraction: float = _prepare("data.replay_fraction", gt=0, le=1,
+                                      description="share of the previous version's data replayed")
+    retrain_min_change: float = _prepare("data.retrain_min_change", ge=0, description="skip training below this "
+                                         "retrain score (0: always train; above 1: never)")
+    max_changed_fraction: float = _prepare("data.max_changed_fraction", ge=0, le=1, description="fail prepare when "
+                                           "the new data changes the answers of more of the previous version's "
+                                           "examples")
+    allow_changes: bool = _prepare("data.allow_changes", description="accept more changed answers than "
+                                   "max_changed_fraction (default of the AllowDataChanges parameter)")
     tokenizer_uri: str | None = Field(default=None, description="tokenizer-only prefix for the prepare step; "
                                                                  "None: the base model's")
-    seed: int = 42
+    seed: int = _prepare("data.seed")
 
 
 def _train(key: str, **constraints: Any) -> Any:
     """A field whose default is train.py's for the argument that reads `key` (steps/train/contract.py)."""
-    return Field(default=config_default("train", key), validate_default=True, **constraints)
+    return _step_default("train", key, **constraints)
+
 
 
 class LoraConfig(_Strict):

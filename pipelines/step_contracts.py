@@ -7,7 +7,9 @@ code as a package, so both files are loaded by path (pipelines/local/step_code.p
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from functools import cache, reduce
+from pathlib import PurePath
 from types import ModuleType
 from typing import Any
 
@@ -66,15 +68,51 @@ def config_value(config: Any, key: str) -> Any:
     return reduce(lambda node, part: node[part] if isinstance(node, dict) else getattr(node, part), key.split("."), config)
 
 
-def config_argv(step: str, config: Any) -> list[str]:
-    """`--name value` for every argument whose config key is set in `config` (a config or a nested mapping):
-    how the pipeline passes them, for running a step by hand or in a test with a config's values."""
+def configured_value(config: Any, step_argument: Any) -> Any:
+    """The config's value for an argument: at its config key, else (None there) at its `fallback` key."""
+    value = config_value(config, step_argument.config)
+    if value is None and step_argument.fallback is not None:
+        value = config_value(config, step_argument.fallback)
+    return value
+
+
+def flag(step: str, step_argument: Any) -> str:
+    """The flag the pipeline passes: `--lora_r` (train), `--max-tokens` (prepare: its FLAG_SEPARATOR)."""
+    return "--" + step_argument.name.replace("_", getattr(step_contract(step), "FLAG_SEPARATOR", "_"))
+
+
+def config_argv(step: str, config: Any, values: Mapping[str, Any] | None = None) -> list[str]:
+    """`--name value` for every argument whose config key is set in `config` (a config or a nested mapping),
+    in declaration order: how the pipeline passes them, for running a step by hand or in a test with a config's
+    values. `values` (argument name → value) come first where given: a container folder, a pipeline
+    parameter (passed as it is), a list for a repeated flag. None, an empty list and an empty mapping pass
+    nothing; lists and mappings are comma-joined (`a,b`, `k=v,...`)."""
+    values = values or {}
+    unknown = sorted(set(values) - {candidate.name for candidate in arguments(step)})
+    if unknown:
+        raise KeyError(f"steps/{step}/contract.py declares no argument {', '.join(unknown)}")
+    render = step_module(CONTRACT_BASE).render
     argv: list[str] = []
-    for candidate in configured(step):
-        try:
-            value = config_value(config, candidate.config)
-        except (KeyError, AttributeError):
+    for candidate in arguments(step):
+        if candidate.name in values:
+            value = values[candidate.name]
+        elif candidate.config is None:
             continue
-        if value is not None:
-            argv += [f"--{candidate.name}", str(value).lower() if isinstance(value, bool) else str(value)]
+        else:
+            try:
+                value = configured_value(config, candidate)
+            except (KeyError, AttributeError):
+                continue
+        if value is None or (isinstance(value, (list, tuple, dict)) and not value):
+            continue
+        if candidate.action == "append" and isinstance(value, (list, tuple)):
+            for item in value:
+                argv += [flag(step, candidate), str(item)]
+            continue
+        if isinstance(value, (str, int, float, list, tuple, dict, PurePath)):
+            try:
+                value = render(value)
+            except ValueError as err:
+                raise ValueError(f"{candidate.config or candidate.name}: {err}") from None
+        argv += [flag(step, candidate), value]
     return argv

@@ -1,21 +1,32 @@
 """One contract per step: the config schema, the pipeline parameters and the step's own parser agree with
-steps/<step>/contract.py (shown for the training step)."""
+steps/<step>/contract.py (the training and the prepare step)."""
 from __future__ import annotations
 
 import argparse
 import json
+import typing
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pipelines.backend import Backend
-from pipelines.config import ContinualConfig, TrainingConfig, load_config
+from pipelines.config import ContinualConfig, DataConfig, TrainingConfig, load_config
 from pipelines.definitions import definition_json
-from pipelines.step_contracts import argument, arguments, config_value, configured, parameter_name, step_contract
+from pipelines.step_contracts import (
+    argument,
+    arguments,
+    config_value,
+    configured,
+    configured_value,
+    flag,
+    parameter_name,
+    step_contract,
+)
 from test_train_step_definition import _train_step
 
 CONFIG = load_config()
-SCHEMA_ROOTS = {"training": TrainingConfig, "model": None}  # model.base_model has no default: the demo builds one
+SCHEMA_ROOTS = {"training": TrainingConfig, "data": DataConfig, "model": None}  # model.base_model has no default: the demo builds one
 
 
 def _schema_default(key: str) -> Any:
@@ -121,3 +132,105 @@ def test_the_config_accepts_exactly_the_strategies_train_py_accepts(strategy: st
         assert accepted, strategy
     except ValueError as err:
         assert not accepted and "strategy" in str(err), strategy
+
+
+# ---------------------------------------------------------------- the prepare step
+
+PREPARE_FOLDERS = ("input_dir", "output_dir", "replay_dir", "tokenizer_dir")
+
+
+def _prepare_arguments(definition: dict[str, Any]) -> dict[str, Any]:
+    """PrepareData's container arguments as {flag: value}, in their order."""
+    step = next(step for step in definition["Steps"] if step["Name"] == "PrepareData")
+    argv = step["Arguments"]["AppSpecification"]["ContainerArguments"]
+    assert len(argv) % 2 == 0 and len(set(argv[::2])) == len(argv) // 2
+    return dict(zip(argv[::2], argv[1::2]))
+
+
+def test_prepare_config_defaults_and_settings_defaults_are_the_contract_s() -> None:
+    from common.contract import typed_default
+    from prepare.settings import PrepareSettings
+
+    keys = [candidate.config for candidate in configured("prepare")]
+    assert len(keys) == len(set(keys)) and all(key.startswith("data.") for key in keys)
+    for candidate in configured("prepare"):
+        default = _schema_default(candidate.config)
+        if candidate.fallback:  # max_tokens: None in the config means training.max_seq_length
+            assert default is None and candidate.name == "max_tokens", candidate.name
+        else:
+            assert default == candidate.default or list(default) == list(candidate.default), candidate.name
+    settings = PrepareSettings()
+    declared = {candidate.name for candidate in arguments("prepare")}
+    assert declared - set(vars(settings)) == set(PREPARE_FOLDERS)
+    for name, value in vars(settings).items():
+        assert value == typed_default(argument("prepare", name)) and type(value) is type(
+            typed_default(argument("prepare", name))), name
+    data_fields = set(DataConfig.model_fields) - {"source", "tokenizer_uri"}
+    assert data_fields == {key.removeprefix("data.") for key in keys}
+    for name in ("pii", "holdout"):
+        assert typing.get_args(DataConfig.model_fields[name].annotation) == argument("prepare", name).choices
+
+
+def test_prepare_step_modules_use_the_contract_s_allowed_values() -> None:
+    from prepare import pii, split
+
+    assert pii.MODES == argument("prepare", "pii").choices
+    assert split.HOLDOUT_MODES == argument("prepare", "holdout").choices
+
+
+def test_prepare_data_arguments_follow_the_contract(training: dict[str, Any]) -> None:
+    passed = _prepare_arguments(training)
+    order = [candidate for candidate in arguments("prepare")
+             if candidate.name in PREPARE_FOLDERS or (candidate.config and flag("prepare", candidate) in passed)]
+    assert list(passed) == [flag("prepare", candidate) for candidate in order]
+    assert {"--max-tokens", "--allow-changes", "--validation-fraction"} <= set(passed)
+    parameters = {parameter["Name"]: parameter for parameter in training["Parameters"]}
+    by_parameter = {candidate.name: _parameter(passed[flag("prepare", candidate)])
+                    for candidate in configured("prepare") if candidate.parameter}
+    assert by_parameter == {"replay_fraction": "ReplayFraction", "retrain_min_change": "RetrainMinChange",
+                            "allow_changes": "AllowDataChanges"}
+    for name, parameter in by_parameter.items():
+        assert parameter == parameter_name(argument("prepare", name))
+        assert parameters[parameter]["DefaultValue"] == config_value(CONFIG, argument("prepare", name).config)
+    from common.contract import render
+
+    for candidate in configured("prepare"):
+        if not candidate.parameter and flag("prepare", candidate) in passed:
+            assert passed[flag("prepare", candidate)] == render(configured_value(CONFIG, candidate)), candidate.name
+    assert CONFIG.data.max_tokens is None and passed["--max-tokens"] == str(CONFIG.training.max_seq_length)
+
+
+def test_prepare_local_command_round_trips_through_the_step_s_parser(tmp_path: Path) -> None:
+    import prepare
+    from pipelines.training.prepare_arguments import step_command
+    from prepare.settings import PrepareSettings
+
+    config = CONFIG.model_copy(update={"data": CONFIG.data.model_copy(update={
+        "pii_allow": ["@example.com", "555-0199"], "columns": {"prompt": "query", "completion": "reply"},
+        "max_tokens": 99, "allow_changes": True})})
+    command = step_command([tmp_path / "a", tmp_path / "b"], tmp_path / "out", config, None, tmp_path / "tok", 3)
+    args = prepare.parse_args(command[2:])
+    assert args.input_dir == [(tmp_path / "a").resolve(), (tmp_path / "b").resolve()]
+    assert (args.replay_dir, args.tokenizer_dir, args.workers) == (None, (tmp_path / "tok").resolve(), 3)
+    settings = PrepareSettings(**{name: getattr(args, name) for name in vars(PrepareSettings())})
+    for candidate in configured("prepare"):
+        expected = config_value(config, candidate.config)
+        assert getattr(settings, candidate.name) == (tuple(expected) if isinstance(expected, list) else expected)
+    comma = config.model_copy(update={"data": config.data.model_copy(update={"pii_allow": ["a,b"]})})
+    with pytest.raises(ValueError, match="data.pii_allow: 'a,b' contains a comma"):
+        step_command([tmp_path], tmp_path / "out", comma, None, None, 0)
+
+
+def test_prepare_parser_accepts_both_spellings_and_reads_the_same_contract() -> None:
+    import prepare
+    import prepare.contract
+
+    assert vars(prepare.parse_args(["--max-tokens", "7", "--pii-allow", "a"])) == \
+        vars(prepare.parse_args(["--max_tokens", "7", "--pii_allow", "a"]))
+    defaults = prepare.parse_args([])
+    assert defaults.max_file_mb == 1024.0 and type(defaults.max_file_mb) is float and defaults.input_dir is None
+
+    def described(candidate: Any) -> dict[str, Any]:
+        return {**vars(candidate), "type": candidate.type.__name__}
+
+    assert [described(a) for a in prepare.contract.ARGUMENTS] == [described(a) for a in arguments("prepare")]

@@ -49,8 +49,8 @@ def training_parameters(config: Config) -> TrainingParameters:
     return TrainingParameters(
         input_data_uri=ParameterString("InputDataUri", default_value=f"{config.s3_prefix}/data/latest"),
         base_model_uri=ParameterString("BaseModelUri", default_value=f"{config.s3_prefix}/base-model"),
-        replay_fraction=ParameterFloat("ReplayFraction", default_value=config.data.replay_fraction),
-        allow_data_changes=ParameterBoolean("AllowDataChanges", default_value=config.data.allow_changes),
+        replay_fraction=step_parameter(config, "prepare", "replay_fraction", ParameterFloat),
+        allow_data_changes=step_parameter(config, "prepare", "allow_changes", ParameterBoolean),
         approval_status=ParameterString(
             "ModelApprovalStatus",
             default_value="PendingManualApproval",
@@ -72,12 +72,16 @@ def training_parameters(config: Config) -> TrainingParameters:
     )
 
 
-def _train(config: Config, name: str, kind: type[Parameter]) -> Parameter:
-    """The parameter of train.py's argument `name` (steps/train/contract.py): its name follows the argument's,
+def step_parameter(config: Config, step: str, name: str, kind: type[Parameter]) -> Parameter:
+    """The parameter of the step's argument `name` (steps/<step>/contract.py): its name follows the argument's,
     its default is the config's value at the argument's config key, its allowed values the argument's."""
-    step_argument = argument("train", name)
+    step_argument = argument(step, name)
     allowed = {"enum_values": list(step_argument.choices)} if step_argument.choices else {}
     return kind(parameter_name(step_argument), default_value=config_value(config, step_argument.config), **allowed)
+
+
+def _train(config: Config, name: str, kind: type[Parameter]) -> Parameter:
+    return step_parameter(config, "train", name, kind)
 
 
 def _training_step_parameters(config: Config) -> dict[str, Parameter | None]:

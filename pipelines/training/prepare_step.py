@@ -21,7 +21,7 @@ from sagemaker.workflow.steps import ProcessingStep, Step
 from pipelines.config import Config
 from pipelines.paths import STEPS_DIR
 from pipelines.processors import step_processor
-from pipelines.training.parameters import TrainingParameters
+from pipelines.training.parameters import TrainingParameters, step_parameter
 from pipelines.training.prepare_arguments import data_arguments
 
 INPUT_ROOT = "/opt/ml/processing/input"
@@ -31,7 +31,7 @@ OUTPUTS = ("train", "validation", "test", "report")
 
 def retrain_min_change_parameter(config: Config) -> ParameterFloat:
     """Below this retrain score (changed share / distribution shift vs the previous version) training is skipped."""
-    return ParameterFloat("RetrainMinChange", default_value=config.data.retrain_min_change)
+    return step_parameter(config, "prepare", "retrain_min_change", ParameterFloat)
 
 
 def prepare_step(
@@ -59,16 +59,15 @@ def prepare_step(
                             destination=f"{INPUT_ROOT}/tokenizer"),
         ],
         outputs=[ProcessingOutput(output_name=name, source=f"{OUTPUT_ROOT}/{name}") for name in OUTPUTS],
-        arguments=[
-            "--input-dir", f"{INPUT_ROOT}/data",
-            "--output-dir", OUTPUT_ROOT,
-            "--replay-dir", f"{INPUT_ROOT}/replay",
-            "--tokenizer-dir", f"{INPUT_ROOT}/tokenizer",
-            "--replay-fraction", params.replay_fraction.to_string(),
-            "--retrain-min-change", retrain_min_change.to_string(),
-            "--allow-changes", params.allow_data_changes.to_string(),
-            *data_arguments(config),
-        ],
+        arguments=data_arguments(config, {
+            "input_dir": f"{INPUT_ROOT}/data",
+            "output_dir": OUTPUT_ROOT,
+            "replay_dir": f"{INPUT_ROOT}/replay",
+            "tokenizer_dir": f"{INPUT_ROOT}/tokenizer",
+            "replay_fraction": params.replay_fraction.to_string(),
+            "retrain_min_change": retrain_min_change.to_string(),
+            "allow_changes": params.allow_data_changes.to_string(),
+        }),
     )
     return ProcessingStep(name="PrepareData", step_args=step_args, property_files=[report]), report
 

@@ -34,6 +34,9 @@ class Argument:
     nargs: str | None = None
     const: Any = None
     metavar: str | None = None
+    action: str | None = None  # e.g. "append": a flag given several times (--input-dir a --input-dir b)
+    parameter_as: str = ""  # the parameter's name where it does not follow the rule (an older, public name)
+    fallback: str | None = None  # the config key whose value the pipeline passes when `config`'s is None
 
 
 def camel_case(name: str) -> str:
@@ -42,13 +45,14 @@ def camel_case(name: str) -> str:
 
 
 def parameter_name(argument: Argument) -> str:
-    """The pipeline parameter's name: the qualifier, then the argument's name in CamelCase."""
-    return argument.qualifier + camel_case(argument.name)
+    """The pipeline parameter's name: the qualifier, then the argument's name in CamelCase (or `parameter_as`)."""
+    return argument.parameter_as or argument.qualifier + camel_case(argument.name)
 
 
-def flags(name: str) -> list[str]:
-    """`--lora_r` and `--lora-r`: SageMaker passes hyperparameters as `--name value`, people type dashes."""
-    spellings = [f"--{name}", f"--{name.replace('_', '-')}"]
+def flags(name: str, separator: str = "_") -> list[str]:
+    """`--lora_r` and `--lora-r`: SageMaker passes hyperparameters as `--name value`, people type dashes.
+    The spelling with `separator` comes first (the one --help and the pipeline show)."""
+    spellings = [f"--{name.replace('_', separator)}", f"--{name}", f"--{name.replace('_', '-')}"]
     return list(dict.fromkeys(spellings))
 
 
@@ -56,14 +60,25 @@ def by_name(arguments: Iterable[Argument]) -> dict[str, Argument]:
     return {argument.name: argument for argument in arguments}
 
 
-def build_parser(arguments: Iterable[Argument], description: str | None = None) -> argparse.ArgumentParser:
-    """An argparse parser with one option per argument, in sections by `group` (in declaration order)."""
+def typed_default(argument: Argument) -> Any:
+    """The default in the argument's type where it is a number (`1024` for a float → 1024.0)."""
+    if argument.type in (int, float) and argument.default is not None:
+        return argument.type(argument.default)
+    return argument.default
+
+
+def build_parser(arguments: Iterable[Argument], description: str | None = None,
+                 separator: str = "_") -> argparse.ArgumentParser:
+    """An argparse parser with one option per argument, in sections by `group` (in declaration order);
+    `separator`: the flags' spelling shown first (`-`: --max-tokens, also accepted as --max_tokens)."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     groups: dict[str, Any] = {}
     for argument in arguments:
         if argument.group not in groups:
             groups[argument.group] = parser.add_argument_group(argument.group) if argument.group else parser
-        default = os.environ.get(argument.env) or argument.default if argument.env else argument.default
+        default = typed_default(argument)
+        if argument.env:
+            default = os.environ.get(argument.env) or default
         options: dict[str, Any] = {"dest": argument.name, "type": argument.type, "default": default,
                                    "help": argument.help or None}
         if argument.choices is not None:
@@ -72,8 +87,32 @@ def build_parser(arguments: Iterable[Argument], description: str | None = None) 
             options.update(nargs=argument.nargs, const=argument.const)
         if argument.metavar is not None:
             options["metavar"] = argument.metavar
-        groups[argument.group].add_argument(*flags(argument.name), **options)
+        if argument.action is not None:
+            options["action"] = argument.action
+        groups[argument.group].add_argument(*flags(argument.name, separator), **options)
     return parser
+
+
+def render(value: Any) -> str:
+    """A config value as a command-line string: booleans true/false, lists `a,b`, mappings `k=v,...` (sorted)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return ",".join(_comma_free(str(item)) for item in value)
+    if isinstance(value, dict):
+        return ",".join(f"{key}={_comma_free(str(item))}" for key, item in sorted(value.items()))
+    return str(value)
+
+
+def _comma_free(text: str) -> str:
+    if "," in text:
+        raise ValueError(f"{text!r} contains a comma, which a comma-separated argument cannot carry")
+    return text
+
+
+def parse_list(text: str) -> tuple[str, ...]:
+    """`a,b , c` → ("a", "b", "c")."""
+    return tuple(item.strip() for item in text.split(",") if item.strip())
 
 
 def parse_bool(text: str) -> bool:

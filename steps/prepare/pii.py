@@ -11,7 +11,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
-MODES = ("redact", "block", "off")
+from prepare.contract import PII_MODES as MODES
 
 _PATTERNS: tuple[tuple[str, str], ...] = (
     ("private_key", r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----(?:.*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----|.*)"),

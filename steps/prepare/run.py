@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from common.contract import build_parser
+from prepare.contract import ARGUMENTS, DEFAULT_INPUT_DIR, FLAG_SEPARATOR
 from prepare.manifest import (
     INDEX_FILE,
     MANIFEST_FILE,
@@ -42,12 +44,10 @@ from prepare.replay import NO_REPLAY, Replay, ReplayScan, replay_files, scan_rep
 from prepare.replay_select import select_replay
 from prepare.report import summary
 from prepare.scan import FileScan, ScanSettings, merge_file_entries, scan_file, staged_units
-from prepare.settings import PrepareSettings, SettingsError, parse_columns, parse_list
-from prepare.split import HOLDOUT_EXAMPLES, HOLDOUT_MODES, SPLIT_NAMES, TRAIN, VALIDATION
+from prepare.settings import PrepareSettings, SettingsError
+from prepare.split import HOLDOUT_EXAMPLES, SPLIT_NAMES, TRAIN, VALIDATION
 from prepare.units import Unit, remove_files
 
-DEFAULT_INPUT_DIR = Path("/opt/ml/processing/input/data")
-DEFAULT_OUTPUT_DIR = Path("/opt/ml/processing/output")
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024
 PART_BYTES = 8 * 1024 * 1024  # big JSONL files are scanned in parts of about this size, in parallel
 PROFILE_SALT = 0x5EED
@@ -289,94 +289,10 @@ def _data_problem(report: dict[str, Any], settings: PrepareSettings, replayed: i
     return contradiction_problem(report["contradictions"])
 
 
-def _number(accept: Callable[[float], bool], expected: str) -> Callable[[str], float]:
-    """An argparse type: a float that `accept` allows, else an error saying what is expected."""
-    def parse(text: str) -> float:
-        value = float(text)
-        if not accept(value):
-            raise argparse.ArgumentTypeError(f"must be {expected}, got {text}")
-        return value
-    return parse
-
-
-_below_one = _number(lambda value: 0 <= value < 1, "at least 0 and below 1")
-_share = _number(lambda value: 0 <= value <= 1, "between 0 and 1")
-_non_negative = _number(lambda value: value >= 0, "at least 0")
-_replay_fraction = _number(lambda value: 0 < value <= 1, "greater than 0 and at most 1")
-
-
-def _flag(text: str) -> bool:
-    """An argparse type: true/false (as a pipeline parameter renders a boolean), yes/no, 1/0."""
-    value = text.strip().lower()
-    if value not in ("true", "false", "yes", "no", "1", "0"):
-        raise argparse.ArgumentTypeError(f"must be true or false, got {text}")
-    return value in ("true", "yes", "1")
-
-
-def _columns(text: str) -> dict[str, str]:
-    try:
-        return parse_columns(text)
-    except SettingsError as error:
-        raise argparse.ArgumentTypeError(str(error)) from error
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    defaults = PrepareSettings()
-    parser = argparse.ArgumentParser(description="Validate, scrub, deduplicate, split and version raw company data.")
-    add = parser.add_argument
-    add("--input-dir", type=Path, action="append", default=None,
-        help=f"folder or file of raw data, read recursively; repeat for several (default {DEFAULT_INPUT_DIR})")
-    add("--output-dir", type=Path, default=DEFAULT_OUTPUT_DIR,
-        help=f"root of train/, validation/, test/ and report/ (default {DEFAULT_OUTPUT_DIR})")
-    add("--replay-dir", type=Path, default=None,
-        help="a previous version's prepared train split (*.jsonl + manifest.json); missing or empty = no replay")
-    add("--tokenizer-dir", type=Path, default=None,
-        help="the base model (folder or model.tar.gz) whose tokenizer measures lengths; without it lengths are "
-             "estimated")
-    add("--replay-fraction", type=_replay_fraction, default=defaults.replay_fraction,
-        help=f"share of each replayed source file to train on again, in (0, 1] (default {defaults.replay_fraction})")
-    add("--validation-fraction", type=_below_one, default=defaults.validation_fraction,
-        help=f"share of examples for validation, in [0, 1) (default {defaults.validation_fraction}); with holdout "
-             "phrasings: held-out phrasings and re-asked one-phrasing facts; 0: no validation split")
-    add("--test-fraction", type=_share, default=defaults.test_fraction,
-        help=f"share of examples held out as a test split (default {defaults.test_fraction})")
-    add("--holdout", choices=HOLDOUT_MODES, default=defaults.holdout,
-        help="what validation/test hold out: 'phrasings' of facts that have several (a fact = examples with the same "
-             "answer), never a fact's last phrasing in train, and re-ask one-phrasing facts (recall); 'examples': a "
-             f"hash split of the examples, which withholds facts from training (default {defaults.holdout})")
-    add("--max-changed-fraction", type=_share, default=defaults.max_changed_fraction,
-        help="fail when the new data changes the answers of more than this share of the previous version's "
-             f"examples (its train split, the replay input), unless --allow-changes (default "
-             f"{defaults.max_changed_fraction})")
-    add("--allow-changes", type=_flag, default=defaults.allow_changes, nargs="?", const=True,
-        help="accept an export that changes more answers than --max-changed-fraction (true/false; no value: true)")
-    add("--seed", type=int, default=defaults.seed, help=f"seed of the hash split (default {defaults.seed})")
-    add("--min-examples", type=int, default=defaults.min_examples,
-        help=f"fail when fewer usable examples (new + replayed) remain (default {defaults.min_examples})")
-    add("--max-reject-rate", type=_share, default=defaults.max_reject_rate,
-        help=f"fail when a larger share of rows is quarantined (default {defaults.max_reject_rate})")
-    add("--max-tokens", type=int, default=defaults.max_tokens,
-        help=f"quarantine examples longer than this many tokens (default {defaults.max_tokens})")
-    add("--max-file-mb", type=float, default=defaults.max_file_mb,
-        help=f"quarantine files bigger than this (default {defaults.max_file_mb})")
-    add("--pii", choices=("redact", "block", "off"), default=defaults.pii,
-        help="emails, phone and card numbers, keys and tokens: replace with [KIND] (redact), quarantine the row "
-             f"(block) or keep (off) (default {defaults.pii})")
-    add("--pii-allow", type=parse_list, default=(),
-        help="values that are not private, comma-separated: exact values (a public support number) or @domain "
-             "for every email address at a domain")
-    add("--near-duplicate-threshold", type=float, default=defaults.near_duplicate_threshold,
-        help=f"estimated Jaccard similarity at which an example is a near-duplicate (default "
-             f"{defaults.near_duplicate_threshold})")
-    add("--columns", type=_columns, default={},
-        help="column mapping FIELD=COLUMN,... (fields: prompt, completion, question, answer, instruction, input, "
-             "output, messages, conversations, text, system)")
-    add("--retrain-min-change", type=_non_negative, default=defaults.retrain_min_change,
-        help="retrain score (share changed / distribution shift vs the previous version, 0..1) below which the "
-             f"report recommends skipping training (default {defaults.retrain_min_change}: always train; above 1: "
-             "never, data checks only)")
-    add("--workers", type=int, default=defaults.workers, help="scanning processes (default 0: one per CPU)")
-    return parser.parse_args(argv)
+    """prepare.py's arguments, parsed by the parser built from its contract (prepare/contract.py)."""
+    description = "Validate, scrub, deduplicate, split and version raw company data."
+    return build_parser(ARGUMENTS, description, FLAG_SEPARATOR).parse_args(argv)
 
 
 SETTING_NAMES = tuple(field.name for field in dataclasses.fields(PrepareSettings))

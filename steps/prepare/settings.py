@@ -1,12 +1,24 @@
-"""The prepare step's settings: one typed object, filled from command-line arguments."""
+"""The prepare step's settings: one typed object, filled from command-line arguments; the defaults are the
+contract's (prepare/contract.py)."""
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from prepare.pii import MODES as PII_MODES
+from common.contract import by_name, typed_default
+from prepare.contract import ARGUMENTS, HOLDOUT_MODES, PII_MODES
 from prepare.records import CANONICAL_FIELDS
-from prepare.split import HOLDOUT_MODES, HOLDOUT_PHRASINGS
+
+_ARGUMENTS = by_name(ARGUMENTS)
+
+
+def _default(name: str) -> Any:
+    """The dataclass field of the setting `name`, with its contract default (a fresh copy of a list or mapping)."""
+    default = typed_default(_ARGUMENTS[name])
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: copy.copy(default))
+    return field(default=default)
 
 
 class SettingsError(ValueError):
@@ -15,23 +27,23 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class PrepareSettings:
-    validation_fraction: float = 0.1
-    test_fraction: float = 0.0
-    seed: int = 42
-    min_examples: int = 32
-    max_reject_rate: float = 0.5
-    max_tokens: int = 2048
-    max_file_mb: float = 1024.0
-    pii: str = "redact"
-    pii_allow: tuple[str, ...] = ()
-    near_duplicate_threshold: float = 0.85
-    columns: dict[str, str] = field(default_factory=dict)
-    replay_fraction: float = 1.0
-    retrain_min_change: float = 0.0
-    holdout: str = HOLDOUT_PHRASINGS
-    max_changed_fraction: float = 0.3
-    allow_changes: bool = False
-    workers: int = 0
+    validation_fraction: float = _default("validation_fraction")
+    test_fraction: float = _default("test_fraction")
+    seed: int = _default("seed")
+    min_examples: int = _default("min_examples")
+    max_reject_rate: float = _default("max_reject_rate")
+    max_tokens: int = _default("max_tokens")
+    max_file_mb: float = _default("max_file_mb")
+    pii: str = _default("pii")
+    pii_allow: tuple[str, ...] = _default("pii_allow")
+    near_duplicate_threshold: float = _default("near_duplicate_threshold")
+    columns: dict[str, str] = _default("columns")
+    replay_fraction: float = _default("replay_fraction")
+    retrain_min_change: float = _default("retrain_min_change")
+    holdout: str = _default("holdout")
+    max_changed_fraction: float = _default("max_changed_fraction")
+    allow_changes: bool = _default("allow_changes")
+    workers: int = _default("workers")
 
     def __post_init__(self) -> None:
         checks = [
@@ -67,18 +79,3 @@ class PrepareSettings:
         values.pop("workers")
         return values
 
-
-def parse_list(text: str) -> tuple[str, ...]:
-    """`a,b , c` → ("a", "b", "c")."""
-    return tuple(item.strip() for item in text.split(",") if item.strip())
-
-
-def parse_columns(text: str) -> dict[str, str]:
-    """`prompt=query,completion=response` → {"prompt": "query", "completion": "response"}."""
-    mapping: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        canonical, sep, source = item.partition("=")
-        if not sep or not canonical.strip() or not source.strip():
-            raise SettingsError(f"--columns expects FIELD=COLUMN pairs separated by commas, got {item!r}")
-        mapping[canonical.strip().lower()] = source.strip()
-    return mapping

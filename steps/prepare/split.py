@@ -13,12 +13,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from prepare.contract import HOLDOUT_EXAMPLES, HOLDOUT_MODES, HOLDOUT_PHRASINGS
 from prepare.dedup import mix64
 
 TRAIN, VALIDATION, TEST = 0, 1, 2
 SPLIT_NAMES = ("train", "validation", "test")
-HOLDOUT_PHRASINGS, HOLDOUT_EXAMPLES = "phrasings", "examples"
-HOLDOUT_MODES = (HOLDOUT_PHRASINGS, HOLDOUT_EXAMPLES)
 
 
 def id_key(example_id: str) -> int:
