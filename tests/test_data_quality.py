@@ -164,6 +164,11 @@ def test_signatures_are_pinned_across_versions() -> None:
     assert other_order[:, :3].tolist() == [[679408586, 971830431, 754176157], [972255575, 1774464628, 821917573]]
     assert int(other_order.astype(np.uint64).sum()) == 52960456638
     assert (other_order[0] == signature[1]).all()  # a text's signature does not depend on its neighbours
+    texts = ["A b robot charges", "日本語のテキストです とても長い文章 words", "plain ascii words here"]
+    together = dedup.signatures(texts)
+    for index, text in enumerate(texts):
+        assert (together[index] == dedup.signatures([text])[0]).all()
+        assert (together[index] == dedup.signatures(["lead", text])[1]).all()
     with pytest.raises(ValueError, match=r"^every text needs at least one word to be shingled$"):
         dedup.signatures(["fine words", "   "])
 
