@@ -151,7 +151,13 @@ class TrainingConfig(_Strict):
     checkpoint_s3_uri: str | None = Field(default=None, description="None: <s3 prefix>/checkpoints")
 
 
+def _evaluate(key: str, **constraints: Any) -> Any:
+    return _step_default("evaluate", key, **constraints)
+
+
 class GateConfig(_Strict):
+    """evaluate.py's gate (steps/evaluate/contract.py); the bounds' defaults are the pipeline's (the step's: none)."""
+
     metric: str
     higher_is_better: bool = True
     threshold: float
@@ -173,18 +179,18 @@ class EvaluationConfig(_Strict):
     )
     lm_eval_tasks: list[str] = Field(default_factory=list, description="lm-eval task names (datasets from the hub)")
     lm_eval_limit: int | None = Field(default=None, ge=1, description="at most this many documents per lm-eval task")
-    retention_max_cases: int = Field(
-        default=128, ge=0,
+    retention_max_cases: int = _evaluate(
+        "evaluation.retention_max_cases", ge=0,
         description="known items of the previous version's knowledge inventory re-asked each run, stratified by data "
                     "version (0: no forgetting check)",
     )
-    retention_max_new_cases: int = Field(
-        default=256, ge=0,
+    retention_max_new_cases: int = _evaluate(
+        "evaluation.retention_max_new_cases", ge=0,
         description="other inventory items (this version's new examples, earlier unchecked ones) asked each run so the "
                     "next inventory knows what this version knows",
     )
-    max_new_tokens: int = Field(default=32, ge=1)
-    batch_size: int = Field(default=64, ge=1)
+    max_new_tokens: int = _evaluate("evaluation.max_new_tokens", ge=1)
+    batch_size: int = _evaluate("evaluation.batch_size", ge=1)
     gate: GateConfig
 
 

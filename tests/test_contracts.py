@@ -1,8 +1,9 @@
 """One contract per step: the config schema, the pipeline parameters and the step's own parser agree with
-steps/<step>/contract.py (the training and the prepare step)."""
+steps/<step>/contract.py (the training, the prepare and the evaluate step)."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import typing
 from pathlib import Path
@@ -110,13 +111,13 @@ def test_generated_parser_accepts_both_spellings() -> None:
     assert str(args.strategy) == argument("train", "strategy").default == ContinualConfig().strategy
 
 
-def test_the_step_and_the_control_plane_read_the_same_contract() -> None:
-    import train.contract
-
+@pytest.mark.parametrize("step", ["train", "evaluate"])
+def test_the_step_and_the_control_plane_read_the_same_contract(step: str) -> None:
     def described(candidate: Any) -> dict[str, Any]:
         return {**vars(candidate), "type": candidate.type.__name__}
 
-    assert [described(a) for a in train.contract.ARGUMENTS] == [described(a) for a in arguments("train")]
+    contract = importlib.import_module(f"{step}.contract")
+    assert [described(a) for a in contract.ARGUMENTS] == [described(a) for a in arguments(step)]
 
 
 @pytest.mark.parametrize("strategy", ["naive", "none", "replay", "modular,l2sp", "ewc,naive", "forget", "", "replay;ewc"])
@@ -132,6 +133,84 @@ def test_the_config_accepts_exactly_the_strategies_train_py_accepts(strategy: st
         assert accepted, strategy
     except ValueError as err:
         assert not accepted and "strategy" in str(err), strategy
+
+
+# ---------------------------------------------------------------- the evaluate step
+
+
+def _evaluate_arguments(training: dict[str, Any]) -> list[Any]:
+    from pipelines.local.runtime import plan_steps
+
+    return plan_steps(training)["EvaluateModel"].spec["Arguments"]["AppSpecification"]["ContainerArguments"]
+
+
+def test_evaluation_config_defaults_are_evaluate_py_defaults() -> None:
+    from pipelines.config import EvaluationConfig, GateConfig
+
+    keys = [candidate.config for candidate in configured("evaluate")]
+    assert len(keys) == len(set(keys)) and "evaluation.retention_max_cases" in keys
+    pipeline_defaults = step_contract("evaluate").PIPELINE_DEFAULTS
+    for candidate in configured("evaluate"):
+        *path, name = candidate.config.split(".")
+        field = (GateConfig if path[-1] == "gate" else EvaluationConfig).model_fields[name]
+        if field.is_required():  # the gate's metric and threshold: the config must say
+            assert candidate.default is None, candidate.name
+        elif candidate.config in pipeline_defaults:  # a bound the pipeline applies; a hand run has none
+            assert candidate.default is None and field.default is not None, candidate.name
+        else:
+            assert field.get_default(call_default_factory=True, validated_data={}) == candidate.default, candidate.name
+    assert set(pipeline_defaults) <= set(keys)
+    assert (EvaluationConfig.model_fields["retention_max_cases"].default,
+            EvaluationConfig.model_fields["max_new_tokens"].default) == (128, 32)
+
+
+def test_evaluate_step_arguments_and_gate_parameters_follow_the_contract(training: dict[str, Any]) -> None:
+    args = _evaluate_arguments(training)
+    declared = {candidate.name: candidate for candidate in arguments("evaluate")}
+    flags = [arg.split("=")[0] for arg in args if isinstance(arg, str) and arg.startswith("--")]
+    assert {flag[2:].replace("-", "_") for flag in flags} <= set(declared)  # every flag passed is declared
+    parameters = {parameter["Name"]: parameter for parameter in training["Parameters"]}
+    passed = {}
+    for candidate in configured("evaluate"):
+        value = args[args.index("--" + candidate.name.replace("_", "-")) + 1]
+        if candidate.parameter:
+            passed[candidate.name] = _parameter(value)
+            assert parameters[passed[candidate.name]]["DefaultValue"] == config_value(CONFIG, candidate.config)
+        else:
+            assert value == str(config_value(CONFIG, candidate.config)), candidate.name
+    assert passed == {"gate_threshold": "GateThreshold", "gate_max_regression": "MaxRegression",
+                      "gate_max_forgetting": "MaxForgetting"}
+    assert passed == {candidate.name: parameter_name(candidate) for candidate in configured("evaluate")
+                      if candidate.parameter}
+    wired = [flag for flag in flags if "=" not in flag]  # not the input folders (--model-dir=...)
+    assert wired == sorted(wired, key=lambda flag: list(declared).index(flag[2:].replace("-", "_")))  # in order
+
+
+def test_evaluate_py_parser_is_generated_and_keeps_every_spelling_in_use() -> None:
+    from evaluate import parse_args
+
+    defaults = parse_args([])
+    assert (defaults.retention_max_cases, defaults.retention_max_new_cases, defaults.batch.max_new_tokens,
+            defaults.batch.max_batch_size) == tuple(argument("evaluate", name).default for name in (
+                "retention_max_cases", "retention_max_new_cases", "max_new_tokens", "batch_size"))
+    assert defaults.gate_metric is None and defaults.gate_max_regression is None and defaults.gate_higher_is_better
+    # what continuum compare, continuum benchmarks validate and the pipeline pass
+    dashes = parse_args(["--model-dir", "m", "--baseline-dir", "", "--validation-dir", "", "--benchmarks-dir", "b",
+                         "--output-dir", "o", "--max-new-tokens", "8", "--batch-size", "4", "--suites", "x, y",
+                         "--retention-max-cases", "0", "--lm-eval-tasks", "arc_easy", "--lm-eval-limit", "5",
+                         "--gate-metric", "x_f1", "--gate-threshold", "0.2", "--gate-max-regression", "none",
+                         "--gate-max-forgetting", "0.1", "--gate-lower-is-better", "--check-suites-only"])
+    underscores = parse_args(["--model_dir", "m", "--baseline_dir", "", "--validation_dir", "", "--benchmarks_dir", "b",
+                              "--output_dir", "o", "--max_new_tokens", "8", "--batch_size", "4", "--suites", "x, y",
+                              "--retention_max_cases", "0", "--lm_eval_tasks", "arc_easy", "--lm_eval_limit", "5",
+                              "--gate_metric", "x_f1", "--gate_threshold", "0.2", "--gate_max_regression", "none",
+                              "--gate_max_forgetting", "0.1", "--gate_lower_is_better", "--check_suites_only"])
+    assert dashes == underscores
+    assert dashes.baseline_dir is None and dashes.validation_dir is None and dashes.suites == ["x", "y"]
+    assert (dashes.gate_threshold, dashes.gate_max_regression, dashes.gate_max_forgetting) == (0.2, None, 0.1)
+    assert not dashes.gate_higher_is_better and dashes.check_suites_only and dashes.retention_max_cases == 0
+    with pytest.raises(SystemExit):
+        parse_args(["--gate-threshold", "0.2"])  # a bound needs a metric
 
 
 # ---------------------------------------------------------------- the prepare step

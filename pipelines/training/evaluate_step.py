@@ -19,6 +19,7 @@ from pipelines import s3_layout
 from pipelines.config import Config
 from pipelines.paths import STEPS_DIR
 from pipelines.processors import step_processor
+from pipelines.step_contracts import config_argv, configured, parameter_name
 from pipelines.training.parameters import TrainingParameters
 
 EVALUATION_OUTPUT = "evaluation"
@@ -58,21 +59,20 @@ def evaluate_step(
         _input("inventory", from_resolved("inventory_uri")),
         _input("benchmarks", s3_layout.benchmarks_uri(config)),
     ]
+    by_parameter = {parameter.name: parameter for parameter in params.as_list()}
     arguments: list[str | PipelineVariable] = [
         *(f"--{name.replace('_', '-')}-dir={INPUT_ROOT}/{name}" for name in
           ("model", "baseline", "validation", "train", "data_report", "inventory", "benchmarks")),
-        "--output-dir", "/opt/ml/processing/output/evaluation",
-        "--inventory-output-dir", "/opt/ml/processing/output/inventory",
-        "--retention-max-cases", str(settings.retention_max_cases),
-        "--retention-max-new-cases", str(settings.retention_max_new_cases),
-        "--baseline-version", from_resolved("version").to_string(),
-        "--baseline-model-package-arn", from_resolved("model_package_arn"),
-        "--max-new-tokens", str(settings.max_new_tokens),
-        "--batch-size", str(settings.batch_size),
-        "--gate-metric", gate.metric,
-        "--gate-threshold", params.gate_threshold.to_string(),
-        "--gate-max-regression", params.max_regression.to_string(),
-        "--gate-max-forgetting", params.max_forgetting.to_string(),
+        # The rest in the contract's order (steps/evaluate/contract.py): each argument with a config key, as its
+        # pipeline parameter where it is one, and the ones wired here.
+        *config_argv("evaluate", config, {
+            "output_dir": "/opt/ml/processing/output/evaluation",
+            "inventory_output_dir": "/opt/ml/processing/output/inventory",
+            "baseline_version": from_resolved("version").to_string(),
+            "baseline_model_package_arn": from_resolved("model_package_arn"),
+            **{candidate.name: by_parameter[parameter_name(candidate)].to_string()
+               for candidate in configured("evaluate") if candidate.parameter},
+        }),
         *([] if gate.higher_is_better else ["--gate-lower-is-better"]),
     ]
     if settings.lm_eval_tasks:

@@ -65,9 +65,9 @@ def training_parameters(config: Config) -> TrainingParameters:
         target_modules=_train(config, "target_modules", ParameterString),
         learning_rate=_train(config, "learning_rate", ParameterFloat),
         epochs=_train(config, "epochs", ParameterFloat),
-        gate_threshold=ParameterFloat("GateThreshold", default_value=config.evaluation.gate.threshold),
-        max_regression=ParameterFloat("MaxRegression", default_value=config.evaluation.gate.max_regression),
-        max_forgetting=ParameterFloat("MaxForgetting", default_value=config.evaluation.gate.max_forgetting),
+        gate_threshold=step_parameter(config, "evaluate", "gate_threshold", ParameterFloat),
+        max_regression=step_parameter(config, "evaluate", "gate_max_regression", ParameterFloat),
+        max_forgetting=step_parameter(config, "evaluate", "gate_max_forgetting", ParameterFloat),
         **_training_step_parameters(config),
     )
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 from dataclasses import dataclass, replace
@@ -12,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from common.benchmarks import BenchmarkError, BenchmarkSuite, find_suite_dirs, load_suites
+from common.contract import build_parser
+from evaluate.contract import ARGUMENTS
 from evaluate.compare import (
     ModelResults,
     SuiteInfo,
@@ -50,8 +51,6 @@ from evaluate.report_html import REPORT_FILE, write_report_html
 from common.suite_targets import refresh_targets
 
 DESCRIPTION = "Evaluate step: the candidate model against the previous version on held-out data and benchmark suites."
-INPUT_ROOT = Path("/opt/ml/processing/input")
-OUTPUT_DIR = Path("/opt/ml/processing/output/evaluation")
 REPORT_JSON = "evaluation.json"
 CASES_FILE = "cases.jsonl"
 
@@ -323,64 +322,13 @@ def write_outputs(report: dict[str, Any], cases: list[dict[str, Any]], output_di
 # ---------------------------------------------------------------- command line
 
 
-def _optional_float(text: str) -> float | None:
-    """A gate bound: a number, or '' / 'none' for no bound."""
-    if text.strip().lower() in ("", "none"):
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if math.isnan(value):
-        raise argparse.ArgumentTypeError(f"expected a number or 'none', got {text!r}")
-    return value
-
-
-def _optional_path(text: str) -> Path | None:
-    return Path(text) if text else None
-
-
 def _names(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=DESCRIPTION)
-    add = parser.add_argument
-    add("--model-dir", type=Path, default=INPUT_ROOT / "model", help="candidate: model dir or model.tar.gz")
-    add("--baseline-dir", type=_optional_path, default=INPUT_ROOT / "baseline", help="previous version; '' for none")
-    add("--validation-dir", type=_optional_path, default=INPUT_ROOT / "validation", help="held-out split; '' for none")
-    add("--train-dir", type=_optional_path, default=None,
-        help="this version's train split: its new examples join the knowledge inventory (replayed rows are skipped)")
-    add("--benchmarks-dir", type=Path, default=INPUT_ROOT / "benchmarks", help="built-in suites")
-    add("--custom-benchmarks-dir", type=_optional_path, default=None, help="extra suites: every suite found is run")
-    add("--suites", default="", help="comma-separated built-in suite names (default: all found)")
-    add("--inventory-dir", type=_optional_path, default=None,
-        help="the previous version's knowledge inventory (inventory.jsonl); its known items are re-asked")
-    add("--inventory-output-dir", type=_optional_path, default=None,
-        help="where this version's knowledge inventory goes (default: none kept)")
-    add("--retention-max-cases", type=int, default=64,
-        help="most known inventory items re-asked to both models (0: no retention check)")
-    add("--retention-max-new-cases", type=int, default=128,
-        help="most other inventory items (never checked first) asked to the candidate for the next inventory")
-    add("--lm-eval-tasks", default="", help="comma-separated lm-eval task names (datasets from the hub)")
-    add("--lm-eval-limit", type=int, default=None, help="at most this many documents per lm-eval task")
-    add("--data-report-dir", type=_optional_path, default=None, help="the prepare step's report (lineage)")
-    add("--baseline-version", type=int, default=None, help="registry version of the baseline (0: base model)")
-    add("--baseline-model-package-arn", default=None, help="registry ARN of the baseline ('none': base model)")
-    add("--output-dir", type=Path, default=OUTPUT_DIR)
-    add("--max-new-tokens", type=int, default=32)
-    add("--batch-size", type=int, default=64, help="most sequences per forward/generate call")
-    add("--max-batch-tokens", type=int, default=4096, help="most tokens (rows x longest row) per forward pass")
-    add("--max-seq-length", type=int, default=1024)
-    add("--gate-metric", default=None, help="metric to gate on (default: no gate)")
-    add("--gate-threshold", type=_optional_float, default=None, help="absolute bar (default: none)")
-    add("--gate-max-regression", type=_optional_float, default=None, help="allowed worsening vs baseline (default: none)")
-    add("--gate-lower-is-better", action="store_true", help="the gate metric is lower-is-better")
-    add("--gate-max-forgetting", type=_optional_float, default=None,
-        help="largest allowed share of re-asked known inventory items the candidate answers wrong (default: none)")
-    add("--check-suites-only", action="store_true", help="load and check the suites, print them, load no model")
-    return parser
+    """Every flag from the contract (evaluate/contract.py), spelled --name-with-dashes or --name_with_underscores."""
+    return build_parser(ARGUMENTS, DESCRIPTION)
 
 
 def parse_args(argv: list[str] | None) -> EvaluationSettings:
