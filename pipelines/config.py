@@ -289,15 +289,6 @@ class Config(_Strict):
     def s3_prefix(self) -> str:
         return f"s3://{self.project.bucket}/{self.project.name}"
 
-    @property
-    def benchmarks_uri(self) -> str:
-        """Where the CLI stages evaluation.suites; the training gate and the deploy smoke test read every suite there."""
-        return f"{self.s3_prefix}/benchmarks"
-
-    @property
-    def empty_replay_uri(self) -> str:
-        """What a first version replays: a prefix holding only a `_EMPTY` marker (S3 inputs cannot be empty)."""
-        return f"{self.s3_prefix}/replay/empty"
 
 
 def _format_errors(path: Path, error: ValidationError) -> str:

@@ -8,6 +8,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from pipelines import s3_layout
 from pipelines.backend import Backend
 from pipelines.config import load_config
 from pipelines.definitions import build_pipeline, definition_json
@@ -111,7 +112,7 @@ def test_training_data_flow_between_steps(training: dict[str, Any]) -> None:
     replay = {i["InputName"]: i["S3Input"]["S3Uri"] for i in steps["PrepareData"]["Arguments"]["ProcessingInputs"]}["replay"]
     assert replay["Std:JsonGet"]["Path"] == "replay_data_uri"
     resolve_args = steps["ResolveBaseline"]["Arguments"]["AppSpecification"]["ContainerArguments"]
-    assert resolve_args[resolve_args.index("--fallback-replay-uri") + 1] == CONFIG.empty_replay_uri
+    assert resolve_args[resolve_args.index("--fallback-replay-uri") + 1] == s3_layout.empty_replay_uri(CONFIG)
     assert references_in(steps["TrainModel"]["Arguments"]) == {"PrepareData", "ResolveBaseline"}
     assert references_in(steps["EvaluateModel"]["Arguments"]) == {"PrepareData", "TrainModel", "ResolveBaseline"}
     channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in steps["TrainModel"]["Arguments"]["InputDataConfig"]}
@@ -192,7 +193,7 @@ def test_deploy_definition(deploy: dict[str, Any]) -> None:
     assert "--check-only" in check_args and check_args[check_args.index("--gate-metric") + 1] == CONFIG.evaluation.gate.metric
     check_inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in steps["CheckSmokeSuites"]["Arguments"]["ProcessingInputs"]}
     smoke_inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in steps["SmokeTest"]["Arguments"]["ProcessingInputs"]}
-    assert check_inputs["benchmarks"] == smoke_inputs["benchmarks"] == CONFIG.benchmarks_uri
+    assert check_inputs["benchmarks"] == smoke_inputs["benchmarks"] == s3_layout.benchmarks_uri(CONFIG)
     parameters = {p["Name"]: p["DefaultValue"] for p in deploy["Parameters"]}
     assert parameters["DataCapturePercent"] == CONFIG.deploy.capture_percent
     assert parameters["EndpointName"] == CONFIG.deploy.endpoint_name

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 import ferry_company
+from pipelines import s3_layout
 from pipelines.cli import main
 from pipelines.config import load_config
 from pipelines.staging import ensure_bucket, stage_benchmarks
@@ -97,7 +98,7 @@ def test_suites_from_folders_s3_and_the_repo_are_staged_under_one_prefix(tmp_pat
     assert sorted(staged) == ["company_quiz", "fares", "routes", "vessels"]
     config = load_config(overrides={"evaluation.suites": [str(own), f"s3://{config.project.bucket}/team-suites"]})
     assert sorted(stage_benchmarks(backend, config)) == ["fares", "policies"]
-    prefix = s3.path(config.benchmarks_uri)
+    prefix = s3.path(s3_layout.benchmarks_uri(config))
     assert sorted(p.name for p in prefix.iterdir()) == ["fares", "policies"]  # what an earlier run staged is gone
     assert (prefix / "policies" / "cases.jsonl").read_text() == (uploaded / "cases.jsonl").read_text()
 

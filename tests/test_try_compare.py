@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from common.examples import read_examples
+from pipelines import s3_layout
 from pipelines.backend import Backend, local_backend
 from pipelines.cli import main
 from pipelines.config import load_config
@@ -68,7 +69,7 @@ def registry(tiny_model_dir: Path, trained_round1: dict, tmp_path_factory: pytes
                                     "SupportedResponseMIMETypes": ["application/json"]},
             CustomerMetadataProperties={"data_version": f"data-{number}"})
     for suite in SUITES:
-        upload_directory(backend, BENCHMARKS_DIR / suite, f"{CONFIG.benchmarks_uri}/{suite}")
+        upload_directory(backend, BENCHMARKS_DIR / suite, f"{s3_layout.benchmarks_uri(CONFIG)}/{suite}")
     return Registry(home, backend, uris, trained)
 
 

@@ -5,6 +5,7 @@ from dataclasses import dataclass, fields
 
 from sagemaker.workflow.parameters import Parameter, ParameterBoolean, ParameterFloat, ParameterInteger, ParameterString
 
+from pipelines import s3_layout
 from pipelines.config import Config
 from pipelines.step_contracts import argument, config_value, parameter_name
 
@@ -47,8 +48,8 @@ def training_parameters(config: Config) -> TrainingParameters:
     """Parameters whose defaults come from the config."""
     training = config.training
     return TrainingParameters(
-        input_data_uri=ParameterString("InputDataUri", default_value=f"{config.s3_prefix}/data/latest"),
-        base_model_uri=ParameterString("BaseModelUri", default_value=f"{config.s3_prefix}/base-model"),
+        input_data_uri=ParameterString("InputDataUri", default_value=s3_layout.latest_data_uri(config)),
+        base_model_uri=ParameterString("BaseModelUri", default_value=s3_layout.base_model_uri(config)),
         replay_fraction=step_parameter(config, "prepare", "replay_fraction", ParameterFloat),
         allow_data_changes=step_parameter(config, "prepare", "allow_changes", ParameterBoolean),
         approval_status=ParameterString(
@@ -94,7 +95,7 @@ def _training_step_parameters(config: Config) -> dict[str, Parameter | None]:
         "orthogonal_lambda": _train(config, "orthogonal_lambda", ParameterFloat),
         "quantization": _train(config, "quantization", ParameterString),
         "checkpoint_s3_uri": ParameterString(
-            "CheckpointS3Uri", default_value=training.checkpoint_s3_uri or f"{config.s3_prefix}/checkpoints"
+            "CheckpointS3Uri", default_value=s3_layout.checkpoints_uri(config)
         ),
         "spot_max_wait_seconds": ParameterInteger("SpotMaxWaitSeconds", default_value=training.spot.max_wait_seconds)
         if training.spot.enabled else None,

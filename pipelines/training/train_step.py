@@ -19,6 +19,7 @@ from sagemaker.workflow.pipeline_context import PipelineSession
 from sagemaker.workflow.properties import PropertyFile
 from sagemaker.workflow.steps import ProcessingStep, TrainingStep
 
+from pipelines import s3_layout
 from pipelines.config import Config
 from pipelines.paths import SERVING_DIR, STEPS_DIR
 from pipelines.step_contracts import config_value, configured, parameter_name
@@ -89,7 +90,7 @@ def train_step(
         instance_count=params.training_instance_count,
         distribution=distribution,
         base_job_name=f"{config.project.name}-train",
-        output_path=f"{config.s3_prefix}/models",
+        output_path=s3_layout.models_uri(config),
         metric_definitions=METRIC_DEFINITIONS,
         hyperparameters=hyperparameters(config, params),
         environment={"PYTHONUNBUFFERED": "1"},
