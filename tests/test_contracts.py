@@ -1,5 +1,5 @@
 """One contract per step: the config schema, the pipeline parameters and the step's own parser agree with
-steps/<step>/contract.py (the training, the prepare and the evaluate step)."""
+steps/<step>/contract.py (the training, the prepare, the evaluate and the deploy step)."""
 from __future__ import annotations
 
 import argparse
@@ -313,3 +313,88 @@ def test_prepare_parser_accepts_both_spellings_and_reads_the_same_contract() -> 
         return {**vars(candidate), "type": candidate.type.__name__}
 
     assert [described(a) for a in prepare.contract.ARGUMENTS] == [described(a) for a in arguments("prepare")]
+
+
+# ---------------------------------------------------------------- the deploy step
+
+def _deploy_step_argv(definition: dict[str, Any], name: str) -> list[Any]:
+    """A deploy step's container arguments, also inside the production condition's branch."""
+    def steps(listed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [inner for step in listed
+                for inner in [step, *steps(step["Arguments"].get("IfSteps", []) if step["Type"] == "Condition" else [])]]
+
+    step = next(step for step in steps(definition["Steps"]) if step["Name"] == name)
+    return step["Arguments"]["AppSpecification"]["ContainerArguments"]
+
+
+def test_deploy_steps_pass_declared_arguments_in_the_contract_s_order_and_spelling(moto_backend: Backend) -> None:
+    definition = definition_json("deploy", CONFIG, moto_backend)
+    declared = [candidate.name for candidate in arguments("deploy")]
+    for name in ("DeployEndpoint", "DeployProduction"):
+        argv = _deploy_step_argv(definition, name)
+        passed = argv[::2]
+        assert all(isinstance(item, str) and item.startswith("--") for item in passed), name
+        names = [item[2:].replace("-", "_") for item in passed]
+        assert set(names) <= set(declared) and len(names) == len(set(names)), name
+        assert names == sorted(names, key=declared.index), name  # in declaration order
+        assert passed == [flag("deploy", argument("deploy", item)) for item in names]  # --capture-percent
+        assert {"model_package_arn", "endpoint_name", "instance_type", "role_arn"} <= set(names)  # the required ones
+    production = _deploy_step_argv(definition, "DeployProduction")
+    assert _parameter(production[production.index("--wait-interval-seconds") + 1]) == "BakeSeconds"
+
+
+def test_deploy_config_defaults_agree_with_deploy_py_defaults() -> None:
+    from pipelines.config import AutoScalingConfig, DeployConfig, FleetAlarmConfig, ProductionConfig
+
+    def default(model: Any, field: str) -> Any:
+        return model.model_fields[field].get_default(call_default_factory=True, validated_data={})
+
+    same = {"instance_count": [(DeployConfig, "instance_count"), (ProductionConfig, "instance_count")],
+            "capture_percent": [(DeployConfig, "capture_percent"), (ProductionConfig, "capture_percent")],
+            "capture_kms_key_id": [(DeployConfig, "capture_kms_key_id")],
+            "canary_percent": [(ProductionConfig, "canary_percent")],
+            "linear_step_percent": [(ProductionConfig, "linear_step_percent")],
+            "termination_wait_seconds": [(ProductionConfig, "termination_wait_seconds")],
+            "alarm_period_seconds": [(FleetAlarmConfig, "period_seconds")],
+            "alarm_evaluation_periods": [(FleetAlarmConfig, "evaluation_periods")],
+            "autoscaling_min": [(AutoScalingConfig, "min_instances")],
+            "autoscaling_max": [(AutoScalingConfig, "max_instances")],
+            "invocations_per_instance": [(AutoScalingConfig, "invocations_per_instance")]}
+    for name, fields in same.items():
+        for model, field in fields:
+            assert default(model, field) == argument("deploy", name).default, (name, model.__name__)
+    # on purpose not the same: a hand run does not shift traffic, bake long or create alarms unless asked
+    assert (default(ProductionConfig, "traffic_routing"), argument("deploy", "traffic_routing").default) == ("CANARY", "")
+    assert default(ProductionConfig, "traffic_routing") in argument("deploy", "traffic_routing").choices
+    assert (default(ProductionConfig, "bake_seconds"), argument("deploy", "wait_interval_seconds").default) == (600, 300)
+    assert argument("deploy", "alarm_max_error_rate").default is None is argument("deploy", "alarm_max_latency_ms").default
+
+
+def test_deploy_py_parser_is_generated_and_accepts_both_spellings() -> None:
+    import deploy
+    import deploy.contract
+
+    required = ["--model-package-arn", "p", "--endpoint-name", "e", "--instance-type", "t", "--role-arn", "r"]
+    dashes = deploy.parse_args([*required, "--capture-percent", "5", "--traffic-routing", "CANARY",
+                                "--alarm-max-error-rate", "-1", "--alarm-max-latency-ms", "20", "--allow-unapproved",
+                                "--wait-timeout", "9", "--invocations-per-instance", "3", "--rollback-alarms", "a,b"])
+    underscores = deploy.parse_args(["--model_package_arn", "p", "--endpoint_name", "e", "--instance_type", "t",
+                                     "--role_arn", "r", "--capture_percent", "5", "--traffic_routing", "CANARY",
+                                     "--alarm_max_error_rate", "-1", "--alarm_max_latency_ms", "20",
+                                     "--allow_unapproved", "--wait_timeout", "9", "--invocations_per_instance", "3",
+                                     "--rollback_alarms", "a,b"])
+    assert dashes == underscores
+    assert (dashes.capture_percent, dashes.alarm_max_error_rate, dashes.alarm_max_latency_ms, dashes.allow_unapproved,
+            dashes.wait_timeout, dashes.invocations_per_instance) == (5, None, 20.0, True, 9.0, 3.0)
+    defaults = deploy.parse_args(required)
+    assert {name: getattr(defaults, name) for name in vars(defaults)} == \
+        {**{candidate.name: candidate.default for candidate in arguments("deploy")},
+         "model_package_arn": "p", "endpoint_name": "e", "instance_type": "t", "role_arn": "r"}
+    for missing in range(0, len(required), 2):
+        with pytest.raises(SystemExit):
+            deploy.parse_args(required[:missing] + required[missing + 2:])
+
+    def described(candidate: Any) -> dict[str, Any]:
+        return {**vars(candidate), "type": candidate.type.__name__}
+
+    assert [described(a) for a in deploy.contract.ARGUMENTS] == [described(a) for a in arguments("deploy")]

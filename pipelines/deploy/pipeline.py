@@ -6,6 +6,8 @@ FACTS.md), so both endpoints are deployed by processing steps running `steps/dep
 """
 from __future__ import annotations
 
+from typing import Any
+
 from sagemaker.processing import ProcessingInput, ProcessingOutput
 from sagemaker.workflow.condition_step import ConditionStep
 from sagemaker.workflow.conditions import ConditionEquals
@@ -22,28 +24,31 @@ from pipelines.config import Config
 from pipelines.deploy.parameters import DeployParameters, ProductionParameters, deploy_parameters, production_parameters
 from pipelines.paths import STEPS_DIR
 from pipelines.processors import step_processor
+from pipelines.step_contracts import config_argv
 
 DEPLOYMENT_DIR = "/opt/ml/processing/output/deployment"
 
 
-def _deploy_step(config: Config, session: PipelineSession, name: str, arguments: list,
+def _deploy_step(config: Config, session: PipelineSession, name: str, arguments: dict[str, Any],
                  depends_on: list[ProcessingStep]) -> ProcessingStep:
+    """deploy.py with `arguments` (argument name → value), flags and order from steps/deploy/contract.py."""
     processor = step_processor(config, session, name.lower(), config.processing.instance_type)
     step_args = processor.run(
         code="deploy.py", source_dir=str(STEPS_DIR),
         outputs=[ProcessingOutput(output_name="deployment", source=DEPLOYMENT_DIR)],
-        arguments=[*arguments, "--role-arn", config.project.role_arn, "--output-dir", DEPLOYMENT_DIR])
+        arguments=config_argv("deploy", config, {**arguments, "role_arn": config.project.role_arn,
+                                                 "output_dir": DEPLOYMENT_DIR}))
     return ProcessingStep(name=name, step_args=step_args, depends_on=depends_on or None)
 
 
 def _endpoint_arguments(resolve: ProcessingStep, resolved: PropertyFile, endpoint_name: ParameterString,
                         instance_type: ParameterString, instance_count: ParameterInteger,
-                        capture_percent: ParameterInteger, params: DeployParameters) -> list:
+                        capture_percent: ParameterInteger, params: DeployParameters) -> dict[str, Any]:
     """What deploy.py needs for any endpoint: the resolved package, the fleet and data capture."""
-    return ["--model-package-arn", JsonGet(step_name=resolve.name, property_file=resolved, json_path="model_package_arn"),
-            "--endpoint-name", endpoint_name, "--instance-type", instance_type,
-            "--instance-count", instance_count.to_string(), "--capture-percent", capture_percent.to_string(),
-            "--capture-s3-uri", params.capture_s3_uri, "--capture-kms-key-id", params.capture_kms_key_id]
+    return {"model_package_arn": JsonGet(step_name=resolve.name, property_file=resolved, json_path="model_package_arn"),
+            "endpoint_name": endpoint_name, "instance_type": instance_type,
+            "instance_count": instance_count.to_string(), "capture_percent": capture_percent.to_string(),
+            "capture_s3_uri": params.capture_s3_uri, "capture_kms_key_id": params.capture_kms_key_id}
 
 
 def deploy_endpoint_step(config: Config, session: PipelineSession, params: DeployParameters, resolve: ProcessingStep,
@@ -122,21 +127,21 @@ def production_steps(config: Config, session: PipelineSession, deploy_params: De
                      params: ProductionParameters, resolve: ProcessingStep, resolved: PropertyFile,
                      smoke: ProcessingStep) -> ConditionStep:
     """Blue/green update of production (alarms on the new fleet, auto scaling), if PromoteToProduction."""
-    production = _deploy_step(config, session, "DeployProduction", [
-        *_endpoint_arguments(resolve, resolved, params.endpoint_name, params.instance_type, params.instance_count,
-                             params.capture_percent, deploy_params),
-        "--traffic-routing", params.traffic_routing,
-        "--canary-percent", params.canary_percent.to_string(),
-        "--linear-step-percent", params.linear_step_percent.to_string(),
-        "--wait-interval-seconds", params.bake_seconds.to_string(),
-        "--termination-wait-seconds", params.termination_wait_seconds.to_string(),
-        "--alarm-max-error-rate", params.alarm_max_error_rate.to_string(),
-        "--alarm-max-latency-ms", params.alarm_max_latency_ms.to_string(),
-        "--alarm-period-seconds", params.alarm_period_seconds.to_string(),
-        "--autoscaling-min", params.autoscaling_min.to_string(),
-        "--autoscaling-max", params.autoscaling_max.to_string(),
-        "--invocations-per-instance", params.invocations_per_instance.to_string(),
-    ], [])
+    production = _deploy_step(config, session, "DeployProduction", {
+        **_endpoint_arguments(resolve, resolved, params.endpoint_name, params.instance_type, params.instance_count,
+                              params.capture_percent, deploy_params),
+        "traffic_routing": params.traffic_routing,
+        "canary_percent": params.canary_percent.to_string(),
+        "linear_step_percent": params.linear_step_percent.to_string(),
+        "wait_interval_seconds": params.bake_seconds.to_string(),
+        "termination_wait_seconds": params.termination_wait_seconds.to_string(),
+        "alarm_max_error_rate": params.alarm_max_error_rate.to_string(),
+        "alarm_max_latency_ms": params.alarm_max_latency_ms.to_string(),
+        "alarm_period_seconds": params.alarm_period_seconds.to_string(),
+        "autoscaling_min": params.autoscaling_min.to_string(),
+        "autoscaling_max": params.autoscaling_max.to_string(),
+        "invocations_per_instance": params.invocations_per_instance.to_string(),
+    }, [])
     return ConditionStep(name="CheckPromoteToProduction", conditions=[ConditionEquals(left=params.promote, right=True)],
                          if_steps=[production], else_steps=[], depends_on=[smoke])
 

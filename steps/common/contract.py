@@ -37,6 +37,7 @@ class Argument:
     action: str | None = None  # e.g. "append": a flag given several times (--input-dir a --input-dir b)
     parameter_as: str = ""  # the parameter's name where it does not follow the rule (an older, public name)
     fallback: str | None = None  # the config key whose value the pipeline passes when `config`'s is None
+    required: bool = False  # the step cannot run without it (no default)
 
 
 def camel_case(name: str) -> str:
@@ -89,6 +90,10 @@ def build_parser(arguments: Iterable[Argument], description: str | None = None,
             options["metavar"] = argument.metavar
         if argument.action is not None:
             options["action"] = argument.action
+        if argument.action in ("store_true", "store_false"):
+            del options["type"]  # a switch takes no value
+        if argument.required:
+            options["required"] = True
         groups[argument.group].add_argument(*flags(argument.name, separator), **options)
     return parser
 

@@ -13,16 +13,16 @@ from typing import Any
 
 import boto3
 
+from common.contract import build_parser
+from deploy.contract import ARGUMENTS, FLAG_SEPARATOR, TRAFFIC_ROUTING_TYPES
 from deploy.guardrails import (AlarmSettings, GuardrailError, ScalingSettings, create_fleet_alarms,
                                       delete_fleet_alarms, deregister_scaling, register_scaling)
 
 DESCRIPTION = "Deploy step: a registered model package → a SageMaker real-time endpoint with data capture, InService."
-DEFAULT_OUTPUT_DIR = Path("/opt/ml/processing/output/deployment")
 VARIANT_NAME = "AllTraffic"
 MAX_NAME_LENGTH = 63
 SETTLING_STATUSES = {"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting", "UpdateRollbackFailed"}
 JSON_CONTENT_TYPES = ["application/json"]
-TRAFFIC_ROUTING_TYPES = ("ALL_AT_ONCE", "CANARY", "LINEAR")
 NO_PACKAGE = ("", "none")  # resolve.py writes "none" when the group has no approved version
 
 
@@ -303,37 +303,7 @@ def write_record(output_dir: Path, record: dict[str, Any]) -> Path:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=DESCRIPTION)
-    parser.add_argument("--model-package-arn", required=True, help="the package to deploy (empty or none → error)")
-    parser.add_argument("--endpoint-name", required=True)
-    parser.add_argument("--instance-type", required=True, help="e.g. ml.g5.xlarge")
-    parser.add_argument("--instance-count", type=int, default=1)
-    parser.add_argument("--role-arn", required=True, help="execution role of the SageMaker model")
-    parser.add_argument("--capture-percent", type=int, default=100, help="data capture sampling %% (0 = no capture)")
-    parser.add_argument("--capture-s3-uri", default="", help="DataCaptureConfig.DestinationS3Uri")
-    parser.add_argument("--capture-kms-key-id", default="", help="KMS key for the captured data (default: S3's)")
-    parser.add_argument("--traffic-routing", default="", choices=("", *TRAFFIC_ROUTING_TYPES),
-                        help="blue/green update of an existing endpoint (default: SageMaker's standard update)")
-    parser.add_argument("--canary-percent", type=int, default=10, help="CANARY: capacity %% shifted first")
-    parser.add_argument("--linear-step-percent", type=int, default=25, help="LINEAR: capacity %% per step")
-    parser.add_argument("--wait-interval-seconds", type=int, default=300, help="bake time between traffic shifts")
-    parser.add_argument("--termination-wait-seconds", type=int, default=0, help="keep the old fleet this long")
-    parser.add_argument("--rollback-alarms", default="", help="comma-separated CloudWatch alarm names")
-    parser.add_argument("--alarm-max-error-rate", type=_threshold, default=None,
-                        help="create an alarm on the new fleet's 5XX error rate above this (0..1; negative = none)")
-    parser.add_argument("--alarm-max-latency-ms", type=_threshold, default=None,
-                        help="create an alarm on the new fleet's average model latency above this (negative = none)")
-    parser.add_argument("--alarm-period-seconds", type=int, default=60)
-    parser.add_argument("--alarm-evaluation-periods", type=int, default=1)
-    parser.add_argument("--autoscaling-min", type=int, default=1, help="auto scaling: fewest instances")
-    parser.add_argument("--autoscaling-max", type=int, default=0, help="auto scaling: most instances (0 = no scaling)")
-    parser.add_argument("--invocations-per-instance", type=float, default=100.0,
-                        help="auto scaling target: invocations per instance per minute")
-    parser.add_argument("--allow-unapproved", action="store_true", help="deploy a package that is not Approved")
-    parser.add_argument("--wait-timeout", type=float, default=3600.0, help="seconds to wait for InService")
-    parser.add_argument("--poll-seconds", type=float, default=15.0)
-    parser.add_argument("--output-dir", type=Path, default=DEFAULT_OUTPUT_DIR)
-    return parser.parse_args(argv)
+    return build_parser(ARGUMENTS, DESCRIPTION, separator=FLAG_SEPARATOR).parse_args(argv)
 
 
 def settings_from_args(args: argparse.Namespace) -> DeploySettings:
@@ -350,12 +320,6 @@ def settings_from_args(args: argparse.Namespace) -> DeploySettings:
                              args.alarm_evaluation_periods),
         scaling=ScalingSettings(args.autoscaling_min, args.autoscaling_max, args.invocations_per_instance),
         allow_unapproved=args.allow_unapproved, wait_timeout_seconds=args.wait_timeout, poll_seconds=args.poll_seconds)
-
-
-def _threshold(text: str) -> float | None:
-    """An alarm threshold flag: a number, where a negative one means no alarm."""
-    value = float(text)
-    return None if value < 0 else value
 
 
 def main(argv: list[str] | None = None) -> int:
