@@ -11,6 +11,7 @@ from pipelines import s3_layout
 from pipelines.config import Config
 from pipelines.paths import STEPS_DIR
 from pipelines.processors import step_processor
+from pipelines.step_contracts import config_argv, step_contract
 
 RESOLVED_OUTPUT = "resolved"
 
@@ -24,19 +25,18 @@ def resolve_model_step(
 ) -> tuple[ProcessingStep, PropertyFile]:
     """Find the latest Approved model package of the group; `resolved.json` is its PropertyFile."""
     resolved = PropertyFile(name="ResolvedModel", output_name=RESOLVED_OUTPUT, path="resolved.json")
-    arguments: list[str | PipelineVariable] = [
-        "--model-package-group", config.model.model_package_group,
-        "--fallback-model-uri", fallback_model_uri,
-        "--fallback-replay-uri", s3_layout.empty_replay_uri(config),
-        "--output-dir", "/opt/ml/processing/output/resolved",
-    ]
-    if require_approved:
-        arguments.append("--require-approved")
+    output_dir = step_contract("resolve").OUTPUT_DIR
+    arguments = config_argv("resolve", config, {
+        "fallback_model_uri": fallback_model_uri,
+        "fallback_replay_uri": s3_layout.empty_replay_uri(config),
+        "output_dir": output_dir,
+        "require_approved": require_approved,
+    })
     processor = step_processor(config, session, "resolve", config.processing.instance_type)
     step_args = processor.run(
         code="resolve.py",
         source_dir=str(STEPS_DIR),
-        outputs=[ProcessingOutput(output_name=RESOLVED_OUTPUT, source="/opt/ml/processing/output/resolved")],
+        outputs=[ProcessingOutput(output_name=RESOLVED_OUTPUT, source=output_dir)],
         arguments=arguments,
     )
     return ProcessingStep(name=name, step_args=step_args, property_files=[resolved]), resolved

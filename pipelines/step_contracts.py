@@ -85,8 +85,9 @@ def config_argv(step: str, config: Any, values: Mapping[str, Any] | None = None)
     """`--name value` for every argument whose config key is set in `config` (a config or a nested mapping),
     in declaration order: how the pipeline passes them, for running a step by hand or in a test with a config's
     values. `values` (argument name → value) come first where given: a container folder, a pipeline
-    parameter (passed as it is), a list for a repeated flag. None, an empty list and an empty mapping pass
-    nothing; lists and mappings are comma-joined (`a,b`, `k=v,...`)."""
+    parameter (passed as it is), a list for a repeated flag, a boolean for a switch (store_true: the bare flag
+    or nothing). None, an empty list and an empty mapping pass nothing; lists and mappings are comma-joined
+    (`a,b`, `k=v,...`)."""
     values = values or {}
     unknown = sorted(set(values) - {candidate.name for candidate in arguments(step)})
     if unknown:
@@ -104,6 +105,9 @@ def config_argv(step: str, config: Any, values: Mapping[str, Any] | None = None)
             except (KeyError, AttributeError):
                 continue
         if value is None or (isinstance(value, (list, tuple, dict)) and not value):
+            continue
+        if candidate.action == "store_true":  # a switch: the bare flag when true, nothing when false
+            argv += [flag(step, candidate)] if value else []
             continue
         if candidate.action == "append" and isinstance(value, (list, tuple)):
             for item in value:

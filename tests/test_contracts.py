@@ -1,5 +1,5 @@
 """One contract per step: the config schema, the pipeline parameters and the step's own parser agree with
-steps/<step>/contract.py (the training, the prepare, the evaluate and the deploy step)."""
+steps/<step>/contract.py (the training, the prepare, the evaluate, the deploy, the resolve and the smoke test step)."""
 from __future__ import annotations
 
 import argparse
@@ -398,3 +398,94 @@ def test_deploy_py_parser_is_generated_and_accepts_both_spellings() -> None:
         return {**vars(candidate), "type": candidate.type.__name__}
 
     assert [described(a) for a in deploy.contract.ARGUMENTS] == [described(a) for a in arguments("deploy")]
+
+
+# ---------------------------------------------------------------- the resolve and smoke test steps
+
+SMALL_STEPS = {"ResolveBaseline": "resolve", "ResolveApprovedModel": "resolve", "CheckSmokeSuites": "smoke_test",
+               "SmokeTest": "smoke_test"}
+
+
+def _small_step_arguments(definition: dict[str, Any], name: str) -> list[tuple[str, Any]]:
+    """A resolve or smoke test step's container arguments as (argument name, value) pairs, in their order
+    (a switch's value: True); every flag is asserted declared and spelled as the contract's."""
+    step_name = SMALL_STEPS[name]
+    argv = next(step for step in definition["Steps"] if step["Name"] == name)["Arguments"]["AppSpecification"][
+        "ContainerArguments"]
+    pairs: list[tuple[str, Any]] = []
+    while argv:
+        passed, *argv = argv
+        declared = argument(step_name, passed.removeprefix("--").replace("-", "_"))
+        assert passed == flag(step_name, declared), name  # --model-package-group
+        if declared.action == "store_true":
+            pairs.append((declared.name, True))
+        else:
+            value, *argv = argv
+            pairs.append((declared.name, value))
+    return pairs
+
+
+@pytest.mark.parametrize("name", sorted(SMALL_STEPS))
+def test_resolve_and_smoke_steps_pass_declared_arguments_in_the_contract_s_order(
+        name: str, training: dict[str, Any], moto_backend: Backend) -> None:
+    definition = training if name == "ResolveBaseline" else definition_json("deploy", CONFIG, moto_backend)
+    step_name = SMALL_STEPS[name]
+    pairs = _small_step_arguments(definition, name)
+    names = [passed for passed, _ in pairs]
+    declared = [candidate.name for candidate in arguments(step_name)]
+    assert names == sorted(names, key=declared.index), name  # declaration order (a repeated flag stays together)
+    assert {candidate.name for candidate in arguments(step_name) if candidate.required} <= set(names)
+    for candidate in configured(step_name):  # the config's values, as config_argv passes them
+        passed = [value for passed, value in pairs if passed == candidate.name]
+        value = configured_value(CONFIG, candidate)
+        assert passed == ([str(item) for item in value] if candidate.action == "append" else [str(value)]), candidate.name
+    # the same arguments, the pipeline's values replaced by strings, go through the step's own parser
+    parse_args = importlib.import_module(step_name).parse_args
+    argv = [str(item) if not isinstance(item, dict) else "1" for item in
+            next(s for s in definition["Steps"] if s["Name"] == name)["Arguments"]["AppSpecification"]["ContainerArguments"]]
+    parsed = parse_args(argv)
+    assert parsed.output_dir is not None and (name != "ResolveApprovedModel" or parsed.require_approved)
+    assert name != "CheckSmokeSuites" or (parsed.check_only and parsed.prompt == list(CONFIG.deploy.smoke_prompts))
+
+
+def test_resolve_and_smoke_test_parsers_are_generated_and_accept_both_spellings() -> None:
+    import resolve
+    import smoke_test
+
+    for step, module in (("resolve", resolve), ("smoke_test", smoke_test)):
+        contract = importlib.import_module(f"{step}.contract")
+        assert [vars(a) for a in contract.ARGUMENTS] == [vars(a) for a in arguments(step)]
+    dashes = resolve.parse_args(["--model-package-group", "g", "--fallback-model-uri", "m", "--fallback-replay-uri", "r",
+                                 "--output-dir", "o", "--require-approved"])
+    underscores = resolve.parse_args(["--model_package_group", "g", "--fallback_model_uri", "m",
+                                      "--fallback_replay_uri", "r", "--output_dir", "o", "--require_approved"])
+    assert dashes == underscores and dashes.require_approved and dashes.model_package_group == "g"
+    defaults = resolve.parse_args(["--model-package-group", "g"])
+    assert not defaults.require_approved and defaults.fallback_model_uri is None
+    assert defaults.output_dir == step_contract("resolve").OUTPUT_DIR
+    dashes = smoke_test.parse_args(["--endpoint-name", "e", "--prompt", "a", "--prompt", "b", "--max-new-tokens", "4",
+                                    "--benchmarks-dir", "b", "--suites", "x", "--benchmark-max-new-tokens", "8",
+                                    "--batch-size", "2", "--gate-metric", "m", "--gate-threshold", "0.5",
+                                    "--data-dir", "d", "--check-only", "--output-dir", "o"])
+    underscores = smoke_test.parse_args(["--endpoint_name", "e", "--prompt", "a", "--prompt", "b", "--max_new_tokens", "4",
+                                         "--benchmarks_dir", "b", "--suites", "x", "--benchmark_max_new_tokens", "8",
+                                         "--batch_size", "2", "--gate_metric", "m", "--gate_threshold", "0.5",
+                                         "--data_dir", "d", "--check_only", "--output_dir", "o"])
+    assert dashes == underscores and dashes.prompt == ["a", "b"] and dashes.check_only
+    assert (dashes.benchmarks_dir, dashes.data_dir, dashes.output_dir) == (Path("b"), Path("d"), Path("o"))
+    assert (dashes.max_new_tokens, dashes.benchmark_max_new_tokens, dashes.gate_threshold) == (4, 8, 0.5)
+    defaults = smoke_test.parse_args(["--endpoint-name", "e", "--prompt", "a"])
+    assert not defaults.check_only and defaults.benchmarks_dir is None and defaults.gate_metric == ""
+    assert defaults.output_dir == Path(step_contract("smoke_test").OUTPUT_DIR)
+    for missing in (["--prompt", "a"], ["--endpoint-name", "e"]):
+        with pytest.raises(SystemExit):
+            smoke_test.parse_args(missing)
+
+
+def test_config_argv_passes_a_switch_as_the_bare_flag() -> None:
+    from pipelines.step_contracts import config_argv
+
+    passed = config_argv("resolve", CONFIG, {"require_approved": True, "output_dir": "o"})
+    assert passed == ["--model-package-group", CONFIG.model.model_package_group, "--output-dir", "o",
+                      "--require-approved"]
+    assert "--require-approved" not in config_argv("resolve", CONFIG, {"require_approved": False})

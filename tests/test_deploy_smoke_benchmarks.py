@@ -53,7 +53,7 @@ def test_suites_are_scored_in_batches_through_the_endpoint(suites_dir: Path, tmp
             "Body": json.dumps({"inputs": "Hi?", "parameters": {"max_new_tokens": 16}}).encode()})
         stub.add_response("invoke_endpoint", _answer(["$10", "red"]), _batch(["Q: Price of the X1?", "Q: Color?"]))
         stub.add_response("invoke_endpoint", _answer(["about 5 kg"]), _batch(["Q: Weight?"]))
-        report = smoke_test.smoke_test(runtime, ENDPOINT, args.prompts, args.max_new_tokens, smoke_test.suites_from_args(args),
+        report = smoke_test.smoke_test(runtime, ENDPOINT, args.prompt, args.max_new_tokens, smoke_test.suites_from_args(args),
                                        (args.gate_metric, args.gate_threshold), args.benchmark_max_new_tokens,
                                        args.batch_size)
         stub.assert_no_pending_responses()
@@ -67,7 +67,7 @@ def test_suites_are_scored_in_batches_through_the_endpoint(suites_dir: Path, tmp
 def test_gate_failure_and_failed_calls_fail_the_step(suites_dir: Path, tmp_path: Path, monkeypatch,
                                                      capsys: pytest.CaptureFixture) -> None:
     runtime = _runtime()
-    monkeypatch.setattr(smoke_test.boto3, "client", lambda service: runtime)
+    monkeypatch.setattr(boto3, "client", lambda service: runtime)
     with Stubber(runtime) as stub:
         stub.add_response("invoke_endpoint", _answer(["hello"]), None)
         stub.add_client_error("invoke_endpoint", service_error_code="ModelError", service_message="boom",
@@ -101,7 +101,7 @@ def test_benchmark_arguments_are_checked(suites_dir: Path) -> None:
 
 def test_check_only_passes_without_calling_the_endpoint(suites_dir: Path, monkeypatch,
                                                         capsys: pytest.CaptureFixture) -> None:
-    monkeypatch.setattr(smoke_test.boto3, "client", lambda service: pytest.fail("--check-only must call no endpoint"))
+    monkeypatch.setattr(boto3, "client", lambda service: pytest.fail("--check-only must call no endpoint"))
     code = smoke_test.main(["--endpoint-name", ENDPOINT, "--prompt", "Hi?", "--benchmarks-dir", str(suites_dir),
                             "--gate-metric", "facts_token_f1", "--check-only"])
     assert code == 0
@@ -114,7 +114,7 @@ def test_check_only_fails_when_no_live_suite_gives_the_gate_metric(suites_dir: P
     offline.mkdir()
     (offline / "suite.yaml").write_text("name: ppl\ntask: perplexity\ndata: cases.jsonl\nmetrics: [perplexity]\n")
     (offline / "cases.jsonl").write_text(json.dumps({"id": "a", "text": "The X1 costs $10."}) + "\n")
-    monkeypatch.setattr(smoke_test.boto3, "client", lambda service: pytest.fail("--check-only must call no endpoint"))
+    monkeypatch.setattr(boto3, "client", lambda service: pytest.fail("--check-only must call no endpoint"))
     for metric in ("borealis_facts_token_f1", "ppl_perplexity"):
         code = smoke_test.main(["--endpoint-name", ENDPOINT, "--prompt", "Hi?", "--benchmarks-dir", str(suites_dir),
                                 "--gate-metric", metric, "--check-only"])

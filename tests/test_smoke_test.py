@@ -72,7 +72,7 @@ def test_model_error_fails_with_status(runtime) -> None:
 
 def test_main_writes_smoke_json_and_exit_code(runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                               capsys) -> None:
-    monkeypatch.setattr(smoke_test.boto3, "client", lambda service: runtime)
+    monkeypatch.setattr(boto3, "client", lambda service: runtime)
     with Stubber(runtime) as stub:
         stub.add_response("invoke_endpoint", answer(b'[{"generated_text": "ok"}]'), expected_request("A"))
         stub.add_response("invoke_endpoint", answer(b'[{"generated_text": ""}]'), expected_request("B"))

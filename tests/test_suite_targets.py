@@ -75,7 +75,7 @@ def test_smoke_test_scores_the_live_endpoint_against_the_deployed_data(suites_di
     data.mkdir()
     (data / "train.jsonl").write_text("".join(json.dumps(example) + "\n" for example in _examples()))
     runtime = boto3.client("sagemaker-runtime", region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
-    monkeypatch.setattr(smoke_test.boto3, "client", lambda service: runtime)
+    monkeypatch.setattr(boto3, "client", lambda service: runtime)
 
     def answer(texts: list[str]) -> dict:
         payload = json.dumps([{"generated_text": t} for t in texts]).encode()

@@ -24,7 +24,7 @@ from pipelines.config import Config
 from pipelines.deploy.parameters import DeployParameters, ProductionParameters, deploy_parameters, production_parameters
 from pipelines.paths import STEPS_DIR
 from pipelines.processors import step_processor
-from pipelines.step_contracts import config_argv
+from pipelines.step_contracts import config_argv, step_contract
 
 DEPLOYMENT_DIR = "/opt/ml/processing/output/deployment"
 
@@ -63,31 +63,28 @@ BENCHMARKS_INPUT = "/opt/ml/processing/input/benchmarks"
 TRAIN_INPUT = "/opt/ml/processing/input/train"
 
 
-def _smoke_step(config: Config, session: PipelineSession, name: str, arguments: list,
+def _smoke_step(config: Config, session: PipelineSession, name: str, arguments: dict,
                 depends_on: list[ProcessingStep], extra_inputs: list[ProcessingInput] | None = None) -> ProcessingStep:
-    """smoke_test.py over the staged suites (the training gate's list) with the gate metric."""
+    """smoke_test.py over the staged suites (the training gate's list) with the gate metric; `arguments`
+    (argument name → value) with the config's, flags and order from steps/smoke_test/contract.py."""
+    output_dir = step_contract("smoke_test").OUTPUT_DIR
     processor = step_processor(config, session, "smoke-test", config.processing.instance_type)
     step_args = processor.run(
         code="smoke_test.py",
         source_dir=str(STEPS_DIR),
         inputs=[ProcessingInput(input_name="benchmarks", source=s3_layout.benchmarks_uri(config), destination=BENCHMARKS_INPUT),
                 *(extra_inputs or [])],
-        outputs=[ProcessingOutput(output_name="smoke", source="/opt/ml/processing/output/smoke")],
-        arguments=[*arguments, "--output-dir", "/opt/ml/processing/output/smoke", "--benchmarks-dir", BENCHMARKS_INPUT,
-                   "--benchmark-max-new-tokens", str(config.evaluation.max_new_tokens),
-                   "--gate-metric", config.evaluation.gate.metric],
+        outputs=[ProcessingOutput(output_name="smoke", source=output_dir)],
+        arguments=config_argv("smoke_test", config, {**arguments, "output_dir": output_dir,
+                                                     "benchmarks_dir": BENCHMARKS_INPUT}),
     )
     return ProcessingStep(name=name, step_args=step_args, depends_on=depends_on or None)
 
 
-def _smoke_arguments(config: Config, params: DeployParameters) -> list:
-    return ["--endpoint-name", params.endpoint_name,
-            *(arg for prompt in config.deploy.smoke_prompts for arg in ("--prompt", prompt))]
-
-
 def check_suites_step(config: Config, session: PipelineSession, params: DeployParameters) -> ProcessingStep:
     """Before any endpoint changes: the suites load and one of them scores the gate metric live."""
-    return _smoke_step(config, session, "CheckSmokeSuites", [*_smoke_arguments(config, params), "--check-only"], [])
+    return _smoke_step(config, session, "CheckSmokeSuites", {"endpoint_name": params.endpoint_name, "check_only": True},
+                       [])
 
 
 def smoke_test_step(config: Config, session: PipelineSession, params: DeployParameters, resolve: ProcessingStep,
@@ -96,9 +93,9 @@ def smoke_test_step(config: Config, session: PipelineSession, params: DeployPara
     version's train split answers differently are scored against the data's answer."""
     train = ProcessingInput(input_name="train", destination=TRAIN_INPUT,
                             source=JsonGet(step_name=resolve.name, property_file=resolved, json_path="replay_data_uri"))
-    return _smoke_step(config, session, "SmokeTest", [
-        *_smoke_arguments(config, params), "--gate-threshold", params.benchmark_gate_threshold.to_string(),
-        "--data-dir", TRAIN_INPUT], [deploy], [train])
+    return _smoke_step(config, session, "SmokeTest", {
+        "endpoint_name": params.endpoint_name, "gate_threshold": params.benchmark_gate_threshold.to_string(),
+        "data_dir": TRAIN_INPUT}, [deploy], [train])
 
 
 def monitoring_baseline_step(config: Config, session: PipelineSession, resolve: ProcessingStep,
