@@ -34,8 +34,12 @@ def step_contract(step: str) -> ModuleType:
 
 
 def arguments(step: str) -> tuple[Any, ...]:
-    """The step's arguments (common.contract.Argument), in declaration order."""
-    return tuple(step_contract(step).ARGUMENTS)
+    """The step's arguments (common.contract.Argument), in declaration order; `monitor:check`: those of the
+    step's subcommand `check` (its contract's SUBCOMMANDS: subcommand → (help, arguments))."""
+    name, _, subcommand = step.partition(":")
+    if subcommand:
+        return tuple(step_contract(name).SUBCOMMANDS[subcommand][1])
+    return tuple(step_contract(name).ARGUMENTS)
 
 
 def argument(step: str, name: str) -> Any:
@@ -78,7 +82,8 @@ def configured_value(config: Any, step_argument: Any) -> Any:
 
 def flag(step: str, step_argument: Any) -> str:
     """The flag the pipeline passes: `--lora_r` (train), `--max-tokens` (prepare: its FLAG_SEPARATOR)."""
-    return "--" + step_argument.name.replace("_", getattr(step_contract(step), "FLAG_SEPARATOR", "_"))
+    separator = getattr(step_contract(step.partition(":")[0]), "FLAG_SEPARATOR", "_")
+    return "--" + step_argument.name.replace("_", separator)
 
 
 def config_argv(step: str, config: Any, values: Mapping[str, Any] | None = None) -> list[str]:

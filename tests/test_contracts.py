@@ -409,14 +409,19 @@ SMALL_STEPS = {"ResolveBaseline": "resolve", "ResolveApprovedModel": "resolve", 
 def _small_step_arguments(definition: dict[str, Any], name: str) -> list[tuple[str, Any]]:
     """A resolve or smoke test step's container arguments as (argument name, value) pairs, in their order
     (a switch's value: True); every flag is asserted declared and spelled as the contract's."""
-    step_name = SMALL_STEPS[name]
     argv = next(step for step in definition["Steps"] if step["Name"] == name)["Arguments"]["AppSpecification"][
         "ContainerArguments"]
+    return _argument_pairs(SMALL_STEPS[name], argv, name)
+
+
+def _argument_pairs(step: str, argv: list[Any], name: str) -> list[tuple[str, Any]]:
+    """`argv` as (argument name, value) pairs of `step`'s contract (a switch's value: True), in their order;
+    every flag is asserted declared and spelled as the contract's."""
     pairs: list[tuple[str, Any]] = []
     while argv:
         passed, *argv = argv
-        declared = argument(step_name, passed.removeprefix("--").replace("-", "_"))
-        assert passed == flag(step_name, declared), name  # --model-package-group
+        declared = argument(step, passed.removeprefix("--").replace("-", "_"))
+        assert passed == flag(step, declared), name  # --model-package-group
         if declared.action == "store_true":
             pairs.append((declared.name, True))
         else:
@@ -489,3 +494,99 @@ def test_config_argv_passes_a_switch_as_the_bare_flag() -> None:
     assert passed == ["--model-package-group", CONFIG.model.model_package_group, "--output-dir", "o",
                       "--require-approved"]
     assert "--require-approved" not in config_argv("resolve", CONFIG, {"require_approved": False})
+
+
+MONITOR_STEPS = {"MonitoringBaseline": ("deploy", "baseline"), "MonitorTraffic": ("monitor", "check")}
+
+
+def _monitor_step_argv(definition: dict[str, Any], name: str) -> list[Any]:
+    return next(step for step in definition["Steps"] if step["Name"] == name)["Arguments"]["AppSpecification"][
+        "ContainerArguments"]
+
+
+def _monitor_step_arguments(definition: dict[str, Any], name: str) -> list[tuple[str, Any]]:
+    """A monitor step's container arguments after its subcommand as (argument name, value) pairs of that
+    subcommand's arguments."""
+    subcommand, *argv = _monitor_step_argv(definition, name)
+    assert subcommand == MONITOR_STEPS[name][1]
+    return _argument_pairs(f"monitor:{subcommand}", argv, name)
+
+
+@pytest.mark.parametrize("name", sorted(MONITOR_STEPS))
+def test_monitor_steps_pass_declared_arguments_in_the_contract_s_order(name: str, moto_backend: Backend) -> None:
+    import monitor
+
+    definition = definition_json(MONITOR_STEPS[name][0], CONFIG, moto_backend)
+    step = f"monitor:{MONITOR_STEPS[name][1]}"
+    pairs = _monitor_step_arguments(definition, name)
+    names = [passed for passed, _ in pairs]
+    declared = [candidate.name for candidate in arguments(step)]
+    assert names == sorted(names, key=declared.index), name  # declaration order (a repeated flag stays together)
+    assert {candidate.name for candidate in arguments(step) if candidate.required} <= set(names)
+    for candidate in configured(step):  # the config's value, or the pipeline parameter named after the argument
+        passed = dict(pairs)[candidate.name]
+        if candidate.parameter:
+            assert _parameter(passed) == parameter_name(candidate), candidate.name
+        else:
+            assert passed == str(configured_value(CONFIG, candidate)), candidate.name
+    # the same arguments, the pipeline's values replaced by strings, go through the step's own parser
+    parsed = monitor.parse_args([str(item) if not isinstance(item, dict) else "1"
+                                 for item in _monitor_step_argv(definition, name)])
+    assert parsed.mode == MONITOR_STEPS[name][1] and parsed.output_dir is not None
+    assert name != "MonitorTraffic" or (parsed.create_alarm and parsed.namespace == CONFIG.deploy.monitoring.namespace)
+
+
+def test_monitoring_baseline_passes_one_threshold_flag_per_configured_threshold(moto_backend: Backend) -> None:
+    import monitor
+
+    thresholds = {"psi_threshold": 0.3, "min_rows": 50.0}
+    monitoring = CONFIG.deploy.monitoring.model_copy(update={"thresholds": thresholds})
+    config = CONFIG.model_copy(update={"deploy": CONFIG.deploy.model_copy(update={"monitoring": monitoring})})
+    argv = _monitor_step_argv(definition_json("deploy", config, moto_backend), "MonitoringBaseline")
+    assert argv == ["baseline", "--train-dir", "/opt/ml/processing/input/train",
+                    "--output-dir", "/opt/ml/processing/output/baseline",
+                    "--threshold", "min_rows=50.0", "--threshold", "psi_threshold=0.3"]
+    assert monitor.parse_args(argv).threshold == [("min_rows", 50.0), ("psi_threshold", 0.3)]
+
+
+def test_monitor_config_defaults_agree_with_monitor_py_defaults() -> None:
+    from pipelines.config import MonitoringConfig
+
+    for candidate in configured("monitor:check"):
+        key = candidate.config.split(".")[-1]
+        if candidate.config.startswith("deploy.monitoring."):
+            assert MonitoringConfig.model_fields[key].default == candidate.default, candidate.config
+
+
+def test_monitor_py_parser_is_generated_and_accepts_both_spellings() -> None:
+    import monitor
+
+    contract = importlib.import_module("monitor.contract")
+    for subcommand, (_, declared) in contract.SUBCOMMANDS.items():
+        def described(items: Any) -> list[dict[str, Any]]:  # a parsing function loaded twice: compared by name
+            return [{**vars(a), "type": a.type.__qualname__} for a in items]
+
+        assert described(declared) == described(arguments(f"monitor:{subcommand}"))
+    assert set(contract.SUBCOMMANDS) == {"baseline", "check"}
+    dashes = monitor.parse_args(["baseline", "--train-dir", "t", "--threshold", "min_rows=5", "--reference-size", "3",
+                                 "--seed", "2", "--output-dir", "o"])
+    underscores = monitor.parse_args(["baseline", "--train_dir", "t", "--threshold", "min_rows=5",
+                                      "--reference_size", "3", "--seed", "2", "--output_dir", "o"])
+    assert dashes == underscores and dashes.threshold == [("min_rows", 5.0)] and dashes.reference_size == 3
+    defaults = monitor.parse_args(["baseline", "--train-dir", "t"])
+    assert defaults.threshold == [] and defaults.output_dir == contract.OUTPUT_DIR and defaults.reference_size == 2000
+    dashes = monitor.parse_args(["check", "--baseline-dir", "b", "--capture-dir", "c", "--endpoint-name", "e",
+                                 "--variant", "v", "--since-hours", "3", "--namespace", "n", "--no-cloudwatch",
+                                 "--create-alarm", "--fail-on-violation", "--seed", "4", "--output-dir", "o"])
+    underscores = monitor.parse_args(["check", "--baseline_dir", "b", "--capture_dir", "c", "--endpoint_name", "e",
+                                      "--variant", "v", "--since_hours", "3", "--namespace", "n", "--no_cloudwatch",
+                                      "--create_alarm", "--fail_on_violation", "--seed", "4", "--output_dir", "o"])
+    assert dashes == underscores and dashes.no_cloudwatch and dashes.create_alarm and dashes.fail_on_violation
+    assert (dashes.baseline_dir, dashes.capture_dir, dashes.since_hours) == (Path("b"), Path("c"), 3.0)
+    defaults = monitor.parse_args(["check", "--baseline-dir", "b", "--capture-dir", "c", "--endpoint-name", "e"])
+    assert (defaults.variant, defaults.since_hours, defaults.namespace) == ("AllTraffic", 24.0, "continuum/Monitoring")
+    assert not (defaults.no_cloudwatch or defaults.create_alarm or defaults.fail_on_violation)
+    for bad in (["baseline"], ["baseline", "--train-dir", "t", "--threshold", "nope=1"], ["check", "--baseline-dir", "b"],
+                []):
+        with pytest.raises(SystemExit):
+            monitor.parse_args(bad)

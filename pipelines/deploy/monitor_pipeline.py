@@ -25,6 +25,7 @@ from pipelines.config import Config
 from pipelines.paths import STEPS_DIR
 from pipelines.processors import step_processor
 from pipelines.schedule import validate_schedule_expression
+from pipelines.step_contracts import config_argv
 
 
 def monitor_pipeline_name(config: Config) -> str:
@@ -66,10 +67,10 @@ def monitor_pipeline(config: Config, session: PipelineSession) -> Pipeline:
                                 destination="/opt/ml/processing/input/capture")],
         outputs=[ProcessingOutput(output_name="monitoring", source="/opt/ml/processing/output/monitoring",
                                   destination=reports)],
-        arguments=["check", "--baseline-dir", "/opt/ml/processing/input/baseline",
-                   "--capture-dir", "/opt/ml/processing/input/capture", "--endpoint-name", params.endpoint_name,
-                   "--since-hours", params.since_hours.to_string(), "--namespace", config.deploy.monitoring.namespace,
-                   "--create-alarm", "--output-dir", "/opt/ml/processing/output/monitoring"],
+        arguments=["check", *config_argv("monitor:check", config, {
+            "baseline_dir": "/opt/ml/processing/input/baseline", "capture_dir": "/opt/ml/processing/input/capture",
+            "endpoint_name": params.endpoint_name, "since_hours": params.since_hours.to_string(),
+            "create_alarm": True, "output_dir": "/opt/ml/processing/output/monitoring"})],
     )
     return Pipeline(name=monitor_pipeline_name(config), parameters=params.as_list(),
                     steps=[ProcessingStep(name="MonitorTraffic", step_args=step_args)], sagemaker_session=session)

@@ -103,8 +103,6 @@ def monitoring_baseline_step(config: Config, session: PipelineSession, resolve: 
     """Model Monitor's baselining job, ours: statistics.json + constraints.json of the deployed version's
     training data, where the monitor pipeline reads them."""
     processor = step_processor(config, session, "monitoring-baseline", config.processing.instance_type)
-    thresholds = [arg for name, value in sorted(config.deploy.monitoring.thresholds.items())
-                  for arg in ("--threshold", f"{name}={value}")]
     step_args = processor.run(
         code="monitor.py",
         source_dir=str(STEPS_DIR),
@@ -114,8 +112,9 @@ def monitoring_baseline_step(config: Config, session: PipelineSession, resolve: 
                                 destination="/opt/ml/processing/input/train")],
         outputs=[ProcessingOutput(output_name="baseline", source="/opt/ml/processing/output/baseline",
                                   destination=s3_layout.monitoring_baseline_uri(config))],
-        arguments=["baseline", "--train-dir", "/opt/ml/processing/input/train",
-                   "--output-dir", "/opt/ml/processing/output/baseline", *thresholds],
+        arguments=["baseline", *config_argv("monitor:baseline", config, {
+            "train_dir": "/opt/ml/processing/input/train", "output_dir": "/opt/ml/processing/output/baseline",
+            "threshold": [f"{name}={value}" for name, value in sorted(config.deploy.monitoring.thresholds.items())]})],
     )
     return ProcessingStep(name="MonitoringBaseline", step_args=step_args, depends_on=[smoke])
 

@@ -73,6 +73,12 @@ def build_parser(arguments: Iterable[Argument], description: str | None = None,
     """An argparse parser with one option per argument, in sections by `group` (in declaration order);
     `separator`: the flags' spelling shown first (`-`: --max-tokens, also accepted as --max_tokens)."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser, arguments, separator)
+    return parser
+
+
+def add_arguments(parser: argparse.ArgumentParser, arguments: Iterable[Argument], separator: str = "_") -> None:
+    """One option per argument on `parser` (build_parser's, or a subcommand's: `subparsers.add_parser(...)`)."""
     groups: dict[str, Any] = {}
     for argument in arguments:
         if argument.group not in groups:
@@ -95,7 +101,6 @@ def build_parser(arguments: Iterable[Argument], description: str | None = None,
         if argument.required:
             options["required"] = True
         groups[argument.group].add_argument(*flags(argument.name, separator), **options)
-    return parser
 
 
 def render(value: Any) -> str:

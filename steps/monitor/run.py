@@ -9,15 +9,16 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from common.contract import add_arguments
+from monitor.baseline import (BaselineError, build_baseline, current_statistics, load_baseline,
+                              read_training_examples, write_baseline)
 from monitor.capture import CaptureFormatError, capture_lines, llm_rows, parse_capture_line
-from monitor.baseline import (DEFAULT_THRESHOLDS, BaselineError, build_baseline, current_statistics,
-                                     load_baseline, read_training_examples, write_baseline)
 from monitor.checks import input_drift_checks, output_checks, verdict
+from monitor.contract import FLAG_SEPARATOR, SUBCOMMANDS
 from monitor.features import extract
 from monitor.formats import MonitorFormatError, violations_document, write_json
 
 DESCRIPTION = "Monitoring step: drift and quality of an endpoint's captured traffic against the training data."
-DEFAULT_OUTPUT_DIR = Path("/opt/ml/processing/output/monitoring")
 MAX_LISTED_PROBLEMS = 50
 
 
@@ -83,38 +84,11 @@ def run_check(args: argparse.Namespace, cloudwatch: Any, now: datetime) -> dict[
     return report
 
 
-def parse_threshold(text: str) -> tuple[str, float]:
-    name, sep, value = text.partition("=")
-    if not sep or name not in DEFAULT_THRESHOLDS:
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE with NAME one of {', '.join(DEFAULT_THRESHOLDS)}, "
-                                         f"got {text!r}")
-    try:
-        return name, float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{name}: {value!r} is not a number") from None
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=DESCRIPTION)
     sub = parser.add_subparsers(dest="mode", required=True)
-    base = sub.add_parser("baseline", help="statistics.json + constraints.json of the training data")
-    base.add_argument("--train-dir", type=Path, required=True, help="*.jsonl with prompt and completion")
-    base.add_argument("--threshold", type=parse_threshold, action="append", default=[], metavar="NAME=VALUE")
-    base.add_argument("--reference-size", type=int, default=2000, help="training prompts kept for the MMD test")
-    base.add_argument("--seed", type=int, default=0)
-    base.add_argument("--output-dir", type=Path, default=DEFAULT_OUTPUT_DIR)
-    check = sub.add_parser("check", help="drift and quality of captured traffic against a baseline")
-    check.add_argument("--baseline-dir", type=Path, required=True)
-    check.add_argument("--capture-dir", type=Path, required=True, help="{DestinationS3Uri}/{endpoint}")
-    check.add_argument("--endpoint-name", required=True)
-    check.add_argument("--variant", default="AllTraffic")
-    check.add_argument("--since-hours", type=float, default=24.0, help="window (0 = every captured record)")
-    check.add_argument("--namespace", default="continuum/Monitoring", help="CloudWatch namespace of the results")
-    check.add_argument("--no-cloudwatch", action="store_true", help="no service metrics in, no results out")
-    check.add_argument("--create-alarm", action="store_true", help="alarm on constraint_violations > 0")
-    check.add_argument("--fail-on-violation", action="store_true", help="exit 2 when a constraint is violated")
-    check.add_argument("--seed", type=int, default=0)
-    check.add_argument("--output-dir", type=Path, default=DEFAULT_OUTPUT_DIR)
+    for mode, (help_text, arguments) in SUBCOMMANDS.items():
+        add_arguments(sub.add_parser(mode, help=help_text), arguments, FLAG_SEPARATOR)
     return parser.parse_args(argv)
 
 
