@@ -12,11 +12,11 @@ that is asked) instead of "prompt": the model sees the whole chat, rendered as t
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common.jsonl import JsonlError, iter_jsonl_lines
 from common.prompting import Message, check_messages
 
 
@@ -60,18 +60,10 @@ def load_cases(path: Path, task: str, labels: list[str] | None = None) -> tuple[
 
 
 def _records(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    out: list[tuple[int, dict[str, Any]]] = []
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise CaseError(f"{path}:{line_no}: not valid JSON: {exc.msg}") from exc
-        if not isinstance(record, dict):
-            raise CaseError(f"{path}:{line_no}: expected a JSON object")
-        out.append((line_no, record))
-    return out
+    try:
+        return list(iter_jsonl_lines(path))
+    except JsonlError as exc:
+        raise CaseError(str(exc)) from exc
 
 
 def _text(where: str, record: dict[str, Any], field: str) -> str:

@@ -30,6 +30,12 @@ def write_jsonl(path: Path, records: Iterable[Mapping[str, Any]]) -> int:
 
 def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
     """Yield the objects of a JSONL file, skipping blank lines; raise JsonlError naming file:line."""
+    for _, record in iter_jsonl_lines(path):
+        yield record
+
+
+def iter_jsonl_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line of a JSONL file; raise JsonlError naming file:line."""
     path = Path(path)
     with path.open("rb") as handle:
         for line_no, raw in enumerate(handle, start=1):
@@ -45,4 +51,4 @@ def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
                 raise JsonlError(f"{path}:{line_no}: not valid JSON: {exc.msg} (column {exc.colno})") from exc
             if not isinstance(record, dict):
                 raise JsonlError(f"{path}:{line_no}: expected a JSON object, got {type(record).__name__}")
-            yield record
+            yield line_no, record
