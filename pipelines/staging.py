@@ -84,7 +84,10 @@ def ensure_bucket(backend: Backend, bucket: str) -> None:
     try:
         s3.head_bucket(Bucket=bucket)
     except ClientError:
-        s3.create_bucket(Bucket=bucket)
+        region = s3.meta.region_name
+        # Without a LocationConstraint S3 puts the bucket in us-east-1, whatever the client's region.
+        placement = {} if region in (None, "us-east-1") else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+        s3.create_bucket(Bucket=bucket, **placement)
 
 
 def stage_directory(backend: Backend, directory: Path, uri_root: str) -> str:
