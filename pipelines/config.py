@@ -268,6 +268,28 @@ class DeployConfig(_Strict):
         return self.production.endpoint_name if self.production and self.production.enabled else self.endpoint_name
 
 
+UI_ROLES = ("viewer", "model_engineer", "deployment_manager", "admin")
+UiRole = Literal["viewer", "model_engineer", "deployment_manager", "admin"]
+
+
+class UiConfig(_Strict):
+    """`continuum ui` locally: who the person at the dashboard is (on AWS, IAM decides: pipelines/ui/roles.py)."""
+
+    role: UiRole = Field(default="admin", description="the local user's role when no --user is given")
+    users: dict[str, UiRole] = Field(default_factory=dict, description="name -> role; `continuum ui --user NAME`")
+    port: int = Field(default=8750, ge=0, le=65535)
+
+
+class NotificationsConfig(_Strict):
+    """Where gate failures, versions waiting for approval, alarms, drift verdicts and rollbacks are sent."""
+
+    sns_topic_arn: str | None = Field(default=None, pattern=r"^arn:aws[a-z-]*:sns:",
+                                      description="SNS topic (the project stack's) to publish to, with --aws")
+    webhook_url: str | None = Field(default=None, pattern=r"^https?://",
+                                    description="Slack-compatible incoming webhook (JSON {text})")
+    timeout_seconds: float = Field(default=5.0, gt=0)
+
+
 class Config(_Strict):
     project: ProjectConfig
     model: ModelConfig
@@ -276,6 +298,8 @@ class Config(_Strict):
     processing: ProcessingConfig = Field(default_factory=ProcessingConfig)
     evaluation: EvaluationConfig
     deploy: DeployConfig
+    ui: UiConfig = Field(default_factory=UiConfig)
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
 
     @property
     def training_pipeline_name(self) -> str:
