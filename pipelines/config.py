@@ -103,6 +103,10 @@ class ContinualConfig(_Strict):
 
     strategy: str = _train("training.continual.strategy")
     replay_weight: float = _train("training.continual.replay_weight", ge=0)
+    replay_budget: float = _train("training.continual.replay_budget", ge=0, description="replayed history per "
+                                  "round: <= 1 a share of it, > 1 an amount in replay_budget_unit")
+    replay_budget_unit: Literal["examples", "tokens"] = _train("training.continual.replay_budget_unit")
+    replay_selection: Literal["at_risk", "random"] = _train("training.continual.replay_selection")
     ewc_lambda: float = _train("training.continual.ewc_lambda", ge=0)
     l2sp_lambda: float = _train("training.continual.l2sp_lambda", ge=0)
     orthogonal_lambda: float = _train("training.continual.orthogonal_lambda", ge=0)

@@ -33,6 +33,9 @@ class TrainingParameters:
     # Training: continual-learning strategy and its knobs, QLoRA, checkpoints, managed spot (issue 4).
     training_strategy: ParameterString
     replay_weight: ParameterFloat
+    replay_budget: ParameterFloat
+    replay_budget_unit: ParameterString
+    replay_selection: ParameterString
     ewc_lambda: ParameterFloat
     l2sp_lambda: ParameterFloat
     orthogonal_lambda: ParameterFloat
@@ -90,6 +93,9 @@ def _training_step_parameters(config: Config) -> dict[str, Parameter | None]:
     return {
         "training_strategy": _train(config, "strategy", ParameterString),
         "replay_weight": _train(config, "replay_weight", ParameterFloat),
+        "replay_budget": _train(config, "replay_budget", ParameterFloat),
+        "replay_budget_unit": _train(config, "replay_budget_unit", ParameterString),
+        "replay_selection": _train(config, "replay_selection", ParameterString),
         "ewc_lambda": _train(config, "ewc_lambda", ParameterFloat),
         "l2sp_lambda": _train(config, "l2sp_lambda", ParameterFloat),
         "orthogonal_lambda": _train(config, "orthogonal_lambda", ParameterFloat),

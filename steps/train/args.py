@@ -18,7 +18,8 @@ DEFAULT_CHECKPOINT_DIR = Path("/opt/ml/checkpoints")
 # run's fingerprint, so a checkpoint is only resumed by the run that wrote it.
 HYPERPARAMETERS = (
     "base_model", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "learning_rate", "epochs",
-    "max_steps", "batch_size", "max_seq_length", "seed", "strategy", "replay_weight", "ewc_lambda",
+    "max_steps", "batch_size", "max_seq_length", "seed", "strategy", "replay_weight", "replay_budget",
+    "replay_budget_unit", "replay_selection", "ewc_lambda",
     "l2sp_lambda", "orthogonal_lambda", "fisher_samples", "packing", "tokens_per_batch", "quantization",
     "precision", "attn_implementation", "compile", "gradient_checkpointing", "prompt_template",
     "warmup_ratio", "max_grad_norm",
@@ -52,7 +53,7 @@ def parse_args(argv: list[str] | None, description: str | None = None) -> argpar
         parser.error(f"--lora_dropout must be in [0, 1), got {args.lora_dropout}")
     if not 0 <= args.warmup_ratio < 1:
         parser.error(f"--warmup_ratio must be in [0, 1), got {args.warmup_ratio}")
-    for name in ("replay_weight", "ewc_lambda", "l2sp_lambda", "orthogonal_lambda", "fisher_samples", "tokens_per_batch"):
+    for name in ("replay_budget", "replay_weight", "ewc_lambda", "l2sp_lambda", "orthogonal_lambda", "fisher_samples", "tokens_per_batch"):
         if getattr(args, name) < 0:
             parser.error(f"--{name} must be >= 0, got {getattr(args, name)}")
     if args.compile and not args.packing:

@@ -28,6 +28,8 @@ class TrainExample:
     labels: list[int]
     weight: float
     replay: bool
+    id: str = ""  # the prepared record's id and source (replay selection names them)
+    source: str = ""
 
 
 @dataclass
@@ -88,7 +90,8 @@ def encode_records(
             skipped += 1
             continue
         replay = is_replay(record)
-        encoded.append(TrainExample(example.input_ids, example.labels, replay_weight if replay else 1.0, replay))
+        encoded.append(TrainExample(example.input_ids, example.labels, replay_weight if replay else 1.0, replay,
+                                    str(record.get("id") or ""), str(record.get("source") or "")))
     return encoded, skipped
 
 

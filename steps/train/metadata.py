@@ -30,6 +30,8 @@ def strategy_record(args: Namespace, start_generation: int, previous_adapters: i
     return {
         "names": list(names) or ["naive"],
         "replay_weight": args.replay_weight if "replay" in names else None,
+        "replay_budget": {"budget": args.replay_budget, "unit": args.replay_budget_unit,
+                          "selection": args.replay_selection} if "replay" in names else None,
         "ewc": {"lambda": args.ewc_lambda, "fisher_from_starting_model": had_fisher} if "ewc" in names else None,
         "l2sp": {"lambda": args.l2sp_lambda} if "l2sp" in names else None,
         "modular": {"lambda": args.orthogonal_lambda, "previous_adapters": previous_adapters} if "modular" in names else None,
@@ -41,7 +43,7 @@ def strategy_record(args: Namespace, start_generation: int, previous_adapters: i
 def version_metadata(args: Namespace, *, start_metadata: dict[str, Any], source: str, template: str,
                      strategy: dict[str, Any], metrics: dict[str, float], data: dict[str, Any],
                      training: dict[str, Any], fisher: dict[str, Any] | None, adapter_history: list[dict[str, Any]],
-                     seconds: float) -> dict[str, Any]:
+                     seconds: float, replay: dict[str, Any] | None = None) -> dict[str, Any]:
     """The whole continuum.json (docs/contracts.md, model directories)."""
     instance_type, instance_count = current_instance()
     return {
@@ -55,6 +57,7 @@ def version_metadata(args: Namespace, *, start_metadata: dict[str, Any], source:
         "data": {"data_version": data_version(args.report_dir), **data},
         "training": training,
         "continual": {"fisher": fisher},
+        "replay": replay,
         "adapter_history": adapter_history,
         "duration_seconds": round(seconds, 3),
         "cost": cost_estimate(instance_type, instance_count, seconds, args.instance_price_per_hour),

@@ -40,6 +40,7 @@ from train.loop import LoopSettings, TrainingOutcome, evaluation_loss, log_metri
 from train.metadata import strategy_record, version_metadata
 from train.model import StartingModel, TrainingSetupError, load_starting_model
 from train.quiet import quiet_libraries
+from train.replay_budget import ReplayChoice, select_replay
 from train.strategies import ContinualPenalty, build_penalty
 
 
@@ -62,6 +63,7 @@ class Run:
     previous_fisher: dict[str, FactoredFisher] | None
     peft_model: Any
     penalty: ContinualPenalty
+    replay: ReplayChoice | None = None  # what of the replayed history this round trains on, and why
 
 
 def seed_everything(seed: int) -> None:
@@ -124,6 +126,17 @@ def prepare_run(args: argparse.Namespace, dist: Distributed, say: Callable[..., 
                                                              template, max_length, 1.0)
     if not train_examples:
         raise NoTrainingData(f"no training example leaves room for a completion within {max_length} tokens")
+    replay = None
+    if any(example.replay for example in train_examples):
+        replay = select_replay(start.model, train_examples, args.replay_selection, args.replay_budget,
+                               args.replay_budget_unit, args.seed, start.tokenizer.pad_token_id,
+                               args.tokens_per_batch or 2048, start.precision.autocast_bf16)
+        keep = set(replay.indices)
+        train_examples = [e for i, e in enumerate(train_examples) if not e.replay or i in keep]
+        say(f"replay: {len(replay.chosen)} of {len(replay.candidates)} history examples "
+            f"({replay.record()['chosen_tokens']} of {replay.record()['candidate_tokens']} tokens; budget "
+            f"{args.replay_budget:g} {args.replay_budget_unit}, selection {replay.selection}, "
+            f"scored in {replay.scoring_seconds:.1f}s)", flush=True)
     lengths = [len(example.input_ids) for example in train_examples]
     budget = token_budget(lengths, args.batch_size, args.tokens_per_batch) if args.packing else None
     # max_steps counts optimizer steps; each step takes one batch per process.
@@ -143,7 +156,7 @@ def prepare_run(args: argparse.Namespace, dist: Distributed, say: Callable[..., 
     history_a = [adapter_a_matrices(entry.path / ADAPTER_WEIGHTS) for entry in history] if "modular" in args.strategy else []
     penalty = build_penalty(args.strategy, lora_modules(peft_model), previous_fisher, history_a, args, say)
     return Run(start, template, train_examples, validation_examples, skipped + validation_skipped, budget, plan,
-               history, previous_fisher, peft_model, penalty)
+               history, previous_fisher, peft_model, penalty, replay)
 
 
 def train_adapter(run: Run, args: argparse.Namespace, dist: Distributed, stop: StopSignal) -> TrainingOutcome:
@@ -212,6 +225,7 @@ def save_version(run: Run, outcome: TrainingOutcome, args: argparse.Namespace, d
                   "attn_implementation": start.attn_implementation, "tokens_per_step": run.budget,
                   "world_size": dist.world_size, "resumed_from_step": outcome.resumed_from_step},
         fisher=fisher, adapter_history=kept, seconds=seconds,
+        replay=run.replay.record() if run.replay is not None else None,
     ))
     print(f"saved model to {args.model_dir} in {seconds:.1f}s", flush=True)
 

@@ -1,0 +1,240 @@
+"""Which replayed examples a round trains on: a fixed budget, chosen by risk, stratified by data version.
+
+The prepare step passes the whole history (every earlier, not superseded example, sources prefixed
+`replay:`) with the new data; this module decides what of it the round spends training on, so a
+round's cost stays flat however long the history grows:
+- budget: `replay_budget` <= 1 is a share of the history, > 1 an absolute amount, counted in
+  `replay_budget_unit` (examples, or completion+prompt tokens);
+- strata: the history's data versions (a replayed example's source file: each round's export is
+  its own files), each getting its proportional share of the budget, at least one example while
+  the budget allows, so old versions keep a voice;
+- selection `at_risk`: score every candidate with the starting model (the previous version) and
+  take the lowest *margin* first: margin = min over the answer's tokens of logit(answer token) -
+  the best other logit; below 0 the model's greedy answer is already wrong, near 0 it is the next
+  to flip. This is the "which memories to rehearse" rule of Maximally Interfered Retrieval
+  (Aljundi et al., NeurIPS 2019, arXiv:1908.04742) and of loss-/uncertainty-based rehearsal
+  (Toneva et al., "An Empirical Study of Example Forgetting", ICLR 2019, arXiv:1812.05159: the
+  examples that are forgotten are the ones near the decision boundary), scored once, before
+  training, with one forward pass over the history (no backward);
+- selection `random`: a seeded hash order within each stratum (reservoir-style rehearsal,
+  Chaudhry et al., "On Tiny Episodic Memories in Continual Learning", arXiv:1902.10486).
+The choice (per stratum, per item: score and reason) goes to continuum.json (`replay`).
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from train.data import TrainExample, group_batches, make_batch
+
+SELECTIONS = ("at_risk", "random")
+UNITS = ("examples", "tokens")
+REPLAY_PREFIX = "replay:"
+_LINE_SUFFIX = re.compile(r":\d+$")
+RECORDED_ITEMS = 200  # continuum.json lists the chosen items (lowest score first) up to this many
+
+
+def stratum_of(source: str) -> str:
+    """A replayed example's data version: its source file (source without `replay:` and `:line`)."""
+    return _LINE_SUFFIX.sub("", str(source).removeprefix(REPLAY_PREFIX))
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One replayable example: where it is in the encoded list, its record's id/source, size and score."""
+
+    index: int
+    id: str
+    source: str
+    tokens: int
+    score: float  # at_risk: the margin (lower: more at risk); random: the hash order in [0, 1)
+    loss: float | None = None  # mean NLL of the answer under the starting model (at_risk only)
+
+    @property
+    def stratum(self) -> str:
+        return stratum_of(self.source)
+
+
+@dataclass
+class ReplayChoice:
+    """The replayed examples this round trains on, and why."""
+
+    selection: str
+    budget: float
+    unit: str
+    amount: int  # the budget in `unit` (examples or tokens)
+    candidates: list[Candidate]
+    chosen: list[Candidate]
+    scoring_seconds: float = 0.0
+    quotas: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def indices(self) -> list[int]:
+        return sorted(candidate.index for candidate in self.chosen)
+
+    def record(self) -> dict[str, Any]:
+        """continuum.json's `replay`: budget, what was chosen per data version, and why (score per item)."""
+        by_stratum: dict[str, dict[str, Any]] = {}
+        for candidate in self.candidates:
+            entry = by_stratum.setdefault(candidate.stratum, {"candidates": 0, "chosen": 0, "quota": 0,
+                                                              "chosen_tokens": 0, "at_risk": 0})
+            entry["candidates"] += 1
+            entry["at_risk"] += self.selection == "at_risk" and candidate.score < 0
+        for candidate in self.chosen:
+            by_stratum[candidate.stratum]["chosen"] += 1
+            by_stratum[candidate.stratum]["chosen_tokens"] += candidate.tokens
+        for name, quota in self.quotas.items():
+            by_stratum[name]["quota"] = quota
+        ranked = sorted(self.chosen, key=lambda c: (c.score, c.id))
+        return {
+            "selection": self.selection, "budget": self.budget, "unit": self.unit, "amount": self.amount,
+            "candidates": len(self.candidates), "candidate_tokens": sum(c.tokens for c in self.candidates),
+            "chosen": len(self.chosen), "chosen_tokens": sum(c.tokens for c in self.chosen),
+            "wrong_before": sum(c.score < 0 for c in self.candidates) if self.selection == "at_risk" else None,
+            "scoring_seconds": round(self.scoring_seconds, 3),
+            "by_data_version": by_stratum,
+            "items": [{"id": c.id, "source": c.source, "score": round(c.score, 4),
+                       "loss": None if c.loss is None else round(c.loss, 4), "reason": reason(self.selection, c)}
+                      for c in ranked[:RECORDED_ITEMS]],
+        }
+
+
+def reason(selection: str, candidate: Candidate) -> str:
+    """Why an item was replayed, in words."""
+    if selection == "all":
+        return "the budget covers the whole history"
+    if selection == "random":
+        return "random sample of its data version"
+    if candidate.score < 0:
+        return "answered wrong by the previous version (margin < 0)"
+    return "lowest margin of its data version (closest to being forgotten)"
+
+
+def budget_amount(budget: float, unit: str, candidates: Sequence[Candidate]) -> int:
+    """The budget in `unit`: budget <= 1 a share of the candidates' total (rounded), else that many."""
+    total = len(candidates) if unit == "examples" else sum(c.tokens for c in candidates)
+    amount = round(budget * total) if budget <= 1 else int(budget)
+    return max(0, min(amount, total))
+
+
+def quotas(sizes: dict[str, int], amount: int) -> dict[str, int]:
+    """Split `amount` over strata in proportion to `sizes` (largest remainder), each stratum at least 1 while the
+    amount allows (oldest first, in `sizes`' order), never more than its size."""
+    total = sum(sizes.values())
+    if total == 0 or amount <= 0:
+        return {name: 0 for name in sizes}
+    if amount >= total:
+        return dict(sizes)
+    exact = {name: amount * size / total for name, size in sizes.items()}
+    share = {name: min(sizes[name], math.floor(value)) for name, value in exact.items()}
+    for name in sizes:  # every data version keeps a voice
+        if share[name] == 0 and sizes[name] and sum(share.values()) < amount:
+            share[name] = 1
+    order = sorted(sizes, key=lambda name: -(exact[name] - math.floor(exact[name])))
+    while sum(share.values()) < amount:
+        grew = False
+        for name in order:
+            if sum(share.values()) >= amount:
+                break
+            if share[name] < sizes[name]:
+                share[name] += 1
+                grew = True
+        if not grew:
+            break
+    while sum(share.values()) > amount:  # the one-each floor overshot: take from the largest
+        name = max(share, key=lambda n: share[n])
+        share[name] -= 1
+    return share
+
+
+def choose(candidates: Sequence[Candidate], selection: str, budget: float, unit: str) -> ReplayChoice:
+    """The lowest-score candidates of each stratum, up to the stratum's share of the budget."""
+    amount = budget_amount(budget, unit, candidates)
+    strata: dict[str, list[Candidate]] = {}
+    for candidate in candidates:
+        strata.setdefault(candidate.stratum, []).append(candidate)
+    size = (lambda members: len(members)) if unit == "examples" else (lambda members: sum(c.tokens for c in members))
+    share = quotas({name: size(members) for name, members in strata.items()}, amount)
+    chosen: list[Candidate] = []
+    for name, members in strata.items():
+        spent = 0
+        for candidate in sorted(members, key=lambda c: (c.score, c.id)):
+            cost = 1 if unit == "examples" else candidate.tokens
+            if spent + cost > share[name]:
+                if unit == "examples":
+                    break
+                continue  # tokens: a shorter example may still fit
+            chosen.append(candidate)
+            spent += cost
+    return ReplayChoice(selection, budget, unit, amount, list(candidates), chosen, quotas=share)
+
+
+def hash_order(example_id: str, seed: int) -> float:
+    """A stable pseudo-random place in [0, 1) for an id and seed."""
+    return int(hashlib.sha256(f"{seed}:replay-budget:{example_id}".encode()).hexdigest()[:13], 16) / 16**13
+
+
+def answer_margins(model: Any, examples: Sequence[TrainExample], pad_id: int, tokens_per_batch: int,
+                   bf16: bool = False) -> tuple[list[float], list[float]]:
+    """(margin, mean NLL) of each example's answer under `model`: margin = min over answer tokens of the answer
+    token's logit minus the best other logit (< 0: greedy decoding leaves the answer). One forward pass, packed."""
+    import torch
+
+    from common.examples import IGNORE_INDEX
+    from train.loss import autocast_context
+
+    device = next(model.parameters()).device
+    margins = [math.inf] * len(examples)
+    losses = [0.0] * len(examples)
+    lengths = [len(example.input_ids) for example in examples]
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for indices in group_batches(list(range(len(examples))), lengths, 1, max(tokens_per_batch, max(lengths))):
+            batch = make_batch([examples[i] for i in indices], pad_id, packing=True).to(device)
+            keep = torch.zeros_like(batch.labels, dtype=torch.bool)
+            keep[:, :-1] = batch.labels[:, 1:] != IGNORE_INDEX
+            with autocast_context(bf16, device.type):
+                logits = model(**batch.inputs, logits_to_keep=keep, use_cache=False).logits
+            logits = logits.reshape(-1, logits.shape[-1]).float()
+            targets = batch.labels[:, 1:][keep[:, :-1]]
+            segments = batch.segments[:, 1:][keep[:, :-1]]
+            target_logit = logits.gather(1, targets[:, None])[:, 0]
+            other = logits.scatter(1, targets[:, None], float("-inf")).max(dim=1).values
+            token_margin = (target_logit - other).tolist()
+            nll = torch.nn.functional.cross_entropy(logits, targets, reduction="none").tolist()
+            counts: dict[int, int] = {}
+            for segment, margin, value in zip(segments.tolist(), token_margin, nll):
+                index = indices[segment]
+                margins[index] = min(margins[index], margin)
+                losses[index] += value
+                counts[index] = counts.get(index, 0) + 1
+            for index, count in counts.items():
+                losses[index] /= count
+    model.train(was_training)
+    return margins, losses
+
+
+def select_replay(model: Any, examples: Sequence[TrainExample], selection: str, budget: float, unit: str, seed: int,
+                  pad_id: int, tokens_per_batch: int, bf16: bool = False) -> ReplayChoice:
+    """Choose among the replayed examples (`replay` set). A budget that covers the whole history takes it all,
+    unscored (selection `all`)."""
+    started = time.monotonic()
+    replayed = [i for i, example in enumerate(examples) if example.replay]
+    candidates = [Candidate(i, examples[i].id or str(i), examples[i].source, len(examples[i].input_ids),
+                            hash_order(examples[i].id or str(i), seed)) for i in replayed]
+    whole = len(candidates) if unit == "examples" else sum(c.tokens for c in candidates)
+    if budget_amount(budget, unit, candidates) >= whole:
+        selection = "all"
+    elif selection == "at_risk":
+        margins, losses = answer_margins(model, [examples[i] for i in replayed], pad_id, tokens_per_batch, bf16)
+        candidates = [Candidate(c.index, c.id, c.source, c.tokens, margin, loss)
+                      for c, margin, loss in zip(candidates, margins, losses)]
+    choice = choose(candidates, selection, budget, unit)
+    choice.scoring_seconds = time.monotonic() - started
+    return choice
