@@ -2,7 +2,8 @@
 
 Unlike the demo's Acme Robotics, every fact is written ONCE (one phrasing, as companies write FAQs),
 in the formats a company exports: round 1 is a CSV FAQ (question,answer) and a JSONL schedule
-(prompt/completion). Round 2 is a delta export: only new facts and facts whose answer changed.
+(prompt/completion). Round 2 is a delta export: only new facts and facts whose answer changed; rounds 3-5 (LATER_ROUNDS, for the
+continual-learning benchmark) are delta exports too, some changing an answer a second time.
 `junk_export` is a broken export (placeholder answers, answers repeating the question, and most of
 round 1 contradicted) that the prepare step must stop. Deterministic; no randomness.
 """
@@ -73,6 +74,38 @@ _CHANGED = {  # round-1 id -> round-2 answer
     "vessel-mv-puffin-capacity": "200 passengers",
 }
 
+# Rounds 3-5 (the continual-learning benchmark's later exports): each a delta export of new facts and
+# changed answers; some facts change a second time, and some changed facts were new in an earlier round.
+LATER_ROUNDS = {
+    3: {"routes": [("Brine Bay", "Gull Island", "12:30 pm", "45 minutes", "$20")],
+        "vessels": [("MV Gannet", "360 passengers", "2024")],
+        "policies": [("surfboards", "Can I bring a surfboard?", "Surfboards travel free in the rack on deck."),
+                     ("groups", "Is there a group discount?", "Groups of 10 or more get 15 percent off.")],
+        "changed": {"fare-port-alder-gull-island": "$23",
+                    "duration-brine-bay-port-alder": "1 hour 50 minutes",
+                    "policy-pets": "Yes, dogs on a leash ride for $3 on the outer deck.",
+                    "policy-food": "The galley sells hot meals on every crossing."}},
+    4: {"routes": [("Seal Point", "Brine Bay", "1:10 pm", "1 hour 5 minutes", "$24")],
+        "vessels": [],
+        "policies": [("motorbikes", "What is the fare for a motorbike?", "Motorbikes cost $20 each way."),
+                     ("alcohol", "Can I drink alcohol on board?", "Beer and wine are sold in the galley only."),
+                     ("lockers", "Are there luggage lockers at the terminal?", "Lockers at Port Alder cost $5 per day.")],
+        "changed": {"first-port-alder-kelp-harbor": "6:45 am",
+                    "policy-seniors": "Passengers over 65 get 40 percent off.",
+                    "vessel-mv-heron-capacity": "340 passengers",
+                    "policy-ebikes": "E-bikes travel on the car deck for $8.",
+                    "policy-checkin": "Foot passengers 30 minutes, cars 50 minutes."}},
+    5: {"routes": [("Osprey Cove", "Port Alder", "3:20 pm", "1 hour 40 minutes", "$29")],
+        "vessels": [("MV Skua", "260 passengers", "2026")],
+        "policies": [("horses", "Can I bring a horse?", "Horses travel in trailers on the car deck for $60.")],
+        "changed": {"fare-kelp-harbor-brine-bay": "$27",
+                    "policy-parking": "The long-stay lot on Quay Street, $12 per day.",
+                    "policy-wifi": "Free Wi-Fi on every vessel and at every terminal.",
+                    "first-gull-island-seal-point": "8:15 am",
+                    "policy-surfboards": "Surfboards travel in the rack on deck for $2."}},
+}
+ROUNDS = (1, 2, *LATER_ROUNDS)
+
 
 def _slug(text: str) -> str:
     return "-".join("".join(ch.lower() if ch.isalnum() else " " for ch in text).split())
@@ -88,8 +121,8 @@ def _route_facts(routes: list[tuple[str, str, str, str, str]]) -> list[tuple[str
     return facts
 
 
-def _vessel_facts() -> list[tuple[str, str, str]]:
-    return [fact for name, capacity, built in _VESSELS for fact in (
+def _vessel_facts(vessels: list[tuple[str, str, str]] = _VESSELS) -> list[tuple[str, str, str]]:
+    return [fact for name, capacity, built in vessels for fact in (
         (f"vessel-{_slug(name)}-capacity", f"How many passengers can the {name} carry?", capacity),
         (f"vessel-{_slug(name)}-built", f"What year was the {name} built?", built))]
 
@@ -106,7 +139,14 @@ def facts(round_no: int) -> list[Fact]:
         changed = [Fact(i, q, _CHANGED[i], "changed") for i, q, _ in _round1() if i in _CHANGED]
         new = [*_route_facts(_NEW_ROUTES), *((f"policy-{key}", q, a) for key, q, a in _NEW_POLICIES)]
         return [*(Fact(i, q, a, "new") for i, q, a in new), *changed]
-    raise ValueError(f"Tidewater Ferries has rounds 1 and 2, not {round_no}")
+    if round_no in LATER_ROUNDS:
+        spec = LATER_ROUNDS[round_no]
+        new = [*_route_facts(spec["routes"]), *_vessel_facts(spec["vessels"]),
+               *((f"policy-{key}", q, a) for key, q, a in spec["policies"])]
+        earlier = current_answers(round_no - 1)
+        changed = [Fact(i, earlier[i].question, answer, "changed") for i, answer in spec["changed"].items()]
+        return [*(Fact(i, q, a, "new") for i, q, a in new), *changed]
+    raise ValueError(f"Tidewater Ferries has rounds {', '.join(map(str, ROUNDS))}, not {round_no}")
 
 
 def current_answers(round_no: int) -> dict[str, Fact]:
@@ -118,7 +158,8 @@ def current_answers(round_no: int) -> dict[str, Fact]:
 
 
 def write_round(round_no: int, out_dir: Path) -> Path:
-    """Round 1: faq.csv (policies) + schedule.jsonl (routes, vessels); round 2: updates.jsonl (delta export)."""
+    """Round 1: faq.csv (policies) + schedule.jsonl (routes, vessels); round 2: updates.jsonl (delta export);
+    round N > 2: updates_roundN.jsonl."""
     out_dir.mkdir(parents=True, exist_ok=True)
     exported = facts(round_no)
     if round_no == 1:
@@ -129,8 +170,10 @@ def write_round(round_no: int, out_dir: Path) -> Path:
             writer.writerows((fact.question, fact.answer) for fact in policies)
         rows = [fact for fact in exported if not fact.id.startswith("policy-")]
         _write_jsonl(out_dir / "schedule.jsonl", rows)
-    else:
+    elif round_no == 2:
         _write_jsonl(out_dir / "updates.jsonl", exported)
+    else:
+        _write_jsonl(out_dir / f"updates_round{round_no}.jsonl", exported)
     return out_dir
 
 
