@@ -180,6 +180,11 @@ def stage_benchmarks(backend: Backend, config: Config) -> dict[str, str]:
                 if name in staged:
                     raise ValueError(f"evaluation.suites: two suites are named {name!r} ({entry!r} repeats one)")
                 staged[name] = upload_directory(backend, folder, f"{uri}/{name}")
+    from pipelines.feedback import FEEDBACK_SUITE, stage_feedback_suite  # corrections people made: a suite too
+
+    feedback = stage_feedback_suite(backend, config, staged)
+    if feedback:
+        staged[FEEDBACK_SUITE] = feedback
     _remove_other_suites(backend, uri, set(staged))
     return staged
 
@@ -204,11 +209,13 @@ def stage_empty_replay(backend: Backend, config: Config) -> str:
 def stage_training_inputs(
     backend: Backend, config: Config, build_demo_model: Callable[[], Path] | None = None
 ) -> StagedInputs:
+    from pipelines.feedback import with_feedback  # corrections people made become rows of the next data version
+
     ensure_bucket(backend, config.project.bucket)
     stage_benchmarks(backend, config)
     stage_empty_replay(backend, config)
     return StagedInputs(
-        input_data_uri=stage_data(backend, config, config.data.source),
+        input_data_uri=with_feedback(backend, config, stage_data(backend, config, config.data.source)),
         base_model_uri=stage_base_model(backend, config, build_demo_model),
     )
 

@@ -1,0 +1,97 @@
+"""Notifications: gate failures, versions waiting for approval, alarms, drift verdicts and rollbacks.
+
+Each one is recorded under ``<s3 prefix>/notifications/`` (the Home screen of `continuum ui` lists the recent
+ones, on the local stand-in and on AWS alike), published to ``notifications.sns_topic_arn`` on AWS and posted to
+``notifications.webhook_url`` (Slack-compatible JSON ``{"text": ...}``) when configured. A channel that fails
+is noted on the record (``delivery``); it never stops the action that notified.
+"""
+from __future__ import annotations
+
+import json
+import urllib.request
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from pipelines.backend import Backend
+from pipelines.config import Config
+
+KINDS = ("gate_failed", "approval_waiting", "alarm", "drift", "rollback", "approval", "feedback")
+PREFIX = "notifications"
+
+
+@dataclass(frozen=True)
+class Notification:
+    kind: str
+    title: str
+    detail: str = ""
+    at: str = ""
+    id: str = ""
+    delivery: dict[str, str] = field(default_factory=dict)
+
+    def text(self) -> str:
+        """The one-message form a chat channel shows."""
+        return f"[continuum] {self.title}" + (f"\n{self.detail}" if self.detail else "")
+
+
+def notifications_uri(config: Config) -> str:
+    return f"{config.s3_prefix}/{PREFIX}"
+
+
+def _post_webhook(url: str, text: str, timeout: float) -> str:
+    request = urllib.request.Request(url, data=json.dumps({"text": text}).encode("utf-8"),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (the configured URL)
+        return f"sent ({response.status})"
+
+
+def _deliver(backend: Backend, config: Config, note: Notification) -> dict[str, str]:
+    delivery: dict[str, str] = {}
+    settings = config.notifications
+    if settings.sns_topic_arn and not backend.is_local:
+        try:
+            backend.client("sns").publish(TopicArn=settings.sns_topic_arn, Subject=note.title[:100],
+                                          Message=note.text())
+            delivery["sns"] = "sent"
+        except Exception as exc:  # noqa: BLE001 - a channel that fails is reported, never raised
+            delivery["sns"] = f"failed: {exc}"
+    if settings.webhook_url:
+        try:
+            delivery["webhook"] = _post_webhook(settings.webhook_url, note.text(), settings.timeout_seconds)
+        except Exception as exc:  # noqa: BLE001
+            delivery["webhook"] = f"failed: {exc}"
+    return delivery
+
+
+def notify(backend: Backend, config: Config, kind: str, title: str, detail: str = "") -> Notification:
+    """Send one notification to the configured channels and record it (with how each delivery went)."""
+    if kind not in KINDS:
+        raise ValueError(f"notification kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    now = datetime.now(timezone.utc)
+    note = Notification(kind, title, detail, now.isoformat(timespec="seconds"),
+                        f"{now.strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex[:6]}")
+    note = Notification(**{**asdict(note), "delivery": _deliver(backend, config, note)})
+    bucket, _, prefix = notifications_uri(config).removeprefix("s3://").partition("/")
+    try:
+        backend.client("s3").put_object(Bucket=bucket, Key=f"{prefix}/{note.id}.json",
+                                        Body=json.dumps(asdict(note)).encode("utf-8"))
+    except Exception:  # noqa: BLE001 - no bucket yet: sent, not recorded
+        pass
+    return note
+
+
+def recent(backend: Backend, config: Config, count: int = 20) -> list[Notification]:
+    """The newest ``count`` recorded notifications, newest first (none before the bucket exists)."""
+    s3 = backend.client("s3")
+    bucket, _, prefix = notifications_uri(config).removeprefix("s3://").partition("/")
+    try:
+        keys = [item["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/")
+                for item in page.get("Contents", [])]
+    except s3.exceptions.NoSuchBucket:
+        return []
+    notes = []
+    for key in sorted(keys, reverse=True)[:count]:  # ids start with the UTC time
+        record: dict[str, Any] = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        notes.append(Notification(**record))
+    return notes
