@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pipelines import s3_layout
+from pipelines.backend import Backend
 from pipelines.cli_support import add_target, backend_for, local_home
 from pipelines.config import Config, load_config
 from pipelines.paths import STEPS_DIR
@@ -103,47 +104,61 @@ def _error_line(done: subprocess.CompletedProcess[str]) -> str:
     return (errors or lines or [f"exit code {done.returncode}"])[-1]
 
 
-def cmd_compare(args: argparse.Namespace) -> int:
-    from pipelines.model_artifacts import ArtifactError, cache_root, materialize, resolve_version
+class CompareError(RuntimeError):
+    """evaluate.py failed on the two versions; the message has its last error line and the log's path."""
+
+
+def compare_versions(backend: Backend, config: Config, home: Path, a: str, b: str, suites_text: str | None = None,
+                     output_dir: str | Path | None = None,
+                     echo: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
+                     ) -> tuple[dict[str, Any], Path, str, str]:
+    """Both versions on the staged suites (evaluate.py, A as the candidate): (evaluation, output folder, label A,
+    label B). Raises LookupError / FileNotFoundError / ValueError / ArtifactError before running, CompareError
+    when evaluate.py fails."""
+    from pipelines.model_artifacts import cache_root, materialize, resolve_version
     from pipelines.staging import download_prefix
 
-    config = load_config(args.config)
-    backend = backend_for(args, config)
-    home = local_home(args)
-    started = time.perf_counter()
+    versions = [resolve_version(backend, config.model.model_package_group, text) for text in (a, b)]
+    if versions[0].version == versions[1].version:
+        raise ValueError(f"A and B are the same version ({versions[0].version})")
+    models = [materialize(backend, v.model_data_url, cache_root(home))[0] for v in versions]
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    output = Path(output_dir or home / "compare" / f"v{versions[0].version}-vs-v{versions[1].version}-{stamp}")
+    output = output.expanduser().resolve()
+    output.mkdir(parents=True, exist_ok=True)
+    suites_uri = s3_layout.benchmarks_uri(config)
     try:
-        versions = [resolve_version(backend, config.model.model_package_group, text) for text in (args.a, args.b)]
-        if versions[0].version == versions[1].version:
-            raise ValueError(f"A and B are the same version ({versions[0].version})")
-        models = [materialize(backend, v.model_data_url, cache_root(home))[0] for v in versions]
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-        output = Path(args.output_dir or home / "compare" / f"v{versions[0].version}-vs-v{versions[1].version}-{stamp}")
-        output = output.expanduser().resolve()
-        output.mkdir(parents=True, exist_ok=True)
-        suites_uri = s3_layout.benchmarks_uri(config)
-        try:
-            suites_dir = download_prefix(backend.client("s3"), suites_uri, output / "suites")
-        except FileNotFoundError as exc:
-            raise FileNotFoundError(f"no benchmark suites staged at {suites_uri} (a training run stages them)") from exc
-        available = staged_suites(suites_dir)
-        suites = [name.strip() for name in args.suites.split(",") if name.strip()] if args.suites else None
-        unknown = sorted(set(suites or []) - set(available))
-        if unknown:
-            raise LookupError(f"no staged suite named {', '.join(unknown)} at {suites_uri} (staged: {', '.join(available)})")
-    except (LookupError, FileNotFoundError, ValueError, ArtifactError) as exc:
-        print(f"compare: {exc}", file=sys.stderr)
-        return 1
+        suites_dir = download_prefix(backend.client("s3"), suites_uri, output / "suites")
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"no benchmark suites staged at {suites_uri} (a training run stages them)") from exc
+    available = staged_suites(suites_dir)
+    suites = [name.strip() for name in suites_text.split(",") if name.strip()] if suites_text else None
+    unknown = sorted(set(suites or []) - set(available))
+    if unknown:
+        raise LookupError(f"no staged suite named {', '.join(unknown)} at {suites_uri} (staged: {', '.join(available)})")
     label_a, label_b = (f"v{v.version} ({v.approval_status})" for v in versions)
-    print(f"comparing A = {label_a} with B = {label_b} on {', '.join(suites or available)} ...", file=sys.stderr,
-          flush=True)
+    echo(f"comparing A = {label_a} with B = {label_b} on {', '.join(suites or available)} ...")
     done = run_evaluate(models[0], models[1], suites_dir, suites, config, output)
     evaluation_path = output / EVALUATION_FILE
     if done.returncode != 0 or not evaluation_path.is_file():
-        print(f"compare: evaluate.py failed: {_error_line(done)} (log: {output / LOG_FILE})", file=sys.stderr)
+        raise CompareError(f"evaluate.py failed: {_error_line(done)} (log: {output / LOG_FILE})")
+    return json.loads(evaluation_path.read_text(encoding="utf-8")), output, label_a, label_b
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from pipelines.model_artifacts import ArtifactError
+
+    config = load_config(args.config)
+    backend = backend_for(args, config)
+    started = time.perf_counter()
+    try:
+        evaluation, output, label_a, label_b = compare_versions(backend, config, local_home(args), args.a, args.b,
+                                                                args.suites, args.output_dir)
+    except (LookupError, FileNotFoundError, ValueError, ArtifactError, CompareError) as exc:
+        print(f"compare: {exc}", file=sys.stderr)
         return 1
-    evaluation = json.loads(evaluation_path.read_text(encoding="utf-8"))
     print("\n".join(comparison_table(evaluation, label_a, label_b)))
-    print(f"evaluation: {evaluation_path}")
+    print(f"evaluation: {output / EVALUATION_FILE}")
     print(f"report: {output / evaluation.get('report', 'report.html')}")
     print(f"cases: {output / 'cases.jsonl'}")
     print(f"({time.perf_counter() - started:.1f} s)", file=sys.stderr)
