@@ -3,7 +3,8 @@
 Generation runs one call at a time (the model is not thread-safe and a CPU has no room for more). Each
 request is a job with a cost (its prompt tokens plus the tokens it may generate); the worker takes the
 cheapest waiting job, so a long prompt never holds up the short ones queued behind it, and a job that
-has been passed over `max_bypass` times goes next, so long ones are not starved either. Jobs waiting
+has seen `aging` times its own cost of other work start since it was queued goes next (oldest first),
+so long ones are not starved either. Jobs waiting
 with the same generation parameters and a similar cost (at most twice the first one's) join its call,
 up to `max_batch_inputs` inputs. A full queue refuses new jobs (QueueFull); a job whose caller stopped
 waiting is dropped from the queue. Standard library only: it ships beside serve.py in the image.
@@ -43,7 +44,6 @@ class Job:
     queued_at_start: int  # the worker's started-jobs count when this job was queued
     queued_at_cost: int  # the worker's started-cost total then
     key: str = ""
-    passed_over: int = 0
     started: bool = False
     abandoned: bool = False
     result: list[Any] | None = None
@@ -60,9 +60,8 @@ class Job:
 class GenerationQueue:
     """Jobs in, results out, on one worker thread (see the module docstring)."""
 
-    def __init__(self, generate: Generate, max_queue: int, max_batch_inputs: int, max_bypass: int = 4) -> None:
-        self.generate, self.max_queue, self.max_batch_inputs, self.max_bypass = (generate, max_queue,
-                                                                                 max_batch_inputs, max_bypass)
+    def __init__(self, generate: Generate, max_queue: int, max_batch_inputs: int, aging: float = 4.0) -> None:
+        self.generate, self.max_queue, self.max_batch_inputs, self.aging = generate, max_queue, max_batch_inputs, aging
         self.waiting: list[Job] = []
         self.started_jobs = 0
         self.started_cost = 0  # the summed cost of every started job
@@ -99,7 +98,7 @@ class GenerationQueue:
 
     def _pick(self) -> list[Job]:
         """The next call's jobs (under the lock): the cheapest (or an overdue) job and its batch mates."""
-        overdue = [job for job in self.waiting if job.passed_over >= self.max_bypass]
+        overdue = [job for job in self.waiting if self.started_cost - job.queued_at_cost >= self.aging * job.cost]
         first = min(overdue, key=lambda job: job.seq) if overdue else min(self.waiting,
                                                                            key=lambda job: (job.cost, job.seq))
         batch, inputs = [first], len(first.inputs)
@@ -112,9 +111,6 @@ class GenerationQueue:
             inputs += len(job.inputs)
         for job in batch:
             self.waiting.remove(job)
-        for job in self.waiting:
-            if job.seq < max(member.seq for member in batch):
-                job.passed_over += 1
         for job in batch:
             job.started, job.batch_inputs = True, inputs
             job.ahead = self.started_jobs - job.queued_at_start

@@ -209,12 +209,17 @@ def generate(loaded: LoadedModel, prompts: list[str | Messages], parameters: dic
     options.setdefault("do_sample", False)
     tokenizer, model = loaded.tokenizer, loaded.model
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    # One call for all inputs, left-padded so every row's new tokens start at the same column.
+    encoded = [tokenizer(text)["input_ids"] for text in texts]
+    width = max(len(ids) for ids in encoded)
+    input_ids = torch.tensor([[pad_id] * (width - len(ids)) + ids for ids in encoded], device=model.device)
+    attention_mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in encoded], device=model.device)
+    with loaded.lock, torch.no_grad():
+        output = model.generate(input_ids=input_ids, attention_mask=attention_mask, eos_token_id=tokenizer.eos_token_id,
+                                pad_token_id=pad_id, **options)
     results = []
-    for prompt, text in zip(prompts, texts):
-        inputs = tokenizer(text, return_tensors="pt").to(model.device)
-        with loaded.lock, torch.no_grad():
-            output = model.generate(**inputs, eos_token_id=tokenizer.eos_token_id, pad_token_id=pad_id, **options)
-        generated = tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+    for prompt, row in zip(prompts, output):
+        generated = tokenizer.decode(row[width:], skip_special_tokens=True)
         results.append({"generated_text": prompt + generated if parameters.get("return_full_text") else generated})
     return results
 
