@@ -2,8 +2,13 @@
 
 Everything lives under ``s3://<project.bucket>/<project.name>`` (``Config.s3_prefix``):
 
-    data/<content hash>/            a round's raw data, staged (``data/latest``: InputDataUri's default)
-    base-model/<content hash>/      the base model, staged (a local folder or a hub snapshot)
+    incoming/                       where a round's raw data is dropped (InputDataUri's default); `_CONTINUUM_INCOMING`
+                                    marks it (prepare skips that file; with nothing else there the run ends in
+                                    the FailStep NoInputData)
+    data/<content hash>/            a round's raw data staged by `continuum run` from data.source
+    base-model/...                  the base model (BaseModelUri's default, ``base_model_uri``): hub/<id>/ (a hub
+                                    snapshot), local/<content hash>/ (a local folder), stand-in/ (the local stand-in
+                                    when model.base_model is unset); an s3:// model.base_model is used where it is
     benchmarks/<suite>/             evaluation.suites, staged; the training gate and the deploy smoke test read them
     replay/empty/_EMPTY             what a first version replays (S3 inputs cannot be empty prefixes)
     models/                         training jobs' output (model.tar.gz per job)
@@ -14,19 +19,52 @@ Everything lives under ``s3://<project.bucket>/<project.name>`` (``Config.s3_pre
 """
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 from pipelines.config import Config
+
+INCOMING_MARKER = "_CONTINUUM_INCOMING"  # steps/prepare/contract.py skips the same name
+
+
+def content_digest(directory: Path) -> str:
+    """A short content hash of every file (relative path + bytes) under `directory`: the same content, the same URI."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(directory)).encode("utf-8") + b"\0")
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
 
 
 def data_uri(config: Config) -> str:
     return f"{config.s3_prefix}/data"
 
 
-def latest_data_uri(config: Config) -> str:
-    return f"{data_uri(config)}/latest"
+def incoming_uri(config: Config) -> str:
+    """Where each round's raw data is dropped: the InputDataUri default of every execution that names none (the
+    schedule, buildspec.yml's run-pipeline)."""
+    return f"{config.s3_prefix}/incoming"
+
+
+def base_model_root(config: Config) -> str:
+    return f"{config.s3_prefix}/base-model"
 
 
 def base_model_uri(config: Config) -> str:
-    return f"{config.s3_prefix}/base-model"
+    """The BaseModelUri default, decided by model.base_model alone: an s3:// URI as it is; a local folder under its
+    content hash; a hub id under its name (its snapshot is staged once, where the CLI runs: training jobs need no
+    hub access and every round starts from the same weights); unset: the local stand-in's folder."""
+    base, root = config.model.base_model, base_model_root(config)
+    if base is None:
+        return f"{root}/stand-in"
+    if base.startswith("s3://"):
+        return base.rstrip("/")
+    path = Path(base).expanduser()
+    if path.is_dir():
+        return f"{root}/local/{content_digest(path)}"
+    return f"{root}/hub/{base.strip('/')}"
 
 
 def benchmarks_uri(config: Config) -> str:

@@ -1,8 +1,13 @@
-"""Put a run's inputs where the pipeline reads them: data, base model and benchmark suites in S3.
+"""Put what the pipelines read where their parameter defaults point (pipelines/s3_layout.py).
 
-Local paths are uploaded under content-addressed prefixes (the same content → the same URI);
-`s3://` URIs are used as they are, except benchmark suites: every entry of evaluation.suites (a local
-folder, an s3:// prefix or a repository suite name) is copied under the one prefix both pipelines read. Locally "S3" is the folder stand-in; the code is the same.
+`stage_pipeline_inputs` is what every start needs and the CLI, `run-pipeline` (buildspec.yml) and
+`continuum schedule` stage before they upsert: the bucket, the benchmark suites, the empty-replay and incoming
+markers and the base model. A run's data is the pipeline's own input: InputDataUri defaults to the incoming/
+prefix; `continuum run` also stages data.source under a content-addressed prefix and passes it.
+Local paths are uploaded under content-addressed prefixes (the same content → the same URI); `s3://` URIs
+are used as they are, except benchmark suites: every entry of evaluation.suites (a local folder, an s3://
+prefix or a repository suite name) is copied under the one prefix both pipelines read. Locally "S3" is the
+folder stand-in; the code is the same.
 """
 from __future__ import annotations
 
@@ -34,25 +39,19 @@ class StagedInputs:
         return {"InputDataUri": self.input_data_uri, "BaseModelUri": self.base_model_uri}
 
 
-def directory_digest(directory: Path) -> str:
-    """A short content hash of every file (relative path + bytes) under `directory`."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(directory)).encode("utf-8") + b"\0")
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()[:16]
+directory_digest = s3_layout.content_digest
 
 
-def upload_directory(backend: Backend, directory: Path, uri_prefix: str) -> str:
-    """Upload every file under `directory` to `uri_prefix/` through the backend's S3 client."""
+def upload_directory(backend: Backend, directory: Path, uri_prefix: str, last: str | None = None) -> str:
+    """Upload every file under `directory` to `uri_prefix/` through the backend's S3 client (`last`: the relative
+    path uploaded after all others, so its presence means the upload completed)."""
     from boto3.s3.transfer import TransferConfig
 
     bucket, _, key_prefix = uri_prefix.removeprefix("s3://").partition("/")
     s3 = backend.client("s3")
     transfer = TransferConfig(multipart_threshold=_SINGLE_PUT_LIMIT)
-    files = sorted(p for p in directory.rglob("*") if p.is_file())
+    files = sorted((p for p in directory.rglob("*") if p.is_file()),
+                   key=lambda p: (p.relative_to(directory).as_posix() == last, p))
     if not files:
         raise FileNotFoundError(f"{directory}: no files to upload")
     for path in files:
@@ -113,21 +112,40 @@ def stage_data(backend: Backend, config: Config, source: str) -> str:
     return stage_directory(backend, path, s3_layout.data_uri(config))
 
 
+def object_exists(backend: Backend, uri: str) -> bool:
+    from botocore.exceptions import ClientError
+
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    try:
+        backend.client("s3").head_object(Bucket=bucket, Key=key)
+    except ClientError:
+        return False
+    return True
+
+
 def stage_base_model(
     backend: Backend, config: Config, build_demo_model: Callable[[], Path] | None = None
 ) -> str:
-    """The base model as an S3 prefix: an s3:// URI, an uploaded local folder, or a hub snapshot."""
-    base = config.model.base_model
+    """The base model at BaseModelUri's default (s3_layout.base_model_uri): an s3:// URI as it is; a local folder
+    uploaded under its content hash; a hub snapshot downloaded and uploaded once (its config.json goes last: once
+    there, the snapshot is complete); unset: the local stand-in that `build_demo_model` builds, replacing what
+    the stand-in folder held."""
+    base, uri = config.model.base_model, s3_layout.base_model_uri(config)
     if base is None:
         if build_demo_model is None:
             raise ValueError("model.base_model is not set: give an HF model id, a local path or an s3:// URI")
-        return stage_directory(backend, build_demo_model(), s3_layout.base_model_uri(config))
+        folder = build_demo_model()
+        staged = upload_directory(backend, folder, uri)
+        _remove_others(backend, uri, {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()})
+        return staged
     if base.startswith("s3://"):
-        return base
+        return uri
     path = Path(base).expanduser()
     if path.is_dir():
-        return stage_directory(backend, path, s3_layout.base_model_uri(config))
-    return stage_directory(backend, _hub_snapshot(base), s3_layout.base_model_uri(config))
+        return upload_directory(backend, path, uri)
+    if not object_exists(backend, f"{uri}/config.json"):
+        upload_directory(backend, _hub_snapshot(base), uri, last="config.json")
+    return uri
 
 
 def _hub_snapshot(model_id: str) -> Path:
@@ -190,10 +208,15 @@ def stage_benchmarks(backend: Backend, config: Config) -> dict[str, str]:
 
 
 def _remove_other_suites(backend: Backend, uri: str, keep: set[str]) -> None:
+    _remove_others(backend, uri, keep, lambda relative: relative.split("/", 1)[0])
+
+
+def _remove_others(backend: Backend, uri: str, keep: set[str], name: Callable[[str], str] = str) -> None:
+    """Delete the objects under `uri/` whose `name` (of the key relative to the prefix) is not in `keep`."""
     bucket, _, prefix = f"{uri}/".removeprefix("s3://").partition("/")
     s3 = backend.client("s3")
     stale = [item["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-             for item in page.get("Contents", []) if item["Key"][len(prefix):].split("/", 1)[0] not in keep]
+             for item in page.get("Contents", []) if name(item["Key"][len(prefix):]) not in keep]
     for start in range(0, len(stale), 1000):
         s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": key} for key in stale[start:start + 1000]]})
 

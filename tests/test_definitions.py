@@ -54,6 +54,8 @@ def test_training_steps_and_types(training: dict[str, Any]) -> None:
     assert {name: step["Type"] for name, step in steps.items()} == {
         "ResolveBaseline": "Processing",
         "PrepareData": "Processing",
+        "CheckInputData": "Condition",
+        "NoInputData": "Fail",
         "CheckDataChanged": "Condition",
         "TrainModel": "Training",
         "EvaluateModel": "Processing",
@@ -65,7 +67,10 @@ def test_training_steps_and_types(training: dict[str, Any]) -> None:
         "FailForgetting": "Fail",
         "FailRegression": "Fail",
     }
-    assert [s["Name"] for s in training["Steps"]] == ["ResolveBaseline", "PrepareData", "CheckDataChanged"]
+    assert [s["Name"] for s in training["Steps"]] == ["ResolveBaseline", "PrepareData", "CheckInputData"]
+    input_data = steps["CheckInputData"]["Arguments"]  # no data in InputDataUri: the run ends in NoInputData
+    assert [s["Name"] for s in input_data["IfSteps"]] == ["CheckDataChanged"]
+    assert [s["Name"] for s in input_data["ElseSteps"]] == ["NoInputData"]
     data_changed = steps["CheckDataChanged"]["Arguments"]
     assert [s["Name"] for s in data_changed["IfSteps"]] == ["TrainModel", "EvaluateModel", "CheckForgetting"]
     assert data_changed["ElseSteps"] == []

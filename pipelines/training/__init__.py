@@ -1,1 +1,1 @@
-"""The training pipeline: resolve baseline → prepare → train → evaluate → gate → register | fail."""
+"""The training pipeline: resolve baseline → prepare → (no data: fail) → train → evaluate → gate → register | fail."""

@@ -51,7 +51,7 @@ def training_parameters(config: Config) -> TrainingParameters:
     """Parameters whose defaults come from the config."""
     training = config.training
     return TrainingParameters(
-        input_data_uri=ParameterString("InputDataUri", default_value=s3_layout.latest_data_uri(config)),
+        input_data_uri=ParameterString("InputDataUri", default_value=s3_layout.incoming_uri(config)),
         base_model_uri=ParameterString("BaseModelUri", default_value=s3_layout.base_model_uri(config)),
         replay_fraction=step_parameter(config, "prepare", "replay_fraction", ParameterFloat),
         allow_data_changes=step_parameter(config, "prepare", "allow_changes", ParameterBoolean),

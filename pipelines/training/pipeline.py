@@ -9,7 +9,12 @@ from pipelines.config import Config
 from pipelines.training.evaluate_step import evaluate_step
 from pipelines.training.gate_steps import gate_steps
 from pipelines.training.parameters import training_parameters
-from pipelines.training.prepare_step import data_changed_step, prepare_step, retrain_min_change_parameter
+from pipelines.training.prepare_step import (
+    data_changed_step,
+    input_data_step,
+    prepare_step,
+    retrain_min_change_parameter,
+)
 from pipelines.training.register_step import register_step
 from pipelines.training.train_step import train_step
 
@@ -26,9 +31,10 @@ def training_pipeline(config: Config, session: PipelineSession) -> Pipeline:
     register = register_step(config, session, params, train, evaluate, report, prepare, resolved, resolve)
     gate = gate_steps(evaluate, evaluation, on_pass=[register])
     data_changed = data_changed_step(prepare, report, retrain_min_change, if_steps=[train, evaluate, gate])
+    input_data = input_data_step(prepare, report, params, if_steps=[data_changed])
     return Pipeline(
         name=config.training_pipeline_name,
         parameters=[*params.as_list(), retrain_min_change],
-        steps=[resolve, prepare, data_changed],
+        steps=[resolve, prepare, input_data],
         sagemaker_session=session,
     )

@@ -1,6 +1,8 @@
 """Processing step: raw company data → train/validation/test JSONL + report.json (data version, retrain score).
 
-Also the ConditionStep after it: training runs only when report.json's `retrain.score` reaches the
+The data is InputDataUri (default: the incoming/ prefix, pipelines/s3_layout.py). With no data file there (only
+its marker) prepare writes a report with `input_files` 0 and CheckInputData ends the run in the FailStep
+NoInputData, naming the prefix. Then the ConditionStep after it: training runs only when report.json's `retrain.score` reaches the
 `RetrainMinChange` parameter (default `data.retrain_min_change`, 0 = always); otherwise the
 execution ends Succeeded without training. The `AllowDataChanges` parameter (default
 `data.allow_changes`) lets one execution accept an export that changes more of the previous
@@ -11,7 +13,8 @@ from __future__ import annotations
 from sagemaker.processing import ProcessingInput, ProcessingOutput
 from sagemaker.workflow.condition_step import ConditionStep
 from sagemaker.workflow.conditions import ConditionGreaterThanOrEqualTo
-from sagemaker.workflow.functions import JsonGet
+from sagemaker.workflow.fail_step import FailStep
+from sagemaker.workflow.functions import Join, JsonGet
 from sagemaker.workflow.parameters import ParameterFloat
 from sagemaker.workflow.pipeline_context import PipelineSession
 from sagemaker.workflow.properties import PropertyFile
@@ -62,6 +65,7 @@ def prepare_step(
         arguments=data_arguments(config, {
             "input_dir": f"{INPUT_ROOT}/data",
             "output_dir": OUTPUT_ROOT,
+            "empty_input": "report",
             "replay_dir": f"{INPUT_ROOT}/replay",
             "tokenizer_dir": f"{INPUT_ROOT}/tokenizer",
             "replay_fraction": params.replay_fraction.to_string(),
@@ -83,4 +87,20 @@ def data_changed_step(
         conditions=[ConditionGreaterThanOrEqualTo(left=score, right=retrain_min_change)],
         if_steps=if_steps,
         else_steps=[],
+    )
+
+
+def input_data_step(
+    prepare: ProcessingStep, report: PropertyFile, params: TrainingParameters, if_steps: list[Step | StepCollection],
+) -> ConditionStep:
+    """Go on (`if_steps`) when prepare found data files; else fail the run with what to do about it."""
+    files = JsonGet(step_name=prepare.name, property_file=report, json_path="input_files")
+    message = Join(on="", values=["No data in ", params.input_data_uri, "/ (InputDataUri): drop this round's data "
+                                  "files there (JSONL, JSON, CSV, TSV, text, Markdown, Parquet) and start the pipeline "
+                                  "again."])
+    return ConditionStep(
+        name="CheckInputData",
+        conditions=[ConditionGreaterThanOrEqualTo(left=files, right=1)],
+        if_steps=if_steps,
+        else_steps=[FailStep(name="NoInputData", error_message=message)],
     )

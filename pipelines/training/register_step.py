@@ -1,7 +1,6 @@
 """ModelStep: register the candidate in the Model Registry with its metrics and data lineage."""
 from __future__ import annotations
 
-from sagemaker import image_uris
 from sagemaker.huggingface import HuggingFaceModel
 from sagemaker.model_metrics import MetricsSource, ModelMetrics
 from sagemaker.workflow.functions import Join, JsonGet
@@ -10,24 +9,18 @@ from sagemaker.workflow.pipeline_context import PipelineSession
 from sagemaker.workflow.properties import PropertyFile
 from sagemaker.workflow.steps import ProcessingStep, TrainingStep
 
+from pipelines import images
 from pipelines.config import Config
 from pipelines.training.evaluate_step import EVALUATION_OUTPUT, INVENTORY_OUTPUT, REPORT_HTML
 from pipelines.training.parameters import TrainingParameters
 
 
 def inference_image_uri(config: Config) -> str:
-    """The serving image: the configured one, else the AWS Hugging Face inference DLC (no AWS call)."""
-    if config.deploy.inference_image_uri:
-        return config.deploy.inference_image_uri
-    return image_uris.retrieve(
-        framework="huggingface",
-        region=config.project.region,
-        version=config.deploy.transformers_version,
-        base_framework_version=f"pytorch{config.deploy.pytorch_version}",
-        py_version=config.deploy.py_version,
-        instance_type=config.deploy.instance_type,
-        image_scope="inference",
-    )
+    """The serving image of the registered package: the configured one, else the Hugging Face inference DLC
+    that containers/images.yaml records (transformers 5, which reads what training saved:
+    tests/test_serving_compat.py) for the endpoint instance type's accelerator."""
+    return images.image_uri(config.deploy.inference_image_uri, "serving", config.deploy.instance_type,
+                            config.project.region)
 
 
 def register_step(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sagemaker import image_uris
 from sagemaker.huggingface import HuggingFace
 from sagemaker.inputs import TrainingInput
 from sagemaker.workflow.execution_variables import ExecutionVariables
@@ -19,7 +18,7 @@ from sagemaker.workflow.pipeline_context import PipelineSession
 from sagemaker.workflow.properties import PropertyFile
 from sagemaker.workflow.steps import ProcessingStep, TrainingStep
 
-from pipelines import s3_layout
+from pipelines import images, s3_layout
 from pipelines.config import Config
 from pipelines.paths import SERVING_DIR, STEPS_DIR
 from pipelines.step_contracts import config_value, configured, parameter_name
@@ -34,18 +33,10 @@ CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
 
 
 def training_image_uri(config: Config) -> str:
-    """AWS's Hugging Face training DLC for the configured versions (resolved offline). Passing it
-    explicitly lets the estimator take torch_distributed with a parameterised instance type."""
-    training = config.training
-    return image_uris.retrieve(
-        "huggingface",
-        region=config.project.region,
-        version=training.transformers_version,
-        base_framework_version=f"pytorch{training.pytorch_version}",
-        py_version=training.py_version,
-        instance_type=training.instance_type,
-        image_scope="training",
-    )
+    """The training image: the configured one, else the one containers/images.yaml records for the
+    training instance type's accelerator. Passing it explicitly lets the estimator take
+    torch_distributed with a parameterised instance type."""
+    return images.image_uri(config.training.image_uri, "training", config.training.instance_type, config.project.region)
 
 
 def hyperparameters(config: Config, params: TrainingParameters) -> dict[str, Any]:
@@ -83,9 +74,7 @@ def train_step(
         dependencies=[str(SERVING_DIR)],
         role=config.project.role_arn,
         image_uri=training_image_uri(config),
-        transformers_version=training.transformers_version,
-        pytorch_version=training.pytorch_version,
-        py_version=training.py_version,
+        py_version=images.python_tag(images.step_image("training", training.instance_type)),
         instance_type=params.training_instance_type,
         instance_count=params.training_instance_count,
         distribution=distribution,

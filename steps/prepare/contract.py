@@ -22,6 +22,10 @@ DEFAULT_OUTPUT_DIR = Path("/opt/ml/processing/output")
 PII_MODES = ("redact", "block", "off")
 HOLDOUT_PHRASINGS, HOLDOUT_EXAMPLES = "phrasings", "examples"
 HOLDOUT_MODES = (HOLDOUT_PHRASINGS, HOLDOUT_EXAMPLES)
+# The file that marks the pipeline's incoming/ prefix (pipelines/s3_layout.py writes it; an S3 input cannot be an
+# empty prefix): never data, skipped wherever it is found.
+INCOMING_MARKER = "_CONTINUUM_INCOMING"
+EMPTY_INPUT_MODES = ("fail", "report")
 COLUMN_FIELDS = "prompt, completion, question, answer, instruction, input, output, messages, conversations, text, system"
 
 
@@ -72,6 +76,10 @@ ARGUMENTS = (
              help="root of train/, validation/, test/ and report/ (default %(default)s)"),
     Argument("replay_dir", Path, group=FOLDERS,
              help="a previous version's prepared train split (*.jsonl + manifest.json); missing or empty = no replay"),
+    Argument("empty_input", str, "fail", choices=EMPTY_INPUT_MODES, group=FOLDERS,
+             help=f"no data file in the input (only {INCOMING_MARKER}, or nothing): fail, or write report/report.json "
+                  "with input_files 0 and exit 0 so the pipeline ends in its NoInputData FailStep (default "
+                  "%(default)s)"),
     Argument("tokenizer_dir", Path, group=FOLDERS,
              help="the base model (folder or model.tar.gz) whose tokenizer measures lengths; without it lengths are "
                   "estimated"),

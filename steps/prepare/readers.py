@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from prepare.contract import INCOMING_MARKER
 from prepare.records import CANONICAL_FIELDS, RowError, json_kind
 
 RAW_PREVIEW_CHARS = 300
@@ -61,7 +62,8 @@ class InputFile:
 def discover(roots: list[Path]) -> list[InputFile]:
     """Every file under the roots (a root may be a file), sorted by name; names are relative to their root.
 
-    With several roots, names are prefixed by the root's own name so they stay distinct.
+    With several roots, names are prefixed by the root's own name so they stay distinct. The incoming prefix's
+    marker (INCOMING_MARKER) is not data and is skipped.
     """
     files: list[InputFile] = []
     for root in roots:
@@ -70,7 +72,7 @@ def discover(roots: list[Path]) -> list[InputFile]:
             files.append(InputFile(root, root.name, root.stat().st_size))
             continue
         for path in root.rglob("*"):
-            if path.is_file():
+            if path.is_file() and path.name != INCOMING_MARKER:
                 files.append(InputFile(path, prefix + path.relative_to(root).as_posix(), path.stat().st_size))
     return sorted(files, key=lambda item: item.name)
 

@@ -255,7 +255,9 @@ def _report(settings: PrepareSettings, scans: list[FileScan], deduplicated: Dedu
     rows = {"input": sum(scan.rows for scan in scans), "kept": deduplicated.kept.count(),
             "duplicates": deduplicated.exact + deduplicated.near, "quarantined": quarantined}
     pii_found = sum((scan.pii_found for scan in scans), Counter())
+    files = merge_file_entries(scans)
     return {
+        "input_files": len(files),  # the pipeline's CheckInputData reads it (0 only in write_empty_report's)
         "rows": rows,
         "duplicates": {"exact": deduplicated.exact, "near": deduplicated.near},
         "quarantine_reasons": dict(sorted(sum((scan.reasons for scan in scans), Counter()).items())),
@@ -270,7 +272,7 @@ def _report(settings: PrepareSettings, scans: list[FileScan], deduplicated: Dedu
         "data_version": version,
         "comparison": comparison,
         "retrain": retrain_decision(comparison, settings.retrain_min_change),
-        "files": merge_file_entries(scans),
+        "files": files,
         "parameters": settings.recorded(),
         "sample": review,  # the sampled new examples with the lowest ids (ids are hashes: a spread)
     }
@@ -289,6 +291,23 @@ def _data_problem(report: dict[str, Any], settings: PrepareSettings, replayed: i
     return contradiction_problem(report["contradictions"])
 
 
+def empty_input_problem(input_dir: Path | list[Path]) -> str | None:
+    """Why the input holds no data (no file but the incoming marker), or None when it holds some."""
+    roots = _roots(input_dir)
+    if discover(roots):
+        return None
+    return f"no data file in {', '.join(map(str, roots))}"
+
+
+def write_empty_report(output_dir: Path, problem: str) -> dict[str, Any]:
+    """report/report.json for an input without data: `input_files` 0 and the problem, nothing else written."""
+    report = {"input_files": 0, "empty_input": problem, "data_version": "", "retrain": {"score": 0.0}}
+    report_dir = Path(output_dir) / "report"
+    report_dir.mkdir(parents=True, exist_ok=True)
+    (report_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return report
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """prepare.py's arguments, parsed by the parser built from its contract (prepare/contract.py)."""
     description = "Validate, scrub, deduplicate, split and version raw company data."
@@ -303,6 +322,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         settings = PrepareSettings(**{name: getattr(args, name) for name in SETTING_NAMES})
+        problem = empty_input_problem(args.input_dir or [DEFAULT_INPUT_DIR]) if args.empty_input == "report" else None
+        if problem:
+            write_empty_report(args.output_dir, problem)
+            print(f"prepare: {problem}; wrote {Path(args.output_dir) / 'report' / 'report.json'} (input_files 0)")
+            return 0
         report = prepare(args.input_dir or [DEFAULT_INPUT_DIR], args.output_dir, args.replay_dir, args.tokenizer_dir,
                          settings)
     except (PrepareError, SettingsError) as error:
