@@ -132,9 +132,7 @@ class SpotConfig(_Strict):
 class TrainingConfig(_Strict):
     instance_type: str = "ml.g5.2xlarge"
     instance_count: int = Field(default=1, ge=1)
-    transformers_version: str = "4.56.2"
-    pytorch_version: str = "2.8.0"
-    py_version: str = "py312"
+    image_uri: str | None = Field(default=None, description="the training image; None: containers/images.yaml's")
     lora: LoraConfig = Field(default_factory=LoraConfig)
     learning_rate: float = _train("training.learning_rate", gt=0)
     epochs: float = _train("training.epochs", gt=0)
@@ -200,8 +198,7 @@ class EvaluationConfig(_Strict):
 
 class ProcessingConfig(_Strict):
     instance_type: str = "ml.m5.xlarge"
-    framework_version: str = "2.3"
-    py_version: str = "py311"
+    image_uri: str | None = Field(default=None, description="the processing steps' image; None: containers/images.yaml's")
 
 
 ENDPOINT_NAME = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"
@@ -255,10 +252,8 @@ class DeployConfig(_Strict):
     instance_count: int = Field(default=1, ge=1)
     capture_percent: int = Field(default=100, ge=0, le=100)
     capture_kms_key_id: str = Field(default="", description="KMS key for captured data; empty: the bucket's default")
-    inference_image_uri: str | None = None
-    transformers_version: str = "4.51.3"
-    pytorch_version: str = "2.6.0"
-    py_version: str = "py312"
+    inference_image_uri: str | None = Field(default=None,
+                                            description="the model package's serving image; None: containers/images.yaml's")
     smoke_prompts: list[str] = Field(default_factory=lambda: ["What is your return policy?"], min_length=1)
     benchmark_gate_threshold: float | None = Field(
         default=None, description="live-endpoint bar on evaluation.gate.metric; None: evaluation.gate.threshold")

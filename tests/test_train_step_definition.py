@@ -64,7 +64,8 @@ def test_distribution_checkpoints_and_channels(training: dict[str, Any]) -> None
     assert arguments["StoppingCondition"]["MaxRuntimeInSeconds"] == CONFIG.training.max_run_seconds
     channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in arguments["InputDataConfig"]}
     assert channels["report"] == {"Get": "Steps.PrepareData.ProcessingOutputConfig.Outputs['report'].S3Output.S3Uri"}
-    assert "huggingface-pytorch-training:2.8.0-transformers4.56.2-gpu" in arguments["AlgorithmSpecification"]["TrainingImage"]
+    # the GPU image containers/images.yaml records for training (ml.g5): the PyTorch 2.13 DLC
+    assert arguments["AlgorithmSpecification"]["TrainingImage"].endswith("/pytorch:2.13-cu133-amzn2023-sagemaker")
 
 
 def test_managed_spot_is_a_config_option_with_max_wait_parameter(moto_backend: Backend) -> None:

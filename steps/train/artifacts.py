@@ -1,7 +1,8 @@
 """The model artifact (SM_MODEL_DIR → model.tar.gz, loadable by the HF/LMI inference containers).
 
 Root: the merged model (config.json, model.safetensors) + tokenizer + continuum.json +
-code/inference.py with the prompt rendering it imports (code/prompting.py); `adapter/` this version's PEFT adapter; `adapters/<generation>/` the adapter
+code/inference.py with the prompt rendering it imports (code/prompting.py) and what it needs from the serving
+image (code/requirements.txt); `adapter/` this version's PEFT adapter; `adapters/<generation>/` the adapter
 history (modular); `continual/fisher.safetensors` this version's Fisher information (EWC).
 Only the merged weights are `*.safetensors` at the root, so servers that glob the root load them alone.
 """
@@ -17,6 +18,8 @@ from common import prompting
 from common.model_io import METADATA_FILE
 from train.history import ADAPTER_DIR
 from train.model import load_unquantized
+
+SERVING_REQUIREMENTS = "requirements.txt"  # beside serving/inference.py; code/requirements.txt in the artifact
 
 
 def save_adapter(peft_model: Any, model_dir: Path) -> Path:
@@ -57,8 +60,10 @@ def inference_handler_source() -> Path | None:
 
 def ship_inference_handler(model_dir: Path) -> None:
     """Put the handler in the artifact as `code/inference.py`, with `code/prompting.py` (this step's own
-    rendering, which the handler imports from beside itself): AWS's HF inference containers run it, so
-    the endpoint renders prompts and chats exactly as training did and as the local endpoint does."""
+    rendering, which the handler imports from beside itself) and `code/requirements.txt` (what the handler
+    needs from the serving image; the HF inference toolkit pip-installs it at start): AWS's HF inference
+    containers run it, so the endpoint renders prompts and chats exactly as training did and as the local
+    endpoint does."""
     source = inference_handler_source()
     if source is None:
         print("warning: no serving handler found (serving/inference.py); the artifact has no code/inference.py",
@@ -68,3 +73,6 @@ def ship_inference_handler(model_dir: Path) -> None:
     code_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, code_dir / "inference.py")
     shutil.copyfile(Path(prompting.__file__), code_dir / "prompting.py")
+    requirements = source.with_name(SERVING_REQUIREMENTS)
+    if requirements.is_file():
+        shutil.copyfile(requirements, code_dir / SERVING_REQUIREMENTS)
