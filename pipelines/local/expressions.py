@@ -1,7 +1,8 @@
 """Evaluate the expressions of a pipeline definition as SageMaker does.
 
 Handles `{"Get": "Parameters.X" | "Execution.X" | "Steps.S.<property path>"}`, `Std:Join`,
-`Std:JsonGet` (reading a step's PropertyFile from its output in S3) and the condition types.
+`Std:JsonGet` (a step's PropertyFile, or any JSON object by `S3Uri`, read through a JsonPath) and the
+condition types. An execution variable may be a callable, read each time it is referenced (CurrentDateTime).
 """
 from __future__ import annotations
 
@@ -11,6 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 _PATH_TOKEN = re.compile(r"\.?([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\['([^']*)'\]|\[\"([^\"]*)\"\]")
+# JsonPath as JsonGet takes it: `$.`-prefixed or not, `.name`, `['key']`, `[n]` (negative from the end), `[*]`/`.*`.
+_JSON_PATH_TOKEN = re.compile(
+    r"\.?([A-Za-z_][A-Za-z0-9_\-]*)|\[(-?\d+)\]|\['([^']*)'\]|\[\"([^\"]*)\"\]|(\[\*\]|\.\*)")
+_WILDCARD = object()
 
 
 class ExpressionError(ValueError):
@@ -66,9 +71,45 @@ def _select_by_name(node: Any, key: str | None, path: str, where: str) -> Any:
     raise ExpressionError(f"{where}: no element named {key!r} in {path!r}")
 
 
-def _json_path_get(document: Any, path: str, where: str) -> Any:
-    """JsonGet paths are JsonPath without the leading `$.`: `a.b[0].c`."""
-    return property_path_get(document, path, where)
+def json_path_get(document: Any, path: str, where: str) -> Any:
+    """A JsonPath into a JSON document: `$.a.b[0]`, `a.b[-1]` (from the end), `a[*].b` (every element, a list).
+
+    SageMaker's JsonGet documents `json_path` as a JSON path expression; the examples use the form without `$.`,
+    which stays valid (`$` alone is the whole document)."""
+    text = path[1:] if path.startswith("$") else path
+    tokens: list[Any] = []
+    position = 0
+    while position < len(text):
+        match = _JSON_PATH_TOKEN.match(text, position)
+        if not match or match.end() == position:
+            raise ExpressionError(f"{where}: cannot parse JsonPath {path!r} at offset {position + len(path) - len(text)}")
+        position = match.end()
+        name, index, key_single, key_double, wildcard = match.groups()
+        if wildcard:
+            tokens.append(_WILDCARD)
+        elif index is not None:
+            tokens.append(int(index))
+        else:
+            tokens.append(name if name is not None else key_single if key_single is not None else key_double)
+    return _follow(document, tokens, path, where)
+
+
+def _follow(node: Any, tokens: list[Any], path: str, where: str) -> Any:
+    for position, token in enumerate(tokens):
+        if token is _WILDCARD:
+            if not isinstance(node, (list, dict)):
+                raise ExpressionError(f"{where}: wildcard in {path!r} applied to a {type(node).__name__}")
+            items = node if isinstance(node, list) else list(node.values())
+            return [_follow(item, tokens[position + 1:], path, where) for item in items]
+        if isinstance(token, int):
+            if not isinstance(node, list) or not -len(node) <= token < len(node):
+                raise ExpressionError(f"{where}: index [{token}] out of range in {path!r}")
+            node = node[token]
+        else:
+            if not isinstance(node, dict) or token not in node:
+                raise ExpressionError(f"{where}: property {token!r} not found in {path!r}")
+            node = node[token]
+    return node
 
 
 def evaluate(value: Any, scope: EvaluationScope, where: str = "definition") -> Any:
@@ -105,7 +146,8 @@ def _get(reference: str, scope: EvaluationScope, where: str) -> Any:
     if namespace == "Execution":
         if rest not in scope.execution:
             raise ExpressionError(f"{where}: unknown execution variable {rest!r}")
-        return scope.execution[rest]
+        value = scope.execution[rest]
+        return value() if callable(value) else value
     if namespace == "Steps":
         step_name, _, path = rest.partition(".")
         if step_name not in scope.step_properties:
@@ -117,8 +159,34 @@ def _get(reference: str, scope: EvaluationScope, where: str) -> Any:
 
 
 def _json_get(spec: dict, scope: EvaluationScope, where: str) -> Any:
+    """`{"PropertyFile": ..., "Path": ...}` reads a step's declared PropertyFile; the SDK's other form,
+    `{"S3Uri": <expression>, "Path": ...}`, reads the JSON object at that URI."""
+    if "S3Uri" in spec:
+        uri = evaluate(spec["S3Uri"], scope, where)
+        if not isinstance(uri, str) or not uri.startswith("s3://"):
+            raise ExpressionError(f"{where}: Std:JsonGet S3Uri must be an s3:// URI, got {uri!r}")
+        label = uri
+    else:
+        if "PropertyFile" not in spec:
+            raise ExpressionError(f"{where}: Std:JsonGet needs a PropertyFile or an S3Uri")
+        uri, label = _property_file_uri(spec, scope, where)
+    if "Path" not in spec:
+        raise ExpressionError(f"{where}: Std:JsonGet needs a Path")
+    if scope.read_s3_text is None:
+        raise ExpressionError(f"{where}: no S3 reader to load {uri}")
+    try:
+        document = json.loads(scope.read_s3_text(uri))
+    except FileNotFoundError as exc:
+        raise ExpressionError(f"{where}: {label} not found at {uri}" if label != uri else f"{where}: {uri} not found") from exc
+    except json.JSONDecodeError as exc:
+        raise ExpressionError(f"{where}: {label} at {uri} is not JSON: {exc}" if label != uri
+                              else f"{where}: {uri} is not JSON: {exc}") from exc
+    return json_path_get(document, spec["Path"], f"{where} (JsonGet {spec['Path']!r} in {uri})")
+
+
+def _property_file_uri(spec: dict, scope: EvaluationScope, where: str) -> tuple[str, str]:
     reference = spec["PropertyFile"]["Get"] if isinstance(spec["PropertyFile"], dict) else spec["PropertyFile"]
-    match = re.fullmatch(r"Steps\.([^.]+)\.PropertyFiles\.(.+)", reference)
+    match = re.fullmatch(r"Steps\.([^.]+)\.PropertyFiles\.(.+)", str(reference))
     if not match:
         raise ExpressionError(f"{where}: Std:JsonGet needs Steps.<step>.PropertyFiles.<name>, got {reference!r}")
     step_name, file_name = match.groups()
@@ -127,18 +195,10 @@ def _json_get(spec: dict, scope: EvaluationScope, where: str) -> Any:
         raise ExpressionError(f"{where}: step {step_name!r} declares no PropertyFile {file_name!r}")
     if step_name not in scope.step_properties:
         raise ExpressionError(f"{where}: step {step_name!r} has not run, so its PropertyFile {file_name!r} is unknown")
-    outputs = scope.step_properties[step_name]["ProcessingOutputConfig"]["Outputs"]
+    outputs = scope.step_properties[step_name].get("ProcessingOutputConfig", {}).get("Outputs", [])
     output = _select_by_name(outputs, declared["OutputName"], declared["OutputName"], where)
     uri = output["S3Output"]["S3Uri"].rstrip("/") + "/" + declared["FilePath"].lstrip("/")
-    if scope.read_s3_text is None:
-        raise ExpressionError(f"{where}: no S3 reader to load {uri}")
-    try:
-        document = json.loads(scope.read_s3_text(uri))
-    except FileNotFoundError as exc:
-        raise ExpressionError(f"{where}: PropertyFile {file_name!r} not found at {uri}") from exc
-    except json.JSONDecodeError as exc:
-        raise ExpressionError(f"{where}: PropertyFile {file_name!r} at {uri} is not JSON: {exc}") from exc
-    return _json_path_get(document, spec["Path"], f"{where} (JsonGet {spec['Path']!r} in {uri})")
+    return uri, f"PropertyFile {file_name!r}"
 
 
 _COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
@@ -158,14 +218,21 @@ def evaluate_condition(condition: dict, scope: EvaluationScope, where: str) -> b
         right = evaluate(condition["RightValue"], scope, where)
         left, right = _comparable(left, right, kind, where)
         return _COMPARISONS[kind](left, right)
-    if kind == "In":
+    if kind == "In":  # membership is Equals against each value (a numeric string equals its number, as in Equals)
         query = evaluate(condition["QueryValue"], scope, where)
-        return query in [evaluate(item, scope, where) for item in condition["Values"]]
+        values = [evaluate(item, scope, where) for item in condition["Values"]]
+        return any(_equals(query, value, where) for value in values)
     if kind == "Not":
         return not evaluate_condition(condition["Expression"], scope, where)
     if kind == "Or":
         return any(evaluate_condition(item, scope, where) for item in condition["Conditions"])
     raise ExpressionError(f"{where}: unsupported condition type {kind!r}")
+
+
+def _equals(left: Any, right: Any, where: str) -> bool:
+    if left is None or right is None:
+        return left is right
+    return _COMPARISONS["Equals"](*_comparable(left, right, "Equals", where))
 
 
 def _comparable(left: Any, right: Any, kind: str, where: str) -> tuple[Any, Any]:

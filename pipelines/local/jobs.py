@@ -11,7 +11,9 @@ import re
 import shutil
 import sys
 import tarfile
+import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
@@ -34,8 +36,40 @@ class JobContext:
     echo: Callable[[str], None]
 
 
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _environment(request: dict[str, Any], job_name: str) -> dict[str, str]:
+    """The request's Environment, a map of strings as CreateProcessingJob/CreateTrainingJob take it."""
+    environment = request.get("Environment", {})
+    wrong = {key: value for key, value in environment.items() if not isinstance(value, str)}
+    if wrong:
+        raise JobFailed(f"{job_name}: Environment values must be strings, got "
+                        + ", ".join(f"{key}={value!r} ({type(value).__name__})" for key, value in wrong.items()))
+    return environment
+
+
+def _run_job(command: list[str], cwd: Path, environment: dict[str, str], context: JobContext,
+             container: ContainerRoot, reason_file: str) -> list[str]:
+    """Run the job's process; a failed job's reason is what it wrote to `reason_file` (SageMaker's
+    /opt/ml/output/failure or /opt/ml/output/message), else its last error line."""
+    reason_path = container.host_path(reason_file)
+    reason_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return run_process(command, cwd, environment, context.job_dir / "job.log", context.echo)
+    except JobFailed as exc:
+        written = reason_path.read_text(encoding="utf-8", errors="replace").strip() if reason_path.is_file() else ""
+        failed = JobFailed(f"{written[:900]} ({exc})" if written else str(exc))
+        failed.failure_reason = written or str(exc)  # type: ignore[attr-defined]
+        raise failed from exc
+
+
 def run_processing_job(request: dict[str, Any], context: JobContext) -> dict[str, Any]:
+    created = _now()
     container = ContainerRoot(context.job_dir / "container")
+    container.root.mkdir(parents=True, exist_ok=True)
+    environment_variables = _environment(request, context.job_name)
     for item in request.get("ProcessingInputs", []):
         _download_processing_input(item, container, context.s3)
     outputs = request.get("ProcessingOutputConfig", {}).get("Outputs", [])
@@ -54,8 +88,10 @@ def run_processing_job(request: dict[str, Any], context: JobContext) -> dict[str
     if Path(entrypoint[0]).name in {"python", "python3"}:
         entrypoint[0] = sys.executable
     command = entrypoint + [container.remap(str(arg)) for arg in app.get("ContainerArguments", [])]
-    environment = host_environment(request.get("Environment", {}), context.runtime_env)
-    run_process(command, container.root, environment, context.job_dir / "job.log", context.echo)
+    environment = host_environment(environment_variables, context.runtime_env)
+    job_started = _now()
+    _run_job(command, container.root, environment, context, container, "/opt/ml/output/message")
+    job_ended = _now()
 
     for item in outputs:
         local_dir = container.host_path(item["S3Output"]["LocalPath"])
@@ -66,6 +102,10 @@ def run_processing_job(request: dict[str, Any], context: JobContext) -> dict[str
         "ProcessingJobArn": f"arn:aws:sagemaker:local:000000000000:processing-job/{context.job_name.lower()}",
         "ProcessingJobStatus": "Completed",
         "ExitMessage": "",
+        "CreationTime": created,
+        "ProcessingStartTime": job_started,
+        "ProcessingEndTime": job_ended,
+        "LastModifiedTime": _now(),
     }
 
 
@@ -82,7 +122,10 @@ def _download_processing_input(item: dict[str, Any], container: ContainerRoot, s
 
 
 def run_training_job(request: dict[str, Any], context: JobContext) -> dict[str, Any]:
+    created = _now()
     container = ContainerRoot(context.job_dir / "container")
+    container.root.mkdir(parents=True, exist_ok=True)
+    environment_variables = _environment(request, context.job_name)
     hyperparameters = {key: _decode_hyperparameter(value) for key, value in request.get("HyperParameters", {}).items()}
     program = hyperparameters.get("sagemaker_program")
     submit_directory = hyperparameters.get("sagemaker_submit_directory")
@@ -115,13 +158,14 @@ def run_training_job(request: dict[str, Any], context: JobContext) -> dict[str, 
 
     user_hyperparameters = {key: value for key, value in hyperparameters.items() if not key.startswith("sagemaker_")}
     environment = host_environment(
-        request.get("Environment", {}),
+        environment_variables,
         {**context.runtime_env,
          **_training_env(container, channels, user_hyperparameters, str(program), model_dir, checkpoint_dir)},
     )
     command = [sys.executable, str(program), *_cli_arguments(user_hyperparameters)]
+    job_started, started = _now(), time.monotonic()
     try:
-        lines = run_process(command, code_dir, environment, context.job_dir / "job.log", context.echo)
+        lines = _run_job(command, code_dir, environment, context, container, "/opt/ml/output/failure")
     finally:
         if checkpoint_uri:  # kept in S3 whether the job finished or was stopped, for a restart to resume
             context.s3.upload_dir(checkpoint_dir, checkpoint_uri)
@@ -131,6 +175,7 @@ def run_training_job(request: dict[str, Any], context: JobContext) -> dict[str, 
     context.s3.put_file(model_artifact, _tar_directory(model_dir, context.job_dir / "model.tar.gz"))
     context.s3.put_file(f"{job_output}/output.tar.gz", _tar_directory(output_data_dir, context.job_dir / "output.tar.gz"))
     metrics = _final_metrics(lines, request.get("AlgorithmSpecification", {}).get("MetricDefinitions", []))
+    seconds = max(1, round(time.monotonic() - started))  # Describe reports whole seconds
     return {
         **request,
         "TrainingJobName": context.job_name,
@@ -139,6 +184,12 @@ def run_training_job(request: dict[str, Any], context: JobContext) -> dict[str, 
         "SecondaryStatus": "Completed",
         "ModelArtifacts": {"S3ModelArtifacts": model_artifact},
         "FinalMetricDataList": [{"MetricName": name, "Value": value} for name, value in metrics.items()],
+        "CreationTime": created,
+        "TrainingStartTime": job_started,
+        "TrainingEndTime": _now(),
+        "LastModifiedTime": _now(),
+        "TrainingTimeInSeconds": seconds,
+        "BillableTimeInSeconds": seconds,
     }
 
 
