@@ -103,7 +103,7 @@ def run_training(model: Any, peft_model: Any, examples: list[TrainExample], plan
         raise TrainingInterrupted(f"stopped before step {start + 1}")
     log_every = max(1, total_steps // 20)
     window = torch.tensor(float(logs["window_sum"]), dtype=torch.float64, device=device)
-    last_save = time.monotonic()
+    last_save = loop_started = time.monotonic()
     model.train()
     for step in range(start + 1, total_steps + 1):
         indices = plan[((step - 1) * dist.world_size + dist.rank) % len(plan)]
@@ -155,6 +155,7 @@ def run_training(model: Any, peft_model: Any, examples: list[TrainExample], plan
         "epoch": total_steps * dist.world_size / settings.steps_per_epoch,
         "steps": float(total_steps),
         "train_tokens": _sum_across(float(logs["tokens"]), dist, device),
+        "train_seconds": time.monotonic() - loop_started,  # the steps (this process, since a resume)
         **{f"penalty_{name}": value for name, value in logs["penalty"].items()},
     }
     return TrainingOutcome(metrics, start)

@@ -123,32 +123,25 @@ def budget_amount(budget: float, unit: str, candidates: Sequence[Candidate]) -> 
 
 
 def quotas(sizes: dict[str, int], amount: int) -> dict[str, int]:
-    """Split `amount` over strata in proportion to `sizes` (largest remainder), each stratum at least 1 while the
-    amount allows (oldest first, in `sizes`' order), never more than its size."""
-    total = sum(sizes.values())
-    if total == 0 or amount <= 0:
-        return {name: 0 for name in sizes}
-    if amount >= total:
-        return dict(sizes)
-    exact = {name: amount * size / total for name, size in sizes.items()}
-    share = {name: min(sizes[name], math.floor(value)) for name, value in exact.items()}
-    for name in sizes:  # every data version keeps a voice
-        if share[name] == 0 and sizes[name] and sum(share.values()) < amount:
-            share[name] = 1
-    order = sorted(sizes, key=lambda name: -(exact[name] - math.floor(exact[name])))
-    while sum(share.values()) < amount:
-        grew = False
-        for name in order:
-            if sum(share.values()) >= amount:
-                break
-            if share[name] < sizes[name]:
-                share[name] += 1
-                grew = True
-        if not grew:
-            break
-    while sum(share.values()) > amount:  # the one-each floor overshot: take from the largest
-        name = max(share, key=lambda n: share[n])
-        share[name] -= 1
+    """Split `amount` over strata: one each first (oldest first, in `sizes`' order, while the amount lasts: every
+    data version keeps a voice), the rest in proportion to what each has left (largest remainder), never more
+    than a stratum's size. The quotas add up to min(amount, total)."""
+    share = {name: 0 for name in sizes}
+    left = min(amount, sum(sizes.values()))
+    for name, size in sizes.items():
+        if left and size:
+            share[name], left = 1, left - 1
+    while left:
+        room = {name: sizes[name] - share[name] for name in sizes if sizes[name] > share[name]}
+        pool = sum(room.values())
+        exact = {name: left * size / pool for name, size in room.items()}
+        grant = {name: min(room[name], math.floor(value)) for name, value in exact.items()}
+        if not sum(grant.values()):  # less than one each: the largest remainders
+            for name in sorted(room, key=lambda n: (-exact[n], list(sizes).index(n)))[:left]:
+                grant[name] = 1
+        for name, extra in grant.items():
+            share[name] += extra
+        left -= sum(grant.values())
     return share
 
 
@@ -188,6 +181,8 @@ def answer_margins(model: Any, examples: Sequence[TrainExample], pad_id: int, to
     from common.examples import IGNORE_INDEX
     from train.loss import autocast_context
 
+    if not examples:
+        return [], []
     device = next(model.parameters()).device
     margins = [math.inf] * len(examples)
     losses = [0.0] * len(examples)

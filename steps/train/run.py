@@ -220,6 +220,8 @@ def save_version(run: Run, outcome: TrainingOutcome, args: argparse.Namespace, d
         metrics=metrics,
         data={"train_sha256": data_digest(data_files(args.train_dir)), "train_examples": len(run.train_examples),
               "replay_examples": sum(example.replay for example in run.train_examples),
+              "new_tokens_per_epoch": sum(len(e.input_ids) for e in run.train_examples if not e.replay),
+              "replay_tokens_per_epoch": sum(len(e.input_ids) for e in run.train_examples if e.replay),
               "validation_examples": len(run.validation_examples), "skipped_examples": run.skipped},
         training={"device": start.precision.device, "dtype": start.precision.dtype, "quantized_base": start.quantized,
                   "attn_implementation": start.attn_implementation, "tokens_per_step": run.budget,
