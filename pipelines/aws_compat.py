@@ -1,7 +1,9 @@
 """Console scripts with the interface of AWS's SageMaker project templates.
 
 `get-pipeline-definition` writes a definition JSON; `run-pipeline` upserts and starts a pipeline on
-SageMaker (what buildspec.yml calls). `--kwargs` takes dotted config overrides as JSON, e.g.
+SageMaker (what buildspec.yml calls), after refusing a config that cannot act on AWS
+(pipelines/deploy/aws_readiness.py) and staging what every run reads at the parameters' defaults
+(pipelines/staging.py: suites, markers, base model; the data is the incoming/ prefix). `--kwargs` takes dotted config overrides as JSON, e.g.
 `{"project.bucket": "my-bucket", "project.region": "eu-west-1"}`.
 """
 from __future__ import annotations
@@ -77,6 +79,20 @@ def run_pipeline_main(argv: Sequence[str] | None = None) -> int:
         return 2
     if extra_tags:
         config = config.model_copy(update={"project": config.project.model_copy(update={"tags": {**config.project.tags, **extra_tags}})})
-    outcome = run_pipeline(args.pipeline, config, aws_backend(config), json.loads(args.parameters), wait=args.wait)
+    from pipelines.deploy.aws_readiness import check_for_aws
+    from pipelines.staging import ensure_bucket, stage_benchmarks, stage_pipeline_inputs
+
+    try:
+        check_for_aws(config, args.config or "config")
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    backend = aws_backend(config)
+    if args.pipeline == "training":  # what every run reads at its defaults; the data: the incoming/ prefix
+        stage_pipeline_inputs(backend, config)
+    else:
+        ensure_bucket(backend, config.project.bucket)
+        stage_benchmarks(backend, config)
+    outcome = run_pipeline(args.pipeline, config, backend, json.loads(args.parameters), wait=args.wait)
     print(json.dumps({"pipeline": outcome.pipeline_name, "execution": outcome.execution_id, "status": outcome.status}))
     return 0 if outcome.status in ("Succeeded", "Executing") else 1

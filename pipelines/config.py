@@ -205,7 +205,9 @@ ENDPOINT_NAME = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"
 
 
 class FleetAlarmConfig(_Strict):
-    """Alarms created for each new production fleet; in ALARM during baking they roll the update back."""
+    """Alarms created for each new production fleet; in ALARM during baking they roll the update back. SageMaker's
+    endpoint metrics are per minute: the period is a multiple of 60 s, and period x evaluation_periods must fit in
+    the bake (pipelines/deploy/aws_readiness.py refuses a config where it does not)."""
 
     max_error_rate: float = Field(default=0.05, lt=1, description="5XX share of calls; negative: no alarm")
     max_latency_ms: float = Field(default=2000.0, description="average ModelLatency; negative: no alarm")
@@ -225,12 +227,15 @@ class ProductionConfig(_Strict):
     enabled: bool = True
     endpoint_name: str = Field(pattern=ENDPOINT_NAME)
     instance_type: str = "ml.g5.xlarge"
-    instance_count: int = Field(default=1, ge=1)
+    instance_count: int = Field(default=2, ge=1, description="2: the smallest fleet a canary (at most half of it) "
+                                                             "or a linear shift can be taken from")
     capture_percent: int = Field(default=100, ge=0, le=100)
     traffic_routing: Literal["ALL_AT_ONCE", "CANARY", "LINEAR"] = "CANARY"
-    canary_percent: int = Field(default=10, ge=1, le=100)
-    linear_step_percent: int = Field(default=25, ge=1, le=100)
-    bake_seconds: int = Field(default=600, ge=0, le=3600, description="WaitIntervalInSeconds after each shift")
+    canary_percent: int = Field(default=50, ge=1, le=100, description="capacity share of the new fleet that takes "
+                                                                      "traffic first, at most 50 (one of two instances)")
+    linear_step_percent: int = Field(default=25, ge=1, le=100, description="capacity share per step, 10 to 50")
+    bake_seconds: int = Field(default=600, ge=0, le=3600, description="WaitIntervalInSeconds after each shift; at "
+                                                                      "least alarms.period_seconds x evaluation_periods")
     termination_wait_seconds: int = Field(default=0, ge=0, le=3600)
     alarms: FleetAlarmConfig = Field(default_factory=FleetAlarmConfig)
     autoscaling: AutoScalingConfig = Field(default_factory=AutoScalingConfig)

@@ -349,10 +349,9 @@ def test_deploy_config_defaults_agree_with_deploy_py_defaults() -> None:
     def default(model: Any, field: str) -> Any:
         return model.model_fields[field].get_default(call_default_factory=True, validated_data={})
 
-    same = {"instance_count": [(DeployConfig, "instance_count"), (ProductionConfig, "instance_count")],
+    same = {"instance_count": [(DeployConfig, "instance_count")],
             "capture_percent": [(DeployConfig, "capture_percent"), (ProductionConfig, "capture_percent")],
             "capture_kms_key_id": [(DeployConfig, "capture_kms_key_id")],
-            "canary_percent": [(ProductionConfig, "canary_percent")],
             "linear_step_percent": [(ProductionConfig, "linear_step_percent")],
             "termination_wait_seconds": [(ProductionConfig, "termination_wait_seconds")],
             "alarm_period_seconds": [(FleetAlarmConfig, "period_seconds")],
@@ -367,6 +366,9 @@ def test_deploy_config_defaults_agree_with_deploy_py_defaults() -> None:
     assert (default(ProductionConfig, "traffic_routing"), argument("deploy", "traffic_routing").default) == ("CANARY", "")
     assert default(ProductionConfig, "traffic_routing") in argument("deploy", "traffic_routing").choices
     assert (default(ProductionConfig, "bake_seconds"), argument("deploy", "wait_interval_seconds").default) == (600, 300)
+    # production's fleet is two instances with a one-instance canary: what SageMaker's blue/green needs
+    assert (default(ProductionConfig, "instance_count"), argument("deploy", "instance_count").default) == (2, 1)
+    assert (default(ProductionConfig, "canary_percent"), argument("deploy", "canary_percent").default) == (50, 10)
     assert argument("deploy", "alarm_max_error_rate").default is None is argument("deploy", "alarm_max_latency_ms").default
 
 

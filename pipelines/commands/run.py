@@ -14,6 +14,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     source = args.data if not args.data or "://" in args.data else str(Path(args.data).resolve())
     config = load_config(args.config, {"data.source": source} if source else None)
+    if args.aws:
+        from pipelines.deploy.aws_readiness import check_for_aws
+
+        check_for_aws(config)
     outcome = run_staged(args.pipeline, config, backend_for(args, config), parse_parameters(args.param),
                          wait=not args.no_wait)
     return report_outcome(outcome)

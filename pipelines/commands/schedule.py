@@ -1,4 +1,7 @@
-"""`continuum schedule`: create/update the EventBridge rule for scheduled retraining (AWS)."""
+"""`continuum schedule`: create/update the EventBridge rule for scheduled retraining (AWS).
+
+It stages what every run reads at the pipeline's defaults (suites, markers, base model) and upserts the training
+pipeline first: each scheduled run then reads the data dropped under the incoming/ prefix."""
 from __future__ import annotations
 
 import argparse
@@ -12,11 +15,19 @@ from pipelines.config import load_config
 def cmd_schedule(args: argparse.Namespace) -> int:
     import boto3
 
+    from pipelines.backend import Backend
+    from pipelines.deploy.aws_readiness import check_for_aws
+    from pipelines.execution import upsert
     from pipelines.schedule import put_training_schedule
+    from pipelines.staging import stage_pipeline_inputs
 
     config = load_config(args.config)
+    check_for_aws(config)
     session = boto3.Session(region_name=config.project.region, profile_name=args.profile)
     account = session.client("sts").get_caller_identity()["Account"]
+    backend = Backend("aws", session)
+    stage_pipeline_inputs(backend, config)  # what every scheduled run reads at its parameters' defaults
+    upsert("training", config, backend)  # the rule starts this definition (InputDataUri: the incoming/ prefix)
     result = put_training_schedule(
         session.client("events"),
         config,
