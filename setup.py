@@ -20,7 +20,9 @@ def step_requirements() -> list[str]:
 # Everything the step containers install (steps/requirements.txt, lm-eval included: the local runtime
 # checks that file before each job) on top of the CPU build of torch.
 ML_STACK = ["torch==2.13.0", *step_requirements()]
-TEST = ["pytest>=8", "moto[s3,sagemaker,events,iam,sts]>=5.1", "nbformat>=5"]
+TEST = ["pytest>=8", "moto[s3,sagemaker,events,iam,sts]>=5.1", "nbformat>=5", "playwright>=1.45"]
+# `continuum ui`: server-rendered pages (htmx ships in pipelines/ui/static), charts as SVG from matplotlib.
+UI = ["starlette>=0.37", "jinja2>=3.1", "uvicorn>=0.29", "python-multipart>=0.0.9", "matplotlib>=3.8"]
 # QLoRA (train.py --quantization 4bit, CUDA only); constraints.txt keeps the CPU build of torch pinned.
 GPU = ["bitsandbytes>=0.45"]
 
@@ -32,9 +34,9 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["pipelines", "pipelines.*"]),
-    package_data={"pipelines": ["configs/*.yaml"]},
+    package_data={"pipelines": ["configs/*.yaml", "ui/templates/*.html", "ui/static/*"]},
     install_requires=CONTROL_PLANE,
-    extras_require={"ml": ML_STACK, "gpu": GPU, "test": TEST, "all": ML_STACK + TEST},
+    extras_require={"ml": ML_STACK, "gpu": GPU, "test": TEST, "ui": UI, "all": ML_STACK + TEST + UI},
     entry_points={
         "console_scripts": [
             "continuum=pipelines.cli:main",

@@ -95,3 +95,23 @@ def recent(backend: Backend, config: Config, count: int = 20) -> list[Notificati
         record: dict[str, Any] = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
         notes.append(Notification(**record))
     return notes
+
+
+def notify_run_outcome(backend: Backend, config: Config, outcome: Any) -> list[Notification]:
+    """After a training run: a gate that stopped it (its FailStep's message), or the version now waiting for
+    approval. A run still going on SageMaker (no steps known yet) notifies nothing."""
+    sent = []
+    failed_gates = [step for step in outcome.steps if step.get("type") == "Fail" and step.get("status") == "Failed"]
+    if failed_gates:
+        sent.append(notify(backend, config, "gate_failed", f"{outcome.pipeline_name}: the gate stopped "
+                           f"{failed_gates[0]['name']}", outcome.failure_reason or ""))
+    for step in outcome.steps:
+        if step.get("model_package_arn") and outcome.succeeded:
+            from pipelines.registry_ops import describe_version
+
+            version = describe_version(backend.client("sagemaker"), step["model_package_arn"])
+            if version.approval_status == "PendingManualApproval":
+                sent.append(notify(backend, config, "approval_waiting",
+                                   f"version {version.version} of {config.model.model_package_group} waits for approval",
+                                   f"data version {version.metadata.get('data_version', '?')}"))
+    return sent
