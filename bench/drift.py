@@ -4,7 +4,7 @@ Writes a baseline from the demo company's questions, then 100,000 capture record
 format (written by the local endpoint's capture writer: JSON bodies, 24 hourly files), and times the
 check twice: traffic like the training data, and shifted traffic. Prints the numbers, and exits 1
 when a verdict is not the one injected: no violation on the first, drift on the second (off-topic
-prompts: out-of-vocabulary words; refusals: the refusal rate), with every record read.
+prompts: topic coverage; refusals: the refusal rate), with every record read.
 
     python bench/drift.py [--records 100000] [--keep DIR]
 """
@@ -101,7 +101,7 @@ def verdict_problems(report: dict, records: int, shifted: bool) -> list[str]:
                 for key in ("records", "rows") if report[key] != records]
     if not shifted and (report["verdict"] != "ok" or report["violations"]):
         problems.append(f"verdict {report['verdict']} ({report['violations']}) on traffic like the training data")
-    missing = {"oov_rate", "refusal_rate"} - set(report["violations"]) if shifted else set()
+    missing = {"topic_coverage", "refusal_rate"} - set(report["violations"]) if shifted else set()
     if shifted and (report["verdict"] != "drift" or missing):
         problems.append(f"verdict {report['verdict']}, violations {report['violations']} on shifted traffic "
                         f"(missing: {sorted(missing)})")

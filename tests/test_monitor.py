@@ -13,7 +13,8 @@ import pytest
 
 import monitor
 from monitor.capture import CaptureFormatError, llm_rows, parse_capture_line, read_capture_tree
-from monitor.drift import embed, jensen_shannon, mmd_permutation_test, psi
+from monitor.signals import Alphabet, TopicIndex, outlier_share, wilson_interval
+from monitor.text import normalise, words
 from pipelines.demo.sample_data import facts
 from pipelines.local.capture import CaptureWriter, Exchange, build_capture_record
 from pipelines.local.s3 import LocalS3
@@ -90,19 +91,18 @@ def test_chat_requests_count_their_last_user_message_as_the_prompt() -> None:
 
 
 # ------------------------------------------------------------------------------------------ statistics
-def test_drift_statistics_separate_same_from_shifted() -> None:
-    rng = np.random.default_rng(0)
-    expected = np.array([50, 30, 20])
-    assert psi(expected, expected).value == pytest.approx(0.0, abs=1e-9)
-    assert psi(expected, np.array([20, 30, 50])).value > 0.5
-    assert jensen_shannon(expected, expected).p_value == pytest.approx(1.0)
-    shifted = jensen_shannon(np.array([500, 300, 200]), np.array([100, 300, 600]))
-    assert shifted.value > 0.1 and shifted.p_value < 1e-6
-    same = mmd_permutation_test(rng.normal(size=(150, 8)), rng.normal(size=(150, 8)))
-    moved = mmd_permutation_test(rng.normal(size=(150, 8)), rng.normal(loc=0.6, size=(150, 8)))
-    assert same.p_value > 0.05 and moved.p_value < 0.01 and moved.value > same.value
-    reference, current = embed(["how much is the rover"] * 5 + ["what is the warranty"] * 5, ["bake bread at home"] * 3)
-    assert reference.shape[1] == current.shape[1] and np.allclose(np.linalg.norm(reference, axis=1), 1.0)
+def test_signals_coverage_letters_and_outlier_share() -> None:
+    index = TopicIndex([words(normalise(q)) for q in ("How much does the Rover X1 cost?", "What is the warranty?",
+                                                      "How long is the return window?")])
+    coverage = index.coverage([words(normalise(q)) for q in (
+        "Hi! Could you tell me: how much does the Rover X1 cost? Thanks!", "How do I bake bread?", "", "rover x1")])
+    assert coverage[0] == pytest.approx(1.0) and coverage[1] < 0.3 and coverage[2] == 0.0 and 0.3 < coverage[3] < coverage[0]
+    alphabet = Alphabet.of([normalise("What is the warranty?"), "xyz"])
+    assert list(alphabet.unseen_share(["quick question", "¿cuánto?", "сколько", "123", "naïve"])) == \
+        [0.0, pytest.approx(1 / 6), 1.0, 0.0, pytest.approx(1 / 5)]
+    quiet, loud = outlier_share(np.array([True] * 5 + [False] * 95), 0.05), outlier_share(np.array([True] * 20 + [False] * 80), 0.05)
+    assert quiet.p_value > 0.3 and loud.p_value < 1e-5 and loud.share == 0.2 and loud.interval[0] < 0.2 < loud.interval[1]
+    assert wilson_interval(0, 0) == (0.0, 1.0) and outlier_share(np.zeros(0, dtype=bool), 0.05).p_value == 1.0
 
 
 # ------------------------------------------------------------------------------------------ baseline + check
@@ -142,11 +142,13 @@ def test_baseline_files_follow_model_monitor_formats(baseline_dir: Path) -> None
     length = by_name["prompt_length"]["numerical_statistics"]
     assert length["common"] == {"num_present": len(TRAINING), "num_missing": 0}
     assert sum(b["count"] for b in length["distribution"]["kll"]["buckets"]) == len(TRAINING)
-    first_words = {b["value"] for b in by_name["first_word"]["string_statistics"]["distribution"]["categorical"]["buckets"]}
-    assert {"what", "how", "<other>"} <= first_words
-    assert constraints["monitoring_config"]["distribution_constraints"]["perform_comparison"] == "Enabled"
+    assert set(by_name) == {"prompt_length", "topic_coverage", "unseen_letter_share", "response_length"}
+    assert by_name["topic_coverage"]["inferred_type"] == "Fractional"
+    assert constraints["monitoring_config"]["distribution_constraints"]["perform_comparison"] == "Disabled"
     assert {c["name"] for c in constraints["features"]} == set(by_name)
-    assert constraints["continuum_constraints"]["baseline_oov_rate"] == statistics["continuum"]["oov_rate"]
+    limits = constraints["continuum_constraints"]
+    assert limits["baseline_refusal_rate"] == statistics["continuum"]["refusal_rate"]
+    assert 0 < limits["topic_coverage_threshold"] < 1 and limits["calibration"]["topic_coverage_threshold"]["folds"] == 5
     assert len((baseline_dir / "reference.jsonl").read_text().splitlines()) == len(TRAINING)
 
 
@@ -157,7 +159,7 @@ def test_no_drift_on_traffic_like_the_training_data(baseline_dir: Path, tmp_path
     assert report["verdict"] == "ok" and report["violations"] == [] and report["rows"] == 300
     assert json.loads((tmp_path / "out" / "constraint_violations.json").read_text()) == {"violations": []}
     checks = {c["name"]: c for c in report["checks"]}
-    assert checks["oov_rate"]["value"] == 0.0 and checks["embedding_mmd"]["p_value"] > 0.01
+    assert checks["topic_coverage"]["value"] == 0.0 and checks["topic_coverage"]["detail"]["sample_size"] == 300
     statistics = json.loads((tmp_path / "out" / "statistics.json").read_text())
     assert statistics["dataset"]["item_count"] == 300
 
@@ -169,10 +171,10 @@ def test_drift_detected_on_shifted_traffic(baseline_dir: Path, tmp_path: Path) -
     capture = _write_traffic(tmp_path / "s3", "shifted", pairs, NOW)
     report = _check(baseline_dir, capture, tmp_path / "out", "--no-cloudwatch")
     assert report["verdict"] == "drift"
-    assert {"prompt_length", "first_word", "oov_rate", "embedding_mmd", "refusal_rate"} <= set(report["violations"])
+    assert set(report["violations"]) == {"topic_coverage", "refusal_rate"}
     violations = json.loads((tmp_path / "out" / "constraint_violations.json").read_text())["violations"]
     drift = {v["feature_name"]: v for v in violations if "feature_name" in v}
-    assert drift["embedding_mmd"]["constraint_check_type"] == "baseline_drift_check"
+    assert drift["topic_coverage"]["constraint_check_type"] == "baseline_drift_check"
     quality = {v["metric_name"]: v for v in violations if "metric_name" in v}
     assert quality["refusal_rate"]["constraint_check_type"] == "GreaterThanThreshold"
 
@@ -206,7 +208,7 @@ def test_results_go_to_cloudwatch_with_an_alarm(baseline_dir: Path, tmp_path: Pa
     alarm = cloudwatch.describe_alarms(AlarmNames=["live-monitoring-violations"])["MetricAlarms"][0]
     assert alarm["StateValue"] == "ALARM"
     published = cloudwatch.get_metric_statistics(
-        Namespace="continuum/Monitoring", MetricName="feature_baseline_drift_oov_rate",
+        Namespace="continuum/Monitoring", MetricName="feature_baseline_drift_topic_coverage",
         Dimensions=[{"Name": "Endpoint", "Value": "live"}], StartTime=datetime.now(timezone.utc) - timedelta(minutes=5),
         EndTime=datetime.now(timezone.utc) + timedelta(minutes=1), Period=600, Statistics=["Maximum"])["Datapoints"]
     assert published and published[0]["Maximum"] == 0.0

@@ -1,10 +1,13 @@
 """The drift and quality checks of one monitoring run: captured traffic against the baseline.
 
-Input drift (``baseline_drift_check`` violations): prompt length (PSI), first word and character set
-(Jensen-Shannon), out-of-vocabulary rate, embedding distance (MMD). A drift statistic counts only
-when it passes its threshold *and* its test is significant at ``significance_level``. Output signals
-(Model Quality's ``GreaterThanThreshold`` / ``LessThanThreshold``): response length ratio, empty and
-refusal rates from the captured responses, error rate and p90 latency from the endpoint's metrics.
+Input drift (``baseline_drift_check`` violations), on a uniform sample of the window's prompts
+(``sample_size``): the shares of prompts off the training topics (topic coverage), written with
+letters the training data never uses, or far longer than training prompts (monitor/signals.py). Each
+share is tested against the rate held-out training prompts are flagged at (``outlier_quantile``);
+a check fails when the traffic's share exceeds it at ``significance_level``; the report gives the
+sample size and a 95% interval of each share. Output signals (Model Quality's
+``GreaterThanThreshold`` / ``LessThanThreshold``): response length ratio, empty and refusal rates from
+the captured responses, error rate and p90 latency from the endpoint's metrics.
 """
 from __future__ import annotations
 
@@ -15,8 +18,8 @@ import numpy as np
 
 from monitor import features as features_of
 from monitor.baseline import Baseline
-from monitor.drift import embed, jensen_shannon, mmd_permutation_test, psi, sample
-from monitor.formats import categories, feature, histogram
+from monitor.signals import Alphabet, TopicIndex, outlier_share, sample_indices
+from monitor.text import normalise, words
 
 INPUT_DRIFT, OUTPUT_QUALITY = "input_drift", "output_quality"
 
@@ -34,6 +37,7 @@ class CheckResult:
     description: str
     p_value: float | None = None
     comparison: str = "GreaterThanThreshold"
+    detail: dict[str, Any] | None = None
 
     def violation(self) -> dict[str, str]:
         """The constraint_violations.json entry."""
@@ -44,15 +48,6 @@ class CheckResult:
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _drift(name: str, statistic: str, value: float, threshold: float, p_value: float, alpha: float,
-           enough: bool) -> CheckResult:
-    violated = enough and value > threshold and p_value < alpha
-    relation = ">" if value > threshold else "<="
-    description = (f"{'too few rows to judge: ' if not enough else ''}{statistic} {value:.4f} {relation} threshold "
-                   f"{threshold} (p = {p_value:.3g}, significance level {alpha})")
-    return CheckResult(name, INPUT_DRIFT, value, threshold, violated, enough, description, p_value)
 
 
 def _rate(name: str, value: float | None, threshold: float, what: str, comparison: str = "GreaterThanThreshold",
@@ -66,35 +61,44 @@ def _rate(name: str, value: float | None, threshold: float, what: str, compariso
                        f"{what} {value:.4g} {relation} threshold {threshold:.4g}", None, comparison)
 
 
-def input_drift_checks(baseline: Baseline, current: features_of.TextFeatures, prompts: list[str],
-                       seed: int = 0) -> list[CheckResult]:
-    limits, source = baseline.thresholds, baseline.source
-    alpha, enough = float(limits["significance_level"]), current.rows >= int(limits["min_rows"])
-    edges, expected = histogram(feature(baseline.statistics, "prompt_length", source), source)
-    actual = np.bincount(np.searchsorted(np.asarray(edges), current.prompt_length, side="left"), minlength=len(expected))
-    stat = psi(expected, actual)
-    results = [_drift("prompt_length", "PSI", stat.value, float(limits["psi_threshold"]), stat.p_value, alpha, enough)]
-    for name, values in (("first_word", current.first_word), ("charset", current.charset)):
-        baseline_counts = categories(feature(baseline.statistics, name, source), source)
-        known = [v for v in baseline_counts if v != features_of.OTHER]
-        counts = features_of.category_counts(values, known)
-        stat = jensen_shannon(np.array([baseline_counts[k] for k in counts]), np.array(list(counts.values())))
-        results.append(_drift(name, "Jensen-Shannon divergence", stat.value, float(limits["js_threshold"]),
-                              stat.p_value, alpha, enough))
-    oov = features_of.oov_rate(current.prompt_words, baseline.vocabulary)
-    oov_limit = float(limits["baseline_oov_rate"]) + float(limits["max_oov_increase"])
-    results.append(CheckResult("oov_rate", INPUT_DRIFT, oov, oov_limit, enough and oov > oov_limit, enough,
-                               f"{'too few rows to judge: ' if not enough else ''}out-of-vocabulary rate {oov:.4f} {'>' if oov > oov_limit else '<='} threshold "
-                               f"{oov_limit:.4f} (baseline {float(limits['baseline_oov_rate']):.4f})"))
-    if enough and baseline.reference_prompts:
-        size = int(limits["mmd_sample_size"])
-        reference, traffic = embed(sample(baseline.reference_prompts, size, seed), sample(prompts, size, seed))
-        stat = mmd_permutation_test(reference, traffic, int(limits["mmd_permutations"]), seed)
-        results.append(_drift("embedding_mmd", "MMD² (above its permutation mean)", stat.value,
-                              float(limits["mmd_min_effect"]), stat.p_value, alpha, True))
-    else:
-        results.append(CheckResult("embedding_mmd", INPUT_DRIFT, None, float(limits["mmd_min_effect"]), False, False,
-                                   "embedding MMD: not enough rows"))
+@dataclass(frozen=True)
+class PromptScores:
+    """The per-prompt signals of the sampled traffic (positions into the window's rows)."""
+
+    sample: np.ndarray
+    coverage: np.ndarray
+    unseen: np.ndarray
+    length: np.ndarray
+
+
+def score_prompts(baseline: Baseline, features: features_of.TextFeatures, seed: int = 0) -> PromptScores:
+    chosen = sample_indices(features.rows, int(baseline.thresholds["sample_size"]), seed)
+    index = TopicIndex([words(normalise(p)) for p in baseline.reference_prompts])
+    prompts = [features.prompts[i] for i in chosen]
+    return PromptScores(chosen, index.coverage([features.prompt_words[i] for i in chosen]),
+                        Alphabet.of(sorted(baseline.vocabulary)).unseen_share(prompts), features.prompt_length[chosen])
+
+
+def input_drift_checks(baseline: Baseline, scores: PromptScores, rows: int) -> list[CheckResult]:
+    limits = baseline.thresholds
+    alpha, rate, enough = float(limits["significance_level"]), float(limits["outlier_quantile"]), rows >= int(limits["min_rows"])
+    topic, letters = float(limits["topic_coverage_threshold"]), float(limits["unseen_letter_threshold"])
+    length = float(limits["prompt_length_threshold"])
+    flags = {"topic_coverage": (topic, scores.coverage < topic, f"cover less than {topic:.3f} of every training question"),
+             "unseen_letters": (letters, scores.unseen > letters,
+                                f"have over {letters:.3f} of their letters outside the training alphabet"),
+             "prompt_length": (length, scores.length > length, f"are longer than {length:.0f} words")}
+    results = []
+    for name, (threshold, flagged, what) in flags.items():
+        test = outlier_share(flagged, rate)
+        low, high = test.interval
+        violated = enough and test.p_value < alpha
+        description = (f"{'too few rows to judge: ' if not enough else ''}{test.share:.1%} of {test.size} sampled "
+                       f"prompts (95% CI {low:.1%}-{high:.1%}) {what}; held-out training prompts: {rate:.1%} "
+                       f"(p = {test.p_value:.3g}, significance level {alpha})")
+        results.append(CheckResult(name, INPUT_DRIFT, test.share, rate, violated, enough, description, test.p_value,
+                                   detail={"sample_size": test.size, "flagged": test.flagged, "rows": rows,
+                                           "interval_95": [low, high], "flag_threshold": threshold}))
     return results
 
 

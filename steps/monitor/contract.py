@@ -40,7 +40,7 @@ BASELINE_ARGUMENTS = (
     Argument("train_dir", Path, required=True, help="*.jsonl with prompt and completion"),
     Argument("output_dir", Path, OUTPUT_DIR),
     Argument("threshold", threshold, [], action="append", metavar="NAME=VALUE"),
-    Argument("reference_size", int, 2000, help="training prompts kept for the MMD test"),
+    Argument("reference_size", int, 2000, help="training prompts kept for the topic index and its calibration"),
     Argument("seed", int, 0),
 )
 

@@ -2,10 +2,9 @@
 
 statistics.json (data-quality format): ``{"version": 0.0, "dataset": {"item_count"}, "features": [...]}``,
 a numerical feature with ``numerical_statistics`` (``common``, mean, sum, std_dev, min, max and
-``distribution.kll.buckets`` of ``{lower_bound, upper_bound, count}``), a string feature with
-``string_statistics`` (``common``, ``distinct_count``, ``distribution.categorical.buckets`` of
-``{value, count}``). constraints.json: per-feature constraints and ``monitoring_config`` as Model
-Monitor writes them, plus ``continuum_constraints``: the thresholds of the LLM checks.
+``distribution.kll.buckets`` of ``{lower_bound, upper_bound, count}``). constraints.json: per-feature
+constraints and ``monitoring_config`` as Model Monitor writes them (its own distribution comparison
+disabled), plus ``continuum_constraints``: the thresholds of the LLM checks and how each was derived.
 constraint_violations.json: ``{"violations": [{"feature_name" | "metric_name", "constraint_check_type",
 "description"}]}`` — ``baseline_drift_check`` for input drift, Model Quality's ``GreaterThanThreshold``
 / ``LessThanThreshold`` for output signals.
@@ -25,6 +24,13 @@ class MonitorFormatError(ValueError):
     """A statistics / constraints file that is not what the monitor wrote; the message names file and field."""
 
 
+def quantile_edges(values: np.ndarray, bins: int = 10) -> list[float]:
+    """Inner bin edges at the values' quantiles (distinct values only): the baseline's histogram bins."""
+    if len(values) == 0:
+        return []
+    return [float(e) for e in np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1]))]
+
+
 def numerical_feature(name: str, values: np.ndarray, edges: list[float], missing: int = 0,
                       inferred_type: str = "Integral") -> dict[str, Any]:
     """A numerical feature; the histogram uses ``edges`` (inner bin edges, e.g. the baseline's)."""
@@ -41,15 +47,6 @@ def numerical_feature(name: str, values: np.ndarray, edges: list[float], missing
     return {"name": name, "inferred_type": inferred_type, "numerical_statistics": stats}
 
 
-def string_feature(name: str, counts: dict[str, int], missing: int = 0) -> dict[str, Any]:
-    """A categorical feature from its value counts."""
-    present = int(sum(counts.values()))
-    return {"name": name, "inferred_type": "String", "string_statistics": {
-        "common": {"num_present": present, "num_missing": int(missing)},
-        "distinct_count": float(sum(1 for c in counts.values() if c)),
-        "distribution": {"categorical": {"buckets": [{"value": v, "count": float(c)} for v, c in counts.items()]}}}}
-
-
 def statistics_document(item_count: int, features: list[dict[str, Any]], summary: dict[str, Any]) -> dict[str, Any]:
     """statistics.json; ``summary`` (rates and counts over the whole dataset) goes under ``continuum``."""
     return {"version": VERSION, "dataset": {"item_count": int(item_count)}, "features": features,
@@ -60,19 +57,12 @@ def constraints_document(statistics: dict[str, Any], thresholds: dict[str, Any])
     """constraints.json suggested from baseline statistics, with the LLM checks' thresholds."""
     features = []
     for feature in statistics["features"]:
-        entry: dict[str, Any] = {"name": feature["name"], "inferred_type": feature["inferred_type"], "completeness": 1.0}
-        if feature["inferred_type"] == "String":
-            buckets = feature["string_statistics"]["distribution"]["categorical"]["buckets"]
-            entry["string_constraints"] = {"domains": [b["value"] for b in buckets]}
-        else:
-            entry["num_constraints"] = {"is_non_negative": True}
-        features.append(entry)
+        features.append({"name": feature["name"], "inferred_type": feature["inferred_type"], "completeness": 1.0,
+                         "num_constraints": {"is_non_negative": True}})
     return {"version": VERSION, "features": features, "monitoring_config": {
         "evaluate_constraints": "Enabled", "emit_metrics": "Enabled", "datatype_check_threshold": 1.0,
         "domain_content_threshold": 1.0, "distribution_constraints": {
-            "perform_comparison": "Enabled", "comparison_threshold": thresholds["psi_threshold"],
-            "comparison_method": "Robust", "categorical_comparison_threshold": thresholds["js_threshold"],
-            "categorical_drift_method": "LInfinity"}},
+            "perform_comparison": "Disabled"}},  # continuum's own checks: continuum_constraints
         "continuum_constraints": thresholds}
 
 
@@ -112,12 +102,3 @@ def histogram(item: dict[str, Any], source: Path) -> tuple[list[float], np.ndarr
     except KeyError as exc:
         raise MonitorFormatError(f"{source}: feature {item.get('name')!r} has no distribution.kll.buckets") from exc
     return [float(b["upper_bound"]) for b in buckets[:-1]], np.array([b["count"] for b in buckets], dtype=float)
-
-
-def categories(item: dict[str, Any], source: Path) -> dict[str, float]:
-    """{value: count} of a string feature's buckets."""
-    try:
-        buckets = item["string_statistics"]["distribution"]["categorical"]["buckets"]
-    except KeyError as exc:
-        raise MonitorFormatError(f"{source}: feature {item.get('name')!r} has no distribution.categorical") from exc
-    return {b["value"]: float(b["count"]) for b in buckets}

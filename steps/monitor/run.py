@@ -13,7 +13,7 @@ from common.contract import add_arguments
 from monitor.baseline import (BaselineError, build_baseline, current_statistics, load_baseline,
                               read_training_examples, write_baseline)
 from monitor.capture import CaptureFormatError, capture_lines, llm_rows, parse_capture_line
-from monitor.checks import input_drift_checks, output_checks, verdict
+from monitor.checks import input_drift_checks, output_checks, score_prompts, verdict
 from monitor.contract import FLAG_SEPARATOR, SUBCOMMANDS
 from monitor.features import extract
 from monitor.formats import MonitorFormatError, violations_document, write_json
@@ -51,25 +51,27 @@ def run_check(args: argparse.Namespace, cloudwatch: Any, now: datetime) -> dict[
     if problems and not rows:
         raise MonitorError(f"no readable capture record under {args.capture_dir}; first problem: "
                            f"{problems[0]['reason']}")
-    prompts = [row.prompt for row in rows]
-    features = extract(prompts, [row.response for row in rows], [row.max_new_tokens for row in rows])
+    features = extract([row.prompt for row in rows], [row.response for row in rows], [row.max_new_tokens for row in rows])
     service: dict[str, float | None] = {}
     if cloudwatch is not None:
         from monitor.cloudwatch import service_metrics
 
         service = service_metrics(cloudwatch, args.endpoint_name, args.variant, since or now - timedelta(days=14), now)
-    results = input_drift_checks(baseline, features, prompts, args.seed) + output_checks(baseline, features, service)
+    scores = score_prompts(baseline, features, args.seed)
+    results = input_drift_checks(baseline, scores, features.rows) + output_checks(baseline, features, service)
     min_rows = int(baseline.thresholds["min_rows"])
     outcome = verdict(results, features.rows, min_rows)
     summary = {"rows": features.rows, "records": records, "responses_missing": features.responses_missing,
-               "max_new_tokens": dict(features.max_new_tokens)}
-    write_json(args.output_dir / "statistics.json", current_statistics(baseline, features, summary))
+               "max_new_tokens": dict(features.max_new_tokens), "sample_size": len(scores.sample)}
+    write_json(args.output_dir / "statistics.json", current_statistics(
+        baseline, features.prompt_length, scores.coverage, scores.unseen, features, summary))
     write_json(args.output_dir / "constraint_violations.json",
                violations_document([r.violation() for r in results if r.violated]))
     report: dict[str, Any] = {
         "endpoint_name": args.endpoint_name, "verdict": outcome, "generated_at": now.isoformat(timespec="seconds"),
         "window": {"since": since.isoformat(timespec="seconds") if since else None, "until": now.isoformat(
             timespec="seconds")}, "records": records, "rows": features.rows, "min_rows": min_rows,
+        "sample_size": len(scores.sample),
         "unreadable_records": {"count": len(problems), "examples": problems[:MAX_LISTED_PROBLEMS]},
         "service_metrics": service, "checks": [r.as_json() for r in results],
         "violations": [r.name for r in results if r.violated], "baseline_dir": str(args.baseline_dir)}
