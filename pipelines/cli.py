@@ -46,8 +46,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
-    except (LookupError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 (one or two lines for people; the traceback with --verbose)
+        if args.verbose:
+            raise
+        from pipelines.cli_support import describe_error
+
+        print(f"error: {describe_error(exc)}", file=sys.stderr)
         return 1
 
 

@@ -12,6 +12,30 @@ if TYPE_CHECKING:
     from pipelines.deploy.stages import Stage
 
 
+ERROR_CHARS = 400
+
+
+def describe_error(exc: BaseException) -> str:
+    """An exception for the terminal: the message of the errors commands raise for people (LookupError,
+    ValueError, a file's OSError) as it is; an AWS call's operation, code and message; anything else as its
+    type and first line (at most ERROR_CHARS characters) and where to see the traceback."""
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    if isinstance(exc, (LookupError, ValueError, OSError)):
+        return str(exc)
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return f"{exc.operation_name}: {error.get('Code', '?')}: {error.get('Message', '')}"
+    if isinstance(exc, NoCredentialsError):
+        return "no AWS credentials found: set AWS_PROFILE (or pass --profile), or run without --aws"
+    text = str(exc) if isinstance(exc, BotoCoreError) else f"{type(exc).__name__}: {exc}"
+    lines = text.strip().splitlines() or [type(exc).__name__]
+    first = lines[0] if len(lines[0]) <= ERROR_CHARS else lines[0][:ERROR_CHARS] + "..."
+    return f"{first}\n(`continuum --verbose ...` shows the traceback)"
+
+
 def parse_parameters(pairs: Sequence[str]) -> dict[str, str]:
     parsed: dict[str, str] = {}
     for pair in pairs:
