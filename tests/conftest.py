@@ -17,6 +17,9 @@ if str(STEPS_DIR) not in sys.path:
     sys.path.insert(0, str(STEPS_DIR))
 
 os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
+# Every local run's AWS calls land in <home>/aws-calls.jsonl: test_permissions_observed.py checks the e2e runs' calls
+# against the project stack's IAM policies (infra/template.yaml) without a run of its own.
+os.environ.setdefault("CONTINUUM_RECORD_AWS_CALLS", "1")
 
 
 def _tiny_train_args() -> list[str]:

@@ -9,11 +9,15 @@
 
 Step subprocesses reach it with plain ``boto3.client("sagemaker")`` given :func:`subprocess_env`.
 ``handle_wire`` is shared with the in-process transport, so both paths serialise identically.
+
+With ``$CONTINUUM_RECORD_AWS_CALLS`` set, every call either path answers is appended to
+``<home>/aws-calls.jsonl`` (:func:`record_call`): what the least-privilege tests check against the IAM policies.
 """
 from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import threading
 from collections.abc import Iterator, Mapping
@@ -36,6 +40,30 @@ INVOKE_PREFIX, INVOKE_SUFFIX = "/endpoints/", "/invocations"
 CUSTOM_ATTRIBUTES_HEADER = "X-Amzn-SageMaker-Custom-Attributes"
 VARIANT_HEADER = "x-Amzn-Invoked-Production-Variant"
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "continuum-local", "AWS_SECRET_ACCESS_KEY": "continuum-local"}
+RECORD_CALLS_ENV = "CONTINUUM_RECORD_AWS_CALLS"
+CALL_LOG_NAME = "aws-calls.jsonl"
+_WIRE_SERVICES = {TARGET_PREFIX: "sagemaker", "GraniteServiceVersion20100801.": "cloudwatch",
+                  "AnyScaleFrontendService.": "application-autoscaling"}
+_record_lock = threading.Lock()
+
+
+def record_call(api: SageMakerAPI, service: str, operation: str, caller: str) -> None:
+    """Append ``{"service", "operation", "caller"}`` to ``<home>/aws-calls.jsonl`` when $CONTINUUM_RECORD_AWS_CALLS is
+    set (caller: ``job`` for step processes over HTTP, ``control-plane`` for the in-process clients)."""
+    if os.environ.get(RECORD_CALLS_ENV):
+        line = json.dumps({"service": service, "operation": operation, "caller": caller}) + "\n"
+        with _record_lock, (api.home / CALL_LOG_NAME).open("a", encoding="utf-8") as out:
+            out.write(line)
+
+
+def wire_operation(method: str, path: str, headers: Mapping[str, str]) -> tuple[str, str]:
+    """(service, operation) of a request to the local API: the X-Amz-Target's, or sagemaker-runtime InvokeEndpoint."""
+    route = urlsplit(path).path
+    if method == "POST" and route.startswith(INVOKE_PREFIX) and route.endswith(INVOKE_SUFFIX):
+        return "sagemaker-runtime", "InvokeEndpoint"
+    target = {k.lower(): v for k, v in headers.items()}.get("x-amz-target", "")
+    prefix = next((p for p in _WIRE_SERVICES if target.startswith(p)), None)
+    return (_WIRE_SERVICES[prefix], target[len(prefix):]) if prefix else ("unknown", f"{method} {route}")
 
 
 @dataclass
@@ -122,8 +150,9 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
     def _respond(self) -> None:
-        response = handle_wire(self.server.api, self.command, self.path, dict(self.headers.items()),
-                               self._read_body())
+        headers = dict(self.headers.items())
+        record_call(self.server.api, *wire_operation(self.command, self.path, headers), caller="job")
+        response = handle_wire(self.server.api, self.command, self.path, headers, self._read_body())
         self.send_response(response.status)
         for name, value in response.headers.items():
             self.send_header(name, value)

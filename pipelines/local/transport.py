@@ -35,7 +35,7 @@ import botocore.session
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.exceptions import BotoCoreError
 
-from pipelines.local.api_server import DUMMY_CREDENTIALS, handle_wire
+from pipelines.local.api_server import DUMMY_CREDENTIALS, handle_wire, record_call
 from pipelines.local.home import continuum_home
 from pipelines.local.registry import ACCOUNT_ID
 from pipelines.local.s3 import LocalS3, NoSuchKey, S3UriError
@@ -162,6 +162,7 @@ class LocalTransport:
 
     def __call__(self, request: AWSPreparedRequest, event_name: str = "", **_: Any) -> AWSResponse:
         _, service, operation = (event_name.split(".", 2) + ["", ""])[:3]
+        record_call(self.api, service, operation, caller="control-plane")
         if service in ("sagemaker", "sagemaker-runtime") or operation in LOCAL_MONITORING_OPERATIONS.get(service, ()):
             body = _body_stream(request.body).read()
             path = urlsplit(request.url)
