@@ -119,9 +119,14 @@ def _image(key: str, entry: Any, base: Path, where: str) -> Image:
                  source=_field(entry, "source", where))
 
 
-@functools.lru_cache(maxsize=4)
-def load_catalog(path: Path = IMAGES_FILE) -> ImageCatalog:
-    """The record, checked: every image complete, every role mapped to a recorded image for cpu and gpu."""
+@functools.lru_cache(maxsize=1)
+def load_catalog() -> ImageCatalog:
+    """The repository's record (containers/images.yaml), read once."""
+    return read_catalog(IMAGES_FILE)
+
+
+def read_catalog(path: Path) -> ImageCatalog:
+    """A record, checked: every image complete, every role mapped to a recorded image for cpu and gpu."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))

@@ -25,7 +25,7 @@ STEPS = REPO / "steps"
 REQUIREMENTS = STEPS / "requirements.txt"
 # Import name -> distribution name, where they differ.
 DISTRIBUTIONS = {"yaml": "pyyaml", "sklearn": "scikit-learn", "rouge_score": "rouge-score", "lm_eval": "lm-eval"}
-PROVIDED = {"torch"}  # the image's own build (CUDA on SageMaker, constraints.txt's CPU pin locally)
+PROVIDED = {"torch"}  # the step image's own build (containers/images.yaml; constraints.txt's CPU pin locally)
 OPTIONAL = {"bitsandbytes"}  # QLoRA only, on a GPU image that has it (extra "gpu")
 FROM_THE_SAME_DISTRIBUTION = {"botocore": "boto3"}
 
@@ -58,7 +58,23 @@ def test_every_third_party_import_of_the_steps_is_a_requirement() -> None:
                if module not in PROVIDED | OPTIONAL
                and DISTRIBUTIONS.get(module, FROM_THE_SAME_DISTRIBUTION.get(module, module)).replace("_", "-") not in names}
     assert missing == {}, f"add these to steps/requirements.txt: {missing}"
-    assert "torch" not in names, "the image's torch must not be replaced by pip"
+    assert "torch" not in names, "torch comes from the step image (containers/images.yaml): a torch line lets pip replace it"
+
+
+def test_the_step_images_install_the_requirements_without_replacing_torch_and_match_the_local_one() -> None:
+    """pip on each step image keeps its torch (every requirement, followed through its dependencies' metadata,
+    is met by the image's torch), and that torch is the one the local runtime runs the steps with."""
+    from pipelines.images import load_catalog, requirement_lines, unresolvable
+
+    catalog = load_catalog()
+    local_torch = metadata.version("torch").split("+")[0]
+    for role in ("processing", "training"):
+        for accelerator in ("cpu", "gpu"):
+            image = catalog.for_step(role, accelerator)
+            assert unresolvable(requirement_lines(REQUIREMENTS), image, catalog.protected, str(REQUIREMENTS)) == []
+            assert image.version("torch").split("+")[0] == local_torch, (
+                f"{image.key} runs torch {image.version('torch')}, the local runtime {local_torch}: the steps are "
+                f"tested on another torch than they run on")
 
 
 def test_the_local_interpreter_satisfies_the_step_requirements() -> None:
