@@ -34,8 +34,10 @@ def build_state(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 def cmd_ui(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from pipelines.sdk import prepare_sdk_environment
     from pipelines.ui.app import create_app
 
+    prepare_sdk_environment()  # before the SDK's first import (a run from the page): quiet, no telemetry
     state = build_state(args)
     port = args.port if args.port is not None else state.config.ui.port
     print(f"continuum ui: http://{args.host}:{port}/ as {state.identity.name} ({state.identity.label}; "

@@ -83,7 +83,9 @@ def list_keys(s3: Any, uri: str) -> list[dict[str, Any]]:
 # ---- runs ---------------------------------------------------------------------------------------------------
 
 def pipeline_names(config: Config) -> list[str]:
-    return [config.training_pipeline_name, config.deploy_pipeline_name, f"{config.project.name}-monitor"]
+    from pipelines.deploy.monitor_pipeline import monitor_pipeline_name
+
+    return [config.training_pipeline_name, config.deploy_pipeline_name, monitor_pipeline_name(config)]
 
 
 def _aws_executions(backend: Backend, config: Config, count: int) -> list[dict[str, Any]]:
