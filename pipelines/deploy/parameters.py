@@ -39,6 +39,7 @@ class ProductionParameters:
     alarm_max_error_rate: ParameterFloat
     alarm_max_latency_ms: ParameterFloat
     alarm_period_seconds: ParameterInteger
+    alarm_evaluation_periods: ParameterInteger
     autoscaling_min: ParameterInteger
     autoscaling_max: ParameterInteger
     invocations_per_instance: ParameterFloat
@@ -80,6 +81,7 @@ def production_parameters(production: ProductionConfig) -> ProductionParameters:
         alarm_max_error_rate=ParameterFloat("AlarmMaxErrorRate", default_value=alarms.max_error_rate),
         alarm_max_latency_ms=ParameterFloat("AlarmMaxLatencyMs", default_value=alarms.max_latency_ms),
         alarm_period_seconds=ParameterInteger("AlarmPeriodSeconds", default_value=alarms.period_seconds),
+        alarm_evaluation_periods=ParameterInteger("AlarmEvaluationPeriods", default_value=alarms.evaluation_periods),
         autoscaling_min=ParameterInteger("AutoScalingMinInstances", default_value=scaling.min_instances),
         autoscaling_max=ParameterInteger("AutoScalingMaxInstances", default_value=scaling.max_instances),
         invocations_per_instance=ParameterFloat("InvocationsPerInstance",

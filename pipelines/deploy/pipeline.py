@@ -134,6 +134,7 @@ def production_steps(config: Config, session: PipelineSession, deploy_params: De
         "alarm_max_error_rate": params.alarm_max_error_rate.to_string(),
         "alarm_max_latency_ms": params.alarm_max_latency_ms.to_string(),
         "alarm_period_seconds": params.alarm_period_seconds.to_string(),
+        "alarm_evaluation_periods": params.alarm_evaluation_periods.to_string(),
         "autoscaling_min": params.autoscaling_min.to_string(),
         "autoscaling_max": params.autoscaling_max.to_string(),
         "invocations_per_instance": params.invocations_per_instance.to_string(),
