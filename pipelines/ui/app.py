@@ -6,7 +6,6 @@ for long ones). An error from AWS or the runtime is shown as a page with its mes
 from __future__ import annotations
 
 import hmac
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -20,6 +19,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from pipelines.deploy.rollback import RollbackError
 from pipelines.ui import actions, pages
 from pipelines.ui.roles import ROLE_LABELS, NotAllowed
 from pipelines.ui.state import UiState
@@ -65,10 +65,9 @@ def create_app(state: UiState) -> Starlette:
     _filters(templates)
 
     def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
-        started = time.perf_counter()
         base = {"identity": state.identity, "screens": SCREENS, "path": request.url.path, "config": state.config,
                 "backend": state.backend, "message": request.query_params.get("msg"),
-                "roles": ROLE_LABELS, "started": started}
+                "roles": ROLE_LABELS}
         return templates.TemplateResponse(request, name, {**base, **context}, status_code=status)
 
     def back(url: str, message: str) -> RedirectResponse:
@@ -161,8 +160,7 @@ def create_app(state: UiState) -> Starlette:
     async def server_error(request: Request, exc: Exception) -> Response:
         return failure(request, Exception(f"{type(exc).__name__}: {exc}"), 500, "Error from AWS or the runtime")
 
-    routes = [Route(path, screen(f"{name.lower()}.html", getattr(pages, name.lower() if path != "/" else "home")))
-              for path, name in SCREENS]
+    routes = [Route(path, screen(f"{name.lower()}.html", getattr(pages, name.lower()))) for path, name in SCREENS]
     routes += [
         Route("/runs/start", start_run, methods=["POST"]),
         Route("/runs/{pipeline}/{execution}", run_detail),
@@ -179,6 +177,7 @@ def create_app(state: UiState) -> Starlette:
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     app = Starlette(routes=routes, middleware=[Middleware(TokenGuard)], exception_handlers={
-        NotAllowed: not_allowed, LookupError: not_found, ValueError: bad_request, Exception: server_error})
+        NotAllowed: not_allowed, LookupError: not_found, ValueError: bad_request, RollbackError: bad_request,
+        Exception: server_error})
     app.state.ui = state
     return app
