@@ -203,6 +203,6 @@ def test_pipeline_ends_succeeded_without_training_below_the_retrain_threshold(
     statuses = {step["name"]: step["status"] for step in outcome.steps}
     assert outcome.status == "Succeeded", "\n".join(lines[-40:])
     assert statuses["PrepareData"] == statuses["CheckDataChanged"] == "Succeeded"
-    assert {statuses[name] for name in ("TrainModel", "EvaluateModel", "RegisterModel-RegisterModel")} == {"NotExecuted"}
+    assert not {"TrainModel", "EvaluateModel", "RegisterModel-RegisterModel"} & set(statuses)  # never started
     assert next(step for step in outcome.steps if step["name"] == "CheckDataChanged")["outcome"] is False
     assert "condition is False" in "\n".join(lines)
