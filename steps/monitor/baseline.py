@@ -113,7 +113,7 @@ def build_baseline(prompts: list[str], completions: list[str], overrides: dict[s
     q = float(policy["outlier_quantile"])
     try:
         coverage, unseen, folds = cross_fitted_scores([features.prompts[i] for i in chosen],
-                                                      [features.prompt_words[i] for i in chosen],
+                                                      features_of.prompt_words(features, chosen),
                                                       int(policy["calibration_folds"]), seed)
     except ValueError as exc:
         raise BaselineError(f"training prompts: {exc}") from exc
@@ -149,7 +149,8 @@ def build_baseline(prompts: list[str], completions: list[str], overrides: dict[s
     statistics = statistics_document(features.rows, feature_statistics(
         features.prompt_length, coverage, unseen, features.response_length, 0, edges), summary)
     constraints = constraints_document(statistics, {**policy, **derived, "calibration": calibration})
-    return Baseline(statistics, constraints, [prompts[i] for i in chosen], features_of.vocabulary(features.prompt_words))
+    return Baseline(statistics, constraints, [prompts[i] for i in chosen],
+                    features_of.vocabulary(features_of.prompt_words(features, range(features.rows))))
 
 
 def write_baseline(baseline: Baseline, out_dir: Path) -> list[Path]:

@@ -75,7 +75,7 @@ def score_prompts(baseline: Baseline, features: features_of.TextFeatures, seed: 
     chosen = sample_indices(features.rows, int(baseline.thresholds["sample_size"]), seed)
     index = TopicIndex([words(normalise(p)) for p in baseline.reference_prompts])
     prompts = [features.prompts[i] for i in chosen]
-    return PromptScores(chosen, index.coverage([features.prompt_words[i] for i in chosen]),
+    return PromptScores(chosen, index.coverage(features_of.prompt_words(features, chosen)),
                         Alphabet.of(sorted(baseline.vocabulary)).unseen_share(prompts), features.prompt_length[chosen])
 
 

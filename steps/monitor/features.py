@@ -1,7 +1,8 @@
 """Features of LLM traffic, from the normalised text (monitor/text.py), cheap enough for 100k rows.
 
-Prompts: the normalised text, its words and its length in words. Responses (when captured): length in
-words, empty (nothing left after normalisation: blank, NBSP, zero-width) and refusal.
+Prompts: the normalised text and its length in words (whitespace-separated). Responses (when captured):
+length in words, empty (nothing left after normalisation: blank, NBSP, zero-width) and refusal. The
+words themselves (monitor/text.py ``words``) are read only for the prompts a check scores.
 """
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ class TextFeatures:
     """Column-wise features of a set of prompts and (optionally captured) responses."""
 
     prompts: list[str]  # normalised
-    prompt_words: list[list[str]]
     prompt_length: np.ndarray
     response_length: np.ndarray  # responses present only
     empty: np.ndarray  # bool, responses present only
@@ -35,13 +35,13 @@ class TextFeatures:
 def extract(prompts: list[str], responses: list[str | None], max_new_tokens: Iterable[int | None] = ()) -> TextFeatures:
     """Features of prompts and their responses (a None response was not captured)."""
     normal_prompts = [normalise(p) for p in prompts]
-    prompt_words = [words(p) for p in normal_prompts]
     present = [normalise(r) for r in responses if r is not None]
     return TextFeatures(
         prompts=normal_prompts,
-        prompt_words=prompt_words,
-        prompt_length=np.fromiter((len(w) for w in prompt_words), dtype=np.int64, count=len(prompt_words)),
-        response_length=np.fromiter((len(words(r)) for r in present), dtype=np.int64, count=len(present)),
+        prompt_length=np.fromiter((p.count(" ") + 1 if p else 0 for p in normal_prompts), dtype=np.int64,
+                                  count=len(normal_prompts)),
+        response_length=np.fromiter((r.count(" ") + 1 if r else 0 for r in present), dtype=np.int64,
+                                    count=len(present)),
         empty=np.fromiter((not r for r in present), dtype=bool, count=len(present)),
         refusal=np.fromiter((is_refusal(r) for r in present), dtype=bool, count=len(present)),
         responses_missing=len(responses) - len(present),
@@ -51,3 +51,8 @@ def extract(prompts: list[str], responses: list[str | None], max_new_tokens: Ite
 
 def vocabulary(word_lists: Iterable[list[str]]) -> set[str]:
     return {w for ws in word_lists for w in ws}
+
+
+def prompt_words(features: TextFeatures, positions: Iterable[int]) -> list[list[str]]:
+    """The words of the prompts at ``positions``."""
+    return [words(features.prompts[i]) for i in positions]
