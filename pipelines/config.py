@@ -66,6 +66,8 @@ class DataConfig(_Strict):
                                                                     "training.max_seq_length")
     max_file_mb: float = _prepare("data.max_file_mb", gt=0, validate_default=False,  # passed as 1024, as always
                                   description="bigger files are quarantined whole")
+    max_row_mb: float = _prepare("data.max_row_mb", gt=0, description="bigger rows are quarantined while reading, "
+                                                                       "before parsing or tokenizing")
     pii: Literal["redact", "block", "off"] = _prepare("data.pii")
     pii_allow: list[str] = _prepare("data.pii_allow", description="public values that are not PII: exact "
                                                                   "values, or @domain for every address at it")
@@ -196,6 +198,26 @@ class EvaluationConfig(_Strict):
     gate: GateConfig
 
 
+class StepPoliciesConfig(_Strict):
+    """Step caching and retries (pipelines/step_policies.py): training and evaluation are cached on their inputs for
+    `cache_expire_after` (an ISO 8601 duration; None: no caching); job steps retry capacity, throttling and
+    internal errors."""
+
+    cache_expire_after: str | None = Field(default="P30D", description="e.g. P30D, T12h; None: no step caching")
+    retry_max_attempts: int = Field(default=3, ge=1, le=20)
+    retry_interval_seconds: int = Field(default=60, ge=1, le=43200)
+    retry_backoff_rate: float = Field(default=2.0, ge=1.0)
+
+    @field_validator("cache_expire_after")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        from pipelines.local.caching import parse_duration
+
+        if value is not None:
+            parse_duration(value)  # ValueError names the accepted forms
+        return value
+
+
 class ProcessingConfig(_Strict):
     instance_type: str = "ml.m5.xlarge"
     image_uri: str | None = Field(default=None, description="the processing steps' image; None: containers/images.yaml's")
@@ -300,6 +322,7 @@ class Config(_Strict):
     data: DataConfig
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     processing: ProcessingConfig = Field(default_factory=ProcessingConfig)
+    step_policies: StepPoliciesConfig = Field(default_factory=StepPoliciesConfig)
     evaluation: EvaluationConfig
     deploy: DeployConfig
     ui: UiConfig = Field(default_factory=UiConfig)

@@ -449,3 +449,48 @@ def test_an_execution_whose_runner_died_is_marked_failed_when_read(runtime, tmp_
     record["status"] = "Executing"
     write_json(path, record)
     assert "sent no heartbeat" in read_execution(path)["failure_reason"]
+
+
+# -- the project's own definitions ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def project_definitions() -> dict[str, dict[str, Any]]:
+    """Every definition the project builds (training, deploy, monitor), as `upsert` would send them."""
+    import boto3
+    from moto import mock_aws
+
+    from pipelines.backend import Backend
+    from pipelines.config import load_config
+    from pipelines.definitions import definition_json
+
+    config = load_config()
+    with mock_aws():
+        session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
+        session.client("s3").create_bucket(Bucket=config.project.bucket)
+        backend = Backend("aws", session)
+        return {kind: definition_json(kind, config, backend) for kind in ("training", "deploy", "monitor")}
+
+
+def test_every_project_definition_passes_create_time_validation(project_definitions) -> None:
+    """The same checks as CreatePipeline (SCHEMA) over every definition the project builds."""
+    from pipelines.local.validation import definition_problems
+
+    assert {kind: definition_problems(document) for kind, document in project_definitions.items()} == {
+        "training": [], "deploy": [], "monitor": []}
+
+
+def test_project_steps_carry_cache_and_retry_policies(project_definitions) -> None:
+    """Training and evaluation are cached on their inputs; job steps retry capacity, throttling and internal errors
+    (https://docs.aws.amazon.com/sagemaker/latest/dg/pipelines-retry-policy.html); deploy steps never retry an
+    internal job error (their job may have changed an endpoint)."""
+    from pipelines.local.validation import walk_steps
+
+    steps = {step["Name"]: step for document in project_definitions.values() for step, _ in walk_steps(document)}
+    for name in ("TrainModel", "EvaluateModel"):
+        assert steps[name]["CacheConfig"] == {"Enabled": True, "ExpireAfter": "P30D"}
+    types = {name: {kind for policy in steps[name].get("RetryPolicies", []) for kind in policy["ExceptionType"]}
+             for name in ("TrainModel", "EvaluateModel", "PrepareData", "DeployEndpoint", "SmokeTest")}
+    documented = {"Step.SERVICE_FAULT", "Step.THROTTLING", "SageMaker.JOB_INTERNAL_ERROR", "SageMaker.CAPACITY_ERROR",
+                  "SageMaker.RESOURCE_LIMIT"}
+    assert types == {"TrainModel": documented, "EvaluateModel": documented, "PrepareData": documented,
+                     "DeployEndpoint": documented - {"SageMaker.JOB_INTERNAL_ERROR"}, "SmokeTest": documented}

@@ -25,6 +25,7 @@ from pipelines.deploy.parameters import DeployParameters, ProductionParameters, 
 from pipelines.paths import STEPS_DIR
 from pipelines.processors import step_processor
 from pipelines.step_contracts import config_argv, step_contract
+from pipelines.step_policies import retried_job
 
 DEPLOYMENT_DIR = "/opt/ml/processing/output/deployment"
 
@@ -38,7 +39,7 @@ def _deploy_step(config: Config, session: PipelineSession, name: str, arguments:
         outputs=[ProcessingOutput(output_name="deployment", source=DEPLOYMENT_DIR)],
         arguments=config_argv("deploy", config, {**arguments, "role_arn": config.project.role_arn,
                                                  "output_dir": DEPLOYMENT_DIR}))
-    return ProcessingStep(name=name, step_args=step_args, depends_on=depends_on or None)
+    return ProcessingStep(name=name, step_args=step_args, depends_on=depends_on or None, **retried_job(config, rerunnable=False))
 
 
 def _endpoint_arguments(resolve: ProcessingStep, resolved: PropertyFile, endpoint_name: ParameterString,
@@ -78,7 +79,7 @@ def _smoke_step(config: Config, session: PipelineSession, name: str, arguments: 
         arguments=config_argv("smoke_test", config, {**arguments, "output_dir": output_dir,
                                                      "benchmarks_dir": BENCHMARKS_INPUT}),
     )
-    return ProcessingStep(name=name, step_args=step_args, depends_on=depends_on or None)
+    return ProcessingStep(name=name, step_args=step_args, depends_on=depends_on or None, **retried_job(config))
 
 
 def check_suites_step(config: Config, session: PipelineSession, params: DeployParameters) -> ProcessingStep:

@@ -20,6 +20,7 @@ from pipelines.config import Config
 from pipelines.paths import STEPS_DIR
 from pipelines.processors import step_processor
 from pipelines.step_contracts import config_argv, configured, parameter_name
+from pipelines.step_policies import cached_job
 from pipelines.training.parameters import TrainingParameters
 
 EVALUATION_OUTPUT = "evaluation"
@@ -87,4 +88,4 @@ def evaluate_step(
                  ProcessingOutput(output_name=INVENTORY_OUTPUT, source="/opt/ml/processing/output/inventory")],
         arguments=arguments,
     )
-    return ProcessingStep(name="EvaluateModel", step_args=step_args, property_files=[evaluation]), evaluation
+    return ProcessingStep(name="EvaluateModel", step_args=step_args, property_files=[evaluation], **cached_job(config)), evaluation

@@ -24,6 +24,7 @@ from sagemaker.workflow.steps import ProcessingStep, Step
 from pipelines.config import Config
 from pipelines.paths import STEPS_DIR
 from pipelines.processors import step_processor
+from pipelines.step_policies import retried_job
 from pipelines.training.parameters import TrainingParameters, step_parameter
 from pipelines.training.prepare_arguments import data_arguments
 
@@ -73,7 +74,7 @@ def prepare_step(
             "allow_changes": params.allow_data_changes.to_string(),
         }),
     )
-    return ProcessingStep(name="PrepareData", step_args=step_args, property_files=[report]), report
+    return ProcessingStep(name="PrepareData", step_args=step_args, property_files=[report], **retried_job(config)), report
 
 
 def data_changed_step(

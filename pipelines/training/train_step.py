@@ -22,6 +22,7 @@ from pipelines import images, s3_layout
 from pipelines.config import Config
 from pipelines.paths import SERVING_DIR, STEPS_DIR
 from pipelines.step_contracts import config_value, configured, parameter_name
+from pipelines.step_policies import cached_job
 from pipelines.training.parameters import TrainingParameters
 
 METRIC_DEFINITIONS = [
@@ -99,4 +100,4 @@ def train_step(
             "report": TrainingInput(s3_data=outputs["report"].S3Output.S3Uri, content_type="application/json"),
         }
     )
-    return TrainingStep(name="TrainModel", step_args=step_args)
+    return TrainingStep(name="TrainModel", step_args=step_args, **cached_job(config))
