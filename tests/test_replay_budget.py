@@ -62,9 +62,11 @@ def test_stratum_is_the_source_file() -> None:
     assert stratum_of("faq.csv:3") == "faq.csv"
 
 
-def test_at_risk_picks_exactly_the_items_the_model_gets_wrong(trained_round1: dict, prepared_rounds: dict[int, Path]) -> None:
-    """Round-1 examples the trained model knows, half of them with a wrong answer: the margin is below 0 exactly
-    where greedy decoding leaves the given answer, and an at-risk budget of that size picks those items."""
+def test_at_risk_replays_the_most_fragile_known_items_then_the_wrong_ones(trained_round1: dict,
+                                                                         prepared_rounds: dict[int, Path]) -> None:
+    """Round-1 examples the trained model learned, half of them given another item's answer: the margin is below 0
+    exactly where greedy decoding leaves the given answer; at_risk spends the budget on the known items with the
+    lowest margins, the wrong ones only after all known ones."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -89,14 +91,20 @@ def test_at_risk_picks_exactly_the_items_the_model_gets_wrong(trained_round1: di
                                  pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
         assert (out[0, len(prompt):].tolist() != answer) == (margin < 0)
     wrong = {e.id for i, e in enumerate(examples) if margins[i] < 0}
-    assert {examples[i].id for i in range(1, len(examples), 2)} <= wrong  # every swapped answer is at risk
+    assert {examples[i].id for i in range(1, len(examples), 2)} <= wrong  # every swapped answer is wrong
     assert len(wrong) <= len(examples) - 6 and sum(losses[1::2]) > sum(losses[0::2])
-    choice = select_replay(model, examples, "at_risk", len(wrong), "examples", 42, tokenizer.pad_token_id, 512)
-    assert {c.id for c in choice.chosen} == wrong
-    assert all(item["reason"].startswith("answered wrong") for item in choice.record()["items"])
-    randomly = select_replay(model, examples, "random", len(wrong), "examples", 42, tokenizer.pad_token_id, 512)
-    assert len(randomly.chosen) == len(wrong) and {c.id for c in randomly.chosen} != wrong
-    assert randomly.record()["items"][0]["loss"] is None
+    known = sorted((m, e.id) for m, e in zip(margins, examples) if m >= 0)
+    fragile = select_replay(model, examples, "at_risk", 3, "examples", 42, tokenizer.pad_token_id, 512)
+    assert [c.id for c in sorted(fragile.chosen, key=lambda c: c.score)] == [i for _, i in known[:3]]
+    assert all(item["reason"].startswith("known") for item in fragile.record()["items"])
+    over = select_replay(model, examples, "at_risk", len(known) + 2, "examples", 42, tokenizer.pad_token_id, 512)
+    chosen_wrong = {c.id for c in over.chosen} & wrong
+    assert {i for _, i in known} <= {c.id for c in over.chosen} and len(chosen_wrong) == 2
+    least_wrong = sorted((-m, e.id) for m, e in zip(margins, examples) if m < 0)[:2]  # the nearest to right
+    assert chosen_wrong == {i for _, i in least_wrong}
+    assert over.record()["items"][-1]["reason"].startswith("answered wrong") and over.record()["wrong_before"] == len(wrong)
+    randomly = select_replay(model, examples, "random", 3, "examples", 42, tokenizer.pad_token_id, 512)
+    assert len(randomly.chosen) == 3 and randomly.record()["items"][0]["loss"] is None
 
 
 def _train(argv: list[str]) -> dict:
@@ -120,7 +128,8 @@ def test_train_replays_its_budget_and_records_why(trained_round1: dict, prepared
     assert len(versions) >= 3 and all(v["chosen"] == v["quota"] >= 1 for v in versions.values())
     assert sum(v["candidates"] for v in versions.values()) == history
     scores = [item["score"] for item in replay["items"]]
-    assert scores == sorted(scores) and all(item["reason"] and item["source"].startswith("replay:")
+    known = [score for score in scores if score >= 0]
+    assert known == sorted(known) and scores[:len(known)] == known and all(item["reason"] and item["source"].startswith("replay:")
                                             for item in replay["items"])
     assert meta["data"]["replay_tokens_per_epoch"] == replay["chosen_tokens"] > 0
 

@@ -8,10 +8,11 @@ round's cost stays flat however long the history grows:
 - strata: the history's data versions (a replayed example's source file: each round's export is
   its own files), each getting its proportional share of the budget, at least one example while
   the budget allows, so old versions keep a voice;
-- selection `at_risk`: score every candidate with the starting model (the previous version) and
-  take the lowest *margin* first: margin = min over the answer's tokens of logit(answer token) -
-  the best other logit; below 0 the model's greedy answer is already wrong, near 0 it is the next
-  to flip. This is the "which memories to rehearse" rule of Maximally Interfered Retrieval
+- selection `at_risk`: score every candidate with the starting model (the previous version) by its
+  answer *margin* = min over the answer's tokens of logit(answer token) - the best other logit
+  (below 0 the model's greedy answer is already wrong, just above 0 it is the next to flip) and take
+  the known items with the lowest margin first, the already-wrong ones last (measured: spending the
+  budget on repairing lost items first keeps less of what the model knows, bench/forgetting.py). This is the "which memories to rehearse" rule of Maximally Interfered Retrieval
   (Aljundi et al., NeurIPS 2019, arXiv:1908.04742) and of loss-/uncertainty-based rehearsal
   (Toneva et al., "An Empirical Study of Example Forgetting", ICLR 2019, arXiv:1812.05159: the
   examples that are forgotten are the ones near the decision boundary), scored once, before
@@ -36,7 +37,7 @@ SELECTIONS = ("at_risk", "random")
 UNITS = ("examples", "tokens")
 REPLAY_PREFIX = "replay:"
 _LINE_SUFFIX = re.compile(r":\d+$")
-RECORDED_ITEMS = 200  # continuum.json lists the chosen items (lowest score first) up to this many
+RECORDED_ITEMS = 200  # continuum.json lists the chosen items (in selection order) up to this many
 
 
 def stratum_of(source: str) -> str:
@@ -54,6 +55,12 @@ class Candidate:
     tokens: int
     score: float  # at_risk: the margin (lower: more at risk); random: the hash order in [0, 1)
     loss: float | None = None  # mean NLL of the answer under the starting model (at_risk only)
+
+    @property
+    def rank(self) -> tuple[int, float]:
+        """The selection order: items the model still knows (score >= 0) by ascending score, then the ones it
+        already gets wrong (random scores are never negative)."""
+        return (0, self.score) if self.score >= 0 else (1, -self.score)
 
     @property
     def stratum(self) -> str:
@@ -90,7 +97,7 @@ class ReplayChoice:
             by_stratum[candidate.stratum]["chosen_tokens"] += candidate.tokens
         for name, quota in self.quotas.items():
             by_stratum[name]["quota"] = quota
-        ranked = sorted(self.chosen, key=lambda c: (c.score, c.id))
+        ranked = sorted(self.chosen, key=lambda c: (c.rank, c.id))
         return {
             "selection": self.selection, "budget": self.budget, "unit": self.unit, "amount": self.amount,
             "candidates": len(self.candidates), "candidate_tokens": sum(c.tokens for c in self.candidates),
@@ -111,8 +118,8 @@ def reason(selection: str, candidate: Candidate) -> str:
     if selection == "random":
         return "random sample of its data version"
     if candidate.score < 0:
-        return "answered wrong by the previous version (margin < 0)"
-    return "lowest margin of its data version (closest to being forgotten)"
+        return "answered wrong by the previous version (margin < 0): relearned once the known items are covered"
+    return "known, with one of the lowest margins of its data version (the closest to being forgotten)"
 
 
 def budget_amount(budget: float, unit: str, candidates: Sequence[Candidate]) -> int:
@@ -156,7 +163,7 @@ def choose(candidates: Sequence[Candidate], selection: str, budget: float, unit:
     chosen: list[Candidate] = []
     for name, members in strata.items():
         spent = 0
-        for candidate in sorted(members, key=lambda c: (c.score, c.id)):
+        for candidate in sorted(members, key=lambda c: (c.rank, c.id)):
             cost = 1 if unit == "examples" else candidate.tokens
             if spent + cost > share[name]:
                 if unit == "examples":
