@@ -229,16 +229,40 @@ def stage_empty_replay(backend: Backend, config: Config) -> str:
     return uri
 
 
-def stage_training_inputs(
-    backend: Backend, config: Config, build_demo_model: Callable[[], Path] | None = None
-) -> StagedInputs:
-    from pipelines.feedback import with_feedback  # corrections people made become rows of the next data version
+def stage_incoming_marker(backend: Backend, config: Config) -> str:
+    """The incoming/ prefix with its marker: a SageMaker input cannot be an empty prefix, so with the marker alone
+    there the prepare step starts, finds no data and the run ends in the FailStep NoInputData (not a failed job)."""
+    uri = s3_layout.incoming_uri(config)
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    text = (f"Drop each round's raw data files (JSONL, JSON, CSV, TSV, text, Markdown, Parquet) under {uri}/ and "
+            f"start {config.training_pipeline_name}: its InputDataUri defaults to this prefix. The prepare step "
+            f"skips this file; keep it.\n")
+    backend.client("s3").put_object(Bucket=bucket, Key=f"{key}/{s3_layout.INCOMING_MARKER}", Body=text.encode())
+    return uri
 
+
+def stage_pipeline_inputs(
+    backend: Backend, config: Config, build_demo_model: Callable[[], Path] | None = None
+) -> str:
+    """What every execution reads at its parameters' defaults, except this round's data: the bucket, the suites,
+    the empty-replay and incoming markers and the base model (its URI is returned)."""
     ensure_bucket(backend, config.project.bucket)
     stage_benchmarks(backend, config)
     stage_empty_replay(backend, config)
+    stage_incoming_marker(backend, config)
+    return stage_base_model(backend, config, build_demo_model)
+
+
+def stage_training_inputs(
+    backend: Backend, config: Config, build_demo_model: Callable[[], Path] | None = None
+) -> StagedInputs:
+    """stage_pipeline_inputs, and data.source (content-addressed under data/, with the feedback corrections) as
+    this run's InputDataUri."""
+    from pipelines.feedback import with_feedback  # corrections people made become rows of the next data version
+
+    base_model_uri = stage_pipeline_inputs(backend, config, build_demo_model)
     return StagedInputs(
         input_data_uri=with_feedback(backend, config, stage_data(backend, config, config.data.source)),
-        base_model_uri=stage_base_model(backend, config, build_demo_model),
+        base_model_uri=base_model_uri,
     )
 
