@@ -1,7 +1,7 @@
 """Drift check judgement: alarm rates of `monitor.py check` on traffic scenarios, on two companies' baselines.
 
-For each domain (the demo's Acme Robotics and the second domain, Tidewater Ferries from
-tests/ferry_company.py) the training questions and answers become a baseline (`monitor.py baseline`);
+For each domain (the demo's Acme Robotics; Acme trained on two of each fact's three phrasings while
+users ask all three; the second domain, Tidewater Ferries from tests/ferry_company.py) the training questions and answers become a baseline (`monitor.py baseline`);
 then each scenario writes captured traffic in SageMaker's format (the local endpoint's capture
 writer) and runs the check (`monitor.run_check`, no CloudWatch), once per seed. An alarm is any
 violation (verdict `drift` or `degraded`). Prints the alarm rate per scenario next to its target and
@@ -11,7 +11,7 @@ The traffic here is written independently of the detector: its own polite phrasi
 questions, other languages, pasted documents and refusal spellings; nothing is read from
 steps/monitor/.
 
-    python bench/drift_quality.py [--seeds 10] [--records 2000] [--domain acme|ferry ...] [--scenario NAME ...]
+    python bench/drift_quality.py [--seeds 10] [--records 2000] [--domain acme|acme_unseen|ferry ...] [--scenario NAME ...]
 """
 from __future__ import annotations
 
@@ -50,6 +50,11 @@ Pair = tuple[str, str]
 class Domain:
     name: str
     training: list[Pair]  # (prompt, completion) as the prepare step's train split has them
+    asked: list[Pair] | None = None  # what users ask in the domain (default: the training questions)
+
+    @property
+    def questions(self) -> list[Pair]:
+        return self.asked or self.training
 
     @property
     def names(self) -> list[str]:
@@ -66,12 +71,19 @@ def acme() -> Domain:
     return Domain("acme", [(question, fact.answer) for fact in facts for question in fact.paraphrases])
 
 
+def acme_unseen() -> Domain:
+    """Acme trained on all but the last phrasing of each fact; users ask every phrasing (a third are new)."""
+    facts = [fact for round_no in sample_data.ROUNDS for fact in sample_data.facts(round_no)]
+    return Domain("acme_unseen", [(q, fact.answer) for fact in facts for q in fact.paraphrases[:-1]],
+                  [(q, fact.answer) for fact in facts for q in fact.paraphrases])
+
+
 def ferry() -> Domain:
     facts = [fact for round_no in (1, 2) for fact in ferry_company.facts(round_no)]
     return Domain("ferry", [(fact.question, fact.answer) for fact in facts])
 
 
-DOMAINS: dict[str, Callable[[], Domain]] = {"acme": acme, "ferry": ferry}
+DOMAINS: dict[str, Callable[[], Domain]] = {"acme": acme, "acme_unseen": acme_unseen, "ferry": ferry}
 
 
 # ------------------------------------------------------------------------------------------ traffic pieces
@@ -155,8 +167,8 @@ EMPTY_ANSWERS = ["", " ", "\n", "\u00a0", "\t \n", "\u200b", "\u3000"]
 
 
 def same(rng: random.Random, domain: Domain) -> Pair:
-    """A training question as a user types it: sometimes lower case, sometimes without the question mark."""
-    prompt, answer = rng.choice(domain.training)
+    """A domain question as a user types it: sometimes lower case, sometimes without the question mark."""
+    prompt, answer = rng.choice(domain.questions)
     roll = rng.random()
     if roll < 0.15:
         prompt = prompt.lower()
@@ -282,7 +294,7 @@ def run(domains: list[str], scenarios: list[Scenario], seeds: int, records: int,
                          "target": label, "met": passed(alarms, seeds), "seconds_per_check": seconds / seeds,
                          "violations": violations})
             row = rows[-1]
-            print(f"{row['domain']:<6} {row['scenario']:<15} {alarms:>2}/{seeds:<2} target {label:<8} "
+            print(f"{row['domain']:<11} {row['scenario']:<15} {alarms:>2}/{seeds:<2} target {label:<8} "
                   f"{'ok' if row['met'] else 'MISSED':<6} {row['seconds_per_check']:.2f} s/check  "
                   f"{', '.join(f'{k} {v}' for k, v in sorted(violations.items())) or '-'}", flush=True)
     return rows
