@@ -7,7 +7,6 @@ fetches an object, what builds an unset base model) is decided here, by the meth
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from contextlib import contextmanager
@@ -162,7 +161,9 @@ class Backend:
         if not self.is_local or self.home is None:
             return []
         paths = sorted((self.home / "executions").glob("*/*/execution.json"), key=lambda p: p.stat().st_mtime)
-        return [json.loads(path.read_text(encoding="utf-8")) for path in paths[-count:]]
+        from pipelines.local.executions import read_execution  # an execution whose runner died reads as Failed
+
+        return [read_execution(path) for path in paths[-count:]]
 
     def stand_in_base_model(self, config: Config) -> Callable[[], Path] | None:
         """What builds the base model when model.base_model is unset: locally the registered stand-in (the demo's

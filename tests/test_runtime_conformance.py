@@ -494,3 +494,25 @@ def test_project_steps_carry_cache_and_retry_policies(project_definitions) -> No
                   "SageMaker.RESOURCE_LIMIT"}
     assert types == {"TrainModel": documented, "EvaluateModel": documented, "PrepareData": documented,
                      "DeployEndpoint": documented - {"SageMaker.JOB_INTERNAL_ERROR"}, "SmokeTest": documented}
+
+
+def test_continuum_run_resume_and_status_on_a_local_home(runtime, tmp_path, capsys) -> None:
+    """`continuum run --resume EXECUTION` is RetryPipelineExecution on the local home; `continuum status` lists
+    an execution whose runner died as Failed."""
+    from pipelines.cli import main
+
+    gate_file = tmp_path / "allowed"
+    fragile = processing("Fragile", "import sys, pathlib; sys.exit(0 if pathlib.Path(sys.argv[1]).exists() else 2)",
+                         args=[str(gate_file)])
+    failed = run(runtime, definition(processing("First", "pass"), fragile))
+    assert failed.status == "Failed"
+    gate_file.write_text("ok")
+    assert main(["--home", str(tmp_path), "run", "--resume", failed.execution_id]) == 0
+    assert json.loads((failed.directory / "execution.json").read_text())["status"] == "Succeeded"
+    assert f"conformance {failed.execution_id}: Succeeded" in capsys.readouterr().out
+    path = failed.directory / "execution.json"
+    record = json.loads(path.read_text())
+    record.update(status="Executing", runner={**record["runner"], "heartbeat": "2000-01-01T00:00:00+00:00"})
+    write_json(path, record)
+    main(["--home", str(tmp_path), "status"])
+    assert f"execution conformance {failed.execution_id}: Failed" in capsys.readouterr().out

@@ -18,6 +18,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         from pipelines.deploy.aws_readiness import check_for_aws
 
         check_for_aws(config)
+    if args.resume or args.step:  # RetryPipelineExecution / SelectiveExecutionConfig: nothing new to stage
+        from pipelines.execution import resume, run_selected
+
+        backend = backend_for(args, config)
+        outcome = (resume(config, backend, args.resume, wait=not args.no_wait) if args.resume else
+                   run_selected(args.pipeline, config, backend, args.step, args.reference, parse_parameters(args.param),
+                                wait=not args.no_wait))
+        return report_outcome(outcome)
     outcome = run_staged(args.pipeline, config, backend_for(args, config), parse_parameters(args.param),
                          wait=not args.no_wait)
     return report_outcome(outcome)
@@ -30,3 +38,8 @@ def register(add_command: Callable[..., argparse.ArgumentParser]) -> None:
     run.add_argument("--data", help="this round's data (a file, folder or s3:// prefix) instead of data.source")
     run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="pipeline parameter override")
     run.add_argument("--no-wait", action="store_true", help="with --aws: return once started")
+    run.add_argument("--resume", metavar="EXECUTION", help="retry a Failed execution (id, or ARN with --aws) from its "
+                     "failed steps, keeping those that succeeded")
+    run.add_argument("--step", action="append", default=[], metavar="STEP", help="run only this step (repeatable), "
+                     "reusing --reference's outputs for the steps it depends on")
+    run.add_argument("--reference", metavar="EXECUTION", help="with --step: the execution whose outputs are reused")
