@@ -294,3 +294,34 @@ def test_json_get_finds_the_declared_output_and_file() -> None:
         evaluate(_json_get("list"), elsewhere, "Step X")
     with pytest.raises(ExpressionError, match=r"^definition: unknown parameter 'Missing'$"):
         evaluate({"Get": "Parameters.Missing"}, scope)  # where defaults to the whole definition
+
+
+def test_json_path_forms_and_their_errors() -> None:
+    """JsonGet's Path: with or without `$.`, negative indexes, `[*]` / `.*` wildcards (a list), quoted keys."""
+    from pipelines.local.expressions import json_path_get
+
+    data = {"a": {"b-c": [1, 2, 3], "d": {"x": 1, "y": 2}}, "rows": [{"v": 1}, {"v": 2}]}
+    assert json_path_get(data, "$.a['b-c'][-1]", "t") == 3 == json_path_get(data, "a.b-c[2]", "t")
+    assert json_path_get(data, "$.rows[*].v", "t") == [1, 2] and json_path_get(data, "a.d.*", "t") == [1, 2]
+    assert json_path_get(data, "$", "t") == data
+    for path, message in [("a.b-c[-4]", r"^t: index \[-4\] out of range in 'a.b-c\[-4\]'$"),
+                          ("a.b-c[0][*]", r"^t: wildcard in 'a.b-c\[0\]\[\*\]' applied to a int$"),
+                          ("$.a..d", r"^t: cannot parse JsonPath '\$.a..d' at offset 3$"),
+                          ("rows.v", r"^t: property 'v' not found in 'rows.v'$")]:
+        with pytest.raises(ExpressionError, match=message):
+            json_path_get(data, path, "t")
+
+
+def test_in_uses_the_equality_of_equals() -> None:
+    scope = _scope()
+    for query, values, expected in [("1", [1], True), (1, ["1.0"], True), ("a", ["A"], False), (None, [None], True),
+                                    (None, [0], False), ({"Get": "Parameters.Count"}, ["3"], True)]:
+        equals = any(evaluate_condition({"Type": "Equals", "LeftValue": query, "RightValue": value}, scope, "t")
+                     if query is not None and value is not None else query is value for value in values)
+        assert evaluate_condition({"Type": "In", "QueryValue": query, "Values": values}, scope, "t") is expected is equals
+
+
+def test_execution_variables_may_be_read_live() -> None:
+    ticks = iter(["t1", "t2"])
+    scope = EvaluationScope(parameters={}, execution={"CurrentDateTime": lambda: next(ticks)})
+    assert [evaluate({"Get": "Execution.CurrentDateTime"}, scope) for _ in range(2)] == ["t1", "t2"]
