@@ -1,7 +1,8 @@
-"""The SageMaker SDK v2 behind one door: quiet, telemetry off, a PipelineSession for either runtime.
+"""The SageMaker SDK v2 behind one door: the right major version, quiet, telemetry off, a PipelineSession.
 
 Every `sagemaker` import of the project lives under `pipelines/`; this module sets the process up
-before the SDK is first imported (log level, deprecation warning, telemetry opt-out).
+before the SDK is first imported (version check, log level, deprecation warning, telemetry opt-out).
+Why v2 and not v3 yet, with the evidence and when to look again: docs/sdk.md.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import logging
 import os
 import tempfile
 import warnings
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,10 +21,29 @@ if TYPE_CHECKING:
 
 _TELEMETRY_OPT_OUT = "SchemaVersion: '1.0'\nSageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: true\n"
 _validated_configs: set[str] = set()
+SDK_MAJOR = 2  # docs/sdk.md: v3 builds non-deterministic definitions (timestamped code paths)
+SDK_REQUIREMENT = "sagemaker>=2.257.7,<3"
+
+
+class SdkVersionError(RuntimeError):
+    """The installed SageMaker SDK is not the major version the definitions are built with."""
+
+
+def require_sdk_major(installed: str | None = None) -> None:
+    """Refuse a SageMaker SDK of another major version (v3 has no `sagemaker.workflow`), saying how to fix it."""
+    if installed is None:
+        try:
+            installed = metadata.version("sagemaker")
+        except metadata.PackageNotFoundError:
+            raise SdkVersionError(f"the SageMaker Python SDK is not installed: pip install '{SDK_REQUIREMENT}'") from None
+    if installed.split(".")[0] != str(SDK_MAJOR):
+        raise SdkVersionError(f"sagemaker {installed} is installed; continuum builds its pipelines with SDK v{SDK_MAJOR} "
+                              f"(docs/sdk.md): pip install -c constraints.txt '{SDK_REQUIREMENT}'")
 
 
 def prepare_sdk_environment() -> None:
-    """Silence the SDK's stdout chatter and telemetry before it is imported."""
+    """Check the SDK's major version; silence its stdout chatter and telemetry before it is imported."""
+    require_sdk_major()
     os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
     if "SAGEMAKER_USER_CONFIG_OVERRIDE" not in os.environ:
         path = Path(tempfile.gettempdir()) / "continuum-sagemaker-config.yaml"
