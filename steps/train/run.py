@@ -64,6 +64,7 @@ class Run:
     peft_model: Any
     penalty: ContinualPenalty
     replay: ReplayChoice | None = None  # what of the replayed history this round trains on, and why
+    known_examples: list[TrainExample] | None = None  # new data + the whole replayed history: this version's Fisher
 
 
 def seed_everything(seed: int) -> None:
@@ -127,6 +128,7 @@ def prepare_run(args: argparse.Namespace, dist: Distributed, say: Callable[..., 
     if not train_examples:
         raise NoTrainingData(f"no training example leaves room for a completion within {max_length} tokens")
     replay = None
+    known_examples = train_examples
     if any(example.replay for example in train_examples):
         replay = select_replay(start.model, train_examples, args.replay_selection, args.replay_budget,
                                args.replay_budget_unit, args.seed, start.tokenizer.pad_token_id,
@@ -156,7 +158,7 @@ def prepare_run(args: argparse.Namespace, dist: Distributed, say: Callable[..., 
     history_a = [adapter_a_matrices(entry.path / ADAPTER_WEIGHTS) for entry in history] if "modular" in args.strategy else []
     penalty = build_penalty(args.strategy, lora_modules(peft_model), previous_fisher, history_a, args, say)
     return Run(start, template, train_examples, validation_examples, skipped + validation_skipped, budget, plan,
-               history, previous_fisher, peft_model, penalty, replay)
+               history, previous_fisher, peft_model, penalty, replay, known_examples)
 
 
 def train_adapter(run: Run, args: argparse.Namespace, dist: Distributed, stop: StopSignal) -> TrainingOutcome:
@@ -200,8 +202,10 @@ def save_version(run: Run, outcome: TrainingOutcome, args: argparse.Namespace, d
         log_metric("eval_loss", metrics["eval_loss"])
     fisher = None
     if args.fisher_samples > 0:
-        values, samples = compute_fisher(run.peft_model, run.train_examples, args.fisher_samples, args.seed, run.budget,
-                                         args.batch_size, pad_id, args.packing, bf16)
+        # Over everything this version should know (the whole history, not only what the budget replayed), so the
+        # next version's EWC protects it all; a sample of fisher_samples examples: a fixed cost.
+        values, samples = compute_fisher(run.peft_model, run.known_examples or run.train_examples, args.fisher_samples,
+                                         args.seed, run.budget, args.batch_size, pad_id, args.packing, bf16)
         save_fisher(values, args.model_dir, samples)
         fisher = {"path": str(FISHER_FILE), "samples": samples}
     if stop.requested:
