@@ -109,6 +109,9 @@ ARGUMENTS = (
                   "data.max_tokens, else training.max_seq_length)"),
     Argument("max_file_mb", float, 1024, config="data.max_file_mb", group=DATA,
              help="quarantine files bigger than this (default %(default)s)"),
+    Argument("max_row_mb", float, 1.0, config="data.max_row_mb", group=DATA,
+             help="quarantine rows (a line, a JSON element, a paragraph) bigger than this, found while reading, "
+                  "before parsing or tokenizing (default %(default)s)"),
     Argument("pii", str, "redact", choices=PII_MODES, config="data.pii", group=DATA,
              help="emails, phone and card numbers, keys and tokens: replace with [KIND] (redact), quarantine the row "
                   "(block) or keep (off) (default %(default)s)"),

@@ -24,6 +24,7 @@ import numpy as np
 
 from prepare.holdout import HELD_OUT_PHRASING, RECALL, Placed, Placement
 from prepare.profile import LENGTH_EDGES, TextCounts, length_counts
+from prepare.readers import preview
 from prepare.replay import REPLAY_PREFIX, ReplayScan
 from prepare.scan import FileScan
 from prepare.spill import Bitmap
@@ -305,7 +306,8 @@ def summarize_unit(unit: Unit, kept_path: Path, size: int, seed: int, profile_se
         for record in _sampled_records(unit, offsets[sampled], columns[sampled]):
             summary.texts.add(" ".join(message["content"] for message in record["messages"]))
             if not replayed and not record["source"].startswith(REPLAY_PREFIX):
-                summary.review.append({key: record[key] for key in ("id", "prompt", "completion", "source")})
+                summary.review.append({"id": record["id"], "prompt": preview(record["prompt"]),  # bounded excerpts
+                                       "completion": preview(record["completion"]), "source": record["source"]})
         summary.review = heapq.nsmallest(REVIEW_SAMPLE, summary.review, key=lambda record: record["id"])
     return summary
 

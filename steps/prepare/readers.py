@@ -13,6 +13,7 @@ import csv
 import dataclasses
 import gzip
 import json
+import stat
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ FOREIGN_BOMS = ((b"\x00\x00\xfe\xff", "UTF-32 BE"), (b"\xff\xfe\x00\x00", "UTF-3
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv",
            ".txt": "text", ".md": "markdown", ".parquet": "parquet"}
 SNIFF_BYTES = 4096
+DEFAULT_MAX_ROW_BYTES = 1024 * 1024  # the contract's max_row_mb default; callers pass the setting
+SKIP_CHUNK_BYTES = 1 << 20
 
 # A row: (line number, record | paragraph text | RowError, raw text for the quarantine).
 Row = tuple[int, "dict[str, Any] | str | RowError", str]
@@ -71,10 +74,62 @@ def discover(roots: list[Path]) -> list[InputFile]:
         if root.is_file():
             files.append(InputFile(root, root.name, root.stat().st_size))
             continue
+        check_regular(root)
         for path in root.rglob("*"):
             if path.is_file() and path.name != INCOMING_MARKER:
                 files.append(InputFile(path, prefix + path.relative_to(root).as_posix(), path.stat().st_size))
+            elif not path.is_dir():
+                check_regular(path)
     return sorted(files, key=lambda item: item.name)
+
+
+SPECIAL_FILES = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
+                 (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def check_regular(path: Path) -> None:
+    """Refuse an input that is no file or folder (reading a FIFO would wait forever): ValueError naming it."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise ValueError(f"{path}: a broken symbolic link in the input; remove it or point it at a data file") \
+                from None
+        return  # a missing root: the caller says the input holds no files
+    for test, kind in SPECIAL_FILES:
+        if test(mode):
+            raise ValueError(f"{path} is {kind}, not a data file: prepare reads regular files and folders; copy "
+                             "the data to a file and give that")
+
+
+@dataclass(frozen=True)
+class LongLine:
+    """A line over the row limit, never held whole: its size in bytes (line break included) and first bytes."""
+
+    size: int
+    head: bytes
+
+
+def too_large(size: int, max_row_bytes: int) -> RowError:
+    return RowError("row_too_large", f"row is {size:,} bytes, over the limit of {max_row_bytes:,} (checked before "
+                                     "parsing: split it, or raise the max row size)")
+
+
+def bounded_lines(handle: IO[bytes], max_row_bytes: int) -> Iterator[bytes | LongLine]:
+    """The lines of a file; a line longer than `max_row_bytes` comes as a LongLine, read past in chunks, so a
+    60 MB line costs 1 MB of memory, not 60."""
+    readline = handle.readline
+    while raw := readline(max_row_bytes + 1):
+        if len(raw) <= max_row_bytes or raw.endswith(b"\n"):
+            yield raw
+            continue
+        size, head = len(raw), raw[:RAW_PREVIEW_CHARS * 4]
+        while not raw.endswith(b"\n"):
+            raw = readline(SKIP_CHUNK_BYTES)
+            if not raw:
+                break
+            size += len(raw)
+        yield LongLine(size, head)
 
 
 def preview(text: str | bytes) -> str:
@@ -116,9 +171,13 @@ def _decode_line(line_no: int, raw: bytes) -> tuple[str | RowError, str]:
     return text, text
 
 
-def decoded_lines(handle: Iterable[bytes], first_line: int = 1) -> Iterator[tuple[int, str | RowError, str]]:
-    """(line number, text or a RowError, raw preview) for every line."""
+def decoded_lines(handle: Iterable[bytes | LongLine], first_line: int = 1,
+                  max_row_bytes: int = DEFAULT_MAX_ROW_BYTES) -> Iterator[tuple[int, str | RowError, str]]:
+    """(line number, text or a RowError, raw preview) for every line (a LongLine: row_too_large)."""
     for line_no, raw in enumerate(handle, start=first_line):
+        if isinstance(raw, LongLine):
+            yield line_no, too_large(raw.size, max_row_bytes), preview(raw.head)
+            continue
         text, shown = _decode_line(line_no, raw)
         yield line_no, text, shown
 
@@ -145,14 +204,19 @@ def _jsonl_row(line_no: int, raw: bytes) -> Iterator[Row]:
 _scan_json = json.JSONDecoder().scan_once
 
 
-def jsonl_rows(handle: Iterable[bytes], first_line: int = 1) -> Iterator[Row]:
+def jsonl_rows(handle: Iterable[bytes | LongLine], first_line: int = 1,
+               max_row_bytes: int = DEFAULT_MAX_ROW_BYTES) -> Iterator[Row]:
     """JSON Lines rows; a well-formed object line takes the short way, anything else the careful one.
 
     The short way parses from the opening brace (what json.loads does after its whitespace check) and
     accepts only a line break after the object; any other ending goes the careful way, json.loads.
+    A line over the row limit (a LongLine from `bounded_lines`) is row_too_large, never parsed.
     """
     scan = _scan_json
     for line_no, raw in enumerate(handle, start=first_line):
+        if isinstance(raw, LongLine):
+            yield line_no, too_large(raw.size, max_row_bytes), preview(raw.head)
+            continue
         if raw.startswith(b"{"):
             try:
                 text = raw.decode("utf-8")
@@ -285,7 +349,7 @@ def _streamed_elements(open_file: Callable[[], IO[bytes]]) -> Iterator[tuple[int
             raise _NotStreamable
 
 
-def json_rows(open_file: Callable[[], IO[bytes]]) -> Iterator[Row]:
+def json_rows(open_file: Callable[[], IO[bytes]], max_row_bytes: int = DEFAULT_MAX_ROW_BYTES) -> Iterator[Row]:
     """A .json document: an array of records, an object holding one array of records, or an object of records.
 
     Arrays (also one held by a one-key object) are streamed: read once to check the whole document, then
@@ -297,17 +361,23 @@ def json_rows(open_file: Callable[[], IO[bytes]]) -> Iterator[Row]:
             pass
     except _NotStreamable:
         with open_file() as handle:
-            yield from _whole_json_rows(handle)
+            yield from _whole_json_rows(handle, max_row_bytes)
         return
     for line_no, element, source in _streamed_elements(open_file):
         raw = preview(source)
-        if isinstance(element, dict):
+        if len(source) > max_row_bytes and utf8_size(source) > max_row_bytes:
+            yield line_no, too_large(utf8_size(source), max_row_bytes), raw
+        elif isinstance(element, dict):
             yield line_no, element, raw
         else:
             yield line_no, RowError("not_an_object", f"expected a JSON object, got {json_kind(element)}"), raw
 
 
-def _whole_json_rows(handle: IO[bytes]) -> Iterator[Row]:
+def utf8_size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
+
+
+def _whole_json_rows(handle: IO[bytes], max_row_bytes: int = DEFAULT_MAX_ROW_BYTES) -> Iterator[Row]:
     """A .json document read whole (the general path of `json_rows`)."""
     data = handle.read()
     try:
@@ -331,6 +401,9 @@ def _whole_json_rows(handle: IO[bytes]) -> Iterator[Row]:
             elements = _elements(text, start, is_object=False)
         elif document and all(isinstance(value, dict) for value in document.values()):
             elements = _elements(text, start, is_object=True)
+        elif len(text) > max_row_bytes and utf8_size(text) > max_row_bytes:
+            yield 1, too_large(utf8_size(text), max_row_bytes), preview(text)
+            return
         else:
             yield 1, document, preview(text)
             return
@@ -344,7 +417,9 @@ def _whole_json_rows(handle: IO[bytes]) -> Iterator[Row]:
         lines_before += text.count("\n", counted_to, position)
         counted_to = position
         raw = preview(text[position:end])
-        if isinstance(element, dict):
+        if end - position > max_row_bytes and utf8_size(text[position:end]) > max_row_bytes:
+            yield lines_before, too_large(utf8_size(text[position:end]), max_row_bytes), raw
+        elif isinstance(element, dict):
             yield lines_before, element, raw
         else:
             yield lines_before, RowError("not_an_object", f"expected a JSON object, got {json_kind(element)}"), raw
@@ -358,14 +433,14 @@ def _inner_array_start(text: str, object_start: int) -> int:
     return _skip(text, position, " \t\r\n:")
 
 
-def delimited_rows(handle: IO[bytes], delimiter: str) -> Iterator[Row]:
+def delimited_rows(handle: IO[bytes], delimiter: str, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES) -> Iterator[Row]:
     """CSV/TSV with a header row; each later non-blank row becomes a record keyed by the header."""
     errors: list[Row] = []
     started: list[int | None] = [None]
     texts: dict[int, str] = {}
 
     def feed() -> Iterator[str]:
-        for line_no, text, raw in decoded_lines(handle):
+        for line_no, text, raw in decoded_lines(bounded_lines(handle, max_row_bytes), max_row_bytes=max_row_bytes):
             if isinstance(text, RowError):
                 errors.append((line_no, text, raw))
                 continue
@@ -403,28 +478,35 @@ def delimited_rows(handle: IO[bytes], delimiter: str) -> Iterator[Row]:
             yield line_no, dict(zip(header, cells)), raw
 
 
-def text_rows(handle: IO[bytes], markdown: bool) -> Iterator[Row]:
-    """Paragraphs (blocks between blank lines; Markdown headings dropped) located by their first line."""
+def text_rows(handle: IO[bytes], markdown: bool, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES) -> Iterator[Row]:
+    """Paragraphs (blocks between blank lines; Markdown headings dropped) located by their first line; a
+    paragraph over the row limit is row_too_large (its lines are not kept past the limit)."""
     block: list[tuple[int, str]] = []
+    size = [0, 0]  # bytes of the block: kept, seen
 
     def paragraph() -> Iterator[Row]:
-        if block:
+        if size[1] > max_row_bytes:
+            yield block[0][0], too_large(size[1], max_row_bytes), preview(block[0][1])
+        elif block:
             text = " ".join(line.strip() for _, line in block)
             yield block[0][0], text, preview(text)
-            block.clear()
+        block.clear()
+        size[:] = [0, 0]
 
-    for line_no, text, raw in decoded_lines(handle):
+    for line_no, text, raw in decoded_lines(bounded_lines(handle, max_row_bytes), max_row_bytes=max_row_bytes):
         if isinstance(text, RowError):
             yield from paragraph()
             yield line_no, text, raw
         elif not text.strip() or (markdown and text.lstrip().startswith("#")):
             yield from paragraph()
         else:
-            block.append((line_no, text))
+            size[1] += utf8_size(text) + 1
+            if not block or size[1] <= max_row_bytes:
+                block.append((line_no, text))
     yield from paragraph()
 
 
-def parquet_rows(path: Path, batch_rows: int = 8192) -> Iterator[Row]:
+def parquet_rows(path: Path, batch_rows: int = 8192, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES) -> Iterator[Row]:
     """Parquet rows as records; the row number (from 1) stands for the line."""
     try:
         import pyarrow.parquet as pq
@@ -440,27 +522,30 @@ def parquet_rows(path: Path, batch_rows: int = 8192) -> Iterator[Row]:
     for batch in parquet.iter_batches(batch_size=batch_rows):
         for record in batch.to_pylist():
             row_no += 1
-            yield row_no, record, preview(json.dumps(record, ensure_ascii=False, default=str))
+            size = sum(utf8_size(value) if isinstance(value, str) else len(str(value)) for value in record.values())
+            shown = preview(json.dumps(record, ensure_ascii=False, default=str)[:RAW_PREVIEW_CHARS * 2])
+            yield row_no, too_large(size, max_row_bytes) if size > max_row_bytes else record, shown
 
 
-def _byte_range(handle: IO[bytes], start: int, end: int) -> Iterator[bytes]:
-    """The lines of bytes [start, end) of a file (both on line boundaries)."""
+def _byte_range(handle: IO[bytes], start: int, end: int, max_row_bytes: int) -> Iterator[bytes | LongLine]:
+    """The lines of bytes [start, end) of a file (both on line boundaries), long ones as LongLine."""
     handle.seek(start)
     position = start
-    for raw in handle:
+    for raw in bounded_lines(handle, max_row_bytes):
         if position >= end:
             return
-        position += len(raw)
+        position += raw.size if isinstance(raw, LongLine) else len(raw)
         yield raw
 
 
-def jsonl_file_rows(file: InputFile) -> Iterator[Row]:
+def jsonl_file_rows(file: InputFile, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES) -> Iterator[Row]:
     """The JSON Lines rows of a file, or of a part of one, without the whole-file checks of `read_rows`."""
     with file.path.open("rb") as handle:
         if file.end is None:
-            yield from jsonl_rows(handle)
+            yield from jsonl_rows(bounded_lines(handle, max_row_bytes), max_row_bytes=max_row_bytes)
         else:
-            yield from jsonl_rows(_byte_range(handle, file.start, file.end), file.first_line)
+            yield from jsonl_rows(_byte_range(handle, file.start, file.end, max_row_bytes), file.first_line,
+                                  max_row_bytes)
 
 
 def split_large(files: list[InputFile], part_bytes: int, max_file_bytes: int,
@@ -482,7 +567,8 @@ def split_large(files: list[InputFile], part_bytes: int, max_file_bytes: int,
             while start < file.size:
                 handle.seek(min(start + part_bytes, file.size))
                 if handle.tell() < file.size:
-                    handle.readline()
+                    while (piece := handle.readline(SKIP_CHUNK_BYTES)) and not piece.endswith(b"\n"):
+                        pass  # to the end of the line, a chunk at a time (a line may be 60 MB)
                 end = handle.tell()
                 parts.append(InputFile(file.path, file.name, file.size, start, end, 0))  # first line: below
                 start = end
@@ -516,8 +602,9 @@ def count_lines(path: Path, start: int, end: int) -> int:
     return count
 
 
-def read_rows(file: InputFile, max_file_bytes: int) -> Iterator[Row]:
-    """Every row of one file (or part of a file); whole-file problems are one row at line 0."""
+def read_rows(file: InputFile, max_file_bytes: int, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES) -> Iterator[Row]:
+    """Every row of one file (or part of a file); whole-file problems are one row at line 0; a row over
+    `max_row_bytes` is row_too_large, found while reading (before parsing or tokenizing it)."""
     kind = file.format
     if kind is None:
         supported = ", ".join(sorted(FORMATS)) + " (and .gz of the text formats)"
@@ -529,12 +616,13 @@ def read_rows(file: InputFile, max_file_bytes: int) -> Iterator[Row]:
                                             "(split it, or raise the max file size)"), ""
         return
     if kind == "parquet":
-        yield from parquet_rows(file.path)
+        yield from parquet_rows(file.path, max_row_bytes=max_row_bytes)
         return
     try:
         with _open(file) as handle:
             if file.end is not None:
-                yield from jsonl_rows(_byte_range(handle, file.start, file.end), file.first_line)
+                yield from jsonl_rows(_byte_range(handle, file.start, file.end, max_row_bytes), file.first_line,
+                                      max_row_bytes)
                 return
             head = handle.peek(SNIFF_BYTES)[:SNIFF_BYTES] if hasattr(handle, "peek") else b""
             problem = encoding_problem(head)
@@ -542,12 +630,12 @@ def read_rows(file: InputFile, max_file_bytes: int) -> Iterator[Row]:
                 yield 0, RowError("wrong_encoding", problem), ""
                 return
             if kind == "jsonl":
-                yield from jsonl_rows(handle)
+                yield from jsonl_rows(bounded_lines(handle, max_row_bytes), max_row_bytes=max_row_bytes)
             elif kind == "json":
-                yield from json_rows(lambda: _open(file))
+                yield from json_rows(lambda: _open(file), max_row_bytes)
             elif kind in ("csv", "tsv"):
-                yield from delimited_rows(handle, "," if kind == "csv" else "\t")
+                yield from delimited_rows(handle, "," if kind == "csv" else "\t", max_row_bytes)
             else:
-                yield from text_rows(handle, markdown=kind == "markdown")
+                yield from text_rows(handle, kind == "markdown", max_row_bytes)
     except (OSError, EOFError, zlib.error) as exc:
         yield 0, RowError("malformed_file", f"cannot read the file: {exc}"), ""

@@ -109,14 +109,18 @@ def prepare(input_dir: Path | list[Path], output_dir: Path, replay_dir: Path | N
     except SettingsError as error:
         raise PrepareError(str(error)) from error
     roots, output_dir = _roots(input_dir), Path(output_dir)
-    files = discover(roots)
+    try:
+        files = discover(roots)
+    except ValueError as error:  # an input that is no file or folder (a FIFO...), named
+        raise PrepareError(str(error)) from error
     if not files:
         raise PrepareError(f"input folder {', '.join(map(str, roots))} holds no files")
     output_dir.mkdir(parents=True, exist_ok=True)
     scan_settings = ScanSettings(settings.max_file_bytes, settings.max_tokens, settings.pii,
                                  frozenset(value.lower() for value in settings.pii_allow), settings.columns,
                                  Path(tokenizer_dir) if tokenizer_dir else None, settings.seed,
-                                 settings.validation_fraction, settings.test_fraction, settings.holdout)
+                                 settings.validation_fraction, settings.test_fraction, settings.holdout,
+                                 settings.max_row_bytes)
     replay_inputs = replay_files(replay_dir)
     with tempfile.TemporaryDirectory(prefix=".staging-", dir=output_dir) as stage_dir, \
             worker_pool(files + replay_inputs, settings.workers) as pool:

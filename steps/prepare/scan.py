@@ -24,13 +24,16 @@ import numpy as np
 
 from prepare import dedup, pii
 from prepare.junk import junk_answer
-from prepare.readers import InputFile, preview, read_rows
+from prepare.readers import DEFAULT_MAX_ROW_BYTES, RAW_PREVIEW_CHARS, InputFile, preview, read_rows
 from prepare.records import Encoded, RecordMapper, RowError, Shaped, encode_example, shape_text
 from prepare.split import HOLDOUT_EXAMPLES, HOLDOUT_PHRASINGS, TRAIN, scan_codes, split_scores
 from prepare.tokens import TokenCounter, load_counter
 from prepare.units import COLUMNS, Unit, UnitWriter
 
 BATCH_ROWS = 4096
+# What a quarantine record may show of a row: the preview plus a margin, so that a secret cut by the
+# preview's end is still whole (and masked) when the excerpt is redacted.
+RAW_EXCERPT_CHARS = RAW_PREVIEW_CHARS + 1000
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class ScanSettings:
     validation_fraction: float = 0.1
     test_fraction: float = 0.0
     holdout: str = HOLDOUT_PHRASINGS
+    max_row_bytes: int = DEFAULT_MAX_ROW_BYTES
 
 
 @dataclass
@@ -111,6 +115,7 @@ class _Scanner:
 
     def reject(self, line_no: int, reason: str, detail: str, raw: str | bytes) -> None:
         """Quarantine a row (its record is written at the next flush, its raw text redacted unless PII is off)."""
+        raw = raw[:RAW_EXCERPT_CHARS]  # a bounded excerpt: redacted, then cut to the preview at the flush
         raw = (raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw).rstrip("\r\n")
         self.result.quarantined += 1
         self.result.reasons[reason] += 1
@@ -155,6 +160,11 @@ class _Scanner:
         limit = self.settings.max_tokens
         if self.counter.surely_fits(shaped.messages, shaped.prompt, shaped.completion, limit):
             return True
+        bound = self.counter.surely_too_long(shaped.messages, limit)
+        if bound is not None:
+            self.reject(line_no, "too_long", f"at least {bound} tokens (from its size, not tokenized), over the limit "
+                                             f"of {limit} ({self.counter.description})", raw)
+            return False
         try:
             tokens = self.counter.count(shaped.messages, shaped.prompt, shaped.completion)
         except Exception as exc:  # noqa: BLE001 - a template may raise anything for odd chats
@@ -214,7 +224,7 @@ def scan_file(file: InputFile, settings: ScanSettings, stage: Path) -> FileScan:
         scanner = _Scanner(file, settings, result, counter, unit, quarantine)
         batch: list[tuple[int, Shaped, str]] = []
         rejected, shape, rows = scanner.rejected, mapper.shape, 0
-        for line_no, payload, raw in read_rows(file, settings.max_file_bytes):
+        for line_no, payload, raw in read_rows(file, settings.max_file_bytes, settings.max_row_bytes):
             rows += 1
             try:
                 if type(payload) is dict:

@@ -34,6 +34,7 @@ class PrepareSettings:
     max_reject_rate: float = _default("max_reject_rate")
     max_tokens: int = _default("max_tokens")
     max_file_mb: float = _default("max_file_mb")
+    max_row_mb: float = _default("max_row_mb")
     pii: str = _default("pii")
     pii_allow: tuple[str, ...] = _default("pii_allow")
     near_duplicate_threshold: float = _default("near_duplicate_threshold")
@@ -54,6 +55,7 @@ class PrepareSettings:
             ("max_reject_rate", 0 <= self.max_reject_rate <= 1, "between 0 and 1"),
             ("max_tokens", self.max_tokens >= 1, "at least 1"),
             ("max_file_mb", self.max_file_mb > 0, "greater than 0"),
+            ("max_row_mb", self.max_row_mb > 0, "greater than 0"),
             ("pii", self.pii in PII_MODES, f"one of {', '.join(PII_MODES)}"),
             ("near_duplicate_threshold", 0 < self.near_duplicate_threshold <= 1, "in (0, 1]"),
             ("replay_fraction", 0 < self.replay_fraction <= 1, "in (0, 1]"),
@@ -72,6 +74,10 @@ class PrepareSettings:
     @property
     def max_file_bytes(self) -> int:
         return int(self.max_file_mb * 1024 * 1024)
+
+    @property
+    def max_row_bytes(self) -> int:
+        return max(1, int(self.max_row_mb * 1024 * 1024))
 
     def recorded(self) -> dict[str, Any]:
         """The settings as recorded in report.json and the manifest (workers change nothing, so left out)."""

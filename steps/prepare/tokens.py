@@ -4,8 +4,11 @@ With the base model's tokenizer: the chat template applied to `messages` when th
 one, else the model's prompt template around the prompt (BOS) + the completion + EOS. Tokenizing
 is slow (~50 µs per example here), so it is skipped when a cheap bound already proves the example
 fits: a byte-level or byte-fallback tokenizer never makes more tokens than the text has UTF-8
-bytes, so bytes + the template's own bytes + special tokens bounds the count. Without a tokenizer
-the length is estimated (words and punctuation marks), and the report says so.
+bytes, so bytes + the template's own bytes + special tokens bounds the count. The other way round, no
+token stands for more bytes than the vocabulary's longest piece, so a text that many times longer than
+the limit is surely too long, also without tokenizing (a slack of 4 covers normalizers that shrink
+text). Without a tokenizer the length is estimated (words and punctuation marks, a long run of letters
+counting one token per ESTIMATE_PIECE_CHARS), and the report says so.
 """
 from __future__ import annotations
 
@@ -20,6 +23,8 @@ from common.prompting import DEFAULT_PROMPT_TEMPLATE, PROMPT_PLACEHOLDER, format
 
 SPECIAL_TOKEN_SLACK = 8
 ESTIMATE_PER_MESSAGE = 4
+ESTIMATE_PIECE_CHARS = 16  # a word longer than this counts as several tokens (no tokenizer splits fewer)
+NORMALIZER_SLACK = 4
 _ESTIMATE_PIECES = re.compile(r"\w+|[^\w\s]")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model")
 
@@ -40,6 +45,7 @@ class TokenCounter:
     per_message_overhead: int = 0
     eos: bool = True
     checked: int = 0
+    longest_piece_bytes: int = 0  # UTF-8 bytes of the vocabulary's longest piece (0: unknown)
 
     @property
     def exact(self) -> bool:
@@ -52,12 +58,23 @@ class TokenCounter:
             return content + self.fixed_overhead + self.per_message_overhead * len(messages) <= limit
         return utf8_length(prompt) + utf8_length(completion) + self.fixed_overhead <= limit
 
+    def surely_too_long(self, messages: Messages, limit: int) -> int | None:
+        """A lower bound over `limit` on the example's tokens when its size alone proves it (no tokenizing), else
+        None."""
+        if not self.longest_piece_bytes:
+            return None
+        content = sum(utf8_length(message["content"]) for message in messages)
+        bound = content // (self.longest_piece_bytes * NORMALIZER_SLACK)
+        return bound if bound > limit else None
+
     def count(self, messages: Messages, prompt: str, completion: str) -> int:
         """The example's token count (an estimate without a tokenizer)."""
         self.checked += 1
         if self.encode is None:
             texts = [message["content"] for message in messages]
-            return sum(len(_ESTIMATE_PIECES.findall(text)) for text in texts) + ESTIMATE_PER_MESSAGE * len(texts)
+            pieces = sum((len(piece) + ESTIMATE_PIECE_CHARS - 1) // ESTIMATE_PIECE_CHARS
+                         for text in texts for piece in _ESTIMATE_PIECES.findall(text))
+            return pieces + ESTIMATE_PER_MESSAGE * len(texts)
         if self.chat_template is not None:
             return self.encode(self.chat_template.render(messages=messages), False)
         return self.encode(format_prompt(self.prompt_template, prompt), True) + self.encode(completion, False) + self.eos
@@ -99,18 +116,23 @@ class ChatTemplate:
         return self._template.render(messages=messages, add_generation_prompt=False, **self._special)
 
 
-def _encoder(folder: Path) -> tuple[Callable[[str, bool], int], str]:
+def _longest_piece(vocabulary: dict[str, int]) -> int:
+    return max((utf8_length(piece) for piece in vocabulary), default=0)
+
+
+def _encoder(folder: Path) -> tuple[Callable[[str, bool], int], str, int]:
+    """(token count of a text, the counter's description, UTF-8 bytes of the longest vocabulary piece)."""
     if (folder / "tokenizer.json").is_file():
         from tokenizers import Tokenizer
 
         tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         return (lambda text, special: len(tokenizer.encode(text, add_special_tokens=special).ids),
-                "the base model's tokenizer.json")
+                "the base model's tokenizer.json", _longest_piece(tokenizer.get_vocab(with_added_tokens=True)))
     from transformers import AutoTokenizer
 
     slow = AutoTokenizer.from_pretrained(str(folder))
     return (lambda text, special: len(slow(text, add_special_tokens=special)["input_ids"]),
-            f"the base model's {type(slow).__name__}")
+            f"the base model's {type(slow).__name__}", _longest_piece(slow.get_vocab()))
 
 
 def _overheads(counter: TokenCounter) -> tuple[int, int]:
@@ -143,7 +165,7 @@ def load_counter(tokenizer_dir: Path | None) -> TokenCounter:
     metadata_path = folder / "continuum.json"
     metadata = json.loads(metadata_path.read_text(encoding="utf-8")) if metadata_path.is_file() else {}
     try:
-        encode, description = _encoder(folder)
+        encode, description, longest = _encoder(folder)
     except ImportError as exc:
         return _estimator(f"{exc.name or 'tokenizers'} is not installed here")
     source = _chat_template_source(folder, config)
@@ -154,7 +176,8 @@ def load_counter(tokenizer_dir: Path | None) -> TokenCounter:
     except ImportError:
         chat, description = None, description + " (its chat template ignored: jinja2 is not installed here)"
     counter = TokenCounter(description, encode,
-                           template_from_metadata(metadata), chat, eos=bool(special["eos_token"]))
+                           template_from_metadata(metadata), chat, eos=bool(special["eos_token"]),
+                           longest_piece_bytes=longest)
     counter.fixed_overhead, counter.per_message_overhead = _overheads(counter)
     return counter
 
