@@ -160,7 +160,10 @@ def create_app(state: UiState) -> Starlette:
     async def server_error(request: Request, exc: Exception) -> Response:
         return failure(request, Exception(f"{type(exc).__name__}: {exc}"), 500, "Error from AWS or the runtime")
 
-    routes = [Route(path, screen(f"{name.lower()}.html", getattr(pages, name.lower()))) for path, name in SCREENS]
+    routes = [Route(path, screen(f"{name.lower()}.html", getattr(pages, name.lower()))) for path, name in SCREENS
+              if path != "/feedback"]
+    routes.append(Route("/feedback", lambda request: render(request, "feedback.html", pages.feedback(
+        state, request.query_params.get("q", "")))))
     routes += [
         Route("/runs/start", start_run, methods=["POST"]),
         Route("/runs/{pipeline}/{execution}", run_detail),

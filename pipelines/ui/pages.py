@@ -188,16 +188,20 @@ def monitoring(state: UiState) -> dict[str, Any]:
             "problems": problems}
 
 
-def feedback(state: UiState) -> dict[str, Any]:
+def feedback(state: UiState, query: str = "") -> dict[str, Any]:
+    """The newest captured exchanges of each stage (those whose prompt or answer holds ``query``, among the newest
+    500, when one is given) and the feedback given so far."""
     from pipelines.feedback import list_feedback
 
     problems: list[str] = []
     exchanges = []
+    needle = query.strip().lower()
     for stage in stages(state.config):
-        exchanges += _attempt(problems, f"{stage.name} capture",
-                              lambda stage=stage: reads.captured_exchanges(state.backend, state.config, stage.endpoint_name, 25), [])
+        found = _attempt(problems, f"{stage.name} capture", lambda stage=stage: reads.captured_exchanges(
+            state.backend, state.config, stage.endpoint_name, 500 if needle else 25), [])
+        exchanges += [e for e in found if needle in e["prompt"].lower() or needle in e["answer"].lower()][:25]
     given = _attempt(problems, "feedback", lambda: list_feedback(state.backend, state.config), [])
     marked = {(item.endpoint, item.event_id, item.index) for item in given}
     for exchange in exchanges:
         exchange["marked"] = (exchange["endpoint"], exchange["event_id"], exchange["index"]) in marked
-    return {"exchanges": exchanges, "given": list(reversed(given)), "problems": problems}
+    return {"exchanges": exchanges, "given": list(reversed(given)), "query": query, "problems": problems}
