@@ -20,7 +20,9 @@ def step_requirements() -> list[str]:
 # Everything the step containers install (steps/requirements.txt, lm-eval included: the local runtime
 # checks that file before each job) on top of the CPU build of torch.
 ML_STACK = ["torch==2.13.0", *step_requirements()]
-TEST = ["pytest>=8", "moto[s3,sagemaker,events,iam,sts]>=5.1", "nbformat>=5", "playwright>=1.45"]
+# checkov (the infra/ security scan) is not here: it pins boto3==1.35.49 and packaging<24 (infra/README.md).
+TEST = ["pytest>=8", "moto[s3,sagemaker,events,iam,sts,cloudformation]>=5.1", "nbformat>=5", "playwright>=1.45",
+        "cfn-lint>=1.20"]
 # `continuum ui`: server-rendered pages (htmx ships in pipelines/ui/static), charts as SVG from matplotlib.
 UI = ["starlette>=0.37", "jinja2>=3.1", "uvicorn>=0.29", "python-multipart>=0.0.9", "matplotlib>=3.8"]
 # QLoRA (train.py --quantization 4bit, CUDA only); constraints.txt keeps the CPU build of torch pinned.
