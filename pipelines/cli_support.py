@@ -88,6 +88,10 @@ def roll_back(backend: Backend, config: Config, stages: list[Stage], to_version:
     except RollbackError as error:
         print(f"rollback: {error}")
         return 1
+    from pipelines.notify import notify
+
+    notify(backend, config, "rollback", f"rolled back from version {result.from_version} to {result.to_version}",
+           reason or "continuum rollback")
     stages_text = ", ".join(f"{name} ({info['status']})" for name, info in result.stages.items())
     print(f"rolled back {stages_text} from version {result.from_version} to {result.to_version} in {result.seconds:.1f}s; "
           f"version {result.from_version} is Rejected")

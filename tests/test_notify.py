@@ -105,3 +105,26 @@ def test_a_run_notifies_its_failed_gate_or_its_version_waiting(backend: Backend)
     assert [(n.kind, n.title) for n in notify_run_outcome(backend, CONFIG, registered)] == [
         ("approval_waiting", f"version 1 of {CONFIG.model.model_package_group} waits for approval")]
     assert notify_run_outcome(backend, CONFIG, RunOutcome("p", "arn:exec", "Executing")) == []
+
+
+def test_alarms_and_drift_verdicts_notify_once_each(backend: Backend) -> None:
+    from pipelines.notify import notify_alarms, notify_drift
+
+    cloudwatch = backend.client("cloudwatch")
+    for name, endpoint in (("staging-5xx", CONFIG.deploy.endpoint_name), ("someone-elses", "other-endpoint")):
+        cloudwatch.put_metric_alarm(AlarmName=name, Namespace="Custom/Serving", MetricName="Invocation5XXErrors",
+                                    Dimensions=[{"Name": "EndpointName", "Value": endpoint}], Statistic="Sum",
+                                    Period=60, EvaluationPeriods=1, Threshold=0.0, ComparisonOperator="GreaterThanThreshold")
+        cloudwatch.put_metric_data(Namespace="Custom/Serving", MetricData=[{
+            "MetricName": "Invocation5XXErrors", "Value": 3.0,
+            "Dimensions": [{"Name": "EndpointName", "Value": endpoint}]}])
+    assert [note.title for note in notify_alarms(backend, CONFIG)] == ["alarm staging-5xx is in ALARM"]
+    assert notify_alarms(backend, CONFIG) == []  # still the same firing
+    report = {"endpoint_name": "continuum-demo-prod", "verdict": "drift", "rows": 120, "violations": ["oov_rate"],
+              "generated_at": "2026-12-05T10:00:00+00:00"}
+    assert notify_drift(backend, CONFIG, {**report, "verdict": "ok"}) is None
+    note = notify_drift(backend, CONFIG, report)
+    assert note is not None and (note.title, note.detail) == ("continuum-demo-prod: drift over 120 prompts",
+                                                              "violations: oov_rate")
+    assert notify_drift(backend, CONFIG, report) is None
+    assert [n.kind for n in recent(backend, CONFIG)] == ["drift", "alarm"]

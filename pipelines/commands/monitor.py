@@ -39,6 +39,10 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"the monitor run {outcome.execution_id} wrote no report.json")
     print(f"verdict: {report['verdict']} over {report['rows']} prompts; violations: "
           f"{', '.join(report['violations']) or 'none'}")
+    from pipelines.notify import notify_alarms, notify_drift
+
+    notify_drift(backend, config, report)
+    notify_alarms(backend, config)
     return _react(args, config, backend, report["verdict"])
 
 

@@ -26,8 +26,12 @@ def cmd_run(args: argparse.Namespace) -> int:
                    run_selected(args.pipeline, config, backend, args.step, args.reference, parse_parameters(args.param),
                                 wait=not args.no_wait))
         return report_outcome(outcome)
-    outcome = run_staged(args.pipeline, config, backend_for(args, config), parse_parameters(args.param),
-                         wait=not args.no_wait)
+    backend = backend_for(args, config)
+    outcome = run_staged(args.pipeline, config, backend, parse_parameters(args.param), wait=not args.no_wait)
+    if args.pipeline == "training":
+        from pipelines.notify import notify_run_outcome
+
+        notify_run_outcome(backend, config, outcome)  # a gate that stopped it, or the version waiting for approval
     return report_outcome(outcome)
 
 

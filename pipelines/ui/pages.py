@@ -41,9 +41,10 @@ def gate_value(state: UiState, version: ModelVersion) -> float | None:
 
 
 def home(state: UiState) -> dict[str, Any]:
-    from pipelines.notify import recent
+    from pipelines.notify import notify_alarms, recent
 
     problems: list[str] = []
+    _attempt(problems, "alarms", lambda: notify_alarms(state.backend, state.config), [])  # fired since the last look
     rows = _attempt(problems, "stages", lambda: [stage_status(state.backend, state.config, s) for s in stages(state.config)], [])
     versions = _attempt(problems, "registry", lambda: list_versions(state.sagemaker(), state.group), [])
     return {"stages": rows, "runs": _attempt(problems, "runs", lambda: reads.executions(state.backend, state.config, 8), []),
