@@ -2,8 +2,10 @@
 
 Kinds: email, phone, card (13-19 digits passing the Luhn check), aws_access_key, aws_secret_key,
 bearer_token, private_key (PEM blocks), github_token, slack_token, api_key (sk-/rk- style keys,
-Google API keys) and jwt. A cheap prefilter (Arrow's RE2 over a whole batch when pyarrow is there)
-picks the texts worth the exact scan, so clean text costs about a microsecond.
+Google API keys) and jwt; and from secrets.py (detect-secrets' detectors): provider_key (the cloud and
+service keys it knows), password and secret (a credential-like value after a key word) and
+high_entropy (a bare 32+ character key). A cheap prefilter (Arrow's RE2 over a whole batch when pyarrow
+is there) picks the texts worth the exact scan, so clean text costs about a microsecond.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
+from prepare import secrets
 from prepare.contract import PII_MODES as MODES
 
 _PATTERNS: tuple[tuple[str, str], ...] = (
@@ -30,7 +33,9 @@ _PATTERNS: tuple[tuple[str, str], ...] = (
 _SCANNER = re.compile("|".join(f"(?P<{kind}>{pattern})" for kind, pattern in _PATTERNS), re.DOTALL)
 # A superset of every pattern above in RE2 syntax (no look-arounds): texts without a hit are clean.
 PREFILTER = (r"@|\d{3}\)?[ .-]?\d{3}[ .-]?\d{4}|\d{4}[ -]?\d{4}[ -]?\d{4}|\+\d|AKIA|ASIA|ABIA|ACCA|[Bb]earer\s|"
-             r"PRIVATE KEY|gh[pousr]_|github_pat_|xox[abprs]-|sk[-_]|rk[-_]|AIza|eyJ|(?i:aws_?secret)")
+             r"PRIVATE KEY|gh[pousr]_|github_pat_|xox[abprs]-|sk[-_]|rk[-_]|AIza|eyJ|(?i:aws_?secret)|"
+             r"(?i:(?:pass|pwd|secret|token|key|credential|contrase)[\w-]{0,12}[\"'\]]{0,2}\s*(?::|=|\s(?:is|was|are)\b))|"
+             r"[A-Za-z0-9+/=_-]{20,}|://[^\s/@]*:[^\s/@]*@|\d{8,10}:|(?i:cloudant|softlayer|ibm|cos[-_]?hmac)")
 _PREFILTER = re.compile(PREFILTER)
 _NON_DIGITS = re.compile(r"\D")
 
@@ -81,14 +86,22 @@ def find(text: str, allow: frozenset[str] = frozenset()) -> list[tuple[str, int,
 
     `allow` holds lower-cased values that are not private (a company's public support address...).
     """
-    found: list[tuple[str, int, int]] = []
+    candidates: list[tuple[str, int, int]] = []
     for match in _SCANNER.finditer(text):
         kind = match.lastgroup or ""
         if kind == "card" and not luhn_valid(_NON_DIGITS.sub("", match.group())):
             continue
-        if allow and allowed(kind, match.group(), allow):
+        candidates.append((kind, match.start(), match.end()))
+    candidates += secrets.find(text)
+    found: list[tuple[str, int, int]] = []
+    for kind, start, end in sorted(candidates, key=lambda item: (item[1], -item[2])):
+        if found and start < found[-1][2]:  # overlaps one found already (which starts earlier or is longer)
+            if end > found[-1][2]:
+                found[-1] = (found[-1][0], found[-1][1], end)
             continue
-        found.append((kind, match.start(), match.end()))
+        if allow and allowed(kind, text[start:end], allow):
+            continue
+        found.append((kind, start, end))
     return found
 
 
