@@ -29,8 +29,8 @@ ROLES: tuple[Role, ...] = ("processing", "training", "serving")
 # Instance families with NVIDIA GPUs (ml.g4dn, ml.g5, ml.g6, ml.p4d, ml.p5, ...).
 GPU_FAMILY_PREFIXES = ("ml.g", "ml.p")
 # The serving test environment runs the serving image's transformers on this machine's CPU build of
-# torch (the image's CUDA build cannot be installed here); constraints.txt pins the same one.
-LOCAL_TORCH = "torch==2.13.0"
+# torch (the image's CUDA build cannot be installed here): the pin in constraints.txt.
+CONSTRAINTS_FILE = REPO_ROOT / "constraints.txt"
 
 
 class ImageRecordError(ValueError):
@@ -254,7 +254,15 @@ def serving_test_requirements() -> list[str]:
     if len(versions) != 1 or None in versions:
         raise ImageRecordError(f"{IMAGES_FILE}: the cpu and gpu serving images must record one transformers version, "
                                f"got {sorted(map(str, versions))}")
-    return [LOCAL_TORCH, f"transformers=={versions.pop()}"]
+    return [local_torch_pin(), f"transformers=={versions.pop()}"]
+
+
+def local_torch_pin(path: Path = CONSTRAINTS_FILE) -> str:
+    """constraints.txt's torch line (`torch==2.13.0`): the CPU build every local environment uses."""
+    for line in requirement_lines(path):
+        if canonical(line.split("=")[0].split("<")[0].split(">")[0].strip()) == "torch":
+            return line
+    raise ImageRecordError(f"{path}: no torch pin (the local CPU build of torch, e.g. torch==2.13.0)")
 
 
 def main(argv: list[str] | None = None) -> int:
