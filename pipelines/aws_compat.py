@@ -83,7 +83,7 @@ def run_pipeline_main(argv: Sequence[str] | None = None) -> int:
     from pipelines.staging import ensure_bucket, stage_benchmarks, stage_pipeline_inputs
 
     try:
-        check_for_aws(config, args.config or "config")
+        check_for_aws(config, args.config or "config", training=args.pipeline == "training")
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2

@@ -215,7 +215,7 @@ def test_evaluate_py_parser_is_generated_and_keeps_every_spelling_in_use() -> No
 
 # ---------------------------------------------------------------- the prepare step
 
-PREPARE_FOLDERS = ("input_dir", "output_dir", "replay_dir", "empty_input", "tokenizer_dir")  # wired by the pipeline
+PREPARE_FOLDERS = ("input_dir", "output_dir", "replay_dir", "empty_input", "raw_output_dir", "tokenizer_dir")  # wired by the pipeline
 
 
 def _prepare_arguments(definition: dict[str, Any]) -> dict[str, Any]:

@@ -100,7 +100,7 @@ def test_training_skips_when_the_data_did_not_change(training: dict[str, Any]) -
     inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in prepare["ProcessingInputs"]}
     assert inputs["tokenizer"] == {"Get": "Parameters.BaseModelUri"}
     assert {o["OutputName"] for o in prepare["ProcessingOutputConfig"]["Outputs"]} == {
-        "train", "validation", "test", "report"}
+        "train", "validation", "test", "report", "data"}
     arguments = prepare["AppSpecification"]["ContainerArguments"]
     pairs = dict(zip(arguments[::2], arguments[1::2]))
     assert pairs["--retrain-min-change"] == {"Std:Join": {"On": "", "Values": [{"Get": "Parameters.RetrainMinChange"}]}}
@@ -175,7 +175,9 @@ def test_register_arguments(training: dict[str, Any]) -> None:
     assert statistics["S3Uri"]["Std:Join"]["Values"][-1] == "evaluation.json"
     lineage = register["CustomerMetadataProperties"]
     assert lineage["data_version"]["Std:JsonGet"]["Path"] == "data_version"
-    assert lineage["training_data_uri"] == {"Get": "Parameters.InputDataUri"}
+    assert lineage["training_data_uri"] == {"Std:Join": {"On": "/", "Values": [  # prepare's copy of the raw files
+        s3_layout.data_uri(CONFIG), {"Std:JsonGet": {"PropertyFile": {"Get": "Steps.PrepareData.PropertyFiles.DataReport"},
+                                                     "Path": "input_digest"}}]}}
     assert lineage["train_data_uri"] == {"Get": "Steps.PrepareData.ProcessingOutputConfig.Outputs['train'].S3Output.S3Uri"}
     assert lineage["inventory_uri"] == {
         "Get": "Steps.EvaluateModel.ProcessingOutputConfig.Outputs['inventory'].S3Output.S3Uri"}

@@ -237,3 +237,33 @@ def test_an_empty_incoming_prefix_ends_the_run_in_the_no_input_data_fail_step(
     statuses = {step["name"]: step["status"] for step in outcome.steps}
     assert statuses["PrepareData"] == "Succeeded" and statuses["NoInputData"] == "Failed", statuses
     assert "TrainModel" not in statuses
+
+
+def test_prepare_versions_the_raw_files_under_the_digest_staging_gives(tmp_path: Path) -> None:
+    """What prepare read from incoming/ is kept under data/<digest>/, the URI `continuum run` stages the same files
+    to; the marker is neither data nor part of the version; a marker-only input is a report, not a failure."""
+    import prepare
+
+    export = write_round(1, tmp_path / "export")
+    staged_digest = s3_layout.content_digest(export)
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    for path in export.iterdir():
+        (incoming / path.name).write_bytes(path.read_bytes())
+    (incoming / s3_layout.INCOMING_MARKER).write_text("drop files here\n", encoding="utf-8")
+    out, raw = tmp_path / "out", tmp_path / "raw"
+    assert prepare.main(["--input-dir", str(incoming), "--output-dir", str(out), "--raw-output-dir", str(raw),
+                         "--empty-input", "report", "--min-examples", "1", "--validation-fraction", "0.1"]) == 0
+    report = json.loads((out / "report" / "report.json").read_text(encoding="utf-8"))
+    assert report["input_digest"] == staged_digest and report["input_files"] == 2
+    assert sorted(p.name for p in (raw / staged_digest).iterdir()) == sorted(p.name for p in export.iterdir())
+
+    for path in export.iterdir():
+        path.unlink()
+    (export / s3_layout.INCOMING_MARKER).write_text("drop files here\n", encoding="utf-8")
+    empty_out = tmp_path / "empty"
+    assert prepare.main(["--input-dir", str(export), "--output-dir", str(empty_out), "--empty-input", "report"]) == 0
+    empty = json.loads((empty_out / "report" / "report.json").read_text(encoding="utf-8"))
+    assert (empty["input_files"], empty["empty_input"]) == (0, f"no data file in {export}")
+    assert not (empty_out / "train").exists()
+    assert prepare.main(["--input-dir", str(export), "--output-dir", str(tmp_path / "fails")]) == 1  # default: fail

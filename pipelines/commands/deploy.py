@@ -12,6 +12,10 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     from pipelines.execution import run_staged
 
     config = load_config(args.config)
+    if args.aws:
+        from pipelines.deploy.aws_readiness import check_for_aws
+
+        check_for_aws(config, training=False)
     return report_outcome(run_staged("deploy", config, backend_for(args, config), parse_parameters(args.param),
                                      wait=not args.no_wait))
 

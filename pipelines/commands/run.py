@@ -17,7 +17,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.aws:
         from pipelines.deploy.aws_readiness import check_for_aws
 
-        check_for_aws(config)
+        check_for_aws(config, training=args.pipeline == "training")
     if args.resume or args.step:  # RetryPipelineExecution / SelectiveExecutionConfig: nothing new to stage
         from pipelines.execution import resume, run_selected
 

@@ -51,10 +51,11 @@ def blue_green_problems(production: ProductionConfig) -> list[str]:
     return problems
 
 
-def aws_problems(config: Config) -> list[str]:
-    """Everything in `config` that stops it from working on AWS (empty: nothing found)."""
+def aws_problems(config: Config, training: bool = True) -> list[str]:
+    """Everything in `config` that stops it from working on AWS (empty: nothing found); `training`: the training
+    pipeline runs too (it needs a base model)."""
     problems: list[str] = []
-    if config.model.base_model is None:
+    if training and config.model.base_model is None:
         problems.append("model.base_model is not set: on AWS give an HF model id (staged once to S3), an s3:// URI "
                         "or a local model folder")
     production = config.deploy.production
@@ -63,9 +64,9 @@ def aws_problems(config: Config) -> list[str]:
     return problems
 
 
-def check_for_aws(config: Config, source: str = "config") -> None:
+def check_for_aws(config: Config, source: str = "config", training: bool = True) -> None:
     """Raise ConfigError listing every problem `aws_problems` finds (`source`: the config file, for the message)."""
-    problems = aws_problems(config)
+    problems = aws_problems(config, training)
     if problems:
         lines = "\n".join(f"  {problem}" for problem in problems)
         raise ConfigError(f"{source}: cannot run on AWS as configured:\n{lines}")

@@ -2,7 +2,8 @@
 
 The data is InputDataUri (default: the incoming/ prefix, pipelines/s3_layout.py). With no data file there (only
 its marker) prepare writes a report with `input_files` 0 and CheckInputData ends the run in the FailStep
-NoInputData, naming the prefix. Then the ConditionStep after it: training runs only when report.json's `retrain.score` reaches the
+NoInputData, naming the prefix. Prepare versions the raw files it read: a copy under <s3 prefix>/data/<content
+digest>/ (report.json's input_digest; the model package's training_data_uri). Then the ConditionStep after it: training runs only when report.json's `retrain.score` reaches the
 `RetrainMinChange` parameter (default `data.retrain_min_change`, 0 = always); otherwise the
 execution ends Succeeded without training. The `AllowDataChanges` parameter (default
 `data.allow_changes`) lets one execution accept an export that changes more of the previous
@@ -21,6 +22,7 @@ from sagemaker.workflow.properties import PropertyFile
 from sagemaker.workflow.step_collections import StepCollection
 from sagemaker.workflow.steps import ProcessingStep, Step
 
+from pipelines import s3_layout
 from pipelines.config import Config
 from pipelines.paths import STEPS_DIR
 from pipelines.processors import step_processor
@@ -31,6 +33,7 @@ from pipelines.training.prepare_arguments import data_arguments
 INPUT_ROOT = "/opt/ml/processing/input"
 OUTPUT_ROOT = "/opt/ml/processing/output"
 OUTPUTS = ("train", "validation", "test", "report")
+RAW_OUTPUT = "data"
 
 
 def retrain_min_change_parameter(config: Config) -> ParameterFloat:
@@ -62,11 +65,15 @@ def prepare_step(
             ProcessingInput(input_name="tokenizer", source=config.data.tokenizer_uri or params.base_model_uri,
                             destination=f"{INPUT_ROOT}/tokenizer"),
         ],
-        outputs=[ProcessingOutput(output_name=name, source=f"{OUTPUT_ROOT}/{name}") for name in OUTPUTS],
+        outputs=[*(ProcessingOutput(output_name=name, source=f"{OUTPUT_ROOT}/{name}") for name in OUTPUTS),
+                 # this round's raw files, under data/<content digest>/ (report.json's input_digest)
+                 ProcessingOutput(output_name=RAW_OUTPUT, source=f"{OUTPUT_ROOT}/{RAW_OUTPUT}",
+                                  destination=s3_layout.data_uri(config))],
         arguments=data_arguments(config, {
             "input_dir": f"{INPUT_ROOT}/data",
             "output_dir": OUTPUT_ROOT,
             "empty_input": "report",
+            "raw_output_dir": f"{OUTPUT_ROOT}/{RAW_OUTPUT}",
             "replay_dir": f"{INPUT_ROOT}/replay",
             "tokenizer_dir": f"{INPUT_ROOT}/tokenizer",
             "replay_fraction": params.replay_fraction.to_string(),

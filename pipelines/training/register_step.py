@@ -9,7 +9,7 @@ from sagemaker.workflow.pipeline_context import PipelineSession
 from sagemaker.workflow.properties import PropertyFile
 from sagemaker.workflow.steps import ProcessingStep, TrainingStep
 
-from pipelines import images
+from pipelines import images, s3_layout
 from pipelines.config import Config
 from pipelines.training.evaluate_step import EVALUATION_OUTPUT, INVENTORY_OUTPUT, REPORT_HTML
 from pipelines.training.parameters import TrainingParameters
@@ -52,7 +52,8 @@ def register_step(
         model_metrics=ModelMetrics(model_statistics=MetricsSource(s3_uri=evaluation_uri, content_type="application/json")),
         customer_metadata_properties={
             "data_version": JsonGet(step_name=prepare.name, property_file=prepare_report, json_path="data_version"),
-            "training_data_uri": params.input_data_uri,
+            "training_data_uri": Join(on="/", values=[s3_layout.data_uri(config), JsonGet(
+                step_name=prepare.name, property_file=prepare_report, json_path="input_digest")]),
             "train_data_uri": prepare.properties.ProcessingOutputConfig.Outputs["train"].S3Output.S3Uri,
             "inventory_uri": evaluate.properties.ProcessingOutputConfig.Outputs[INVENTORY_OUTPUT].S3Output.S3Uri,
             "parent_model_package_arn": JsonGet(step_name=resolve.name, property_file=resolved, json_path="model_package_arn"),

@@ -80,6 +80,10 @@ ARGUMENTS = (
              help=f"no data file in the input (only {INCOMING_MARKER}, or nothing): fail, or write report/report.json "
                   "with input_files 0 and exit 0 so the pipeline ends in its NoInputData FailStep (default "
                   "%(default)s)"),
+    Argument("raw_output_dir", Path, group=FOLDERS,
+             help="also copy the input's data files to DIR/<content digest>/ and record the digest in report.json as "
+                  "input_digest (the pipeline versions each round's raw data under <s3 prefix>/data/ this way, the "
+                  "digest `continuum run` staging gives the same files)"),
     Argument("tokenizer_dir", Path, group=FOLDERS,
              help="the base model (folder or model.tar.gz) whose tokenizer measures lengths; without it lengths are "
                   "estimated"),

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import multiprocessing
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -303,9 +305,37 @@ def empty_input_problem(input_dir: Path | list[Path]) -> str | None:
     return f"no data file in {', '.join(map(str, roots))}"
 
 
+def input_digest(files: list[InputFile]) -> str:
+    """The content digest of the input's data files: sha256 over each relative path + NUL + bytes, in path order,
+    16 hex digits (pipelines/s3_layout.py's content_digest of the same folder gives the same)."""
+    digest = hashlib.sha256()
+    for file in sorted(files, key=lambda item: Path(item.name).parts):
+        digest.update(file.name.encode("utf-8") + b"\0")
+        with file.path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def version_raw_input(input_dir: Path | list[Path], raw_output_dir: Path, output_dir: Path) -> str:
+    """Copy the input's data files under raw_output_dir/<digest>/ and add `input_digest` to report.json."""
+    files = discover(_roots(input_dir))
+    version = input_digest(files)
+    for file in files:
+        target = Path(raw_output_dir) / version / file.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(file.path, target)
+    report_file = Path(output_dir) / "report" / "report.json"
+    report = json.loads(report_file.read_text(encoding="utf-8"))
+    report_file.write_text(json.dumps({**report, "input_digest": version}, indent=2, ensure_ascii=False) + "\n",
+                           encoding="utf-8")
+    return version
+
+
 def write_empty_report(output_dir: Path, problem: str) -> dict[str, Any]:
     """report/report.json for an input without data: `input_files` 0 and the problem, nothing else written."""
-    report = {"input_files": 0, "empty_input": problem, "data_version": "", "retrain": {"score": 0.0}}
+    report = {"input_files": 0, "empty_input": problem, "data_version": "", "input_digest": "",
+              "retrain": {"score": 0.0}}
     report_dir = Path(output_dir) / "report"
     report_dir.mkdir(parents=True, exist_ok=True)
     (report_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
@@ -338,6 +368,9 @@ def main(argv: list[str] | None = None) -> int:
             print(summary(error.report))  # type: ignore[attr-defined]
         print(f"prepare: error: {error}", file=sys.stderr)
         return 1
+    if args.raw_output_dir:
+        version = version_raw_input(args.input_dir or [DEFAULT_INPUT_DIR], args.raw_output_dir, args.output_dir)
+        print(f"prepare: input data files copied to {Path(args.raw_output_dir) / version}")
     print(summary(report, time.perf_counter() - started))
     return 0
 
