@@ -46,6 +46,56 @@ def parse_parameters(pairs: Sequence[str]) -> dict[str, str]:
     return parsed
 
 
+def pipeline_parameters(kind: str, config: Config) -> list[Any]:
+    """The SDK parameters a pipeline declares, without building its steps (tests check they are the built
+    pipeline's)."""
+    from pipelines.sdk import prepare_sdk_environment
+
+    prepare_sdk_environment()
+    if kind == "training":
+        from pipelines.training.parameters import training_parameters
+        from pipelines.training.prepare_step import retrain_min_change_parameter
+
+        return [*training_parameters(config).as_list(), retrain_min_change_parameter(config)]
+    if kind == "monitor":
+        from pipelines.deploy.monitor_pipeline import monitor_parameters
+
+        return monitor_parameters(config).as_list()
+    from pipelines.deploy.parameters import deploy_parameters, production_parameters
+
+    declared = deploy_parameters(config).as_list()
+    if config.deploy.production is not None:
+        declared += production_parameters(config.deploy.production).as_list()
+    return declared
+
+
+def check_parameters(kind: str, config: Config, overrides: dict[str, str]) -> None:
+    """ValueError naming the first `--param` the pipeline does not declare or whose value is not of its type,
+    before anything is staged."""
+    declared = {parameter.name: parameter for parameter in pipeline_parameters(kind, config)}
+    for name, value in overrides.items():
+        parameter = declared.get(name)
+        if parameter is None:
+            close = [known for known in sorted(declared) if known.lower() == name.lower()]
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise ValueError(f"--param {name}={value}: the {kind} pipeline has no parameter {name!r}; {hint}its "
+                             f"parameters: {', '.join(sorted(declared))}")
+        kind_name = parameter.parameter_type.value
+        try:
+            if kind_name == "Integer":
+                int(value)
+            elif kind_name == "Float":
+                float(value)
+            elif kind_name == "Boolean" and value.lower() not in ("true", "false"):
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"--param {name}={value}: {name} is a {kind_name} parameter; give a value of that "
+                             "type") from None
+        allowed = getattr(parameter, "enum_values", None)
+        if allowed and value not in allowed:
+            raise ValueError(f"--param {name}={value}: {name} must be one of {', '.join(allowed)}")
+
+
 def backend_for(args: argparse.Namespace, config: Config) -> Backend:
     if getattr(args, "aws", False):
         return aws_backend(config, getattr(args, "profile", None))

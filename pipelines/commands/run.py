@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 from typing import Callable
 
-from pipelines.cli_support import add_target, backend_for, parse_parameters, report_outcome
+from pipelines.cli_support import add_target, backend_for, check_parameters, parse_parameters, report_outcome
 from pipelines.config import load_config
 
 
@@ -14,6 +14,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     source = args.data if not args.data or "://" in args.data else str(Path(args.data).resolve())
     config = load_config(args.config, {"data.source": source} if source else None)
+    check_parameters(args.pipeline, config, parse_parameters(args.param))  # before anything is staged
     if args.aws:
         from pipelines.deploy.aws_readiness import check_for_aws
 

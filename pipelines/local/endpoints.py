@@ -40,6 +40,7 @@ import tarfile
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
@@ -105,7 +106,16 @@ def check_name(kind: str, name: str) -> None:
 
 
 def safe_extract(archive: Path, dest: Path) -> None:
-    """Unpack a model archive, refusing members that would land outside ``dest`` or are not files/links/folders."""
+    """Unpack a model archive, refusing members that would land outside ``dest`` or are not files/links/folders;
+    a damaged archive is a ValueError naming it."""
+    try:
+        _safe_extract(archive, dest)
+    except (tarfile.ReadError, tarfile.CompressionError, EOFError, zlib.error) as exc:  # EOFError: truncated .gz
+        raise ValueError(f"{archive}: not a readable model archive ({exc}); the file is damaged or not a tar.gz: "
+                         "upload the model again") from exc
+
+
+def _safe_extract(archive: Path, dest: Path) -> None:
     with tarfile.open(archive, "r:*") as tar:
         members = tar.getmembers()
         for member in members:

@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import tarfile
+import zlib
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -56,8 +57,9 @@ def _extract_once(archive: Path) -> Path:
     try:
         with tarfile.open(archive, "r:*") as tar:
             tar.extractall(target, filter="data")
-    except (tarfile.TarError, OSError) as err:
-        raise ValueError(f"{archive}: cannot extract model archive: {err}") from err
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as err:  # EOFError: a truncated .gz
+        raise ValueError(f"{archive}: cannot extract model archive ({err}); the file is damaged or not a "
+                         "tar.gz: upload it again") from err
     (target / COMPLETE_MARKER).touch()
     return target
 
