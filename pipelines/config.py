@@ -368,11 +368,13 @@ def load_config(path: Path | str | None = None, overrides: dict | None = None) -
     """
     config_path = Path(path) if path else DEMO_CONFIG_PATH
     try:
-        raw = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(_config_text(config_path))
     except FileNotFoundError as exc:
         raise ConfigError(f"{config_path}: config file not found") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{config_path}: not valid YAML: {exc}") from exc
+    except RecursionError:
+        raise ConfigError(f"{config_path}: YAML nested too deeply to be a config") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{config_path}: expected a mapping at the top level, got {type(raw).__name__}")
     for dotted, value in (overrides or {}).items():
@@ -382,6 +384,28 @@ def load_config(path: Path | str | None = None, overrides: dict | None = None) -
         return Config.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_format_errors(config_path, exc)) from exc
+
+
+MAX_CONFIG_BYTES = 1024 * 1024  # a config is a page of YAML; a bigger file is the wrong file
+
+
+def _config_text(config_path: Path) -> str:
+    """The config file's text, checked before parsing: a regular file, at most MAX_CONFIG_BYTES, UTF-8 text."""
+    if config_path.exists() and not config_path.is_file():
+        raise ConfigError(f"{config_path}: not a regular file (a folder, FIFO or device); give the config's YAML file")
+    size = config_path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{config_path}: {size:,} bytes, over the {MAX_CONFIG_BYTES:,}-byte limit of a config "
+                          "file; is it the right file?")
+    data = config_path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{config_path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}): a "
+                          "config is a YAML text file; is it the right file?") from None
+    if "\x00" in text:
+        raise ConfigError(f"{config_path}: holds NUL bytes (a binary file): a config is a YAML text file")
+    return text
 
 
 def _set_dotted(raw: dict, dotted: str, value: object) -> None:

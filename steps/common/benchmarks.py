@@ -21,6 +21,8 @@ from common.metrics import TASK_METRICS, higher_is_better
 from common.prompting import format_prompt, validate_template
 
 SUITE_FILE = "suite.yaml"
+MAX_SUITE_FILE_BYTES = 1024 * 1024  # a suite file is a page of YAML; its cases are in the data file
+MAX_SUITE_DATA_BYTES = 256 * 1024 * 1024  # a suite is asked case by case on every round: bigger is a mistake
 TaskType = Literal["qa", "generation", "classification", "multiple_choice", "perplexity", "lm_eval"]
 
 
@@ -117,6 +119,9 @@ def load_suite(suite_dir: Path) -> BenchmarkSuite:
     data_path = suite_dir / spec.data
     if not data_path.is_file():
         raise BenchmarkError(f"{suite_dir / SUITE_FILE}: field 'data': file {data_path} not found")
+    if data_path.stat().st_size > MAX_SUITE_DATA_BYTES:
+        raise BenchmarkError(f"{data_path}: {data_path.stat().st_size:,} bytes, over the {MAX_SUITE_DATA_BYTES:,}-byte "
+                             "limit of a suite's data file; split the suite")
     if spec.task == "lm_eval":
         try:
             return BenchmarkSuite(spec=spec, cases=(), path=suite_dir, lm_eval_config=read_task_config(data_path, spec.name))
@@ -168,13 +173,27 @@ def _declared_name(suite_file: Path) -> str | None:
     return name if isinstance(name, str) and name else None
 
 
+def _suite_text(path: Path) -> str:
+    """suite.yaml's text, checked before parsing: at most MAX_SUITE_FILE_BYTES of UTF-8."""
+    size = path.stat().st_size
+    if size > MAX_SUITE_FILE_BYTES:
+        raise BenchmarkError(f"{path}: {size:,} bytes, over the {MAX_SUITE_FILE_BYTES:,}-byte limit of a suite file "
+                             "(the cases belong in its data file)")
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BenchmarkError(f"{path}: not UTF-8 text (offset {exc.start}): a suite file is YAML") from None
+
+
 def _load_spec(path: Path) -> SuiteSpec:
     if not path.is_file():
         raise BenchmarkError(f"{path}: suite file not found")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(_suite_text(path))
     except yaml.YAMLError as exc:
         raise BenchmarkError(f"{path}: not valid YAML: {exc}") from exc
+    except RecursionError:
+        raise BenchmarkError(f"{path}: YAML nested too deeply to be a suite file") from None
     if not isinstance(raw, dict):
         raise BenchmarkError(f"{path}: expected a mapping of fields, got {type(raw).__name__}")
     try:

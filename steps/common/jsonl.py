@@ -7,6 +7,9 @@ from pathlib import Path
 from typing import Any
 
 
+MAX_LINE_BYTES = 64 * 1024 * 1024  # one record of a JSONL file written or read by the steps
+
+
 class JsonlError(ValueError):
     """A JSONL file has a line that is not a JSON object; the message names file and line."""
 
@@ -34,11 +37,17 @@ def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
         yield record
 
 
-def iter_jsonl_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) for each non-blank line of a JSONL file; raise JsonlError naming file:line."""
+def iter_jsonl_lines(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line of a JSONL file; raise JsonlError naming file:line (also for
+    a line over `max_line_bytes`, found before it is read whole)."""
     path = Path(path)
     with path.open("rb") as handle:
-        for line_no, raw in enumerate(handle, start=1):
+        line_no = 0
+        while raw := handle.readline(max_line_bytes + 1):
+            line_no += 1
+            if len(raw) > max_line_bytes and not raw.endswith(b"\n"):
+                raise JsonlError(f"{path}:{line_no}: line longer than {max_line_bytes:,} bytes (the limit of a "
+                                 "JSONL record here)")
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
@@ -49,6 +58,8 @@ def iter_jsonl_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise JsonlError(f"{path}:{line_no}: not valid JSON: {exc.msg} (column {exc.colno})") from exc
+            except RecursionError:
+                raise JsonlError(f"{path}:{line_no}: JSON nested too deeply") from None
             if not isinstance(record, dict):
                 raise JsonlError(f"{path}:{line_no}: expected a JSON object, got {type(record).__name__}")
             yield line_no, record
