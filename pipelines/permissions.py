@@ -138,8 +138,8 @@ COMMAND_ACTIONS: Final = {
     "teardown": _actions("sagemaker:ListEndpoints", "sagemaker:DeleteEndpoint"),
     # the preflight
     "doctor": _actions("iam:GetRole", "s3:GetBucketLocation", "s3:GetEncryptionConfiguration",
-                       "s3:GetBucketVersioning", "s3:ListBucket", "kms:DescribeKey", "ecr:DescribeImages",
-                       "servicequotas:GetServiceQuota"),
+                       "s3:GetBucketVersioning", "kms:DescribeKey", "ecr:DescribeImages",
+                       "servicequotas:ListServiceQuotas"),
 }
 
 VIEWER_COMMANDS: Final = ("models list", "status", "lineage", "report", "download", "compare", "try",
