@@ -98,16 +98,16 @@ def test_doctor_passes_on_the_deployed_stack(stack: dict[str, str]) -> None:
     print("\n".join(_lines(checks)))
     assert all(check.ok for check in checks), _lines(checks)
     names = [check.name for check in checks]
-    assert names[:6] == ["credentials", "role", "bucket", "versioning", "encryption", "kms key"]
+    assert names[:7] == ["credentials", "role", "names", "bucket", "versioning", "encryption", "kms key"]
     assert names.count("image") == len(set(image_uris(config).values()))  # each image once, its uses named
     assert names.count("quota") == len(instance_needs(config))
-    assert f"s3://{stack['ArtifactsBucketName']} in {REGION}" in _lines(checks)[2]
+    assert f"s3://{stack['ArtifactsBucketName']} in {REGION}" in _lines(checks)[3]
 
 
 def test_doctor_says_what_to_fix(stack: dict[str, str]) -> None:
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.create_bucket(Bucket="acme-wrong-region")
-    config = _config(stack, **{"project.bucket": "acme-wrong-region",
+    config = _config(stack, **{"project.bucket": "acme-wrong-region", "deploy.endpoint_name": "support-bot",
                                "project.role_arn": "arn:aws:iam::123456789012:role/missing"})
     missing = image_uris(config)["serving"]
     client, _ = _stubbed(config, stack, missing_image=missing, quota=1.0)
@@ -116,6 +116,7 @@ def test_doctor_says_what_to_fix(stack: dict[str, str]) -> None:
     assert "FAIL  role" in text and "SageMakerExecutionRoleArn" in text
     assert f"s3://acme-wrong-region in us-east-1 → jobs in {REGION} need a bucket in {REGION}" in text
     assert "versioning never enabled" in text and "encryption" in text
+    assert "deploy.endpoint_name=support-bot do not start with project.name 'continuum-demo'" in text
     assert f"serving+production: {missing}: ImageNotFoundException" in text
     production = config.deploy.production
     assert production is not None

@@ -119,9 +119,22 @@ def aws_checks(config: Config, client: Clients) -> Iterator[Check]:
     except failures as exc:
         yield Check("role", False, f"{config.project.role_arn}: {_error(exc)}", f"project.role_arn: the stack's SageMakerExecutionRoleArn output ({STACK_HINT})")
 
+    yield _names_check(config)
     yield from _bucket_checks(config, client, failures)
     yield from _image_checks(config, client, failures)
     yield from _quota_checks(config, client, failures)
+
+
+def _names_check(config: Config) -> Check:
+    """The stack's policies cover the project's own resources by name: `<project.name>*`."""
+    project = config.project.name
+    names = {"model.model_package_group": config.model.model_package_group, "deploy.endpoint_name": config.deploy.endpoint_name}
+    if config.deploy.production is not None:
+        names["deploy.production.endpoint_name"] = config.deploy.production.endpoint_name
+    outside = [f"{key}={value}" for key, value in names.items() if not value.startswith(project)]
+    return Check("names", not outside, f"{len(names)} resource names start with project.name {project!r}" if not outside
+                 else f"{', '.join(outside)} do not start with project.name {project!r}",
+                 "start them with project.name: the stack's IAM policies allow the project's resources by that prefix")
 
 
 def _bucket_checks(config: Config, client: Clients, failures: tuple[type[Exception], ...]) -> Iterator[Check]:
