@@ -142,6 +142,10 @@ def test_every_screen_opens_and_is_photographed(page: Any, dashboards: dict[str,
     page.click("#runs a >> nth=0")
     assert page.locator("svg.graph g[data-step]").count() >= 5 and page.locator("#steps").is_visible()
     _shot(page, "run")
+    page.goto(dashboards["admin"] + "/runs")
+    page.fill("#start-run textarea[name=parameters]", "Epochs=ten")
+    page.click("#start-run button")
+    assert "Epochs is a Float parameter" in page.inner_text("#error")
     page.goto(dashboards["admin"] + "/models/99")
     assert "has no version 99" in page.inner_text("#error") and "Traceback" not in page.content()
 

@@ -31,7 +31,7 @@ def approve(state: UiState, number: int, decision: str, comment: str) -> str:
 
 def start_run(state: UiState, kind: str, data_source: str, parameters_text: str) -> Job:
     """A training (or deploy) pipeline run with the given data and NAME=VALUE parameters, as `continuum run`."""
-    from pipelines.cli_support import parse_parameters
+    from pipelines.cli_support import check_parameters, parse_parameters
     from pipelines.config import load_config
     from pipelines.execution import run_staged
 
@@ -48,6 +48,7 @@ def start_run(state: UiState, kind: str, data_source: str, parameters_text: str)
     if source and source != config.data.source and kind == "training":
         config_path = state.extra.get("config_path")
         config = load_config(config_path, {"data.source": source if "://" in source else str(Path(source).resolve())})
+    check_parameters(kind, config, parameters)  # as `continuum run`: a wrong name or type before anything starts
 
     def work(job: Job) -> Any:
         outcome = run_staged(kind, config, state.backend, parameters, echo=job.echo, wait=state.backend.is_local)
