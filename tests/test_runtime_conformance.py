@@ -112,6 +112,25 @@ def test_a_dependency_cycle_is_refused_at_create_time(runtime) -> None:
         run(runtime, document)
 
 
+def test_job_step_arguments_are_checked_against_the_api_request(runtime) -> None:
+    """A Processing step's Arguments are a CreateProcessingJob request without its name (SCHEMA;
+    https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateProcessingJob.html): unknown fields, missing
+    required ones and literal values of the wrong type are refused; expressions are checked when they run."""
+    step = processing("P", "pass")
+    del step["Arguments"]["RoleArn"]
+    step["Arguments"]["AppSpecification"]["Entrypoint"] = ["python3"]
+    step["Arguments"]["ProcessingResources"]["ClusterConfig"]["InstanceCount"] = "one"
+    step["Arguments"]["Environment"] = {"A": {"Get": "Parameters.X"}}  # an expression: not judged here
+    with pytest.raises(DefinitionError) as raised:
+        run(runtime, definition(step, parameters=[{"Name": "X", "Type": "String", "DefaultValue": "x"}]))
+    message = str(raised.value)
+    for expected in ("step 'P'.Arguments: required field 'RoleArn' is missing",
+                     "step 'P'.Arguments.AppSpecification: unknown field 'Entrypoint'",
+                     "step 'P'.Arguments.ProcessingResources.ClusterConfig.InstanceCount: expected an integer, got 'one'"):
+        assert expected in message
+    assert "Environment" not in message
+
+
 # -- concurrency and failure ---------------------------------------------------------------------------------------
 
 RENDEZVOUS = ("import sys, time, pathlib; me, other = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]); "

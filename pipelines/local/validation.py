@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from pipelines.local.caching import cache_config_problems
+from pipelines.local.request_shapes import argument_problems
 from pipelines.local.retries import policy_problems
 
 SCHEMA_VERSION = "2020-12-01"
@@ -174,6 +175,7 @@ def _step_problems(step: dict[str, Any], types: dict[str, str], parameters: set[
         elif types[other] in ("Fail", "Condition"):
             problems.append(f"{where}: DependsOn cannot name {types[other]} step {other!r}")
     problems += _reference_problems(_data_arguments(step), where, types, parameters, steps)
+    problems += argument_problems(kind, arguments, where)
     if kind == "Condition":
         for index, condition in enumerate(arguments.get("Conditions", []) or []):
             problems += _condition_problems(condition, f"{where}.Conditions[{index}]")
