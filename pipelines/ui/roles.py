@@ -1,9 +1,11 @@
 """Who may do what on the dashboard: the product's roles locally, what IAM allows the caller on AWS.
 
-Viewer sees everything and changes nothing; Model Engineer runs pipelines, approves or rejects versions and
-gives feedback; Deployment Manager deploys and rolls back (and gives feedback); Admin does everything.
-On AWS each action is checked with ``iam:SimulatePrincipalPolicy`` against the SageMaker / S3 calls it makes;
-when the caller may not simulate, the page says so and AWS decides on each action.
+Each action of the dashboard is one of the CLI's commands (the feedback a person gives is data for the next
+run, so it is `run`'s); the roles and the AWS actions of those commands are decided in pipelines/permissions.py
+(PERSONA_COMMANDS, COMMAND_ACTIONS), which infra/ grants. So a Viewer sees everything and changes nothing; a
+Model Engineer starts runs and gives feedback; a Deployment Manager approves, deploys and rolls back; an Admin
+does everything. On AWS each action is checked with ``iam:SimulatePrincipalPolicy`` against its command's
+actions; when the caller may not simulate, the page says so and AWS decides on each action.
 """
 from __future__ import annotations
 
@@ -11,25 +13,24 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipelines.backend import Backend
-from pipelines.config import Config
+from pipelines.config import UI_ROLES, Config
+from pipelines.permissions import COMMAND_ACTIONS, PERSONA_COMMANDS
 
-ACTIONS = ("run", "approve", "deploy", "rollback", "feedback")
-ROLE_ACTIONS: dict[str, frozenset[str]] = {
-    "viewer": frozenset(),
-    "model_engineer": frozenset({"run", "approve", "feedback"}),
-    "deployment_manager": frozenset({"deploy", "rollback", "feedback"}),
-    "admin": frozenset(ACTIONS),
+# dashboard action → the CLI commands it is (all of them must be the person's)
+ACTION_COMMANDS: dict[str, tuple[str, ...]] = {
+    "run": ("run",), "approve": ("models approve", "models reject"), "deploy": ("deploy",),
+    "rollback": ("rollback",), "feedback": ("run",),
 }
+ACTIONS = tuple(ACTION_COMMANDS)
+ROLE_ACTIONS: dict[str, frozenset[str]] = {
+    role: frozenset(action for action, commands in ACTION_COMMANDS.items()
+                    if set(commands) <= set(PERSONA_COMMANDS[role])) for role in UI_ROLES}
 ROLE_LABELS = {"viewer": "Viewer", "model_engineer": "Model Engineer", "deployment_manager": "Deployment Manager",
                "admin": "Admin"}
-# The API calls each action makes, as IAM names them (checked together: all must be allowed).
+# The IAM actions of each dashboard action: its commands' (checked together: all must be allowed).
 IAM_ACTIONS: dict[str, tuple[str, ...]] = {
-    "run": ("sagemaker:StartPipelineExecution",),
-    "approve": ("sagemaker:UpdateModelPackage",),
-    "deploy": ("sagemaker:StartPipelineExecution",),
-    "rollback": ("sagemaker:UpdateEndpoint", "sagemaker:CreateEndpointConfig", "sagemaker:UpdateModelPackage"),
-    "feedback": ("s3:PutObject",),
-}
+    action: tuple(sorted(frozenset().union(*(COMMAND_ACTIONS[c] for c in commands))))
+    for action, commands in ACTION_COMMANDS.items()}
 
 
 class NotAllowed(PermissionError):
