@@ -54,6 +54,8 @@ STRATEGIES: dict[str, list[str]] = {
     "replay-at_risk+ewc": ["--strategy", "replay,ewc", "--replay_selection", "at_risk"],
     "replay-at_risk+l2sp": ["--strategy", "replay,l2sp", "--replay_selection", "at_risk"],
     "replay-random+ewc": ["--strategy", "replay,ewc", "--replay_selection", "random"],
+    "replay-rotating": ["--strategy", "replay", "--replay_selection", "rotating"],
+    "replay-rotating+ewc": ["--strategy", "replay,ewc", "--replay_selection", "rotating"],
 }
 UNBUDGETED = ("naive", "old-default")
 TARGET = 0.95

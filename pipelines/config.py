@@ -9,6 +9,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from pipelines.serving_config import ServingConfig
 from pipelines.step_contracts import config_default, step_contract
 
 DEMO_CONFIG_PATH = Path(__file__).parent / "configs" / "demo.yaml"
@@ -108,7 +109,7 @@ class ContinualConfig(_Strict):
     replay_budget: float = _train("training.continual.replay_budget", ge=0, description="replayed history per "
                                   "round: <= 1 a share of it, > 1 an amount in replay_budget_unit")
     replay_budget_unit: Literal["examples", "tokens"] = _train("training.continual.replay_budget_unit")
-    replay_selection: Literal["at_risk", "random"] = _train("training.continual.replay_selection")
+    replay_selection: Literal["at_risk", "random", "rotating"] = _train("training.continual.replay_selection")
     ewc_lambda: float = _train("training.continual.ewc_lambda", ge=0)
     l2sp_lambda: float = _train("training.continual.l2sp_lambda", ge=0)
     orthogonal_lambda: float = _train("training.continual.orthogonal_lambda", ge=0)
@@ -286,6 +287,7 @@ class DeployConfig(_Strict):
         default=None, description="live-endpoint bar on evaluation.gate.metric; None: evaluation.gate.threshold")
     production: ProductionConfig | None = None
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+    serving: ServingConfig = Field(default_factory=ServingConfig, description="the endpoint's request limits")
 
     @property
     def monitored_endpoint(self) -> str:

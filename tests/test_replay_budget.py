@@ -15,15 +15,16 @@ from common.examples import read_examples
 from common.model_io import read_metadata
 from common.prompting import template_from_metadata
 from conftest import TINY_TRAIN_ARGS
-from train.data import encode_records
-from train.replay_budget import Candidate, answer_margins, budget_amount, choose, quotas, select_replay, stratum_of
+from train.data import encode_records, step_plan
+from train.replay_budget import (Candidate, answer_margins, budget_amount, choose, quotas, rotate, select_replay,
+                                 stratum_of)
 
 
 def _candidates(sizes: dict[str, int], tokens: int = 10) -> list[Candidate]:
-    out = []
+    out: list[Candidate] = []
     for name, size in sizes.items():
-        out += [Candidate(len(out), f"{name}-{i:02d}", f"replay:{name}:{i + 1}", tokens + i, score=float(size - i))
-                for i in range(size)]
+        for i in range(size):
+            out.append(Candidate(len(out), f"{name}-{i:02d}", f"replay:{name}:{i + 1}", tokens + i, float(size - i)))
     return out
 
 
@@ -55,6 +56,21 @@ def test_budget_in_tokens_never_exceeds_its_share() -> None:
     spent = {name: sum(c.tokens for c in choice.chosen if c.stratum == name) for name in choice.quotas}
     assert all(spent[name] <= choice.quotas[name] for name in spent) and sum(spent.values()) <= choice.amount
     assert sum(spent.values()) >= choice.amount - 2 * max(c.tokens for c in candidates)  # not far under either
+
+
+def test_rotating_windows_keep_the_quota_per_epoch_and_cover_the_history() -> None:
+    candidates = _candidates({"round1.csv": 30, "round2.jsonl": 20})
+    choice = rotate(choose(candidates, "random", 0.1, "examples"), epochs=10)
+    assert choice.quotas == {"round1.csv": 3, "round2.jsonl": 2} and len(choice.windows) == 10
+    by_index = {c.index: c for c in candidates}
+    for window in choice.windows:  # each epoch: the budget, split as the quotas say
+        assert len(window) == 5 and sum(by_index[i].stratum == "round1.csv" for i in window) == 3
+    assert {i for w in choice.windows for i in w} == {c.index for c in candidates} == {c.index for c in choice.chosen}
+    new = [100, 101, 102]
+    lengths = [10] * 103
+    plan = step_plan(lengths, 42, 3, -1, 4, None, choice.epoch_members(new))
+    per_epoch = [sorted(i for batch in plan[e * 2:(e + 1) * 2] for i in batch) for e in range(3)]
+    assert per_epoch == [sorted(new + choice.windows[e]) for e in range(3)]
 
 
 def test_stratum_is_the_source_file() -> None:
@@ -137,6 +153,11 @@ def test_train_replays_its_budget_and_records_why(trained_round1: dict, prepared
                      "--replay_budget_unit", "tokens", "--replay_selection", "random"])["replay"]
     assert tokens["amount"] == round(0.05 * tokens["candidate_tokens"]) and 0 < tokens["chosen_tokens"] <= tokens["amount"]
     assert tokens["scoring_seconds"] < replay["scoring_seconds"] and tokens["wrong_before"] is None
+
+    rotating = _train([*common, "--model-dir", str(tmp_path / "rotating"), "--replay_budget", "0.1",
+                       "--replay_selection", "rotating", "--epochs", "4"])["replay"]
+    assert rotating["epoch_windows"] == 4 and rotating["amount"] == replay["amount"]
+    assert rotating["chosen"] == min(history, 4 * rotating["amount"]) and rotating["items"][0]["reason"].startswith("its")
 
     everything = _train([*common, "--model-dir", str(tmp_path / "all"), "--replay_budget", "1"])
     assert everything["replay"]["selection"] == "all" and everything["data"]["replay_examples"] == history

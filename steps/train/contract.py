@@ -18,7 +18,7 @@ from common.contract import Argument, parse_bool
 STRATEGY_COMPONENTS = ("replay", "ewc", "l2sp", "modular")  # in this order in every record
 NO_STRATEGY = ("naive", "none")
 DEFAULT_STRATEGY = "replay,ewc"
-REPLAY_SELECTIONS = ("at_risk", "random")  # steps/train/replay_budget.py says what each does
+REPLAY_SELECTIONS = ("at_risk", "random", "rotating")  # steps/train/replay_budget.py says what each does
 REPLAY_BUDGET_UNITS = ("examples", "tokens")
 
 
@@ -107,7 +107,8 @@ ARGUMENTS = (
     Argument("replay_selection", str, "at_risk", choices=REPLAY_SELECTIONS,
              config="training.continual.replay_selection", parameter=True, group=CONTINUAL,
              help="at_risk: the history items the starting model is closest to getting wrong (lowest answer "
-                  "margin), per data version; random: a seeded sample per data version"),
+                  "margin), per data version; random: a seeded sample per data version; rotating: a budget's "
+                  "worth per epoch, each epoch the next window of every data version"),
     Argument("ewc_lambda", float, 0.1, config="training.continual.ewc_lambda", parameter=True, group=CONTINUAL,
              help="EWC strength (Fisher normalised to mean 1)"),
     Argument("l2sp_lambda", float, 0.1, config="training.continual.l2sp_lambda", parameter=True, group=CONTINUAL,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,21 +131,25 @@ def group_batches(order: list[int], lengths: list[int], batch_size: int, budget:
     return batches
 
 
-def epoch_batches(lengths: list[int], seed: int, epoch: int, batch_size: int, budget: int | None) -> list[list[int]]:
-    """One epoch's batches: the epoch's seeded shuffle, grouped."""
-    return group_batches(epoch_order(len(lengths), seed, epoch), lengths, batch_size, budget)
+def epoch_batches(lengths: list[int], seed: int, epoch: int, batch_size: int, budget: int | None,
+                  members: list[int] | None = None) -> list[list[int]]:
+    """One epoch's batches: the epoch's seeded shuffle (of `members`, else of every example), grouped."""
+    if members is None:
+        return group_batches(epoch_order(len(lengths), seed, epoch), lengths, batch_size, budget)
+    return group_batches([members[i] for i in epoch_order(len(members), seed, epoch)], lengths, batch_size, budget)
 
 
 def step_plan(lengths: list[int], seed: int, epochs: float, max_steps: int, batch_size: int,
-              budget: int | None) -> list[list[int]]:
+              budget: int | None, members: Callable[[int], list[int]] | None = None) -> list[list[int]]:
     """Every step's example indices, epoch after epoch: `max_steps` steps when > 0, else `epochs` epochs
-    (a fractional last epoch takes that share of its batches); at least one step."""
+    (a fractional last epoch takes that share of its batches); at least one step. `members(epoch)`: the
+    examples of an epoch (default: all of them)."""
     if not lengths:
         raise ValueError("no training examples to plan steps for")
     plan: list[list[int]] = []
     epoch = 0
     while True:
-        batches = epoch_batches(lengths, seed, epoch, batch_size, budget)
+        batches = epoch_batches(lengths, seed, epoch, batch_size, budget, members(epoch) if members else None)
         if max_steps > 0:
             plan.extend(batches[: max_steps - len(plan)])
             if len(plan) >= max_steps:

@@ -33,7 +33,7 @@ from typing import Any
 
 from train.data import TrainExample, group_batches, make_batch
 
-SELECTIONS = ("at_risk", "random")
+SELECTIONS = ("at_risk", "random", "rotating")
 UNITS = ("examples", "tokens")
 REPLAY_PREFIX = "replay:"
 _LINE_SUFFIX = re.compile(r":\d+$")
@@ -79,6 +79,12 @@ class ReplayChoice:
     chosen: list[Candidate]
     scoring_seconds: float = 0.0
     quotas: dict[str, int] = field(default_factory=dict)
+    windows: list[list[int]] | None = None  # rotating: each epoch's replayed examples (indices), cycling
+
+    def epoch_members(self, new: list[int]) -> Any:
+        """members(epoch) for train.data.step_plan: the new examples and that epoch's window."""
+        windows = self.windows or [self.indices]
+        return lambda epoch: new + windows[epoch % len(windows)]
 
     @property
     def indices(self) -> list[int]:
@@ -100,6 +106,7 @@ class ReplayChoice:
         ranked = sorted(self.chosen, key=lambda c: (c.rank, c.id))
         return {
             "selection": self.selection, "budget": self.budget, "unit": self.unit, "amount": self.amount,
+            "epoch_windows": len(self.windows) if self.windows else None,
             "candidates": len(self.candidates), "candidate_tokens": sum(c.tokens for c in self.candidates),
             "chosen": len(self.chosen), "chosen_tokens": sum(c.tokens for c in self.chosen),
             "wrong_before": sum(c.score < 0 for c in self.candidates) if self.selection == "at_risk" else None,
@@ -117,6 +124,8 @@ def reason(selection: str, candidate: Candidate) -> str:
         return "the budget covers the whole history"
     if selection == "random":
         return "random sample of its data version"
+    if selection == "rotating":
+        return "its data version's turn in the epoch's window (every item in turn, a budget's worth per epoch)"
     if candidate.score < 0:
         return "answered wrong by the previous version (margin < 0): relearned once the known items are covered"
     return "known, with one of the lowest margins of its data version (the closest to being forgotten)"
@@ -174,6 +183,30 @@ def choose(candidates: Sequence[Candidate], selection: str, budget: float, unit:
     return ReplayChoice(selection, budget, unit, amount, list(candidates), chosen, quotas=share)
 
 
+def rotate(choice: ReplayChoice, epochs: int) -> ReplayChoice:
+    """Spread the budget over the whole history instead of spending it on one subset: epoch e replays each
+    stratum's next window of its quota (hash order, cycling), so every round's replayed tokens per epoch stay
+    at the budget while every item comes round in turn. The per-epoch cost is the budget's; the distinct
+    examples a round touches are up to all of the history (with the unit's amount per epoch). Scheduled
+    rehearsal in the spirit of "Tiny Episodic Memories" (Chaudhry et al., arXiv:1902.10486) and of spaced
+    repetition for networks (Amiri et al., "Repeat before Forgetting", ACL 2017)."""
+    strata: dict[str, list[Candidate]] = {}
+    for candidate in sorted(choice.candidates, key=lambda c: (c.score, c.id)):
+        strata.setdefault(candidate.stratum, []).append(candidate)
+    count = {name: len([c for c in choice.chosen if c.stratum == name]) for name in strata}
+    windows: list[list[int]] = []
+    for epoch in range(max(1, epochs)):
+        window: list[int] = []
+        for name, members in strata.items():
+            take = count[name]
+            window += [members[(epoch * take + j) % len(members)].index for j in range(take)]
+        windows.append(sorted(set(window)))
+    touched = {index for window in windows for index in window}
+    return ReplayChoice("rotating", choice.budget, choice.unit, choice.amount, choice.candidates,
+                        [c for c in choice.candidates if c.index in touched], choice.scoring_seconds, choice.quotas,
+                        windows)
+
+
 def hash_order(example_id: str, seed: int) -> float:
     """A stable pseudo-random place in [0, 1) for an id and seed."""
     return int(hashlib.sha256(f"{seed}:replay-budget:{example_id}".encode()).hexdigest()[:13], 16) / 16**13
@@ -223,7 +256,7 @@ def answer_margins(model: Any, examples: Sequence[TrainExample], pad_id: int, to
 
 
 def select_replay(model: Any, examples: Sequence[TrainExample], selection: str, budget: float, unit: str, seed: int,
-                  pad_id: int, tokens_per_batch: int, bf16: bool = False) -> ReplayChoice:
+                  pad_id: int, tokens_per_batch: int, bf16: bool = False, epochs: int = 1) -> ReplayChoice:
     """Choose among the replayed examples (`replay` set). A budget that covers the whole history takes it all,
     unscored (selection `all`)."""
     started = time.monotonic()
@@ -237,6 +270,8 @@ def select_replay(model: Any, examples: Sequence[TrainExample], selection: str, 
         margins, losses = answer_margins(model, [examples[i] for i in replayed], pad_id, tokens_per_batch, bf16)
         candidates = [Candidate(c.index, c.id, c.source, c.tokens, margin, loss)
                       for c, margin, loss in zip(candidates, margins, losses)]
-    choice = choose(candidates, selection, budget, unit)
+    choice = choose(candidates, "random" if selection == "rotating" else selection, budget, unit)
+    if selection == "rotating":
+        choice = rotate(choice, epochs)
     choice.scoring_seconds = time.monotonic() - started
     return choice

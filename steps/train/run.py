@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import random
 import sys
 import time
@@ -65,6 +66,7 @@ class Run:
     penalty: ContinualPenalty
     replay: ReplayChoice | None = None  # what of the replayed history this round trains on, and why
     known_examples: list[TrainExample] | None = None  # new data + the whole replayed history: this version's Fisher
+    epoch_members: Callable[[int], list[int]] | None = None  # rotating replay: the examples of each epoch
 
 
 def seed_everything(seed: int) -> None:
@@ -128,13 +130,17 @@ def prepare_run(args: argparse.Namespace, dist: Distributed, say: Callable[..., 
     if not train_examples:
         raise NoTrainingData(f"no training example leaves room for a completion within {max_length} tokens")
     replay = None
+    epoch_members = None
     known_examples = train_examples
     if any(example.replay for example in train_examples):
         replay = select_replay(start.model, train_examples, args.replay_selection, args.replay_budget,
                                args.replay_budget_unit, args.seed, start.tokenizer.pad_token_id,
-                               args.tokens_per_batch or 2048, start.precision.autocast_bf16)
-        keep = set(replay.indices)
-        train_examples = [e for i, e in enumerate(train_examples) if not e.replay or i in keep]
+                               args.tokens_per_batch or 2048, start.precision.autocast_bf16, math.ceil(args.epochs))
+        if replay.windows is None:
+            keep = set(replay.indices)
+            train_examples = [e for i, e in enumerate(train_examples) if not e.replay or i in keep]
+        else:  # the epochs' windows are planned below; every replayed example stays addressable
+            epoch_members = replay.epoch_members([i for i, e in enumerate(train_examples) if not e.replay])
         say(f"replay: {len(replay.chosen)} of {len(replay.candidates)} history examples "
             f"({replay.record()['chosen_tokens']} of {replay.record()['candidate_tokens']} tokens; budget "
             f"{args.replay_budget:g} {args.replay_budget_unit}, selection {replay.selection}, "
@@ -142,7 +148,8 @@ def prepare_run(args: argparse.Namespace, dist: Distributed, say: Callable[..., 
     lengths = [len(example.input_ids) for example in train_examples]
     budget = token_budget(lengths, args.batch_size, args.tokens_per_batch) if args.packing else None
     # max_steps counts optimizer steps; each step takes one batch per process.
-    plan = step_plan(lengths, args.seed, args.epochs, args.max_steps * dist.world_size, args.batch_size, budget)
+    plan = step_plan(lengths, args.seed, args.epochs, args.max_steps * dist.world_size, args.batch_size, budget,
+                     epoch_members)
     say(f"starting model: {start.source} (generation {start.metadata.get('generation', 0)}); "
         f"train examples: {len(train_examples)} ({sum(e.replay for e in train_examples)} replayed); "
         f"validation: {len(validation_examples)}; prompt template: {template_origin}; "
@@ -158,7 +165,7 @@ def prepare_run(args: argparse.Namespace, dist: Distributed, say: Callable[..., 
     history_a = [adapter_a_matrices(entry.path / ADAPTER_WEIGHTS) for entry in history] if "modular" in args.strategy else []
     penalty = build_penalty(args.strategy, lora_modules(peft_model), previous_fisher, history_a, args, say)
     return Run(start, template, train_examples, validation_examples, skipped + validation_skipped, budget, plan,
-               history, previous_fisher, peft_model, penalty, replay, known_examples)
+               history, previous_fisher, peft_model, penalty, replay, known_examples, epoch_members)
 
 
 def train_adapter(run: Run, args: argparse.Namespace, dist: Distributed, stop: StopSignal) -> TrainingOutcome:
@@ -179,7 +186,8 @@ def train_adapter(run: Run, args: argparse.Namespace, dist: Distributed, stop: S
         learning_rate=args.learning_rate, warmup_ratio=args.warmup_ratio, max_grad_norm=args.max_grad_norm,
         packing=args.packing, pad_id=run.start.tokenizer.pad_token_id,
         autocast_bf16=run.start.precision.autocast_bf16,
-        steps_per_epoch=float(len(epoch_batches(lengths, args.seed, 0, args.batch_size, run.budget))),
+        steps_per_epoch=float(len(epoch_batches(lengths, args.seed, 0, args.batch_size, run.budget,
+                                                run.epoch_members(0) if run.epoch_members else None))),
         pad_to=run.budget if args.compile else None,
         flash_kwargs=args.packing and run.start.attn_implementation == "flash_attention_2",
         checkpoint_every_seconds=args.checkpoint_every_seconds,
@@ -223,9 +231,9 @@ def save_version(run: Run, outcome: TrainingOutcome, args: argparse.Namespace, d
                                  run.previous_fisher is not None, run.penalty.active),
         metrics=metrics,
         data={"train_sha256": data_digest(data_files(args.train_dir)), "train_examples": len(run.train_examples),
-              "replay_examples": sum(example.replay for example in run.train_examples),
+              "replay_examples": len(run.replay.chosen) if run.replay else 0,
               "new_tokens_per_epoch": sum(len(e.input_ids) for e in run.train_examples if not e.replay),
-              "replay_tokens_per_epoch": sum(len(e.input_ids) for e in run.train_examples if e.replay),
+              "replay_tokens_per_epoch": replay_tokens_per_epoch(run),
               "validation_examples": len(run.validation_examples), "skipped_examples": run.skipped},
         training={"device": start.precision.device, "dtype": start.precision.dtype, "quantized_base": start.quantized,
                   "attn_implementation": start.attn_implementation, "tokens_per_step": run.budget,
@@ -235,3 +243,10 @@ def save_version(run: Run, outcome: TrainingOutcome, args: argparse.Namespace, d
     ))
     print(f"saved model to {args.model_dir} in {seconds:.1f}s", flush=True)
 
+
+def replay_tokens_per_epoch(run: Run) -> float:
+    """Replayed tokens an epoch trains on (rotating: the mean over the epochs' windows)."""
+    if run.replay is None or run.replay.windows is None:
+        return sum(len(example.input_ids) for example in run.train_examples if example.replay)
+    windows = run.replay.windows
+    return sum(len(run.train_examples[i].input_ids) for w in windows for i in w) / len(windows)
