@@ -254,3 +254,65 @@ def test_mixed_load_from_several_clients(server: tuple[int, int]) -> None:
     short_ahead = sorted(int(h["x-continuum-cost-ahead"]) for kind, _, h in results if kind == "short")
     assert long_cost > 200
     assert short_ahead[len(short_ahead) // 2] < long_cost, short_ahead  # most waited for no long request
+
+
+def test_serving_limits_come_from_the_config(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """deploy.serving → the model package's Environment → the local endpoint's serve.py refuses over the limit."""
+    import tarfile
+
+    import boto3
+    from moto import mock_aws
+
+    from pipelines.backend import Backend
+    from pipelines.config import DEMO_CONFIG_PATH, load_config
+    from pipelines.definitions import definition_json
+    from pipelines.local.endpoints import LocalEndpoints, ModelInvocationError
+    from pipelines.local.s3 import LocalS3
+
+    config = load_config(DEMO_CONFIG_PATH, {"deploy.serving": {"max_request_bytes": 2000, "max_queue": 3}})
+    environment = config.deploy.serving.environment()
+    assert environment["CONTINUUM_MAX_REQUEST_BYTES"] == "2000" and environment["CONTINUUM_MAX_QUEUE"] == "3"
+    assert environment["CONTINUUM_MAX_INPUT_TOKENS"] == "0"  # the default: the model's length decides
+    with mock_aws():
+        session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
+        session.client("s3").create_bucket(Bucket=config.project.bucket)
+        definition = definition_json("training", config, Backend("aws", session))
+    [register] = [step for step in _all_steps(definition)
+                  if step["Name"] == "RegisterModel-RegisterModel"]
+    container_environment = register["Arguments"]["InferenceSpecification"]["Containers"][0]["Environment"]
+    assert {name: container_environment.get(name) for name in environment} == environment
+
+    s3 = LocalS3(tmp_path / "s3")
+    archive = tmp_path / "model.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for path in sorted(tiny_model_dir.iterdir()):
+            tar.add(path, arcname=path.name)
+    s3.put_file("s3://models/tiny/model.tar.gz", archive)
+    endpoints = LocalEndpoints(tmp_path / "home", s3, startup_timeout=180, seed=0)
+    endpoints.deploy("limited", [{"VariantName": "AllTraffic", "ModelDataUrl": "s3://models/tiny/model.tar.gz",
+                                  "Environment": environment, "InitialInstanceCount": 1,
+                                  "InitialVariantWeight": 1.0}], None)
+    try:
+        with pytest.raises(ModelInvocationError) as refused:
+            endpoints.invoke("limited", json.dumps({"inputs": "x" * 3000}).encode(), "application/json",
+                             "application/json", None)
+        assert refused.value.status == 413 and "over the limit of 2,000 bytes" in str(refused.value)
+        body, _, _ = endpoints.invoke("limited", json.dumps({"inputs": "Hi"}).encode(), "application/json",
+                                      "application/json", None)
+        assert len(json.loads(body)) == 1
+    finally:
+        endpoints.delete("limited")
+
+
+def _all_steps(definition: dict) -> list[dict]:
+    found: list[dict] = []
+
+    def visit(step: dict) -> None:
+        found.append(step)
+        if step["Type"] == "Condition":
+            for child in step["Arguments"]["IfSteps"] + step["Arguments"]["ElseSteps"]:
+                visit(child)
+
+    for step in definition["Steps"]:
+        visit(step)
+    return found

@@ -39,6 +39,7 @@ def register_step(
     model = HuggingFaceModel(
         model_data=train.properties.ModelArtifacts.S3ModelArtifacts,
         image_uri=inference_image_uri(config),
+        env=config.deploy.serving.environment(),  # the serving container's request limits (deploy.serving)
         role=config.project.role_arn,
         sagemaker_session=session,
     )
