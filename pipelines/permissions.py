@@ -53,15 +53,14 @@ STEP_ACTIONS: Final = {
     "prepare": _actions(),
     "train": _actions(),
     "evaluate": _actions(),
+    # models and endpoint configs of earlier versions stay (a rollback deploys them again); the first auto scaling
+    # registration creates Application Auto Scaling's service-linked role for SageMaker endpoints
     "deploy": _actions(
-        "sagemaker:DescribeModelPackage", "sagemaker:CreateModel", "sagemaker:DescribeModel", "sagemaker:DeleteModel",
-        "sagemaker:CreateEndpointConfig", "sagemaker:DescribeEndpointConfig", "sagemaker:DeleteEndpointConfig",
+        "sagemaker:DescribeModelPackage", "sagemaker:CreateModel", "sagemaker:CreateEndpointConfig",
         "sagemaker:CreateEndpoint", "sagemaker:UpdateEndpoint", "sagemaker:DescribeEndpoint", "sagemaker:DeleteEndpoint",
-        "sagemaker:ListEndpoints", "iam:PassRole",
-        "cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms",
+        "iam:PassRole", "cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms",
         "application-autoscaling:RegisterScalableTarget", "application-autoscaling:DeregisterScalableTarget",
         "application-autoscaling:DescribeScalableTargets", "application-autoscaling:PutScalingPolicy",
-        "application-autoscaling:DescribeScalingPolicies", "application-autoscaling:DeleteScalingPolicy",
         "iam:CreateServiceLinkedRole"),
     "smoke_test": _actions("sagemaker:InvokeEndpoint", "sagemaker:DescribeEndpoint"),
     "monitor": _actions("cloudwatch:PutMetricData", "cloudwatch:GetMetricStatistics", "cloudwatch:PutMetricAlarm",
@@ -107,13 +106,17 @@ _RUN_PIPELINE = _actions("sagemaker:CreatePipeline", "sagemaker:UpdatePipeline",
                          "sagemaker:AddTags", "sagemaker:StartPipelineExecution", "sagemaker:DescribePipelineExecution",
                          "sagemaker:ListPipelineExecutionSteps", "iam:PassRole")
 _PUT_RULE = _actions("events:PutRule", "events:PutTargets", "events:TagResource", "iam:PassRole")
+# pipelines/notify.py: publish to notifications.sns_topic_arn, record the note (and "sent once" markers) in S3
+_NOTIFY = _actions("sns:Publish", "s3:GetObject", "s3:PutObject", "kms:Encrypt", "kms:GenerateDataKey")
 
 COMMAND_ACTIONS: Final = {
     # read only
     "models list": _READ_REGISTRY,
-    "status": _READ_REGISTRY | _READ_OBJECTS | _actions(
-        "sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig", "cloudwatch:GetMetricStatistics",
-        "cloudwatch:DescribeAlarms", "sagemaker:ListPipelineExecutions", "sagemaker:DescribePipelineExecution",
+    "status": _READ_REGISTRY | _READ_OBJECTS | _actions("sagemaker:DescribeEndpoint", "cloudwatch:GetMetricStatistics"),
+    # the dashboard's reads (pipelines/ui/reads.py); what a screen changes is the matching command's actions
+    "ui": _READ_REGISTRY | _READ_OBJECTS | _actions(
+        "sagemaker:DescribeEndpoint", "cloudwatch:GetMetricStatistics", "cloudwatch:DescribeAlarms",
+        "sagemaker:ListPipelineExecutions", "sagemaker:DescribePipelineExecution",
         "sagemaker:ListPipelineExecutionSteps", "sagemaker:DescribePipelineDefinitionForExecution"),
     "lineage": _READ_REGISTRY | _READ_OBJECTS,
     "report": _READ_REGISTRY | _READ_OBJECTS,
@@ -124,7 +127,7 @@ COMMAND_ACTIONS: Final = {
     # data, training, benchmarks
     "prepare": _READ_OBJECTS,
     "definition": _BUILD_DEFINITION | _READ_REGISTRY | _READ_OBJECTS,
-    "run": _BUILD_DEFINITION | _RUN_PIPELINE | _READ_REGISTRY | _READ_OBJECTS | _WRITE_OBJECTS,
+    "run": _BUILD_DEFINITION | _RUN_PIPELINE | _READ_REGISTRY | _READ_OBJECTS | _WRITE_OBJECTS | _NOTIFY,
     "schedule": _PUT_RULE,
     # approvals, deployments, monitoring
     "models approve": _READ_REGISTRY | _actions("sagemaker:UpdateModelPackage"),
@@ -133,8 +136,9 @@ COMMAND_ACTIONS: Final = {
     "deploy-trigger": _PUT_RULE,
     "invoke": _actions("sagemaker:InvokeEndpoint", "sagemaker:DescribeEndpoint"),
     # rollback runs deploy.py on this machine with the person's credentials
-    "rollback": _READ_REGISTRY | _READ_OBJECTS | STEP_ACTIONS["deploy"],
-    "monitor": _BUILD_DEFINITION | _RUN_PIPELINE | _READ_REGISTRY | _READ_OBJECTS | _WRITE_OBJECTS | _PUT_RULE,
+    "rollback": _READ_REGISTRY | _READ_OBJECTS | STEP_ACTIONS["deploy"] | _NOTIFY,
+    "monitor": (_BUILD_DEFINITION | _RUN_PIPELINE | _READ_REGISTRY | _READ_OBJECTS | _WRITE_OBJECTS | _PUT_RULE | _NOTIFY
+                | _actions("cloudwatch:DescribeAlarms")),
     "teardown": _actions("sagemaker:ListEndpoints", "sagemaker:DeleteEndpoint"),
     # the preflight
     "doctor": _actions("iam:GetRole", "s3:GetBucketLocation", "s3:GetEncryptionConfiguration",
@@ -142,7 +146,7 @@ COMMAND_ACTIONS: Final = {
                        "servicequotas:ListServiceQuotas"),
 }
 
-VIEWER_COMMANDS: Final = ("models list", "status", "lineage", "report", "download", "compare", "try",
+VIEWER_COMMANDS: Final = ("models list", "status", "ui", "lineage", "report", "download", "compare", "try",
                           "benchmarks validate")
 PERSONA_COMMANDS: Final = {
     "viewer": VIEWER_COMMANDS,
