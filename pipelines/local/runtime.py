@@ -224,9 +224,17 @@ class LocalPipelineRuntime:
             result.status = FAILED if failed or never else SUCCEEDED
         except Exception as exc:  # noqa: BLE001 - an execution never stays Executing
             result.status, result.failure_reason = FAILED, f"the local runtime failed: {type(exc).__name__}: {exc}"
+        except BaseException:  # Ctrl-C: as StopPipelineExecution, the execution and its running steps are Stopped
+            result.status, result.failure_reason = "Stopped", "stopped by the user"
+            for record in result.steps:
+                if record.status in ("Starting", EXECUTING):
+                    record.status, record.ended = "Stopped", now_iso()
+            raise
         finally:
             run.stopped.set()
             heartbeat.join()
+            if result.status == "Stopped":
+                self._save(run)
         if result.failure_reason:
             result.failure_reason = result.failure_reason[:EXECUTION_FAILURE_REASON_MAX]
         self._save(run)
