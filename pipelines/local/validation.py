@@ -4,7 +4,8 @@ Structure (the 2020-12-01 schema:
 https://aws-sagemaker-mlops.github.io/sagemaker-model-building-pipeline-definition-JSON-schema/), step
 names and types, references to parameters, execution variables, steps and PropertyFiles, DependsOn (never on a
 FailStep or a ConditionStep), dependency cycles, parameter declarations and default types, CacheConfig and
-RetryPolicies, job steps' Arguments against their API request (request_shapes.py). Also the step graph (`plan_steps`) and typed parameter values (`resolve_parameters`).
+RetryPolicies, job steps' Arguments against their API request (request_shapes.py). Also the step graph
+(`plan_steps`) and typed parameter values (`resolve_parameters`).
 """
 from __future__ import annotations
 
