@@ -146,6 +146,13 @@ COMMAND_ACTIONS: Final = {
                        "servicequotas:ListServiceQuotas"),
 }
 
+# CodeBuild's role: buildspec.yml runs get-pipeline-definition and run-pipeline (stages the inputs and suites,
+# upserts, starts; no waiting), reading the source artifact and writing its logs.
+BUILD_ACTIONS: Final = (_BUILD_DEFINITION | _READ_OBJECTS | _WRITE_OBJECTS | _actions(
+    "sagemaker:CreatePipeline", "sagemaker:UpdatePipeline", "sagemaker:ListTags", "sagemaker:AddTags",
+    "sagemaker:StartPipelineExecution", "iam:PassRole", "s3:GetObjectVersion", "logs:CreateLogStream",
+    "logs:PutLogEvents"))
+
 VIEWER_COMMANDS: Final = ("models list", "status", "ui", "lineage", "report", "download", "compare", "try",
                           "benchmarks validate")
 PERSONA_COMMANDS: Final = {

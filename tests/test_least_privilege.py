@@ -40,6 +40,11 @@ def test_the_execution_role_grants_exactly_what_steps_jobs_and_pipelines_need(pa
     assert _allowed_actions(statements) == set(permissions.EXECUTION_ROLE_ACTIONS) | set(network)
 
 
+def test_codebuild_may_do_what_buildspec_runs() -> None:
+    statements = Stack(TEMPLATE, PLAIN).role_statements("CodeBuildRole")
+    assert _allowed_actions(statements) == set(permissions.BUILD_ACTIONS)
+
+
 def test_policies_grant_nothing_beyond_the_reviewed_list() -> None:
     reviewed = yaml.safe_load((REPO / "infra" / "reviewed_permissions.yaml").read_text(encoding="utf-8"))
     current = reviewed_grants(TEMPLATE)
