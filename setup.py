@@ -8,6 +8,7 @@ CONTROL_PLANE = [
     "boto3>=1.34",
     "pydantic>=2.6",
     "pyyaml>=6",
+    "huggingface_hub>=1.0",  # staging an HF base model id once into the bucket (run-pipeline in CodeBuild too)
 ]
 
 

@@ -267,3 +267,25 @@ def test_prepare_versions_the_raw_files_under_the_digest_staging_gives(tmp_path:
     assert (empty["input_files"], empty["empty_input"]) == (0, f"no data file in {export}")
     assert not (empty_out / "train").exists()
     assert prepare.main(["--input-dir", str(export), "--output-dir", str(tmp_path / "fails")]) == 1  # default: fail
+
+
+def test_a_hub_base_model_is_staged_once_where_base_model_uri_points(
+        fresh_account: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """An HF id is downloaded where the CLI runs (CodeBuild has network; training jobs need none) and uploaded under
+    base-model/hub/<id>/, config.json last; once there, later runs neither download nor upload it again."""
+    import pipelines.staging as staging
+    from pipelines.backend import Backend
+
+    config = load_config(None, {"project.bucket": BUCKET, "project.region": REGION,
+                                "model.base_model": "Qwen/Qwen2.5-0.5B-Instruct"})
+    downloads: list[str] = []
+    monkeypatch.setattr(staging, "_hub_snapshot", lambda model_id: downloads.append(model_id) or fresh_account["base_model"])
+    backend = Backend("aws", fresh_account["session"])
+    uri = s3_layout.base_model_uri(config)
+    assert uri == f"s3://{BUCKET}/continuum-demo/base-model/hub/Qwen/Qwen2.5-0.5B-Instruct"
+    assert staging.stage_base_model(backend, config) == uri
+    assert staging.stage_base_model(backend, config) == uri
+    assert downloads == ["Qwen/Qwen2.5-0.5B-Instruct"]
+    s3 = fresh_account["session"].client("s3")
+    staged = sorted(key.rsplit("/", 1)[-1] for key in _objects_under(s3, uri))
+    assert staged == sorted(path.name for path in fresh_account["base_model"].rglob("*") if path.is_file())
