@@ -33,10 +33,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(model_dir: Path, environment: dict[str, str] | None = None) -> tuple[subprocess.Popen, int]:
+def start_server(model_dir: Path, environment: dict[str, str] | None = None,
+                 serve: Path = REPO / "containers" / "serving" / "serve.py") -> tuple[subprocess.Popen, int]:
     """serve.py on a free port, once /ping answers 200."""
     port = free_port()
-    process = subprocess.Popen([sys.executable, str(REPO / "containers" / "serving" / "serve.py"), "--model-dir",
+    process = subprocess.Popen([sys.executable, str(serve), "--model-dir",
                                 str(model_dir), "--port", str(port)], env={**os.environ, **(environment or {})},
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
@@ -70,7 +71,7 @@ def long_prompt(words: int) -> str:
 
 
 def run_load(port: int, long_clients: int, short_clients: int, requests: int, long_words: int,
-             max_new_tokens: int = 16) -> list[dict]:
+             max_new_tokens: int = 16, truncate: bool = True) -> list[dict]:
     """Every request's kind, status, seconds and queue headers, from all clients running at once."""
     results: list[dict] = []
     lock = threading.Lock()
@@ -80,7 +81,7 @@ def run_load(port: int, long_clients: int, short_clients: int, requests: int, lo
         start.wait()
         for number in range(requests):
             prompt = long_prompt(long_words) if kind == "long" else SHORT_PROMPTS[(index + number) % len(SHORT_PROMPTS)]
-            parameters = {"max_new_tokens": max_new_tokens, **({"truncate": True} if kind == "long" else {})}
+            parameters = {"max_new_tokens": max_new_tokens, **({"truncate": True} if kind == "long" and truncate else {})}
             began = time.perf_counter()
             try:
                 status, headers, _ = post(port, {"inputs": prompt, "parameters": parameters})
@@ -112,6 +113,11 @@ def main() -> int:
     parser.add_argument("--short-clients", type=int, default=5)
     parser.add_argument("--requests", type=int, default=20)
     parser.add_argument("--long-words", type=int, default=200, help="repeats of a 12-word sentence (truncated to fit)")
+    parser.add_argument("--max-new-tokens", type=int, default=16)
+    parser.add_argument("--no-truncate", action="store_true", help="send long prompts as they are (for an older "
+                                                                     "serve.py without the truncate parameter)")
+    parser.add_argument("--serve", type=Path, default=REPO / "containers" / "serving" / "serve.py",
+                        help="the serve.py to load (e.g. an older commit's, from git archive)")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "continuum-bench-endpoint")
     args = parser.parse_args()
     model_dir = args.work / "tiny-model"
@@ -120,10 +126,11 @@ def main() -> int:
         from pipelines.demo.tiny_model import build_tiny_model
 
         build_tiny_model(model_dir, corpus_texts(), seed=0)
-    process, port = start_server(model_dir)
+    process, port = start_server(model_dir, serve=args.serve)
     try:
         began = time.perf_counter()
-        results = run_load(port, args.long_clients, args.short_clients, args.requests, args.long_words)
+        results = run_load(port, args.long_clients, args.short_clients, args.requests, args.long_words,
+                           args.max_new_tokens, not args.no_truncate)
         seconds = time.perf_counter() - began
     finally:
         process.terminate()
