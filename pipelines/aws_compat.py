@@ -3,8 +3,8 @@
 `get-pipeline-definition` writes a definition JSON; `run-pipeline` upserts and starts a pipeline on
 SageMaker (what buildspec.yml calls), after refusing a config that cannot act on AWS
 (pipelines/deploy/aws_readiness.py) and staging what every run reads at the parameters' defaults
-(pipelines/staging.py: suites, markers, base model; the data is the incoming/ prefix). `--kwargs` takes dotted config overrides as JSON, e.g.
-`{"project.bucket": "my-bucket", "project.region": "eu-west-1"}`.
+(pipelines/staging.py: suites, markers, base model; the data is the incoming/ prefix). `--kwargs` takes dotted
+config overrides as JSON, e.g. `{"project.bucket": "my-bucket", "project.region": "eu-west-1"}`.
 """
 from __future__ import annotations
 

@@ -2,8 +2,8 @@
 
 botocore checks types, required members and minimums. The service models also give maximum lengths and
 counts (strings, lists, maps), value ranges (integers, longs, floats), patterns and enum values; AWS
-rejects a request that breaks any of them (a pattern must match the whole value, as AWS's validation does). `StrictValidator` checks all of them, counts every check by
-kind, and skips values only known at run time (`UNKNOWN`: pipeline properties, JsonGet).
+rejects a request that breaks any of them (a pattern must match the whole value, as AWS's validation does).
+`StrictValidator` checks all of them, counts every check by kind, and skips values only known at run time (`UNKNOWN`: pipeline properties, JsonGet).
 """
 from __future__ import annotations
 

@@ -3,8 +3,8 @@
 The data is InputDataUri (default: the incoming/ prefix, pipelines/s3_layout.py). With no data file there (only
 its marker) prepare writes a report with `input_files` 0 and CheckInputData ends the run in the FailStep
 NoInputData, naming the prefix. Prepare versions the raw files it read: a copy under <s3 prefix>/data/<content
-digest>/ (report.json's input_digest; the model package's training_data_uri). Then the ConditionStep after it: training runs only when report.json's `retrain.score` reaches the
-`RetrainMinChange` parameter (default `data.retrain_min_change`, 0 = always); otherwise the
+digest>/ (report.json's input_digest; the model package's training_data_uri). Then the ConditionStep after it:
+training runs only when report.json's `retrain.score` reaches the `RetrainMinChange` parameter (default `data.retrain_min_change`, 0 = always); otherwise the
 execution ends Succeeded without training. The `AllowDataChanges` parameter (default
 `data.allow_changes`) lets one execution accept an export that changes more of the previous
 version's answers than `data.max_changed_fraction` (else the step fails, listing them).
