@@ -318,6 +318,32 @@ class NotificationsConfig(_Strict):
     timeout_seconds: float = Field(default=5.0, gt=0)
 
 
+class BudgetConfig(_Strict):
+    """Spending limits (pipelines/cost.py): a training run whose estimate passes a limit stops before training."""
+
+    per_run_usd: float | None = Field(default=None, gt=0, description="largest estimated cost of one training run")
+    per_month_usd: float | None = Field(default=None, gt=0, description="largest month-to-date run cost plus this "
+                                        "run's estimate")
+    endpoints_monthly_warn_usd: float | None = Field(default=None, gt=0, description="warn when the endpoints' "
+                                                     "projected monthly cost passes this")
+
+
+class CostConfig(_Strict):
+    """Prices: pipelines/prices.yaml (dated, one region), overridden per usage and instance type here."""
+
+    prices: dict[Literal["training", "processing", "hosting"], dict[str, float]] = Field(
+        default_factory=dict, description="usage -> instance type -> USD per instance-hour")
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+
+
+class TrackingConfig(_Strict):
+    """MLflow experiment tracking (pipelines/tracking.py; the `tracking` extra)."""
+
+    mlflow_uri: str | None = Field(default=None, description="a SageMaker MLflow tracking server ARN, a server URL, "
+                                   "a file: folder or sqlite: store; None: no tracking")
+    experiment: str | None = Field(default=None, description="MLflow experiment; None: the project's name")
+
+
 class Config(_Strict):
     project: ProjectConfig
     model: ModelConfig
@@ -329,6 +355,8 @@ class Config(_Strict):
     deploy: DeployConfig
     ui: UiConfig = Field(default_factory=UiConfig)
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
+    cost: CostConfig = Field(default_factory=CostConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
     @property
     def training_pipeline_name(self) -> str:
