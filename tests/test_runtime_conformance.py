@@ -386,6 +386,11 @@ def test_retry_policy_retries_the_documented_exception_types_with_backoff(tmp_pa
     (tmp_path / "count").unlink()
     other = {**policy, "ExceptionType": ["SageMaker.CAPACITY_ERROR"]}
     assert run(runtime, _flaky(tmp_path, 1, [other])).step("Flaky").attempts == 1  # not its exception type
+    (tmp_path / "count").unlink()
+    waits.clear()
+    timed = {"ExceptionType": ["SageMaker.JOB_INTERNAL_ERROR"], "IntervalSeconds": 20, "ExpireAfterMin": 1}
+    expired = run(runtime, _flaky(tmp_path, 5, [timed]))  # 20 s, then 40 s fit in the minute; 80 s more would not
+    assert expired.status == "Failed" and expired.step("Flaky").attempts == 3 and waits == [20, 40]
 
 
 def test_invalid_retry_policies_are_refused(runtime) -> None:
