@@ -11,9 +11,12 @@ every phrasing of every fact by greedy generation; per strategy and round it pri
   changed in EARLIER rounds answered with any superseded answer (must stay 0);
 - new: share of this round's new facts answered right (vs naive: >= 95% of naive's);
 - para: every phrasing of facts with several (demo only);
-- replay: examples replayed / history examples; tokens and seconds of the training run, and the
-  cost at round 1's amount of new data (round k's replay tokens added to round 1's new tokens) as
-  a multiple of round 1 (the target: round 5 <= 1.5x).
+- replay: distinct examples replayed / history examples (rotating: over all epochs, a budget's
+  worth per epoch); tokens trained on and seconds in the training loop (score s: the at-risk
+  scoring pass); cost x: the round's cost at round 1's amount of new data (round k's replayed
+  tokens per epoch added to round 1's new tokens per epoch; seconds scaled alike, plus scoring) as a
+  multiple of round 1 (the target: round 5 <= 1.5x). Seconds on a shared CPU are noisy; tokens
+  are exact.
 
     python bench/forgetting.py --rounds 5 --replay-budget 0.1 --domain demo       # ~10 min on 2 cores
     python bench/forgetting.py --domain ferries --strategies naive,old-default,default --json out.json

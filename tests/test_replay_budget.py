@@ -135,7 +135,8 @@ def test_train_replays_its_budget_and_records_why(trained_round1: dict, prepared
     common = [*TINY_TRAIN_ARGS, "--train-dir", str(split / "train"), "--base-model-dir", str(trained_round1["dir"]),
               "--max_steps", "2", "--fisher_samples", "0", "--strategy", "replay"]
     history = sum(str(r.get("source", "")).startswith("replay:") for r in read_examples(split / "train"))
-    meta = _train([*common, "--model-dir", str(tmp_path / "examples"), "--replay_budget", "0.1"])
+    meta = _train([*common, "--model-dir", str(tmp_path / "examples"), "--replay_budget", "0.1",
+                   "--replay_selection", "at_risk"])
     replay = meta["replay"]
     assert replay["candidates"] == history and replay["chosen"] == round(0.1 * history) == meta["data"]["replay_examples"]
     assert replay["selection"] == "at_risk" and replay["scoring_seconds"] > 0
@@ -155,7 +156,7 @@ def test_train_replays_its_budget_and_records_why(trained_round1: dict, prepared
     assert tokens["scoring_seconds"] < replay["scoring_seconds"] and tokens["wrong_before"] is None
 
     rotating = _train([*common, "--model-dir", str(tmp_path / "rotating"), "--replay_budget", "0.1",
-                       "--replay_selection", "rotating", "--epochs", "4"])["replay"]
+                       "--epochs", "4"])["replay"]  # the default selection
     assert rotating["epoch_windows"] == 4 and rotating["amount"] == replay["amount"]
     assert rotating["chosen"] == min(history, 4 * rotating["amount"]) and rotating["items"][0]["reason"].startswith("its")
 

@@ -104,7 +104,7 @@ ARGUMENTS = (
     Argument("replay_budget_unit", str, "examples", choices=REPLAY_BUDGET_UNITS,
              config="training.continual.replay_budget_unit", parameter=True, group=CONTINUAL,
              help="what the replay budget counts"),
-    Argument("replay_selection", str, "at_risk", choices=REPLAY_SELECTIONS,
+    Argument("replay_selection", str, "rotating", choices=REPLAY_SELECTIONS,
              config="training.continual.replay_selection", parameter=True, group=CONTINUAL,
              help="at_risk: the history items the starting model is closest to getting wrong (lowest answer "
                   "margin), per data version; random: a seeded sample per data version; rotating: a budget's "

@@ -225,13 +225,15 @@ def save_version(run: Run, outcome: TrainingOutcome, args: argparse.Namespace, d
     save_merged(run.peft_model, args.model_dir, start.quantized, start.source, start.precision.dtype)
     ship_inference_handler(args.model_dir)
     seconds = time.monotonic() - started
+    replayed = len(run.replay.chosen) if run.replay else 0  # distinct examples (rotating: over all epochs)
     write_metadata(args.model_dir, version_metadata(
         args, start_metadata=start.metadata, source=start.source, template=run.template,
         strategy=strategy_record(args, int(start.metadata.get("generation", 0)), len(run.history),
                                  run.previous_fisher is not None, run.penalty.active),
         metrics=metrics,
-        data={"train_sha256": data_digest(data_files(args.train_dir)), "train_examples": len(run.train_examples),
-              "replay_examples": len(run.replay.chosen) if run.replay else 0,
+        data={"train_sha256": data_digest(data_files(args.train_dir)),
+              "train_examples": sum(not e.replay for e in run.train_examples) + replayed,
+              "replay_examples": replayed,
               "new_tokens_per_epoch": sum(len(e.input_ids) for e in run.train_examples if not e.replay),
               "replay_tokens_per_epoch": replay_tokens_per_epoch(run),
               "validation_examples": len(run.validation_examples), "skipped_examples": run.skipped},
