@@ -139,7 +139,7 @@ def test_every_screen_opens_and_is_photographed(page: Any, dashboards: dict[str,
         assert _shot(page, name).stat().st_size > 10_000
     page.goto(dashboards["admin"] + "/")
     assert _serving(page, "staging") == _serving(page, "production") == "v2"
-    page.click("#runs a >> nth=0")
+    page.click(f'#runs tr:has-text("{CONFIG.training_pipeline_name}") a >> nth=0')
     assert page.locator("svg.graph g[data-step]").count() >= 5 and page.locator("#steps").is_visible()
     _shot(page, "run")
     page.goto(dashboards["admin"] + "/runs")
