@@ -6,6 +6,7 @@ from sagemaker.workflow.pipeline_context import PipelineSession
 
 from pipelines.common_steps import resolve_model_step
 from pipelines.config import Config
+from pipelines.training.budget_step import budget_guard
 from pipelines.training.evaluate_step import evaluate_step
 from pipelines.training.gate_steps import gate_steps
 from pipelines.training.parameters import training_parameters
@@ -30,11 +31,12 @@ def training_pipeline(config: Config, session: PipelineSession) -> Pipeline:
     evaluate, evaluation = evaluate_step(config, session, params, prepare, train, resolve, resolved)
     register = register_step(config, session, params, train, evaluate, report, prepare, resolved, resolve)
     gate = gate_steps(evaluate, evaluation, on_pass=[register])
-    data_changed = data_changed_step(prepare, report, retrain_min_change, if_steps=[train, evaluate, gate])
+    budget = budget_guard(config)  # CheckRunBudget / CheckMonthBudget before training, when cost.budget sets limits
+    data_changed = data_changed_step(prepare, report, retrain_min_change, if_steps=budget.guard([train, evaluate, gate]))
     input_data = input_data_step(prepare, report, params, if_steps=[data_changed])
     return Pipeline(
         name=config.training_pipeline_name,
-        parameters=[*params.as_list(), retrain_min_change],
+        parameters=[*params.as_list(), retrain_min_change, *budget.parameters],
         steps=[resolve, prepare, input_data],
         sagemaker_session=session,
     )
