@@ -26,6 +26,9 @@ TEST = ["pytest>=8", "moto[s3,sagemaker,events,iam,sts,cloudformation]>=5.1", "n
         "cfn-lint>=1.20"]
 # `continuum ui`: server-rendered pages (htmx ships in pipelines/ui/static), charts as SVG from matplotlib.
 UI = ["starlette>=0.37", "jinja2>=3.1", "uvicorn>=0.29", "python-multipart>=0.0.9", "matplotlib>=3.8"]
+# MLflow experiment tracking (tracking.mlflow_uri; pipelines/tracking.py imports it lazily); sagemaker-mlflow lets
+# the client take a SageMaker MLflow tracking server ARN as its URI.
+TRACKING = ["mlflow>=3,<4", "sagemaker-mlflow>=0.1"]
 # QLoRA (train.py --quantization 4bit, CUDA only); constraints.txt keeps the CPU build of torch pinned.
 GPU = ["bitsandbytes>=0.45"]
 
@@ -37,9 +40,10 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["pipelines", "pipelines.*"]),
-    package_data={"pipelines": ["configs/*.yaml", "ui/templates/*.html", "ui/static/*"]},
+    package_data={"pipelines": ["configs/*.yaml", "prices.yaml", "ui/templates/*.html", "ui/static/*"]},
     install_requires=CONTROL_PLANE,
-    extras_require={"ml": ML_STACK, "gpu": GPU, "test": TEST, "ui": UI, "all": ML_STACK + TEST + UI},
+    extras_require={"ml": ML_STACK, "gpu": GPU, "test": TEST, "ui": UI, "tracking": TRACKING,
+                    "all": ML_STACK + TEST + UI + TRACKING},
     entry_points={
         "console_scripts": [
             "continuum=pipelines.cli:main",
