@@ -12,6 +12,7 @@ questions, other languages, pasted documents and refusal spellings; nothing is r
 steps/monitor/.
 
     python bench/drift_quality.py [--seeds 10] [--records 2000] [--domain acme|acme_unseen|ferry ...] [--scenario NAME ...]
+    python bench/drift_quality.py --model-likelihood   # the tiny served model's likelihood on the same scenarios
 """
 from __future__ import annotations
 
@@ -300,6 +301,50 @@ def run(domains: list[str], scenarios: list[Scenario], seeds: int, records: int,
     return rows
 
 
+def model_likelihood(domain: Domain, scenarios: list[Scenario], work: Path, prompts: int = 200,
+                     steps: int = 300) -> None:
+    """The served model's own signal, for comparison: a tiny model like the demo's (pipelines/demo/tiny_model.py:
+    BPE tokenizer and 2-layer Llama trained on the domain's text) fitted on the training questions; prints each
+    scenario's per-token negative log-likelihood and the share of its prompts above the training questions' 95th
+    percentile (what a likelihood check would flag)."""
+    import numpy as np
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from pipelines.demo.tiny_model import build_tiny_model
+
+    torch.manual_seed(0)
+    torch.set_num_threads(1)  # a tiny model: more threads only spin against each other on a shared machine
+    texts = [p for p, _ in domain.training]
+    folder = build_tiny_model(work / f"tiny-{domain.name}", texts + [a for _, a in domain.training])
+    tokenizer, model = AutoTokenizer.from_pretrained(folder), AutoModelForCausalLM.from_pretrained(folder)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for step in range(steps):
+        batch = tokenizer(random.Random(step).sample(texts, min(32, len(texts))), return_tensors="pt", padding=True)
+        loss = model(**batch, labels=batch.input_ids.masked_fill(batch.attention_mask == 0, -100)).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+
+    def nll(batch_prompts: list[str]) -> np.ndarray:
+        batch = tokenizer(batch_prompts, return_tensors="pt", padding=True, truncation=True, max_length=128)
+        with torch.no_grad():
+            logits = model(**batch).logits[:, :-1]
+        token = torch.log_softmax(logits, -1).gather(-1, batch.input_ids[:, 1:, None])[..., 0]
+        mask = batch.attention_mask[:, 1:].float()
+        return (-(token * mask).sum(1) / mask.sum(1)).numpy()
+
+    limit = float(np.quantile(nll(texts), 0.95))
+    print(f"{domain.name}: tiny model fitted on {len(texts)} questions (loss {loss.item():.2f}); training questions' "
+          f"95th-percentile NLL {limit:.2f}")
+    for scenario in [s for s in scenarios if s.shifted is not None or s.name == "same_domain"]:
+        rng = random.Random(f"{domain.name}/{scenario.name}/likelihood")
+        values = nll([(scenario.shifted or same)(rng, domain)[0] for _ in range(prompts)])
+        print(f"  {scenario.name:<15} median NLL {np.median(values):5.2f}; above the 95th percentile: "
+              f"{np.mean(values > limit):.0%} of its {'shifted ' if scenario.shifted else ''}prompts")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--seeds", type=int, default=10)
@@ -307,10 +352,16 @@ def main() -> int:
     parser.add_argument("--domain", action="append", choices=sorted(DOMAINS), help="default: both")
     parser.add_argument("--scenario", action="append", choices=[s.name for s in SCENARIOS], help="default: all")
     parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--model-likelihood", action="store_true",
+                        help="instead: how a tiny served model's prompt likelihood separates the scenarios")
     parser.add_argument("--keep", type=Path, help="work folder to keep (default: a temporary one)")
     args = parser.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="continuum-drift-quality-"))
     scenarios = [s for s in SCENARIOS if not args.scenario or s.name in args.scenario]
+    if args.model_likelihood:
+        for name in args.domain or sorted(DOMAINS):
+            model_likelihood(DOMAINS[name](), scenarios, work)
+        return 0
     for scenario in scenarios:
         print(f"{scenario.name:<15} {scenario.description}")
     rows = run(args.domain or sorted(DOMAINS), scenarios, args.seeds, args.records, work)
