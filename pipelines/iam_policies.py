@@ -136,7 +136,9 @@ class Stack:
             if spec.get("Type") == "CommaDelimitedList" and isinstance(value, str):
                 value = [v for v in value.split(",")] if value else [""]
             self._values[name] = value
-        self._conditions = {name: bool(self.resolve(body)) for name, body in self.template.get("Conditions", {}).items()}
+        self._conditions: dict[str, bool] = {}
+        for name in self.template.get("Conditions", {}):
+            self.condition(name)  # a condition may name another (Condition): resolved on demand
 
     # -- intrinsic functions --------------------------------------------------------------------------------------
     def condition(self, name: str) -> bool:

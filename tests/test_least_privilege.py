@@ -121,3 +121,21 @@ def test_api_calls_map_to_their_iam_actions() -> None:
     assert permissions.iam_action("sts", "GetCallerIdentity") is None
     with pytest.raises(KeyError, match="no IAM prefix"):
         permissions.iam_action("dynamodb", "GetItem")
+
+
+@pytest.mark.parametrize("parameters, denies", [
+    (PLAIN, []),
+    ({**PLAIN, "EnableNetworkIsolation": "true"}, [{"Bool": {"sagemaker:NetworkIsolation": "false"}}]),
+    (EVERY_OPTION, [{"Bool": {"sagemaker:NetworkIsolation": "false"}}, {"Null": {"sagemaker:VpcSubnets": "true"}}]),
+], ids=["open", "isolated", "isolated-in-vpc"])
+def test_network_isolation_denies_jobs_and_models_without_it(parameters: dict, denies: list) -> None:
+    stack = Stack(TEMPLATE, parameters)
+    found = []
+    for logical in ("SageMakerNetworkIsolationPolicy", "SageMakerVpcOnlyPolicy"):
+        if stack.exists(logical):
+            document = stack.resolve(TEMPLATE["Resources"][logical]["Properties"]["PolicyDocument"])
+            for statement in document["Statement"]:
+                assert statement["Effect"] == "Deny" and statement["Action"] == [
+                    "sagemaker:CreateTrainingJob", "sagemaker:CreateProcessingJob", "sagemaker:CreateModel"]
+                found.append(statement["Condition"])
+    assert found == denies
