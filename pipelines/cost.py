@@ -6,6 +6,7 @@ run seconds minus billable seconds); Savings Plans, storage and data transfer ar
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -23,6 +24,8 @@ PRICES_PATH = Path(__file__).with_name("prices.yaml")
 USAGES = ("training", "processing", "hosting")
 HOURS_PER_MONTH = 730  # AWS's monthly convention
 HISTORY_RUNS = 5  # earlier runs the estimate learns from
+# The training pipeline's budget parameters (pipelines/training/budget_step.py), set by pipelines/run_records.py.
+ESTIMATE_PARAMETER, MONTH_PARAMETER = "CostEstimateUsd", "MonthProjectedUsd"
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,7 @@ class RunCost:
     def as_metadata(self) -> dict[str, str]:
         """CustomerMetadataProperties of the model version it made."""
         return {"cost_usd": f"{self.usd:.4f}", "cost_training_billable_seconds": str(self.training_seconds),
-                "cost_basis": self.basis[:256]}
+                "cost_basis": re.sub(r"[^\w .:/=+@-]", "", self.basis)[:256]}  # SageMaker's metadata characters
 
 
 def run_cost(execution: ExecutionJobs, table: PriceTable, config: Config) -> RunCost:

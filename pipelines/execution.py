@@ -32,8 +32,14 @@ def run_pipeline(
     echo: Callable[[str], None] = print,
     wait: bool = True,
 ) -> RunOutcome:
-    """Build the pipeline and run it on the backend (locally: its definition JSON on the embedded runtime)."""
-    return backend.execute(build_pipeline(kind, config, backend), config, parameters, echo, wait)
+    """Build the pipeline and run it on the backend (locally: its definition JSON on the embedded runtime); the cost
+    estimate before, the cost and MLflow run after (pipelines/run_records.py)."""
+    from pipelines.run_records import after_run, before_run
+
+    parameters = before_run(kind, config, backend, dict(parameters or {}), echo)
+    outcome = backend.execute(build_pipeline(kind, config, backend), config, parameters, echo, wait)
+    after_run(kind, config, backend, outcome, echo)
+    return outcome
 
 
 def upsert(kind: PipelineKind, config: Config, backend: Backend) -> Any:

@@ -19,8 +19,7 @@ from sagemaker.workflow.step_collections import StepCollection
 from sagemaker.workflow.steps import Step
 
 from pipelines.config import Config
-
-ESTIMATE_PARAMETER, MONTH_PARAMETER = "CostEstimateUsd", "MonthProjectedUsd"
+from pipelines.cost import ESTIMATE_PARAMETER, MONTH_PARAMETER
 
 
 @dataclass
