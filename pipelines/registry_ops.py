@@ -44,8 +44,10 @@ def _version(package: dict[str, Any]) -> ModelVersion:
     )
 
 
-def list_versions(sagemaker: Any, group: str, status: str | None = None) -> list[ModelVersion]:
-    """Every version of the group, newest first (empty when the group does not exist yet)."""
+def list_versions(sagemaker: Any, group: str, status: str | None = None,
+                  cache: dict[tuple[str, str], ModelVersion] | None = None) -> list[ModelVersion]:
+    """Every version of the group, newest first (empty when the group does not exist yet). With ``cache`` a version
+    is described once per approval status (a dashboard lists the same registry again and again)."""
     request: dict[str, Any] = {"ModelPackageGroupName": group, "SortBy": "CreationTime", "SortOrder": "Descending"}
     if status:
         request["ModelApprovalStatus"] = status
@@ -53,7 +55,14 @@ def list_versions(sagemaker: Any, group: str, status: str | None = None) -> list
     try:
         for page in sagemaker.get_paginator("list_model_packages").paginate(**request):
             for summary in page["ModelPackageSummaryList"]:
-                versions.append(describe_version(sagemaker, summary["ModelPackageArn"]))
+                key = (summary["ModelPackageArn"], summary.get("ModelApprovalStatus", ""))
+                if cache is None or key not in cache:
+                    described = describe_version(sagemaker, summary["ModelPackageArn"])
+                    if cache is None:
+                        versions.append(described)
+                        continue
+                    cache[key] = described
+                versions.append(cache[key])
     except ClientError as exc:
         if exc.response["Error"]["Code"] in ("ResourceNotFound", "ValidationException"):
             return []

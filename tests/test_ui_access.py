@@ -80,7 +80,7 @@ def test_a_fresh_home_renders_every_screen_and_says_what_is_missing(fresh: str) 
     assert "no prepared data yet" in _get(fresh + "/data", auth)[1]
     assert "no Approved version to deploy" in _get(fresh + "/deploy", auth)[1]
     status, body, _ = _get(fresh + "/models/1", auth)
-    assert status == 404 and "has no versions yet" in body and "Traceback" not in body
+    assert status == 404 and "has no version 1" in body and "Traceback" not in body
     status, body, _ = _get(fresh + "/deploy/rollback", auth)
     assert status == 400 and "nothing to roll back" in body and "Traceback" not in body
 

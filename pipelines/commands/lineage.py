@@ -34,12 +34,14 @@ def read_manifest(s3: Any, train_data_uri: str | None) -> dict[str, Any] | None:
     return json.loads(body)
 
 
-def version_lineage(sagemaker: Any, s3: Any, group: str, version: int | None) -> list[dict[str, Any]]:
-    """The chain version → parent → ... (newest first), each with its data lineage."""
+def version_lineage(sagemaker: Any, s3: Any, group: str, version: int | None, limit: int = 1000,
+                    start: Any = None) -> list[dict[str, Any]]:
+    """The chain version → parent → ... (newest first, at most ``limit`` versions), each with its data lineage;
+    ``start``: the version's ModelVersion when the caller has it already."""
     from pipelines.registry_ops import describe_version, find_version
 
     chain: list[dict[str, Any]] = []
-    current = find_version(sagemaker, group, version)
+    current = start or find_version(sagemaker, group, version)
     while True:
         metadata = current.metadata
         chain.append({
@@ -51,7 +53,7 @@ def version_lineage(sagemaker: Any, s3: Any, group: str, version: int | None) ->
             "inventory": read_inventory_summary(s3, metadata.get(INVENTORY_KEY)),
         })
         parent = metadata.get("parent_model_package_arn")
-        if not parent or parent == "none" or len(chain) > 1000:
+        if not parent or parent == "none" or len(chain) >= limit:
             return chain
         current = describe_version(sagemaker, parent)
 

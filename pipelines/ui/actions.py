@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.notify import notify, notify_run_outcome
-from pipelines.registry_ops import find_version, set_approval
+from pipelines.registry_ops import set_approval
 from pipelines.ui.jobs import Job
 from pipelines.ui.state import UiState
 
@@ -21,7 +21,7 @@ def approve(state: UiState, number: int, decision: str, comment: str) -> str:
     state.identity.require("approve")
     if decision not in DECISIONS:
         raise ValueError(f"decision must be approve or reject, not {decision!r}")
-    version = find_version(state.sagemaker(), state.group, number)
+    version = state.version(number)
     status = DECISIONS[decision]
     text = comment.strip() or f"{status.lower()} in continuum ui"
     set_approval(state.sagemaker(), version.arn, status, f"{text} (by {state.identity.name})")

@@ -61,6 +61,9 @@ class TokenGuard(BaseHTTPMiddleware):
 
 
 def create_app(state: UiState) -> Starlette:
+    from pipelines.ui.charts import warm_up
+
+    warm_up()
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     _filters(templates)
 

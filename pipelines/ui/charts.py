@@ -29,6 +29,11 @@ def _pyplot():  # type: ignore[no-untyped-def]
     return plt
 
 
+def warm_up() -> None:
+    """Import pyplot in the background (about a second) so the first page with a chart does not wait for it."""
+    threading.Thread(target=_pyplot, name="ui-charts-warm-up", daemon=True).start()
+
+
 @lru_cache(maxsize=256)
 def paired_bars(title: str, labels: tuple[str, ...], first: tuple[float | None, ...], second: tuple[float | None, ...],
                 names: tuple[str, str]) -> str:

@@ -14,9 +14,11 @@ from pipelines.commands.report import report_uri
 from pipelines.deploy.stage_status import stage_status
 from pipelines.deploy.stages import stages
 from pipelines.inventory_summary import INVENTORY_KEY, describe_inventory, read_inventory_summary
-from pipelines.registry_ops import ModelVersion, find_version, list_versions
+from pipelines.registry_ops import ModelVersion
 from pipelines.ui import charts, reads
 from pipelines.ui.state import UiState
+
+LINEAGE_SHOWN = 10  # ancestors on a version's page (`continuum lineage VERSION` prints them all)
 
 
 def _attempt(problems: list[str], what: str, read: Callable[[], Any], default: Any) -> Any:
@@ -46,7 +48,7 @@ def home(state: UiState) -> dict[str, Any]:
     problems: list[str] = []
     _attempt(problems, "alarms", lambda: notify_alarms(state.backend, state.config), [])  # fired since the last look
     rows = _attempt(problems, "stages", lambda: [stage_status(state.backend, state.config, s) for s in stages(state.config)], [])
-    versions = _attempt(problems, "registry", lambda: list_versions(state.sagemaker(), state.group), [])
+    versions = _attempt(problems, "registry", lambda: state.versions(), [])
     return {"stages": rows, "runs": _attempt(problems, "runs", lambda: reads.executions(state.backend, state.config, 8), []),
             "pending": [v for v in versions if v.approval_status == "PendingManualApproval"],
             "versions": versions[:5],
@@ -76,7 +78,7 @@ def run_detail(state: UiState, pipeline: str, execution_id: str) -> dict[str, An
 
 def models(state: UiState) -> dict[str, Any]:
     problems: list[str] = []
-    versions = _attempt(problems, "registry", lambda: list_versions(state.sagemaker(), state.group), [])
+    versions = _attempt(problems, "registry", lambda: state.versions(), [])
     rows = [{"version": v, "gate": _attempt(problems, f"v{v.version} metrics", lambda v=v: gate_value(state, v), None),
              "parent": v.metadata.get("parent_model_package_arn", "none").rsplit("/", 1)[-1]} for v in versions]
     return {"rows": rows, "gate_metric": state.config.evaluation.gate.metric, "problems": problems,
@@ -87,9 +89,10 @@ def model_detail(state: UiState, number: int) -> dict[str, Any]:
     from pipelines.commands.lineage import version_lineage
 
     problems: list[str] = []
-    version = find_version(state.sagemaker(), state.group, number)
+    version = state.version(number)
     evaluation = _attempt(problems, "evaluation", lambda: evaluation_of(state, version), {})
-    chain = _attempt(problems, "lineage", lambda: version_lineage(state.sagemaker(), state.s3(), state.group, number), [])
+    chain = _attempt(problems, "lineage", lambda: version_lineage(state.sagemaker(), state.s3(), state.group, number,
+                                                                  LINEAGE_SHOWN, version), [])
     inventory_uri = version.metadata.get(INVENTORY_KEY)
     summary = _attempt(problems, "inventory", lambda: read_inventory_summary(state.s3(), inventory_uri), None)
     metrics = [{"name": name, **entry, "verdict": verdict(entry)} for name, entry in evaluation.get("metrics", {}).items()]
@@ -138,7 +141,7 @@ def benchmarks(state: UiState) -> dict[str, Any]:
     problems: list[str] = []
     keys = _attempt(problems, "suites", lambda: reads.list_keys(state.s3(), s3_layout.benchmarks_uri(state.config) + "/"), [])
     suites = sorted({item["Key"].split("/benchmarks/", 1)[1].split("/")[0] for item in keys})
-    versions = sorted(_attempt(problems, "registry", lambda: list_versions(state.sagemaker(), state.group), []),
+    versions = sorted(_attempt(problems, "registry", lambda: state.versions(), []),
                       key=lambda v: v.version)
     evaluations = {v.version: _attempt(problems, f"v{v.version}", lambda v=v: evaluation_of(state, v), {}) for v in versions}
     charts_by_suite = []
@@ -158,7 +161,7 @@ def benchmarks(state: UiState) -> dict[str, Any]:
 def deploy(state: UiState) -> dict[str, Any]:
     problems: list[str] = []
     rows = _attempt(problems, "stages", lambda: [stage_status(state.backend, state.config, s) for s in stages(state.config)], [])
-    approved = _attempt(problems, "registry", lambda: list_versions(state.sagemaker(), state.group, "Approved"), [])
+    approved = _attempt(problems, "registry", lambda: state.versions("Approved"), [])
     return {"stages": rows, "approved": approved, "alarms": _attempt(problems, "alarms",
                                                                       lambda: reads.alarms(state.backend, state.config), []),
             "problems": problems}

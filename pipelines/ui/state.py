@@ -22,6 +22,19 @@ class UiState:
     token: str | None = None
     jobs: Jobs = field(default_factory=Jobs)
     extra: dict[str, Any] = field(default_factory=dict)
+    described: dict[tuple[str, str], Any] = field(default_factory=dict)  # registry_ops.list_versions' cache
+
+    def versions(self, status: str | None = None) -> list[Any]:
+        """The group's versions, newest first; each described once per approval status."""
+        from pipelines.registry_ops import list_versions
+
+        return list_versions(self.sagemaker(), self.group, status, cache=self.described)
+
+    def version(self, number: int) -> Any:
+        found = next((v for v in self.versions() if v.version == number), None)
+        if found is None:
+            raise LookupError(f"model package group {self.group!r} has no version {number}")
+        return found
 
     @property
     def group(self) -> str:
