@@ -541,14 +541,14 @@ def test_monitor_steps_pass_declared_arguments_in_the_contract_s_order(name: str
 def test_monitoring_baseline_passes_one_threshold_flag_per_configured_threshold(moto_backend: Backend) -> None:
     import monitor
 
-    thresholds = {"psi_threshold": 0.3, "min_rows": 50.0}
+    thresholds = {"outlier_quantile": 0.1, "min_rows": 50.0}
     monitoring = CONFIG.deploy.monitoring.model_copy(update={"thresholds": thresholds})
     config = CONFIG.model_copy(update={"deploy": CONFIG.deploy.model_copy(update={"monitoring": monitoring})})
     argv = _monitor_step_argv(definition_json("deploy", config, moto_backend), "MonitoringBaseline")
     assert argv == ["baseline", "--train-dir", "/opt/ml/processing/input/train",
                     "--output-dir", "/opt/ml/processing/output/baseline",
-                    "--threshold", "min_rows=50.0", "--threshold", "psi_threshold=0.3"]
-    assert monitor.parse_args(argv).threshold == [("min_rows", 50.0), ("psi_threshold", 0.3)]
+                    "--threshold", "min_rows=50.0", "--threshold", "outlier_quantile=0.1"]
+    assert monitor.parse_args(argv).threshold == [("min_rows", 50.0), ("outlier_quantile", 0.1)]
 
 
 def test_monitor_config_defaults_agree_with_monitor_py_defaults() -> None:
