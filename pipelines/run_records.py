@@ -60,6 +60,8 @@ def after_run(kind: str, config: Config, backend: Backend, outcome: RunOutcome, 
 
 def _record(kind: str, config: Config, backend: Backend, outcome: RunOutcome, echo: Echo) -> None:
     if kind == "deploy":
+        if config.cost.budget.endpoints_monthly_warn_usd is None:
+            return
         warning = endpoint_warning(endpoint_costs(backend, config, price_table(config)), config)
         if warning:
             echo(warning)

@@ -56,9 +56,11 @@ def demo_prompts(round_no: int, count: int = 4) -> list[dict[str, str]]:
     return [{"question": fact.question, "expected": fact.answer} for fact in picked[:count]]
 
 
-def run_demo(home: Path | None = None, echo: Callable[[str], None] = print) -> DemoSummary:
+def run_demo(home: Path | None = None, echo: Callable[[str], None] = print,
+             overrides: dict[str, Any] | None = None) -> DemoSummary:
+    """One round (`overrides`: dotted config settings on top of the demo's, e.g. tracking.mlflow_uri)."""
     started = time.monotonic()
-    base_config = load_config()
+    base_config = load_config(overrides=overrides)
     backend = local_backend(base_config, home)
     assert backend.home is not None
     sagemaker = backend.client("sagemaker")
