@@ -308,6 +308,13 @@ class UiConfig(_Strict):
     port: int = Field(default=8750, ge=0, le=65535)
 
 
+class FeedbackConfig(_Strict):
+    """Corrections people make on the dashboard (pipelines/feedback.py): trained on, and checked by the gate."""
+
+    threshold: float | None = Field(default=0.5, ge=0, le=1, description="the feedback suite's bar on mean token_f1 "
+                                    "(a gate check, as a suite.yaml threshold); None: reported, not gated")
+
+
 class NotificationsConfig(_Strict):
     """Where gate failures, versions waiting for approval, alarms, drift verdicts and rollbacks are sent."""
 
@@ -354,6 +361,7 @@ class Config(_Strict):
     evaluation: EvaluationConfig
     deploy: DeployConfig
     ui: UiConfig = Field(default_factory=UiConfig)
+    feedback: FeedbackConfig = Field(default_factory=FeedbackConfig)
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     cost: CostConfig = Field(default_factory=CostConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)

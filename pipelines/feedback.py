@@ -31,7 +31,7 @@ version: "1"
 task: qa
 prompt_template: "{prompt}"
 data: cases.jsonl
-metrics: [exact_match, token_f1]
+metrics: [token_f1, exact_match]
 higher_is_better: true
 """
 
@@ -112,9 +112,11 @@ def write_data_file(items: list[Feedback], folder: Path) -> Path:
     return path
 
 
-def write_suite(items: list[Feedback], folder: Path) -> Path:
+def write_suite(items: list[Feedback], folder: Path, threshold: float | None = None) -> Path:
+    """suite.yaml (with the gate's bar on token_f1 when ``threshold`` is set) and one case per correction."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "suite.yaml").write_text(SUITE_YAML, encoding="utf-8")
+    bar = f"threshold: {threshold}  # feedback.threshold: the gate's suite_thresholds check\n" if threshold is not None else ""
+    (folder / "suite.yaml").write_text(SUITE_YAML + bar, encoding="utf-8")
     (folder / "cases.jsonl").write_text("".join(json.dumps(item.case(), ensure_ascii=False) + "\n" for item in items),
                                         encoding="utf-8")
     return folder
@@ -146,5 +148,5 @@ def stage_feedback_suite(backend: Backend, config: Config, staged: dict[str, str
     if FEEDBACK_SUITE in staged:
         raise ValueError(f"evaluation.suites: the suite name {FEEDBACK_SUITE!r} is reserved for feedback cases")
     with tempfile.TemporaryDirectory(prefix="continuum-feedback-suite-") as tmp:
-        folder = write_suite(items, Path(tmp) / FEEDBACK_SUITE)
+        folder = write_suite(items, Path(tmp) / FEEDBACK_SUITE, config.feedback.threshold)
         return upload_directory(backend, folder, f"{s3_layout.benchmarks_uri(config)}/{FEEDBACK_SUITE}")

@@ -76,6 +76,7 @@ def test_the_feedback_suite_is_staged_beside_the_configured_ones_and_loads(backe
     assert set(staged) == {*CONFIG.evaluation.suites, FEEDBACK_SUITE}
     folder = download_prefix(backend.client("s3"), staged[FEEDBACK_SUITE] + "/", tmp_path / "suite")
     suite = load_suite(folder)
-    assert suite.name == FEEDBACK_SUITE
+    assert (suite.name, suite.spec.primary_metric, suite.spec.threshold) == (FEEDBACK_SUITE, "token_f1",
+                                                                              CONFIG.feedback.threshold)
     assert [(case.id, case.prompt, case.target) for case in suite.cases] == [
         (f"feedback.{item.id}", "What is the Rover X1?", "A warehouse robot")]
