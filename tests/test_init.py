@@ -119,3 +119,15 @@ def test_suite_errors_name_the_entry(tmp_path: Path, continuum_home: Path) -> No
         ensure_bucket(backend, config.project.bucket)
         with pytest.raises((ValueError, FileNotFoundError), match=message):
             stage_benchmarks(backend, config)
+
+
+def test_init_config_is_one_aws_can_act_on(ferry_project: Path) -> None:
+    """A company's config is not the demo's: its blue/green guardrails must be valid on SageMaker as written."""
+    from pipelines.deploy.aws_readiness import aws_problems
+
+    config = load_config(ferry_project / "continuum.yaml")
+    assert config.deploy.production is not None and config.deploy.production.enabled
+    assert aws_problems(config) == []
+    fast = config.deploy.production.model_copy(update={"bake_seconds": 30})
+    quick = config.model_copy(update={"deploy": config.deploy.model_copy(update={"production": fast})})
+    assert any("bake_seconds (30)" in problem for problem in aws_problems(quick))

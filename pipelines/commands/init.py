@@ -59,8 +59,7 @@ def draft_config(name: str, source: str, suite_dir: Path, base_model: str | None
                        "gate": {"metric": f"{suite}_token_f1", "higher_is_better": True, "threshold": threshold,
                                 "max_regression": 0.05, "max_forgetting": 0.1}},
         "deploy": {"endpoint_name": f"{name}-staging", "smoke_prompts": smoke,
-                   "production": {"enabled": True, "endpoint_name": f"{name}-prod", "traffic_routing": "CANARY",
-                                  "canary_percent": 10, "bake_seconds": 30}},
+                   "production": {"enabled": True, "endpoint_name": f"{name}-prod", "traffic_routing": "CANARY"}},
     }
     if base_model is None:
         config["training"] = json.loads(json.dumps(TINY_MODEL_TRAINING))
@@ -75,7 +74,8 @@ HEADER = """\
 #   continuum models approve       # approve the version it registered
 #   continuum deploy               # staging (smoke test + your suite, gated) then production
 # On AWS: set project.role_arn and project.bucket (globally unique); model.base_model to an HF id or s3:// URI.
-# deploy.production.bake_seconds is short for local runs; on AWS use minutes (e.g. 600).
+# deploy.production keeps the defaults SageMaker can act on (2 instances, a one-instance canary, a 600 s bake);
+# for quick local rehearsals set deploy.production.bake_seconds lower (`continuum deploy --aws` refuses it then).
 """
 
 
