@@ -65,6 +65,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     link = location if presigned else Path(location).as_uri()
     inventory_uri = version.metadata.get(INVENTORY_KEY)
     print("\n".join(describe_inventory(read_inventory_summary(backend.client("s3"), inventory_uri), inventory_uri, "")))
+    if version.metadata.get("cost_usd"):  # written after the run (pipelines/run_records.py)
+        print(f"cost: ${version.metadata['cost_usd']} ({version.metadata.get('cost_basis', '')})"
+              + (f"; MLflow run {version.metadata['mlflow_run_id']}" if version.metadata.get("mlflow_run_id") else ""))
     if args.open:
         webbrowser.open(link)
     return 0
