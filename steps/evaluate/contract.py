@@ -49,6 +49,7 @@ LINEAGE = "lineage"
 SUITES = "suites"
 SCORING = "scoring"
 GATE = "gate"
+REMOTE = "models served by Amazon Bedrock (evaluate/remote.py)"
 
 ARGUMENTS = (
     Argument("model_dir", Path, INPUT_ROOT / "model", group=FOLDERS, help="candidate: model dir or model.tar.gz"),
@@ -71,6 +72,12 @@ ARGUMENTS = (
              help="most known inventory items re-asked to both models (0: no retention check)"),
     Argument("retention_max_new_cases", int, 256, config="evaluation.retention_max_new_cases", group=INVENTORY,
              help="most other inventory items (never checked first) asked to the candidate for the next inventory"),
+
+    Argument("candidate_model_id", str, "", group=REMOTE,
+             help="ask this Bedrock model (custom model / provisioned throughput / deployment ARN) through "
+                  "bedrock-runtime instead of loading --model-dir (generation suites and inventory checks only)"),
+    Argument("baseline_model_id", str, "", group=REMOTE,
+             help="the same for the baseline instead of --baseline-dir (e.g. the Bedrock base model id)"),
 
     Argument("baseline_version", int, group=LINEAGE, help="registry version of the baseline (0: base model)"),
     Argument("baseline_model_package_arn", str, group=LINEAGE,

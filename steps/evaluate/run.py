@@ -28,11 +28,13 @@ from evaluate.lineage import BaselineIdentity, LineageError, build_lineage, mode
 from evaluate.lm_harness import LmEvalTask, run_lm_eval
 from common.inventory import Item, merge, read_inventory, summarize, write_inventory
 from evaluate.model import LoadedModel, ModelLoadError, load_model
+from evaluate.remote import RemoteModel, check_suites, open_remote, sized
 from evaluate.retention import (
     CHECK_METRICS,
     COVERAGE_SUITE,
     FORGETTING_METRIC,
     KNOWN_METRIC,
+    MAX_ANSWER_TOKENS,
     RETENTION_SUITE,
     Retention,
     RoundPlan,
@@ -87,6 +89,8 @@ class EvaluationSettings:
     gate_higher_is_better: bool
     gate_max_forgetting: float | None
     check_suites_only: bool = False
+    candidate_model_id: str = ""  # a Bedrock model asked instead of model_dir (evaluate/remote.py)
+    baseline_model_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -194,16 +198,25 @@ def plan_evaluation(settings: EvaluationSettings) -> Plan:
 # ---------------------------------------------------------------- measuring
 
 
-def run_check(loaded: LoadedModel, suite: BenchmarkSuite, settings: BatchSettings) -> SuiteRun:
+def run_check(loaded: LoadedModel | RemoteModel, suite: BenchmarkSuite, settings: BatchSettings) -> SuiteRun:
     """An inventory check, with room for its longest trained answer, every answer judged (answered_right)."""
-    return judge(run_suite(loaded, sized_for(suite, loaded.tokenizer), settings))
+    room = sized(suite, MAX_ANSWER_TOKENS) if isinstance(loaded, RemoteModel) else sized_for(suite, loaded.tokenizer)
+    return judge(run_suite(loaded, room, settings))
 
 
 def measure(settings: EvaluationSettings, plan: Plan, path: Path, role: str) -> tuple[ModelResults, dict[str, Any]]:
     """Every suite, the retention check and the validation loss for the model at path (the candidate also answers
     the coverage check); the model is freed on return."""
-    loaded = load_model(path, role, settings.max_seq_length)
-    generate_greedy(loaded, ["warm-up"], 2)  # first-call costs would otherwise land in the first suite's latency
+    model_id = settings.candidate_model_id if role == "candidate" else settings.baseline_model_id
+    if model_id:  # served by Bedrock (training.backend bedrock): answers only
+        try:
+            check_suites(plan.suites, plan.lm_eval, bool(plan.validation), role)
+        except ValueError as exc:
+            raise EvaluationError(str(exc)) from exc
+        loaded: LoadedModel | RemoteModel = open_remote(model_id, role)
+    else:
+        loaded = load_model(path, role, settings.max_seq_length)
+        generate_greedy(loaded, ["warm-up"], 2)  # first-call costs would otherwise land in the first suite's latency
     try:
         results = ModelResults(validation_loss(loaded, plan.validation, settings.batch) if plan.validation else None)
         for suite in plan.suites:
@@ -215,7 +228,7 @@ def measure(settings: EvaluationSettings, plan: Plan, path: Path, role: str) -> 
             results.coverage = run_check(loaded, plan.coverage, settings.batch)
     except ValueError as exc:
         raise EvaluationError(f"{role} model: {exc}") from exc
-    return results, model_lineage(loaded.metadata, loaded.path)
+    return results, loaded.lineage() if isinstance(loaded, RemoteModel) else model_lineage(loaded.metadata, loaded.path)
 
 
 def settle_lm_eval_infos(plan: Plan, candidate: ModelResults) -> dict[str, SuiteInfo]:
@@ -287,7 +300,7 @@ def run_evaluation(settings: EvaluationSettings) -> tuple[dict[str, Any], list[d
             raise EvaluationError(str(exc)) from exc
     candidate, candidate_lineage = measure(settings, plan, settings.model_dir, "candidate")
     baseline, baseline_lineage = (measure(settings, plan, settings.baseline_dir, "baseline")
-                                  if settings.baseline_dir else (None, None))
+                                  if settings.baseline_dir or settings.baseline_model_id else (None, None))
     lineage = build_lineage(candidate_lineage, baseline_lineage, settings.baseline, plan.data_report, plan.suites)
     inventory = (next_items(plan.round, candidate.runs.get(RETENTION_SUITE), candidate.coverage)
                  if plan.round is not None else None)
@@ -368,6 +381,8 @@ def parse_args(argv: list[str] | None) -> EvaluationSettings:
         gate_higher_is_better=not args.gate_lower_is_better,
         gate_max_forgetting=args.gate_max_forgetting,
         check_suites_only=args.check_suites_only,
+        candidate_model_id=args.candidate_model_id,
+        baseline_model_id=args.baseline_model_id,
     )
 
 

@@ -15,6 +15,7 @@ from common.benchmarks import BenchmarkSuite
 from common.cases import BenchmarkCase
 from evaluate.generation import encode_prompts, generate_from_ids
 from evaluate.model import LoadedModel
+from evaluate.remote import RemoteModel, chat_for
 from evaluate.scoring import ContinuationScore, ScoringRequest, score_requests
 from common.examples import IGNORE_INDEX, encode_example
 from common.metrics import CASE_METRICS, accuracy, macro_f1, perplexity, score
@@ -95,8 +96,13 @@ def _outcome(case: BenchmarkCase, prediction: str, scores: dict[str, float], cor
 def _generation(loaded: LoadedModel, suite: BenchmarkSuite, settings: BatchSettings) -> _TaskResult:
     started = clock()
     new_tokens = suite.spec.max_new_tokens or settings.max_new_tokens
-    encoded, truncated = encode_prompts(loaded, [_templated(loaded, suite, case) for case in suite.cases], new_tokens)
-    predictions = generate_from_ids(loaded, encoded, new_tokens, settings.max_batch_tokens, settings.max_batch_size)
+    if isinstance(loaded, RemoteModel):  # a Bedrock model: asked the case's chat, its own template applies
+        predictions, truncated = loaded.generate([chat_for(suite, case) for case in suite.cases], new_tokens), 0
+    else:
+        encoded, truncated = encode_prompts(loaded, [_templated(loaded, suite, case) for case in suite.cases],
+                                            new_tokens)
+        predictions = generate_from_ids(loaded, encoded, new_tokens, settings.max_batch_tokens,
+                                        settings.max_batch_size)
     seconds = clock() - started
     targets = [case.target for case in suite.cases]
     metrics, case_scores = text_scores(predictions, targets, suite.spec.metrics)
