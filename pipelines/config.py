@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pipelines.bedrock_config import BedrockConfig, bedrock_problems
 from pipelines.serving_config import ServingConfig
 from pipelines.step_contracts import config_default, step_contract
 
@@ -154,6 +155,18 @@ class TrainingConfig(_Strict):
     max_run_seconds: int = Field(default=86400, ge=1)
     spot: SpotConfig = Field(default_factory=SpotConfig)
     checkpoint_s3_uri: str | None = Field(default=None, description="None: <s3 prefix>/checkpoints")
+    backend: Literal["sagemaker", "bedrock"] = Field(
+        default="sagemaker", description="sagemaker: train.py in a training job; bedrock: a Bedrock model "
+        "customization job (training.bedrock; docs/bedrock.md)")
+    bedrock: BedrockConfig = Field(default_factory=BedrockConfig)
+
+    @model_validator(mode="after")
+    def _backend_can_train(self) -> "TrainingConfig":
+        """What the Bedrock backend cannot do is refused here, naming the field (pipelines/bedrock_config.py)."""
+        problems = bedrock_problems(self) if self.backend == "bedrock" else []
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 def _evaluate(key: str, **constraints: Any) -> Any:
