@@ -72,7 +72,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines.append(f"this month's runs: {_money(summary['month_to_date_usd'])}")
     for item in summary["endpoints"]:
         lines.append(f"endpoint {item['stage']} {item['endpoint']} ({', '.join(item['instances'])}): "
-                     f"{item['hours']:.2f} h so far {_money(item['usd_so_far'])}, {_money(item['usd_per_month'])}/month")
+                     f"{item['hours']:.2f} h so far {_money(item['usd_so_far'])}, "
+                     + ("?" if item["usd_per_month"] is None else f"${item['usd_per_month']:,.2f}") + "/month")
     budget = summary["budget"]
     limits = [f"{name} ${value:g}" for name, value in budget.items() if value]
     lines.append("budget: " + (", ".join(limits) if limits else "none (cost.budget in the config)"))
