@@ -442,6 +442,15 @@ def test_selective_execution_runs_the_chosen_steps_with_the_reference_outputs(ru
                                                  "SelectedSteps": [{"StepName": "Consume"}]})
     assert [step.name for step in selected.steps] == ["Consume"]
     assert output(runtime, selected, "Consume") == [f"s3://{BUCKET}/{reference.execution_id}/Produce/out"]
+    flaky_gate = runtime.home / "consume-may-run"
+    picky = processing("Consume", "import sys, pathlib; sys.exit(0 if pathlib.Path(sys.argv[1]).exists() else 2)",
+                       args=[str(flaky_gate), uri])
+    retried_document = definition(produce, picky, other)
+    failed = run(runtime, retried_document, selective={"SourcePipelineExecutionArn": reference.execution_arn,
+                                                       "SelectedSteps": [{"StepName": "Consume"}]})
+    flaky_gate.write_text("ok")
+    retried = runtime.retry(failed.execution_id)  # stays selective: Produce is not run, Other not started
+    assert retried.status == "Succeeded" and [step.name for step in retried.steps] == ["Consume"]
     with pytest.raises(DefinitionError, match=r"Invalid SourcePipelineExecutionArn: null. The selected steps \['Consume'\] "
                                               r"have dependencies on \['Produce'\]"):
         run(runtime, document, selective={"SelectedSteps": [{"StepName": "Consume"}]})

@@ -163,7 +163,10 @@ class LocalPipelineRuntime:
         properties_path = directory / "properties.json"
         properties = json.loads(properties_path.read_text(encoding="utf-8")) if properties_path.is_file() else {}
         kept = [StepRecord(**step) for step in record["steps"] if step["status"] == SUCCEEDED and step["name"] in properties]
-        done = {step.name: scheduler.SUCCEEDED for step in kept}
+        done = {name: scheduler.SUCCEEDED for name in properties if name in plan}  # run here, or a reference's
+        selected = {item["StepName"] for item in (record.get("selective_execution_config") or {}).get("SelectedSteps", [])}
+        if selected:  # a selective execution retried stays selective
+            done.update({name: scheduler.SKIPPED for name in plan if name not in selected and name not in done})
         result = ExecutionResult(record["pipeline_name"], record["execution_id"], EXECUTING, directory,
                                  record["parameters"], kept, events=record.get("events", []),
                                  selective_execution_config=record.get("selective_execution_config"))
