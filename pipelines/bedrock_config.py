@@ -16,7 +16,7 @@ REPLAY = "replay"  # the one strategy that is data only: prepare mixes replayed 
 
 
 def _bedrock(key: str, **constraints: Any) -> Any:
-    return Field(default=config_default("bedrock_train", key), validate_default=True, **constraints)
+    return Field(default=config_default("bedrock_train:train", key), validate_default=True, **constraints)
 
 
 class BedrockConfig(BaseModel):

@@ -1,10 +1,11 @@
 """The bedrock_train step's contract: every bedrock_train.py argument, declared once (common/contract.py explains
 the fields).
 
-bedrock_train.py's parser is built from ARGUMENTS; the config schema (training.bedrock.*) takes its defaults from
-here (pipelines/bedrock_config.py) and the pipeline's BedrockTrainModel step passes, in this order, every argument
-with a config key and the ones it wires itself (folders, the data prefix, the job and model names, the
-LearningRate/Epochs parameters: pipelines/training/bedrock_steps.py).
+bedrock_train.py has one subcommand per entry of SUBCOMMANDS: `train` (TrainModel in the training pipeline with
+training.backend: bedrock) and `register` (RegisterModel, after the gate). The config schema (training.bedrock.*)
+takes its defaults from here (pipelines/bedrock_config.py, "bedrock_train:train") and the pipeline passes, in
+this order, every argument with a config key and the ones it wires itself (folders, the data prefix, the job and
+model names, the LearningRate/Epochs parameters, the lineage URIs: pipelines/training/bedrock_steps.py).
 
 Standard library and common/contract.py only.
 """
@@ -24,7 +25,7 @@ JOB = "model customization job"
 HYPER = "hyperparameters (sent as strings)"
 SERVING = "inference for evaluation"
 
-ARGUMENTS = (
+TRAIN_ARGUMENTS = (
     Argument("train_dir", Path, INPUT_ROOT / "train", group=FOLDERS, help="prepare's train split (*.jsonl)"),
     Argument("validation_dir", Path, INPUT_ROOT / "validation", group=FOLDERS,
              help="prepare's validation split (*.jsonl; empty: no validation data)"),
@@ -63,3 +64,25 @@ ARGUMENTS = (
     Argument("model_units", int, 1, config="training.bedrock.model_units", group=SERVING,
              help="provisioned throughput's modelUnits (no commitment)"),
 )
+
+REGISTRY = "registry"
+REGISTER_ARGUMENTS = (
+    Argument("bedrock_dir", Path, INPUT_ROOT / "bedrock", group=FOLDERS, help="the train subcommand's bedrock.json"),
+    Argument("output_dir", Path, Path("/opt/ml/processing/output/registered"), group=FOLDERS,
+             help="registered.json (the model package ARN)"),
+    Argument("model_package_group", str, config="model.model_package_group", group=REGISTRY),
+    Argument("approval_status", str, "PendingManualApproval",
+             choices=("PendingManualApproval", "Approved", "Rejected"), group=REGISTRY),
+    Argument("evaluation_uri", str, required=True, group=REGISTRY, help="evaluation.json (ModelMetrics)"),
+    Argument("evaluation_report_uri", str, required=True, group=REGISTRY, help="report.html"),
+    Argument("inventory_uri", str, required=True, group=REGISTRY, help="this version's knowledge inventory"),
+    Argument("train_data_uri", str, required=True, group=REGISTRY, help="the prepared train split (next replay)"),
+    Argument("training_data_uri", str, required=True, group=REGISTRY, help="the versioned raw data"),
+    Argument("parent_model_package_arn", str, "none", group=REGISTRY, help="the version this one was compared with"),
+    Argument("description", str, "", group=REGISTRY),
+)
+
+SUBCOMMANDS = {  # subcommand → (its --help line, its arguments)
+    "train": ("the customization job and the model's inference for evaluation", TRAIN_ARGUMENTS),
+    "register": ("the custom model as a version in the SageMaker Model Registry", REGISTER_ARGUMENTS),
+}

@@ -1,6 +1,7 @@
 """The bedrock_train step's calls and command line (entry script: steps/bedrock_train.py says what it does)."""
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -9,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bedrock_train.contract import ARGUMENTS, FLAG_SEPARATOR
+from bedrock_train.contract import FLAG_SEPARATOR, SUBCOMMANDS
 from bedrock_train.formats import DataFormat, FormatError, data_format, to_record
-from common.contract import build_parser, parse_list
+from common.contract import add_arguments, parse_list
 from common.examples import ExampleError, read_examples
 from common.jsonl import write_jsonl
 
@@ -203,16 +204,33 @@ def run(settings: Any, bedrock: Any, s3: Any, sleep: Callable[[float], None] = t
     }
 
 
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=DESCRIPTION)
+    sub = parser.add_subparsers(dest="mode", required=True)
+    for mode, (help_text, arguments) in SUBCOMMANDS.items():
+        add_arguments(sub.add_parser(mode, help=help_text), arguments, FLAG_SEPARATOR)
+    return parser.parse_args(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
-    settings = build_parser(ARGUMENTS, DESCRIPTION, FLAG_SEPARATOR).parse_args(argv)
+    settings = parse_args(argv)
     import boto3
 
+    from bedrock_train.register import register
+
     try:
-        record = run(settings, boto3.client("bedrock"), boto3.client("s3"))
+        if settings.mode == "train":
+            record = run(settings, boto3.client("bedrock"), boto3.client("s3"))
+        else:
+            record = register(settings, boto3.client("sagemaker"))
     except BedrockTrainError as exc:
-        print(f"bedrock_train.py: error: {exc}", file=sys.stderr)
+        print(f"bedrock_train.py {settings.mode}: error: {exc}", file=sys.stderr)
         return 2
+    name = RECORD_FILE if settings.mode == "train" else "registered.json"
     settings.output_dir.mkdir(parents=True, exist_ok=True)
-    (settings.output_dir / RECORD_FILE).write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
-    print(f"custom model {record['custom_model_arn']}; evaluate through {record['inference_model_id']}")
+    (settings.output_dir / name).write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
+    if settings.mode == "train":
+        print(f"custom model {record['custom_model_arn']}; evaluate through {record['inference_model_id']}")
+    else:
+        print(f"registered {record['model_package_arn']} (Bedrock custom model {record['custom_model_arn']})")
     return 0
