@@ -260,8 +260,9 @@ class LocalPipelineRuntime:
             properties = self._step_properties(run, spec, record)
             succeeded = properties is not None
             if succeeded:
-                run.scope.step_properties[name] = properties
-                run.properties[name] = properties
+                with run.lock:  # saved by other threads under the same lock
+                    run.scope.step_properties[name] = properties
+                    run.properties[name] = properties
         except Exception as exc:  # noqa: BLE001 - any error fails the step, never the execution's runner
             self._fail(run, record, f"{name}: {exc}" if isinstance(exc, (ValueError, RuntimeError, OSError))
                        else f"{name}: {type(exc).__name__}: {exc}")
