@@ -339,10 +339,11 @@ class LocalPipelineRuntime:
             finally:
                 if not self.keep_containers:
                     remove_container(context.job_dir)
-            record.metadata = {"job_name": job_name, "log": str(context.job_dir / "job.log")}
+            metadata: dict[str, Any] = {"job_name": job_name, "log": str(context.job_dir / "job.log")}
             if kind == "Training":
-                record.metadata["model_artifacts"] = properties["ModelArtifacts"]["S3ModelArtifacts"]
-                record.metadata["metrics"] = {m["MetricName"]: m["Value"] for m in properties["FinalMetricDataList"]}
+                metadata["model_artifacts"] = properties["ModelArtifacts"]["S3ModelArtifacts"]
+                metadata["metrics"] = {m["MetricName"]: m["Value"] for m in properties["FinalMetricDataList"]}
+            record.metadata = metadata  # one assignment: another thread may be saving the record
             return properties
         if kind == "RegisterModel":
             return self._register_model(arguments, record)
