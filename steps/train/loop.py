@@ -104,6 +104,7 @@ def run_training(model: Any, peft_model: Any, examples: list[TrainExample], plan
     log_every = max(1, total_steps // 20)
     window = torch.tensor(float(logs["window_sum"]), dtype=torch.float64, device=device)
     last_save = loop_started = time.monotonic()
+    cpu_started = time.process_time()
     model.train()
     for step in range(start + 1, total_steps + 1):
         indices = plan[((step - 1) * dist.world_size + dist.rank) % len(plan)]
@@ -156,6 +157,7 @@ def run_training(model: Any, peft_model: Any, examples: list[TrainExample], plan
         "steps": float(total_steps),
         "train_tokens": _sum_across(float(logs["tokens"]), dist, device),
         "train_seconds": time.monotonic() - loop_started,  # the steps (this process, since a resume)
+        "train_cpu_seconds": time.process_time() - cpu_started,  # the same, in CPU time of this process's threads
         **{f"penalty_{name}": value for name, value in logs["penalty"].items()},
     }
     return TrainingOutcome(metrics, start)
