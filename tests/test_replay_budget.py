@@ -149,6 +149,9 @@ def test_train_replays_its_budget_and_records_why(trained_round1: dict, prepared
     assert known == sorted(known) and scores[:len(known)] == known and all(item["reason"] and item["source"].startswith("replay:")
                                             for item in replay["items"])
     assert meta["data"]["replay_tokens_per_epoch"] == replay["chosen_tokens"] > 0
+    assert meta["data"]["train_examples"] == meta["data"]["replay_examples"] + sum(
+        not str(r.get("source", "")).startswith("replay:") for r in read_examples(split / "train"))
+    assert meta["metrics"]["train_cpu_seconds"] > 0 and meta["metrics"]["train_seconds"] > 0
 
     tokens = _train([*common, "--model-dir", str(tmp_path / "tokens"), "--replay_budget", "0.05",
                      "--replay_budget_unit", "tokens", "--replay_selection", "random"])["replay"]
