@@ -34,7 +34,7 @@ class BedrockConfig(BaseModel):
     use_validation: bool = _bedrock("training.bedrock.use_validation")
     hyper_parameters: dict[str, str] = Field(default_factory=dict, description="more hyperparameters for the base "
                                              "model (e.g. learningRateWarmupSteps); they win over the mapped ones")
-    inference: Literal["provisioned", "on_demand", "none"] = _bedrock("training.bedrock.inference")
+    inference: Literal["on_demand", "provisioned"] = _bedrock("training.bedrock.inference")
     model_units: int = _bedrock("training.bedrock.model_units", ge=1)
     baseline_model_id: str | None = Field(default=None, description="model the candidate is compared with through "
                                           "bedrock-runtime; None: the base model")

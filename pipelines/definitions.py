@@ -21,6 +21,11 @@ def build_pipeline(kind: PipelineKind, config: Config, backend: Backend) -> "Pip
     if kind == "training":
         from pipelines.training.pipeline import training_pipeline
 
+        if config.training.backend == "bedrock" and backend.is_local:
+            raise ValueError("training.backend: bedrock needs AWS: Bedrock model customization and bedrock-runtime "
+                             "have no local stand-in (and a local run makes no network calls); run it with --aws, "
+                             "or set training.backend: sagemaker to train here")
+
         return training_pipeline(config, session)
     if kind == "deploy":
         from pipelines.deploy.pipeline import deploy_pipeline

@@ -6,6 +6,7 @@ from sagemaker.workflow.pipeline_context import PipelineSession
 
 from pipelines.common_steps import resolve_model_step
 from pipelines.config import Config
+from pipelines.training.bedrock_steps import bedrock_steps
 from pipelines.training.budget_step import budget_guard
 from pipelines.training.evaluate_step import evaluate_step
 from pipelines.training.gate_steps import gate_steps
@@ -27,9 +28,13 @@ def training_pipeline(config: Config, session: PipelineSession) -> Pipeline:
     )
     retrain_min_change = retrain_min_change_parameter(config)
     prepare, report = prepare_step(config, session, params, resolve, resolved, retrain_min_change)
-    train = train_step(config, session, params, prepare, resolve, resolved)
-    evaluate, evaluation = evaluate_step(config, session, params, prepare, train, resolve, resolved)
-    register = register_step(config, session, params, train, evaluate, report, prepare, resolved, resolve)
+    if config.training.backend == "bedrock":  # same steps, Bedrock as the executor (training/bedrock_steps.py)
+        train, evaluate, evaluation, register = bedrock_steps(config, session, params, prepare, report, resolve,
+                                                              resolved)
+    else:
+        train = train_step(config, session, params, prepare, resolve, resolved)
+        evaluate, evaluation = evaluate_step(config, session, params, prepare, train, resolve, resolved)
+        register = register_step(config, session, params, train, evaluate, report, prepare, resolved, resolve)
     gate = gate_steps(evaluate, evaluation, on_pass=[register])
     budget = budget_guard(config)  # CheckRunBudget / CheckMonthBudget before training, when cost.budget sets limits
     data_changed = data_changed_step(prepare, report, retrain_min_change, if_steps=budget.guard([train, evaluate, gate]))

@@ -18,7 +18,7 @@ from common.contract import Argument, parse_bool
 FLAG_SEPARATOR = "-"
 INPUT_ROOT = Path("/opt/ml/processing/input")
 OUTPUT_DIR = Path("/opt/ml/processing/output/bedrock")
-INFERENCE_MODES = ("provisioned", "on_demand", "none")
+INFERENCE_MODES = ("on_demand", "provisioned")
 
 FOLDERS = "folders (processing-container contract)"
 JOB = "model customization job"
@@ -58,9 +58,10 @@ TRAIN_ARGUMENTS = (
     Argument("learning_rate", float, 1e-5, config="training.learning_rate", group=HYPER, help="learningRate"),
     Argument("hyper_parameters", str, "", config="training.bedrock.hyper_parameters", group=HYPER,
              help="more hyperparameters for the base model, NAME=VALUE,... (they win over the mapped ones)"),
-    Argument("inference", str, "provisioned", choices=INFERENCE_MODES, config="training.bedrock.inference",
-             group=SERVING, help="how the custom model is made invocable for evaluation: provisioned throughput, "
-                                 "an on-demand custom model deployment, or none (no evaluation possible)"),
+    Argument("inference", str, "on_demand", choices=INFERENCE_MODES, config="training.bedrock.inference",
+             group=SERVING, help="how the custom model is made invocable for evaluation: an on-demand custom model "
+                                 "deployment (billed per token; for the models Bedrock offers it for) or provisioned "
+                                 "throughput (billed per hour while it exists)"),
     Argument("model_units", int, 1, config="training.bedrock.model_units", group=SERVING,
              help="provisioned throughput's modelUnits (no commitment)"),
 )

@@ -141,7 +141,7 @@ def wait_for(describe: Callable[[], dict[str, Any]], done: set[str], failed: set
 
 
 def make_invocable(bedrock: Any, settings: Any, model_arn: str,
-                   sleep: Callable[[float], None] = time.sleep) -> tuple[str | None, str | None]:
+                   sleep: Callable[[float], None] = time.sleep) -> tuple[str, str]:
     """(the model id to invoke through bedrock-runtime, the resource created for it), per --inference."""
     name = settings.custom_model_name
     if settings.inference == "provisioned":
@@ -158,7 +158,7 @@ def make_invocable(bedrock: Any, settings: Any, model_arn: str,
                          {"Active"}, {"Failed"}, f"custom model deployment {name}", settings.poll_seconds,
                          settings.max_wait_seconds, sleep)
         return state.get("customModelDeploymentArn", arn), arn
-    return None, None
+    raise BedrockTrainError(f"--inference {settings.inference!r}: expected on_demand or provisioned")
 
 
 def data_version(report_dir: Path | None) -> str | None:
@@ -198,8 +198,8 @@ def run(settings: Any, bedrock: Any, s3: Any, sleep: Callable[[float], None] = t
         "output_data_uri": request["outputDataConfig"]["s3Uri"], "hyper_parameters": hyper,
         "train_examples": datasets.train_examples, "validation_examples": datasets.validation_examples,
         "context_dropped": datasets.context_dropped, "data_version": data_version(settings.data_report_dir),
-        "inference": settings.inference, "inference_model_id": invoke_id or "none",
-        "inference_resource_arn": resource or "none",
+        "inference": settings.inference, "inference_model_id": invoke_id,
+        "inference_resource_arn": resource,
         "training_metrics": job.get("trainingMetrics"), "validation_metrics": job.get("validationMetrics"),
     }
 
