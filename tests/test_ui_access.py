@@ -142,3 +142,46 @@ def test_on_aws_without_permission_to_ask_iam_the_page_says_so() -> None:
         identity = aws_identity(_Clients({"sts": sts, "iam": iam}))  # type: ignore[arg-type]
     assert identity.may("rollback") and identity.may("approve")
     assert "could not be asked" in identity.source and "AccessDenied" in identity.source and "AWS decides" in identity.source
+
+
+def test_the_same_screens_on_an_aws_account(tmp_path: Path) -> None:
+    """With --aws every screen reads the account through boto3 (moto here): a registered version, a pipeline
+    execution, no endpoint yet; IAM's simulation is missing in moto, so the page says AWS decides."""
+    import json
+
+    import uvicorn
+    from moto import mock_aws
+
+    from pipelines.backend import Backend
+    from pipelines.ui.app import create_app
+    from pipelines.ui.reads import caching
+
+    with mock_aws():
+        session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
+        session.client("s3").create_bucket(Bucket=CONFIG.project.bucket)
+        sagemaker = session.client("sagemaker")
+        sagemaker.create_model_package_group(ModelPackageGroupName=CONFIG.model.model_package_group)
+        sagemaker.create_model_package(
+            ModelPackageGroupName=CONFIG.model.model_package_group, ModelApprovalStatus="PendingManualApproval",
+            InferenceSpecification={"Containers": [{"Image": "img", "ModelDataUrl": "s3://b/m.tar.gz"}],
+                                    "SupportedContentTypes": ["application/json"],
+                                    "SupportedResponseMIMETypes": ["application/json"]})
+        sagemaker.create_pipeline(PipelineName=CONFIG.training_pipeline_name, RoleArn=CONFIG.project.role_arn,
+                                  PipelineDefinition=json.dumps({"Version": "2020-12-01", "Steps": []}))
+        sagemaker.start_pipeline_execution(PipelineName=CONFIG.training_pipeline_name)
+        backend = caching(Backend("aws", session))
+        state = UiState(CONFIG, backend, aws_identity(backend), tmp_path)
+        server = uvicorn.Server(uvicorn.Config(create_app(state), host="127.0.0.1", port=0, log_level="warning"))
+        threading.Thread(target=server.run, daemon=True).start()
+        while not server.started:
+            time.sleep(0.05)
+        url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+        try:
+            pages = {path: _get(url + path) for path in SCREENS}
+        finally:
+            server.should_exit = True
+    for path, (status, body, _) in pages.items():
+        assert status == 200 and "Traceback" not in body, (path, body[-800:])
+    assert "AWS us-east-1" in pages["/"][1] and "AWS decides" in pages["/"][1]
+    assert "/models/1" in pages["/"][1]  # waiting for approval
+    assert CONFIG.training_pipeline_name in pages["/runs"][1]

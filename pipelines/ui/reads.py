@@ -10,6 +10,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from pipelines import s3_layout
 from pipelines.backend import Backend
 from pipelines.config import Config
@@ -95,8 +97,10 @@ def _aws_executions(backend: Backend, config: Config, count: int) -> list[dict[s
         try:
             summaries = sagemaker.list_pipeline_executions(PipelineName=name, SortBy="CreationTime",
                                                           SortOrder="Descending", MaxResults=count)
-        except sagemaker.exceptions.ResourceNotFound:
-            continue
+        except ClientError as error:  # a pipeline never upserted (moto says ValidationException)
+            if error.response["Error"]["Code"] in ("ResourceNotFound", "ValidationException"):
+                continue
+            raise
         for item in summaries.get("PipelineExecutionSummaries", []):
             records.append({"pipeline_name": name, "execution_id": item["PipelineExecutionArn"],
                             "status": item.get("PipelineExecutionStatus", ""),
