@@ -174,6 +174,12 @@ def rollback_plan(state: UiState) -> dict[str, Any]:
     return {"current": current, "target": target, "stages": stages(state.config)}
 
 
+def _share_of_bar(check: dict[str, Any]) -> float | None:
+    """A check's value as a share of its threshold, so checks of every unit share one plot."""
+    value, threshold = check.get("value"), check.get("threshold")
+    return None if value is None or not threshold else value / threshold
+
+
 def monitoring(state: UiState) -> dict[str, Any]:
     problems: list[str] = []
     sections = []
@@ -181,11 +187,12 @@ def monitoring(state: UiState) -> dict[str, Any]:
         reports = _attempt(problems, f"{stage.name} reports",
                            lambda stage=stage: reads.monitoring_reports(state.backend, state.config, stage.endpoint_name), [])
         names = sorted({check["name"] for report in reports for check in report.get("checks", [])})
-        series = tuple((name, tuple(next((c.get("value") for c in r.get("checks", []) if c["name"] == name), None)
+        series = tuple((name, tuple(next((_share_of_bar(c) for c in r.get("checks", []) if c["name"] == name), None)
                                     for r in reports)) for name in names)
         times = tuple(str(r.get("generated_at", ""))[5:16] for r in reports)
         sections.append({"stage": stage, "reports": list(reversed(reports)),
-                         "chart": charts.lines(f"{stage.endpoint_name}: drift and quality checks", times, series)
+                         "chart": charts.lines(f"{stage.endpoint_name}: drift and quality checks", times, series,
+                                               "value / threshold (above 1: violated)")
                          if reports else None,
                          "latest": reports[-1] if reports else None})
     return {"sections": sections, "alarms": _attempt(problems, "alarms", lambda: reads.alarms(state.backend, state.config), []),
