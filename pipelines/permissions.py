@@ -18,12 +18,15 @@ from typing import Final
 _PREFIX: Final = {"sagemaker": "sagemaker", "sagemaker-runtime": "sagemaker", "s3": "s3", "sts": "sts",
                   "cloudwatch": "cloudwatch", "application-autoscaling": "application-autoscaling",
                   "application-auto-scaling": "application-autoscaling", "events": "events", "iam": "iam",
-                  "kms": "kms", "ecr": "ecr", "service-quotas": "servicequotas", "sns": "sns"}
+                  "kms": "kms", "ecr": "ecr", "service-quotas": "servicequotas", "sns": "sns", "bedrock": "bedrock",
+                  "bedrock-runtime": "bedrock"}
 # S3 operations whose IAM action has another name
 _S3: Final = {"ListBuckets": "s3:ListAllMyBuckets", "HeadBucket": "s3:ListBucket", "ListObjectsV2": "s3:ListBucket",
               "ListObjects": "s3:ListBucket", "HeadObject": "s3:GetObject", "CreateMultipartUpload": "s3:PutObject",
               "UploadPart": "s3:PutObject", "CompleteMultipartUpload": "s3:PutObject", "DeleteObjects": "s3:DeleteObject",
               "GetBucketEncryption": "s3:GetEncryptionConfiguration"}
+# bedrock-runtime operations authorized by another action (Converse: the model's InvokeModel)
+_BEDROCK: Final = {"Converse": "bedrock:InvokeModel", "ConverseStream": "bedrock:InvokeModelWithResponseStream"}
 # Calls every principal may make: STS answers GetCallerIdentity without any permission.
 NO_PERMISSION_NEEDED: Final = frozenset({("sts", "GetCallerIdentity")})
 # What a local run does that the project stack does instead on AWS: the local home starts without the bucket,
@@ -40,6 +43,8 @@ def iam_action(service: str, operation: str) -> str | None:
         raise KeyError(f"no IAM prefix known for service {service!r} (add it to pipelines/permissions.py)")
     if prefix == "s3" and operation in _S3:
         return _S3[operation]
+    if prefix == "bedrock" and operation in _BEDROCK:
+        return _BEDROCK[operation]
     return f"{prefix}:{operation}"
 
 
@@ -52,7 +57,15 @@ STEP_ACTIONS: Final = {
     "resolve": _actions("sagemaker:ListModelPackages", "sagemaker:DescribeModelPackage"),
     "prepare": _actions(),
     "train": _actions(),
-    "evaluate": _actions(),
+    # a Bedrock model (training.backend bedrock) is asked through bedrock-runtime Converse
+    "evaluate": _actions("bedrock:InvokeModel"),
+    # training.backend bedrock: the customization job (passing the Bedrock service role), the custom model's
+    # inference for evaluation, and its registration (no SageMaker model step: a processing job registers it)
+    "bedrock_train": _actions(
+        "bedrock:CreateModelCustomizationJob", "bedrock:GetModelCustomizationJob",
+        "bedrock:CreateProvisionedModelThroughput", "bedrock:GetProvisionedModelThroughput",
+        "bedrock:CreateCustomModelDeployment", "bedrock:GetCustomModelDeployment", "iam:PassRole",
+        "sagemaker:CreateModelPackage"),
     # models and endpoint configs of earlier versions stay (a rollback deploys them again); the first auto scaling
     # registration creates Application Auto Scaling's service-linked role for SageMaker endpoints
     "deploy": _actions(
