@@ -22,8 +22,6 @@ from pipelines.iam_policies import Stack, decide, load_template
 
 # tmp_path_factory names of the e2e homes: tests/test_local_e2e.py `home`, tests/test_company_e2e.py `project`
 DEMO_HOMES, COMPANY_HOMES = "continuum-home*", "tidewater*/home"
-# What the e2e runs do: `continuum demo` = run, models approve, deploy, invoke; the company adds init (local only)
-E2E_COMMANDS = ("run", "models approve", "deploy", "invoke")
 STACK = Stack(load_template(), {"SageMakerProjectName": "continuum-demo", "SageMakerProjectId": "p-demo"})
 EXECUTION_ROLE = STACK.role_statements("SageMakerExecutionRole")
 PIPELINE_SERVICE = frozenset().union(*permissions.PIPELINE_SERVICE_ACTIONS.values())
@@ -107,7 +105,9 @@ def test_what_sagemaker_pipelines_does_for_the_definitions_the_execution_role_al
 
 
 def test_every_command_call_is_a_command_action_its_personas_hold(recorded: list[Call]) -> None:
-    commands = frozenset().union(*(permissions.COMMAND_ACTIONS[c] for c in E2E_COMMANDS))
+    """The e2e modules run the demo (run, approve, deploy, invoke), monitor, status and the company's CLI round:
+    each in-process call is some command's action, which the Admin and a Model Engineer or Deployment Manager hold."""
+    commands = frozenset().union(*permissions.COMMAND_ACTIONS.values())
     engineer = STACK.policy_statements("ModelEngineerPolicy")
     manager = STACK.policy_statements("DeploymentManagerPolicy")
     admin = STACK.policy_statements("AdminPolicy")
