@@ -132,7 +132,7 @@ class Estimate:
     lines: list[str] = field(default_factory=list)  # how it was made, for people
 
     def describe(self) -> str:
-        return f"${self.usd:.2f} (" + "; ".join(self.lines) + ")"
+        return f"${self.usd:,.4f} (" + "; ".join(self.lines) + ")"
 
 
 def data_bytes(backend: Backend, uri: str) -> int:

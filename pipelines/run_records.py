@@ -41,7 +41,7 @@ def before_run(kind: str, config: Config, backend: Backend, parameters: dict[str
     if kind != "training" or not (budget.per_run_usd or budget.per_month_usd):
         return parameters
     estimate, spent = estimate_training(backend, config, parameters)
-    echo(f"cost estimate: {estimate.describe()}; this month so far ${spent:.2f}")
+    echo(f"cost estimate: {estimate.describe()}; this month so far ${spent:,.4f}")
     return {ESTIMATE_PARAMETER: estimate.usd, MONTH_PARAMETER: round(spent + estimate.usd, 4), **parameters}
 
 

@@ -203,7 +203,7 @@ def test_a_run_over_its_budget_stops_before_training_naming_the_estimate_and_the
     assert f"the estimated cost of this run, ${expected}" in outcome.failure_reason
     assert "passes the limit of $0.5 (cost.budget.per_run_usd)" in outcome.failure_reason
     text = "\n".join(budget_stop["lines"])
-    assert f"cost estimate: ${expected:.2f}" in text and "training.max_run_seconds" in text
+    assert f"cost estimate: ${expected:,.4f}" in text and "training.max_run_seconds" in text
 
 
 def test_continuum_cost_lists_the_run_with_its_jobs(budget_stop: dict[str, Any],
@@ -227,3 +227,59 @@ def test_continuum_cost_lists_the_run_with_its_jobs(budget_stop: dict[str, Any],
     assert main(["--home", str(budget_stop["home"]), "cost"]) == 0
     text = capsys.readouterr().out
     assert outcome.execution_id in text and "PrepareData       ml.m5.xlarge x1" in text
+
+
+def _steps(steps: list[dict[str, Any]], depth: int = 0) -> list[tuple[int, str]]:
+    found = []
+    for step in steps:
+        found.append((depth, step["Name"]))
+        if step["Type"] == "Condition":
+            found += _steps(step["Arguments"]["IfSteps"], depth + 1) + _steps(step["Arguments"]["ElseSteps"], depth + 1)
+    return found
+
+
+def _find(steps: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    for step in steps:
+        if step["Name"] == name:
+            return step
+        if step["Type"] == "Condition":
+            for branch in ("IfSteps", "ElseSteps"):
+                try:
+                    return _find(step["Arguments"][branch], name)
+                except KeyError:
+                    pass
+    raise KeyError(name)
+
+
+def test_the_budget_steps_guard_training_only_when_a_limit_is_set(moto_backend: Backend) -> None:
+    import json
+
+    from pipelines.definitions import build_pipeline
+
+    plain = json.loads(build_pipeline("training", load_config(), moto_backend).definition())
+    assert not {"CostEstimateUsd", "MonthProjectedUsd"} & {p["Name"] for p in plain["Parameters"]}
+    assert not any("Budget" in name for _, name in _steps(plain["Steps"]))
+
+    config = load_config(overrides={"cost.budget.per_run_usd": 20, "cost.budget.per_month_usd": 300})
+    definition = json.loads(build_pipeline("training", config, moto_backend).definition())
+    assert {"CostEstimateUsd", "MonthProjectedUsd"} <= {p["Name"] for p in definition["Parameters"]}
+    depth = dict((name, level) for level, name in _steps(definition["Steps"]))
+    assert depth["CheckDataChanged"] < depth["CheckRunBudget"] < depth["CheckMonthBudget"] < depth["TrainModel"]
+    assert depth["FailRunBudget"] == depth["CheckMonthBudget"] and depth["FailMonthBudget"] == depth["TrainModel"]
+    message = json.dumps(_find(definition["Steps"], "FailMonthBudget")["Arguments"]["ErrorMessage"])
+    assert "this month's runs plus this run's estimate" in message and "cost.budget.per_month_usd" in message
+    assert '"Get": "Parameters.MonthProjectedUsd"' in message
+
+
+def test_before_a_run_the_budget_parameters_carry_the_estimate_and_the_month(tmp_path: Path) -> None:
+    from pipelines.run_records import before_run
+
+    config = load_config(overrides={"cost.budget.per_month_usd": 100})
+    backend = local_backend(config, tmp_path)
+    lines: list[str] = []
+    parameters = before_run("training", config, backend, {"LoraR": 8}, lines.append)
+    cold = round(1.515 * config.training.max_run_seconds / 3600, 4)
+    assert parameters == {"CostEstimateUsd": cold, "MonthProjectedUsd": cold, "LoraR": 8}
+    assert lines and lines[0].startswith(f"cost estimate: ${cold:,.4f}")
+    assert before_run("training", load_config(), backend, {"LoraR": 8}, lines.append) == {"LoraR": 8}
+    assert before_run("deploy", config, backend, {}, lines.append) == {}
