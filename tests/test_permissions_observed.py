@@ -52,7 +52,7 @@ def _step_types(steps: list[dict]) -> set[str]:
 @pytest.fixture(scope="module")
 def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.getbasetemp()
-    found = sorted(p.parent for p in base.glob(f"{DEMO_HOMES}/aws-calls.jsonl"))
+    found = sorted({p.parent.resolve() for p in base.glob(f"{DEMO_HOMES}/aws-calls.jsonl")})  # not the *current links
     if found:
         return found[0]
     from pipelines.demo.run_demo import run_demo
@@ -69,7 +69,8 @@ def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def recorded(demo_home: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Call]:
-    homes = [demo_home, *sorted(p.parent for p in tmp_path_factory.getbasetemp().glob(f"{COMPANY_HOMES}/aws-calls.jsonl"))]
+    companies = {p.parent.resolve() for p in tmp_path_factory.getbasetemp().glob(f"{COMPANY_HOMES}/aws-calls.jsonl")}
+    homes = [demo_home, *sorted(companies)]
     return [call for home in homes for call in _calls(home)]
 
 
