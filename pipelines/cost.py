@@ -139,7 +139,8 @@ def data_bytes(backend: Backend, uri: str) -> int:
     """Total size of the objects under an s3:// prefix (either backend's S3)."""
     bucket, _, prefix = uri.removeprefix("s3://").partition("/")
     total = 0
-    for page in backend.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix.rstrip("/") + "/"):
+    pages = backend.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix.rstrip("/") + "/")
+    for page in pages:
         total += sum(item["Size"] for item in page.get("Contents", []))
     return total
 
@@ -223,7 +224,7 @@ def endpoint_costs(backend: Backend, config: Config, table: PriceTable) -> list[
         created = created if isinstance(created, datetime) else datetime.fromisoformat(str(created))
         hours = max(0.0, (now() - created).total_seconds() / 3600.0)
         hourly = [table.price("hosting", itype) for itype, _ in variants]
-        per_hour = None if any(p is None for p in hourly) else sum(p * n for p, (_, n) in zip(hourly, variants))  # type: ignore[operator]
+        per_hour = None if None in hourly else sum(p * n for p, (_, n) in zip(hourly, variants))  # type: ignore[operator]
         costs.append(EndpointCost(stage, name, variants, round(hours, 2),
                                   None if per_hour is None else round(per_hour * hours, 4),
                                   None if per_hour is None else round(per_hour * HOURS_PER_MONTH, 2)))

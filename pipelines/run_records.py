@@ -8,8 +8,8 @@ from typing import Any, Callable
 from pipelines.backend import Backend, RunOutcome
 from pipelines.config import Config
 from pipelines.cost import (
-    ESTIMATE_PARAMETER, MONTH_PARAMETER, Estimate, RunCost, data_bytes, endpoint_costs, endpoint_warning, estimate_run, month_to_date, price_table,
-    run_cost)
+    ESTIMATE_PARAMETER, MONTH_PARAMETER, Estimate, RunCost, data_bytes, endpoint_costs, endpoint_warning, estimate_run,
+    month_to_date, price_table, run_cost)
 from pipelines.execution_jobs import execution_jobs, recent_executions
 
 Echo = Callable[[str], None]
