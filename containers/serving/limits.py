@@ -26,6 +26,7 @@ from typing import Any
 
 TRUNCATE_PARAMETER = "truncate"
 UNBOUNDED_MODEL_LENGTH = 1_000_000  # tokenizers without a limit report int(1e30)
+NORMALIZER_SLACK = 4  # a normalizer (NFKC...) shrinks text by less than this
 ENVIRONMENT = {
     "max_request_bytes": "CONTINUUM_MAX_REQUEST_BYTES",
     "max_input_tokens": "CONTINUUM_MAX_INPUT_TOKENS",
@@ -202,9 +203,11 @@ class TokenBudget:
 
 def count_tokens(text: str, encode: Callable[[str], int], longest_chars: int, limit: int) -> tuple[int, bool]:
     """(the tokens of `text`, True), or (a lower bound over `limit`, False) found without tokenizing: a text
-    longer than `limit` tokens of the vocabulary's longest piece cannot fit."""
-    if longest_chars and len(text) > (limit + 1) * longest_chars:
-        return math.ceil(len(text) / longest_chars), False
+    longer than `limit` tokens of the vocabulary's longest piece cannot fit (NORMALIZER_SLACK covers
+    normalizers that shrink text before tokenizing)."""
+    per_token = longest_chars * NORMALIZER_SLACK
+    if longest_chars and len(text) > (limit + 1) * per_token:
+        return math.ceil(len(text) / per_token), False
     return encode(text), True
 
 

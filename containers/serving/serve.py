@@ -253,7 +253,7 @@ class PromptLimiter:
     def _cut(self, text: str, wrap: Any, budget: limits.TokenBudget, where: str) -> tuple[str, int]:
         """`text`'s last tokens such that the rendered input fits the budget."""
         if self.longest_chars:  # more characters than this cannot fit: never tokenize more
-            text = text[-(budget.limit + 1) * self.longest_chars:]
+            text = text[-(budget.limit + 1) * self.longest_chars * limits.NORMALIZER_SLACK:]
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         overhead = self._tokens(self.render(self.loaded, wrap("")), budget)
         keep = budget.limit - overhead
