@@ -187,7 +187,7 @@ def run(settings: Any, bedrock: Any, s3: Any, sleep: Callable[[float], None] = t
     print(f"started Bedrock customization job {settings.job_name} ({job_arn}) on {settings.base_model_identifier}: "
           f"{datasets.train_examples} train / {datasets.validation_examples} validation examples, {fmt.name} format",
           flush=True)
-    job = wait_for(lambda: bedrock.get_model_customization_job(jobIdentifier=job_arn), JOB_DONE, JOB_FAILED,
+    job = wait_for(lambda: bedrock.get_model_customization_job(jobIdentifier=settings.job_name), JOB_DONE, JOB_FAILED,
                    f"customization job {settings.job_name}", settings.poll_seconds, settings.max_wait_seconds, sleep)
     model_arn = job["outputModelArn"]
     invoke_id, resource = make_invocable(bedrock, settings, model_arn, sleep)
