@@ -18,7 +18,8 @@ from typing import Final
 _PREFIX: Final = {"sagemaker": "sagemaker", "sagemaker-runtime": "sagemaker", "s3": "s3", "sts": "sts",
                   "cloudwatch": "cloudwatch", "application-autoscaling": "application-autoscaling",
                   "application-auto-scaling": "application-autoscaling", "events": "events", "iam": "iam",
-                  "kms": "kms", "ecr": "ecr", "service-quotas": "servicequotas", "sns": "sns", "bedrock": "bedrock",
+                  "kms": "kms", "ecr": "ecr", "service-quotas": "servicequotas", "sns": "sns", "logs": "logs",
+                  "bedrock": "bedrock",
                   "bedrock-runtime": "bedrock"}
 # S3 operations whose IAM action has another name
 _S3: Final = {"ListBuckets": "s3:ListAllMyBuckets", "HeadBucket": "s3:ListBucket", "ListObjectsV2": "s3:ListBucket",
@@ -118,6 +119,12 @@ _BUILD_DEFINITION = _actions("s3:ListAllMyBuckets", "s3:PutObject", "kms:Encrypt
 _RUN_PIPELINE = _actions("sagemaker:CreatePipeline", "sagemaker:UpdatePipeline", "sagemaker:ListTags",
                          "sagemaker:AddTags", "sagemaker:StartPipelineExecution", "sagemaker:DescribePipelineExecution",
                          "sagemaker:ListPipelineExecutionSteps", "iam:PassRole")
+# What an ended execution ran (pipelines/execution_jobs.py): its jobs' billable seconds (pipelines/cost.py) and
+# what MLflow records of it (pipelines/tracking.py, which also reads the training log).
+_READ_RUNS = _actions("sagemaker:DescribePipelineExecution", "sagemaker:ListPipelineExecutionSteps",
+                      "sagemaker:ListPipelineExecutions", "sagemaker:ListPipelineParametersForExecution",
+                      "sagemaker:DescribeTrainingJob", "sagemaker:DescribeProcessingJob")
+_ENDPOINT_COST = _actions("sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig")
 _PUT_RULE = _actions("events:PutRule", "events:PutTargets", "events:TagResource", "iam:PassRole")
 # pipelines/notify.py: publish to notifications.sns_topic_arn, record the note (and "sent once" markers) in S3
 _NOTIFY = _actions("sns:Publish", "s3:GetObject", "s3:PutObject", "kms:Encrypt", "kms:GenerateDataKey")
@@ -140,12 +147,14 @@ COMMAND_ACTIONS: Final = {
     # data, training, benchmarks
     "prepare": _READ_OBJECTS,
     "definition": _BUILD_DEFINITION | _READ_REGISTRY | _READ_OBJECTS,
-    "run": _BUILD_DEFINITION | _RUN_PIPELINE | _READ_REGISTRY | _READ_OBJECTS | _WRITE_OBJECTS | _NOTIFY,
+    "run": (_BUILD_DEFINITION | _RUN_PIPELINE | _READ_REGISTRY | _READ_OBJECTS | _WRITE_OBJECTS | _NOTIFY | _READ_RUNS
+            | _actions("logs:FilterLogEvents")),
+    "cost": _READ_RUNS | _READ_OBJECTS | _ENDPOINT_COST,
     "schedule": _PUT_RULE,
     # approvals, deployments, monitoring
     "models approve": _READ_REGISTRY | _actions("sagemaker:UpdateModelPackage"),
     "models reject": _READ_REGISTRY | _actions("sagemaker:UpdateModelPackage"),
-    "deploy": _BUILD_DEFINITION | _RUN_PIPELINE | _READ_REGISTRY | _READ_OBJECTS | _WRITE_OBJECTS,
+    "deploy": _BUILD_DEFINITION | _RUN_PIPELINE | _READ_REGISTRY | _READ_OBJECTS | _WRITE_OBJECTS | _ENDPOINT_COST,
     "deploy-trigger": _PUT_RULE,
     "invoke": _actions("sagemaker:InvokeEndpoint", "sagemaker:DescribeEndpoint"),
     # rollback runs deploy.py on this machine with the person's credentials
@@ -167,7 +176,7 @@ BUILD_ACTIONS: Final = (_BUILD_DEFINITION | _READ_OBJECTS | _WRITE_OBJECTS | _ac
     "logs:PutLogEvents"))
 
 VIEWER_COMMANDS: Final = ("models list", "status", "ui", "lineage", "report", "download", "compare", "try",
-                          "benchmarks validate")
+                          "benchmarks validate", "cost")
 PERSONA_COMMANDS: Final = {
     "viewer": VIEWER_COMMANDS,
     "model_engineer": VIEWER_COMMANDS + ("prepare", "definition", "run", "schedule"),
