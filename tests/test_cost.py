@@ -283,3 +283,22 @@ def test_before_a_run_the_budget_parameters_carry_the_estimate_and_the_month(tmp
     assert lines and lines[0].startswith(f"cost estimate: ${cold:,.4f}")
     assert before_run("training", load_config(), backend, {"LoraR": 8}, lines.append) == {"LoraR": 8}
     assert before_run("deploy", config, backend, {}, lines.append) == {}
+
+
+def test_the_stopped_run_is_logged_to_mlflow_as_failed_with_its_steps(budget_stop: dict[str, Any]) -> None:
+    """The local path of pipelines/tracking.py (the AWS path: tests/test_tracking.py)."""
+    pytest.importorskip("mlflow", reason="the `tracking` extra")
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=budget_stop["uri"])
+    experiment = client.get_experiment_by_name("continuum-demo")
+    runs = client.search_runs([experiment.experiment_id])
+    [parent] = [run for run in runs if "mlflow.parentRunId" not in run.data.tags]
+    outcome = budget_stop["outcome"]
+    assert parent.info.status == "FAILED" and parent.data.tags["continuum.status"] == "Failed"
+    assert parent.data.tags["continuum.execution_arn"].endswith(f"/execution/{outcome.execution_id}")
+    assert "continuum.model_package_arn" not in parent.data.tags  # nothing registered
+    assert len(parent.data.params["data_version"]) == 64 and parent.data.params["TrainingStrategy"]
+    assert {run.info.run_name for run in runs if run.data.tags.get("mlflow.parentRunId") == parent.info.run_id} == {
+        "ResolveBaseline", "PrepareData"}
+    assert [item.path for item in client.list_artifacts(parent.info.run_id, "data")] == ["data/report.json"]
