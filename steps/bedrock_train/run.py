@@ -152,6 +152,10 @@ def make_invocable(bedrock: Any, settings: Any, model_arn: str,
                          settings.max_wait_seconds, sleep)
         return state.get("provisionedModelArn", arn), arn
     if settings.inference == "on_demand":
+        if not hasattr(bedrock, "create_custom_model_deployment"):
+            raise BedrockTrainError("this boto3 has no "
+                                    "CreateCustomModelDeployment; upgrade it (steps/requirements.txt) or set "
+                                    "training.bedrock.inference: provisioned")
         arn = bedrock.create_custom_model_deployment(modelDeploymentName=name, modelArn=model_arn)[
             "customModelDeploymentArn"]
         state = wait_for(lambda: bedrock.get_custom_model_deployment(customModelDeploymentIdentifier=arn),
