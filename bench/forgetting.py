@@ -59,6 +59,8 @@ STRATEGIES: dict[str, list[str]] = {
     "replay-random+ewc": ["--strategy", "replay,ewc", "--replay_selection", "random"],
     "replay-rotating": ["--strategy", "replay", "--replay_selection", "rotating"],
     "replay-rotating+ewc": ["--strategy", "replay,ewc", "--replay_selection", "rotating"],
+    "replay-rotating+l2sp": ["--strategy", "replay,l2sp", "--replay_selection", "rotating"],
+    "replay-rotating+modular": ["--strategy", "replay,modular", "--replay_selection", "rotating"],
 }
 UNBUDGETED = ("naive", "old-default")
 TARGET = 0.95
