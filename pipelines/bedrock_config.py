@@ -28,7 +28,7 @@ class BedrockConfig(BaseModel):
         default=None, description="Bedrock base model id/ARN that Bedrock can fine-tune, e.g. amazon.nova-micro-v1:0:128k")
     role_arn: str | None = Field(default=None, description="service role Bedrock assumes (infra/template.yaml: "
                                  "BedrockCustomizationRole)")
-    kms_key_id: str = _bedrock("training.bedrock.kms_key_id")
+    kms_key_id: str | None = Field(default=None, description="customModelKmsKeyId; None: Bedrock's own key")
     subnet_ids: list[str] = Field(default_factory=list, description="vpcConfig subnets (with security_group_ids)")
     security_group_ids: list[str] = Field(default_factory=list)
     use_validation: bool = _bedrock("training.bedrock.use_validation")
