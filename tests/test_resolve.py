@@ -120,3 +120,16 @@ def test_step_subprocess_resolves_through_the_http_api(api, tmp_path):
         "model_package_arn": arn, "version": 1, "model_data_url": "s3://bkt/v1/model.tar.gz",
         "replay_data_uri": "s3://bkt/v1/train", "inventory_uri": EMPTY_REPLAY, "source": "registry"}
     assert "registry → s3://bkt/v1/model.tar.gz (version 1" in approved.stdout
+
+
+def test_a_bedrock_version_resolves_to_its_custom_model_and_an_artifactless_package_is_named(api, client):
+    """A Bedrock custom model is registered with SourceUri and no InferenceSpecification: the next round starts from
+    (and compares against) that model; a package with neither names itself in the error."""
+    custom = "arn:aws:bedrock:us-east-1:123456789012:custom-model/amazon.nova-micro-v1:0:128k/abcdefghijkl"
+    api.handle("CreateModelPackageGroup", {"ModelPackageGroupName": GROUP})
+    arn = api.handle("CreateModelPackage", {"ModelPackageGroupName": GROUP, "ModelApprovalStatus": "Approved",
+                                            "SourceUri": custom})["ModelPackageArn"]
+    resolved = resolve.resolve(client, GROUP, FALLBACK, require_approved=True, fallback_replay_uri=EMPTY_REPLAY)
+    assert resolved["model_package_arn"] == arn and resolved["model_data_url"] == custom
+    with pytest.raises(resolve.ResolveError, match=r"model-package/.*no ModelDataUrl .* and no SourceUri"):
+        resolve.model_data_url({"ModelPackageArn": arn.replace("/1", "/9"), "InferenceSpecification": {"Containers": []}})

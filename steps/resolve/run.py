@@ -43,13 +43,17 @@ def latest_approved_package(client: Any, group: str) -> dict[str, Any] | None:
 
 
 def model_data_url(package: dict[str, Any]) -> str:
-    """The package's model artifact URI (ModelDataUrl, or ModelDataSource's S3Uri)."""
+    """The package's model: its artifact URI (ModelDataUrl, or ModelDataSource's S3Uri) or, for a version with no
+    SageMaker artifact (a Bedrock custom model, registered with SourceUri only), its SourceUri."""
     containers = package.get("InferenceSpecification", {}).get("Containers", [])
     for container in containers:
         url = container.get("ModelDataUrl") or container.get("ModelDataSource", {}).get("S3DataSource", {}).get("S3Uri")
         if url:
             return url
-    raise ResolveError(f"model package {package['ModelPackageArn']} has no ModelDataUrl in its InferenceSpecification")
+    if not containers and package.get("SourceUri"):
+        return package["SourceUri"]
+    raise ResolveError(f"model package {package['ModelPackageArn']} has no ModelDataUrl in its InferenceSpecification "
+                       f"and no SourceUri")
 
 
 def resolve(client: Any, group: str, fallback_uri: str | None, require_approved: bool,
