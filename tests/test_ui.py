@@ -150,6 +150,20 @@ def test_every_screen_opens_and_is_photographed(page: Any, dashboards: dict[str,
     assert "has no version 99" in page.inner_text("#error") and "Traceback" not in page.content()
 
 
+def test_start_a_run_from_the_page_and_follow_it(page: Any, dashboards: dict[str, str]) -> None:
+    """A training run whose RetrainMinChange no data change reaches: it stages, prepares and ends before training."""
+    page.goto(dashboards["admin"] + "/runs")
+    page.fill("#start-run textarea[name=parameters]", "RetrainMinChange=2")
+    page.click("#start-run button")
+    page.wait_for_url(f"**/runs/{CONFIG.training_pipeline_name}/*?msg=*", timeout=300_000)
+    assert "training pipeline run: Succeeded" in page.inner_text("#message")
+    steps = dict(row.split("\t")[0:3:2] for row in page.locator("#steps tr").all_inner_texts()[1:])
+    assert (steps["PrepareData"], steps["CheckDataChanged"], steps["TrainModel"]) == (
+        "Succeeded", "Succeeded", "NotExecuted")
+    assert page.locator("svg.graph g[data-step]").count() == len(steps)
+    _shot(page, "run-started")
+
+
 def test_a_viewer_sees_everything_and_may_not_approve(page: Any, dashboards: dict[str, str], home: Path) -> None:
     page.goto(dashboards["viewer"] + "/models/3")
     assert "Viewer" in page.inner_text("#who")

@@ -191,8 +191,12 @@ def execution_detail(backend: Backend, config: Config, pipeline: str, execution_
             except OSError:
                 tail = ""
         rows.append({**step, "log": tail})
+    levels = _graph_levels(definition)
+    recorded = {row["name"] for row in rows}
+    rows += [{"name": name, "type": "", "status": "NotExecuted", "seconds": None, "log": ""}
+             for name in sorted(levels, key=lambda n: levels[n]) if name not in recorded]  # the branches not taken
     failed = [s for s in rows if s.get("status") == "Failed"]
-    return {**record, "steps": rows, "levels": _graph_levels(definition),
+    return {**record, "steps": rows, "levels": levels,
             "failure_reason": record.get("failure_reason") or (failed[0].get("failure_reason") if failed else None)}
 
 
