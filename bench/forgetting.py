@@ -18,7 +18,7 @@ every phrasing of every fact by greedy generation; per strategy and round it pri
   tokens per epoch added to round 1's new tokens per epoch; seconds scaled alike, plus scoring) as a
   multiple of round 1 (the target: round 5 <= 1.5x). Tokens are exact, CPU seconds close.
 
-    python bench/forgetting.py --rounds 5 --replay-budget 0.1 --domain demo       # ~10 min on 2 cores
+    python bench/forgetting.py --rounds 5 --replay-budget 0.1 --domain demo   # ~4 min on 2 quiet cores (ferries ~1.5)
     python bench/forgetting.py --domain ferries --strategies naive,old-default,default --json out.json
 """
 from __future__ import annotations
