@@ -82,8 +82,6 @@ def _project_repo(root: Path, role_arn: str, base_model: Path) -> Path:
                           ["When does the first ferry leave Port Alder?"], 0.3)
     config["project"].update({"region": REGION, "bucket": BUCKET, "role_arn": role_arn})
     config["model"]["model_package_group"] = f"{PROJECT}-{PROJECT_ID}"
-    config["deploy"]["production"].pop("bake_seconds")  # init's local bake; on AWS the default
-    config["deploy"]["production"].pop("canary_percent")
     (repo / "continuum.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     return repo
 
