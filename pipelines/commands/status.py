@@ -3,13 +3,13 @@ errors and the latest drift verdict, then recent executions."""
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import sys
 from typing import Any, Callable
 
 from pipelines.cli_support import add_target, backend_for
 from pipelines.config import load_config
+from pipelines.local.endpoints import ping
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -40,18 +40,6 @@ def cmd_status(args: argparse.Namespace) -> int:
     for record in backend.recent_executions(5):
         print(f"  execution {record['pipeline_name']} {record['execution_id']}: {record['status']}", file=text)
     return 0
-
-
-def ping(port: int, timeout: float = 2.0) -> bool:
-    """Whether a serving process answers GET /ping with 200 on 127.0.0.1:`port`."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        connection.request("GET", "/ping")
-        return connection.getresponse().status == 200
-    except (OSError, http.client.HTTPException):
-        return False
-    finally:
-        connection.close()
 
 
 def server_health(backend: Any, endpoint_name: str) -> list[dict[str, Any]] | None:

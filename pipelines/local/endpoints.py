@@ -71,6 +71,18 @@ log = logging.getLogger(__name__)
 RETRYABLE = (ConnectionError, http.client.RemoteDisconnected, http.client.BadStatusLine, http.client.IncompleteRead)
 
 
+
+def ping(port: int, timeout: float = 2.0) -> bool:
+    """Whether a serving process answers GET /ping with 200 on 127.0.0.1:`port`."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request("GET", "/ping")
+        return connection.getresponse().status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        connection.close()
+
 class MetricsSink(Protocol):
     """Where invocation metrics go (``pipelines.local.cloudwatch.LocalCloudWatch``)."""
 
@@ -475,7 +487,7 @@ class LocalEndpoints:
                     return self._wait_ready(endpoint_name, self._spawn(endpoint_name, record), port_retries - 1)
                 raise EndpointStartError(f"endpoint {endpoint_name!r} variant {record['name']!r}: serving process "
                                          f"exited during startup. Log {record['log']} ends with:\n{tail}")
-            if self._ping(record["port"]):
+            if ping(record["port"]):
                 return record
             time.sleep(0.1)
         self._stop_server(record, drain=False)
@@ -547,17 +559,6 @@ class LocalEndpoints:
                     break
 
     # ---------------------------------------------------------------- HTTP
-    @staticmethod
-    def _ping(port: int) -> bool:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-        try:
-            connection.request("GET", "/ping")
-            return connection.getresponse().status == 200
-        except (OSError, http.client.HTTPException):
-            return False
-        finally:
-            connection.close()
-
     def _post(self, variant: dict, body: bytes, content_type: str, accept: str,
               custom_attributes: str | None) -> tuple[int, str, bytes]:
         headers = {"Content-Type": content_type or "application/json", "Accept": accept or "application/json"}

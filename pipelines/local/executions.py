@@ -41,14 +41,15 @@ def runner_gone(runner: dict[str, Any] | None, now: datetime | None = None) -> s
         return "its runner left no pid or heartbeat"
     beat = datetime.fromisoformat(runner["heartbeat"])
     age = ((now or datetime.now(timezone.utc)) - beat).total_seconds()
-    if runner.get("host") == socket.gethostname() and not _pid_alive(int(runner["pid"])):
+    if runner.get("host") == socket.gethostname() and not pid_alive(int(runner["pid"])):
         return f"its runner (pid {runner['pid']}) is no longer running; last heartbeat {runner['heartbeat']}"
     if age > STALE_AFTER_SECONDS:
         return f"its runner (pid {runner['pid']} on {runner.get('host')}) sent no heartbeat for {age:.0f}s"
     return None
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` exists on this machine (one we may not signal still counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

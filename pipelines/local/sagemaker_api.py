@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 from pipelines.local.autoscaling import LocalAutoScaling
 from pipelines.local.cloudwatch import LocalCloudWatch
+from pipelines.local.executions import pid_alive
 from pipelines.local.registry import ACCOUNT_ID, ApiError, ModelRegistry, to_datetime, to_epoch, validation_error
 from pipelines.local.s3 import LocalS3
 from pipelines.local.traffic_shift import TrafficShift
@@ -518,15 +519,7 @@ def _reason(exc: Exception) -> str:
 
 
 def _process_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid == os.getpid() or pid_alive(pid)
 
 
 def _variant_summary(variant: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from bedrock_train.contract import FLAG_SEPARATOR, SUBCOMMANDS
 from bedrock_train.formats import DataFormat, FormatError, data_format, to_record
-from common.contract import add_arguments, parse_list
+from common.contract import build_subcommand_parser, parse_list
 from common.examples import ExampleError, read_examples
 from common.jsonl import write_jsonl
 
@@ -209,11 +209,7 @@ def run(settings: Any, bedrock: Any, s3: Any, sleep: Callable[[float], None] = t
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=DESCRIPTION)
-    sub = parser.add_subparsers(dest="mode", required=True)
-    for mode, (help_text, arguments) in SUBCOMMANDS.items():
-        add_arguments(sub.add_parser(mode, help=help_text), arguments, FLAG_SEPARATOR)
-    return parser.parse_args(argv)
+    return build_subcommand_parser(SUBCOMMANDS, DESCRIPTION, FLAG_SEPARATOR).parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:

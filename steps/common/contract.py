@@ -77,6 +77,17 @@ def build_parser(arguments: Iterable[Argument], description: str | None = None,
     return parser
 
 
+def build_subcommand_parser(subcommands: dict[str, tuple[str, Iterable[Argument]]], description: str | None = None,
+                            separator: str = "_") -> argparse.ArgumentParser:
+    """A parser whose first word picks a subcommand (`dest="mode"`, required): `subcommands` maps each name to its
+    help text and its arguments."""
+    parser = argparse.ArgumentParser(description=description)
+    sub = parser.add_subparsers(dest="mode", required=True)
+    for mode, (help_text, arguments) in subcommands.items():
+        add_arguments(sub.add_parser(mode, help=help_text), arguments, separator)
+    return parser
+
+
 def add_arguments(parser: argparse.ArgumentParser, arguments: Iterable[Argument], separator: str = "_") -> None:
     """One option per argument on `parser` (build_parser's, or a subcommand's: `subparsers.add_parser(...)`)."""
     groups: dict[str, Any] = {}

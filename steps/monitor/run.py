@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from common.contract import add_arguments
+from common.contract import build_subcommand_parser
 from monitor.baseline import (BaselineError, build_baseline, current_statistics, load_baseline,
                               read_training_examples, write_baseline)
 from monitor.capture import CaptureFormatError, capture_lines, llm_rows, parse_capture_line
@@ -87,11 +87,7 @@ def run_check(args: argparse.Namespace, cloudwatch: Any, now: datetime) -> dict[
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=DESCRIPTION)
-    sub = parser.add_subparsers(dest="mode", required=True)
-    for mode, (help_text, arguments) in SUBCOMMANDS.items():
-        add_arguments(sub.add_parser(mode, help=help_text), arguments, FLAG_SEPARATOR)
-    return parser.parse_args(argv)
+    return build_subcommand_parser(SUBCOMMANDS, DESCRIPTION, FLAG_SEPARATOR).parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
