@@ -163,3 +163,19 @@ def test_report_command_on_aws_gives_a_presigned_link(capsys: pytest.CaptureFixt
     assert uri_line == uri
     assert link.startswith(f"https://{CONFIG.project.bucket}.s3.amazonaws.com/runs/7/evaluation/report.html?")
     assert "X-Amz-Expires=3600" in link or "Expires=" in link
+
+
+def test_the_candidates_lineage_carries_what_the_replay_budget_replayed_and_why() -> None:
+    """continuum.json's strategy and replay record reach the report's lineage (issue 15: what, why, what it cost)."""
+    from evaluate.lineage import model_lineage
+
+    replay = {"budget": 0.1, "unit": "examples", "selection": "rotating", "replayed": 2,
+              "items": [{"id": "a1", "source": "faq.csv", "score": 0.31, "reason": "known, lowest margin first"}]}
+    metadata = {"base_model": "tiny", "strategy": {"names": ["replay", "ewc"]}, "replay": replay, "fisher": "x" * 9}
+    lineage = model_lineage(metadata, Path("/m"))
+    assert lineage["replay"] == replay and lineage["strategy"] == {"names": ["replay", "ewc"]}
+    assert "fisher" not in lineage
+    evaluation = _evaluation()
+    evaluation["lineage"]["candidate"] = lineage
+    page = render_report(evaluation)
+    assert "known, lowest margin first" in page and "&quot;selection&quot;: &quot;rotating&quot;" in page

@@ -9,7 +9,8 @@ from typing import Any
 
 from common.benchmarks import BenchmarkSuite
 
-MODEL_FIELDS = ("base_model", "initialized_from", "generation", "hyperparameters", "metrics", "data", "prompt_template")
+MODEL_FIELDS = ("base_model", "initialized_from", "generation", "hyperparameters", "metrics", "data", "prompt_template",
+                "strategy", "replay")  # replay: what the budget replayed, why, what it cost
 DATA_REPORT_FIELDS = ("data_version", "rows", "splits", "replay", "quarantine_reasons", "parameters")
 
 
