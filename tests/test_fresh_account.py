@@ -6,9 +6,10 @@ must be upserted under the project's names and started with every input present:
 read at the parameters' defaults holds objects. `continuum schedule` then points EventBridge at the same pipeline.
 Locally, an incoming/ prefix holding only its marker ends the run in the FailStep NoInputData.
 
-moto's CloudFormation cannot create the stack itself (no AWS::CodeBuild::Project, KMS key tags fail), so the
-test creates the two resources the pipeline needs (the bucket, in the stack's region, and the execution role)
-and reads the rest (environment, names, image) from the template.
+The account is what infra/template.yaml deploys into moto's CloudFormation (bucket in its region with its KMS key,
+execution role, events role): the bucket and roles come from the stack's outputs. moto cannot create the CodeBuild
+project and CodePipeline (tests/test_infra.py leaves them out), so their environment, names and image are read
+from the template.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -35,11 +37,12 @@ from pipelines.config import load_config
 from pipelines.execution import run_pipeline
 from pipelines.paths import REPO_ROOT
 from pipelines.staging import stage_pipeline_inputs
+from test_infra import PARAMETERS as STACK_PARAMETERS, moto_template
 from test_request_limits import resolve, step_requests
 
 REGION = "eu-west-1"
 PROJECT, PROJECT_ID = "tidewater", "p-abc123def456"
-BUCKET = f"sagemaker-{PROJECT_ID}-artifacts"
+BUCKET = f"sagemaker-project-{PROJECT_ID}-{REGION}"  # the stack's ArtifactsBucket name
 ENTRY_POINTS = {"get-pipeline-definition": get_pipeline_definition_main, "run-pipeline": run_pipeline_main}
 # Python runtimes of the CodeBuild images, from each image's runtimes.yml in aws/aws-codebuild-docker-images.
 IMAGE_PYTHONS = {"aws/codebuild/amazonlinux-x86_64-standard:5.0": {"3.9", "3.10", "3.11", "3.12", "3.13", "3.14"},
@@ -131,14 +134,23 @@ def fresh_account(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_model_di
                        "AWS_DEFAULT_REGION": REGION}.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
-    with mock_aws():
+    template, _ = moto_template()
+    parameters = {**STACK_PARAMETERS, "SageMakerProjectName": PROJECT, "SageMakerProjectId": PROJECT_ID,
+                  "RepositoryFullName": "tidewater/ferries-llm"}
+    with mock_aws(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # moto's "not supported" warnings for the types it only pretends to create
         session = boto3.Session(region_name=REGION)
-        session.client("s3").create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
-        role = session.client("iam").create_role(
-            RoleName=f"{PROJECT}-sagemaker-execution", AssumeRolePolicyDocument=json.dumps({
-                "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                        "Principal": {"Service": "sagemaker.amazonaws.com"}}]}))
-        yield {"session": session, "role_arn": role["Role"]["Arn"], "tmp": tmp_path, "base_model": tiny_model_dir}
+        cloudformation = session.client("cloudformation")
+        cloudformation.create_stack(StackName=f"{PROJECT}-continuum", TemplateBody=json.dumps(template),
+                                    Capabilities=["CAPABILITY_IAM"],
+                                    Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()])
+        stack = cloudformation.describe_stacks(StackName=f"{PROJECT}-continuum")["Stacks"][0]
+        assert stack["StackStatus"] == "CREATE_COMPLETE"
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+        assert outputs["ArtifactsBucketName"] == BUCKET
+        assert session.client("s3").get_bucket_location(Bucket=BUCKET)["LocationConstraint"] == REGION
+        yield {"session": session, "role_arn": outputs["SageMakerExecutionRoleArn"], "outputs": outputs,
+               "tmp": tmp_path, "base_model": tiny_model_dir}
 
 
 def test_buildspec_on_a_fresh_account_upserts_and_starts_the_pipeline_with_every_input(
@@ -195,7 +207,7 @@ def test_buildspec_on_a_fresh_account_upserts_and_starts_the_pipeline_with_every
     assert _objects_under(s3, f"{inputs['EvaluateModel.benchmarks']}/tidewater_faq/suite.yaml")
 
     # Scheduled retraining starts the same pipeline, at the same defaults, under the name the stack's rule uses.
-    events_role = f"arn:aws:iam::123456789012:role/{PROJECT}-events"
+    events_role = fresh_account["outputs"]["EventsRoleArn"]  # the stack's role for EventBridge targets
     assert continuum_main(["schedule", "--config", str(repo / "continuum.yaml"), "--expression", "rate(7 days)",
                            "--events-role-arn", events_role]) == 0
     events = session.client("events")

@@ -157,7 +157,7 @@ def _logical_refs(node: Any) -> set[str]:
     return set()
 
 
-def _moto_template() -> tuple[dict[str, Any], set[str]]:
+def moto_template() -> tuple[dict[str, Any], set[str]]:
     """The template without what moto cannot create (and what references it); returns it and the dropped ids."""
     template = json.loads(json.dumps(TEMPLATE))
     resources = template["Resources"]
@@ -174,7 +174,7 @@ def _moto_template() -> tuple[dict[str, Any], set[str]]:
 
 @pytest.fixture(scope="module")
 def moto_stack() -> Iterator[dict[str, Any]]:
-    template, dropped = _moto_template()
+    template, dropped = moto_template()
     assert dropped == {"CodeBuildProject", "BuildPipeline", "CodePipelineRole", "CodePipelineConnectionPolicy",
                        "CodePipelineCodeCommitPolicy", "CodeCommitPushRule", "CodeCommitPushRole"}
     with mock_aws(), warnings.catch_warnings():
