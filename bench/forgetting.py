@@ -61,6 +61,8 @@ STRATEGIES: dict[str, list[str]] = {
     "replay-rotating+ewc": ["--strategy", "replay,ewc", "--replay_selection", "rotating"],
     "replay-rotating+l2sp": ["--strategy", "replay,l2sp", "--replay_selection", "rotating"],
     "replay-rotating+modular": ["--strategy", "replay,modular", "--replay_selection", "rotating"],
+    "replay-rotating+ewc+distill": ["--strategy", "replay,ewc,distill", "--replay_selection", "rotating"],
+    "replay-rotating+distill": ["--strategy", "replay,distill", "--replay_selection", "rotating"],
 }
 UNBUDGETED = ("naive", "old-default")
 TARGET = 0.95
@@ -171,7 +173,8 @@ def run_train(argv: list[str], quiet: bool) -> None:
 
 def cost(model_dir: Path) -> tuple[float, float, float, int, int, float, float]:
     """(train tokens, CPU seconds of the training loop (wall seconds on a shared CPU measure the neighbours),
-    replay scoring seconds, replayed, history examples, new and replay tokens per epoch)."""
+    replay scoring seconds, replayed, history examples, new and replay tokens per epoch; the distill component's
+    tokens count with the replayed ones)."""
     metadata = read_metadata(model_dir)
     replay = metadata.get("replay") or {}
     data = metadata["data"]
@@ -179,7 +182,7 @@ def cost(model_dir: Path) -> tuple[float, float, float, int, int, float, float]:
     return (metrics["train_tokens"], metrics.get("train_cpu_seconds", metrics.get("train_seconds", 0.0)),
             replay.get("scoring_seconds", 0.0),
             replay.get("chosen", 0), replay.get("candidates", 0), data["new_tokens_per_epoch"],
-            data["replay_tokens_per_epoch"])
+            data["replay_tokens_per_epoch"] + metrics.get("distill_tokens", 0.0) / max(metrics.get("epoch", 1.0), 1e-9))
 
 
 def main(argv: list[str] | None = None) -> int:

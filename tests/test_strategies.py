@@ -260,3 +260,39 @@ def test_round_two_with_every_strategy_then_naive(trained_round1: dict, prepared
     assert naive["data"]["replay_examples"] == 0
     assert naive["data"]["train_examples"] == everything["data"]["train_examples"] - everything["data"]["replay_examples"]
     assert naive["adapter_history"] == [] and not (tmp_path / "naive" / "adapters").exists()
+
+
+def test_distill_is_zero_at_the_teacher_positive_after_a_step_and_counts_its_tokens(
+        tiny_model_dir: Path, prepared_rounds: dict[int, Path]) -> None:
+    """The distill component (LwF): KL to the starting model is 0 while the new adapter is zero (B = 0), > 0 and
+    differentiable once it moves; a slice of the history a step, cycling, its tokens reported."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from train.contract import parse_strategy
+    from train.strategies import build_distillation
+
+    assert parse_strategy("Distill, replay").names == ("replay", "distill")
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    history, _ = encode_records(read_examples(prepared_rounds[1] / "train")[:10], tokenizer, DEFAULT_PROMPT_TEMPLATE,
+                                128, 1.0)
+    torch.manual_seed(0)
+    model = add_lora(AutoModelForCausalLM.from_pretrained(tiny_model_dir), 4, 8, 0.0, "all-linear")
+    messages: list[str] = []
+    assert build_distillation(parse_strategy("replay"), model, history, 0.5, 1.0, 2.0, 0, 0) is None
+    assert build_distillation(parse_strategy("distill"), model, [], 0.5, 1.0, 2.0, 0, 0, messages.append) is None
+    assert "distillation is off" in messages[0]
+    distill = build_distillation(parse_strategy("replay,distill"), model, history, 0.5, 3.0, 2.0, 0, 0)
+    assert distill is not None and distill.per_step == 3  # half of 10 an epoch over 2 steps
+    value, tokens = distill(1, torch.device("cpu"))
+    assert float(value) == pytest.approx(0.0, abs=1e-6)  # a fresh LoRA adapter is the identity: student == teacher
+    assert tokens == sum(len(history[i].input_ids) for i in distill.order[:3])
+    with torch.no_grad():
+        for module in lora_modules(model):
+            module.lora_b.normal_(std=0.05)
+    value, _ = distill(1, torch.device("cpu"))
+    assert float(value) > 0
+    value.backward()
+    assert all(module.lora_b.grad is not None and float(module.lora_b.grad.abs().sum()) > 0
+               for module in lora_modules(model))
+    assert distill.batch(4).token_count == sum(len(history[distill.order[i % 10]].input_ids) for i in range(9, 12))

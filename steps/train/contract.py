@@ -15,7 +15,7 @@ from pathlib import Path
 from common.contract import Argument, parse_bool
 
 # The continual-learning strategy: a comma list of components, or naive (none). Declared here only.
-STRATEGY_COMPONENTS = ("replay", "ewc", "l2sp", "modular")  # in this order in every record
+STRATEGY_COMPONENTS = ("replay", "ewc", "l2sp", "modular", "distill")  # in this order in every record
 NO_STRATEGY = ("naive", "none")
 DEFAULT_STRATEGY = "replay,ewc"
 REPLAY_SELECTIONS = ("at_risk", "random", "rotating")  # steps/train/replay_budget.py says what each does
@@ -34,7 +34,7 @@ class Strategy(frozenset):
 
 
 def parse_strategy(text: str) -> Strategy:
-    """A comma list of strategies (replay, ewc, l2sp, modular), or naive/none; case and spaces ignored."""
+    """A comma list of strategies (replay, ewc, l2sp, modular, distill), or naive/none; case and spaces ignored."""
     names = {name.strip().lower() for name in str(text).split(",") if name.strip()}
     if not names:
         raise argparse.ArgumentTypeError("empty strategy; use e.g. 'replay', 'replay,ewc' or 'naive'")
@@ -115,6 +115,10 @@ ARGUMENTS = (
              help="L2-SP strength toward the previous weights"),
     Argument("orthogonal_lambda", float, 100.0, config="training.continual.orthogonal_lambda", parameter=True,
              group=CONTINUAL, help="modular: penalty on overlap with the previous adapters' input subspaces"),
+    Argument("distill_lambda", float, 1.0, group=CONTINUAL,
+             help="distill: weight of the KL term to the starting model on the history's inputs (train.strategies)"),
+    Argument("distill_budget", float, 0.1, group=CONTINUAL,
+             help="distill: share of the history's examples distilled on per epoch (<= 1), spread over the steps"),
     Argument("fisher_samples", int, 256, config="training.continual.fisher_samples", group=CONTINUAL,
              help="examples for this version's Fisher information (0: none; next version cannot use EWC)"),
 

@@ -24,7 +24,7 @@ from train.data import TrainExample, group_batches, make_batch
 from train.distributed import Distributed
 from train.lora import load_trainable_state, trainable_state
 from train.loss import autocast_context, token_losses
-from train.strategies import ContinualPenalty
+from train.strategies import ContinualPenalty, Distillation
 
 
 @dataclass(frozen=True)
@@ -60,14 +60,15 @@ def metrics_line(**values: float) -> str:
 
 def _fresh_logs() -> dict[str, Any]:
     return {"first_loss": None, "last_loss": None, "window_sum": 0.0, "window_count": 0, "penalty": {},
-            "tokens": 0, "examples": 0}
+            "tokens": 0, "examples": 0, "distill_tokens": 0}
 
 
 def run_training(model: Any, peft_model: Any, examples: list[TrainExample], plan: list[list[int]],
                  penalty: ContinualPenalty, settings: LoopSettings, dist: Distributed,
                  checkpoints: CheckpointManager | None, stop: StopSignal,
-                 log: Callable[[str], None] = print) -> TrainingOutcome:
-    """Train `model` (peft_model, possibly DDP-wrapped) through `plan`; return the loss summary."""
+                 log: Callable[[str], None] = print, distill: Distillation | None = None) -> TrainingOutcome:
+    """Train `model` (peft_model, possibly DDP-wrapped) through `plan`; return the loss summary. `distill`: the
+    distill component's KL to the starting model, added each step (its student tokens count as trained)."""
     import torch
     from transformers import get_linear_schedule_with_warmup
 
@@ -113,9 +114,14 @@ def run_training(model: Any, peft_model: Any, examples: list[TrainExample], plan
         with autocast_context(settings.autocast_bf16, device.type):
             loss = token_losses(model, batch).weighted_mean()
         total = loss
+        parts: dict[str, Any] = {}
         if penalty.active:
             penalty_value, parts = penalty()
             total = loss + penalty_value
+        if distill is not None:
+            parts["distill"], distilled = distill(step, device)
+            total = total + parts["distill"]
+            logs["distill_tokens"] = logs.get("distill_tokens", 0) + distilled
         total.backward()
         if settings.max_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_(trainable, settings.max_grad_norm)
@@ -136,7 +142,7 @@ def run_training(model: Any, peft_model: Any, examples: list[TrainExample], plan
             if dist.is_main:
                 print(f"step {step}/{total_steps}: "
                       + metrics_line(epoch=step * dist.world_size / settings.steps_per_epoch, train_loss=mean), flush=True)
-            if penalty.active:
+            if parts:
                 logs["penalty"] = {name: float(value.detach()) for name, value in parts.items()}
                 if settings.verbose:
                     log("penalty " + " ".join(f"{k}={v:.6f}" for k, v in logs["penalty"].items()))
@@ -155,11 +161,13 @@ def run_training(model: Any, peft_model: Any, examples: list[TrainExample], plan
         "initial_train_loss": float(logs["first_loss"]),
         "epoch": total_steps * dist.world_size / settings.steps_per_epoch,
         "steps": float(total_steps),
-        "train_tokens": _sum_across(float(logs["tokens"]), dist, device),
+        "train_tokens": _sum_across(float(logs["tokens"] + logs.get("distill_tokens", 0)), dist, device),
         "train_seconds": time.monotonic() - loop_started,  # the steps (this process, since a resume)
         "train_cpu_seconds": time.process_time() - cpu_started,  # the same, in CPU time of this process's threads
         **{f"penalty_{name}": value for name, value in logs["penalty"].items()},
     }
+    if distill is not None:  # already in train_tokens
+        metrics["distill_tokens"] = _sum_across(float(logs.get("distill_tokens", 0)), dist, device)
     return TrainingOutcome(metrics, start)
 
 

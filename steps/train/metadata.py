@@ -35,6 +35,7 @@ def strategy_record(args: Namespace, start_generation: int, previous_adapters: i
         "ewc": {"lambda": args.ewc_lambda, "fisher_from_starting_model": had_fisher} if "ewc" in names else None,
         "l2sp": {"lambda": args.l2sp_lambda} if "l2sp" in names else None,
         "modular": {"lambda": args.orthogonal_lambda, "previous_adapters": previous_adapters} if "modular" in names else None,
+        "distill": {"lambda": args.distill_lambda, "budget": args.distill_budget} if "distill" in names else None,
         "penalty_applied": penalised,
         "started_from_generation": start_generation,
     }

@@ -42,7 +42,7 @@ from train.metadata import strategy_record, version_metadata
 from train.model import StartingModel, TrainingSetupError, load_starting_model
 from train.quiet import quiet_libraries
 from train.replay_budget import ReplayChoice, select_replay
-from train.strategies import ContinualPenalty, build_penalty
+from train.strategies import ContinualPenalty, build_distillation, build_penalty
 
 
 class NoTrainingData(ValueError):
@@ -67,6 +67,7 @@ class Run:
     replay: ReplayChoice | None = None  # what of the replayed history this round trains on, and why
     known_examples: list[TrainExample] | None = None  # new data + the whole replayed history: this version's Fisher
     epoch_members: Callable[[int], list[int]] | None = None  # rotating replay: the examples of each epoch
+    distill_pool: list[TrainExample] | None = None  # distill: the history's examples (their inputs)
 
 
 def seed_everything(seed: int) -> None:
@@ -117,6 +118,9 @@ def prepare_run(args: argparse.Namespace, dist: Distributed, say: Callable[..., 
     if not train_records:
         raise NoTrainingData(f"no training examples (*.jsonl) under {args.train_dir}")
     replayed = sum(str(r.get("source", "")).startswith(REPLAY_SOURCE_PREFIX) for r in train_records)
+    distill_records = []  # the history's inputs for the distill component (it trains on no stored answer)
+    if "distill" in args.strategy:
+        distill_records = [r for r in train_records if str(r.get("source", "")).startswith(REPLAY_SOURCE_PREFIX)]
     if replayed and "replay" not in args.strategy:
         say(f"strategy {args.strategy} has no replay: leaving out {replayed} replayed examples")
         train_records = [r for r in train_records if not str(r.get("source", "")).startswith(REPLAY_SOURCE_PREFIX)]
@@ -127,6 +131,7 @@ def prepare_run(args: argparse.Namespace, dist: Distributed, say: Callable[..., 
     train_examples, skipped = encode_records(train_records, start.tokenizer, template, max_length, args.replay_weight)
     validation_examples, validation_skipped = encode_records(load_examples(args.validation_dir), start.tokenizer,
                                                              template, max_length, 1.0)
+    distill_pool, _ = encode_records(distill_records, start.tokenizer, template, max_length, 1.0)
     if not train_examples:
         raise NoTrainingData(f"no training example leaves room for a completion within {max_length} tokens")
     replay = None
@@ -165,7 +170,7 @@ def prepare_run(args: argparse.Namespace, dist: Distributed, say: Callable[..., 
     history_a = [adapter_a_matrices(entry.path / ADAPTER_WEIGHTS) for entry in history] if "modular" in args.strategy else []
     penalty = build_penalty(args.strategy, lora_modules(peft_model), previous_fisher, history_a, args, say)
     return Run(start, template, train_examples, validation_examples, skipped + validation_skipped, budget, plan,
-               history, previous_fisher, peft_model, penalty, replay, known_examples, epoch_members)
+               history, previous_fisher, peft_model, penalty, replay, known_examples, epoch_members, distill_pool)
 
 
 def train_adapter(run: Run, args: argparse.Namespace, dist: Distributed, stop: StopSignal) -> TrainingOutcome:
@@ -193,9 +198,15 @@ def train_adapter(run: Run, args: argparse.Namespace, dist: Distributed, stop: S
         checkpoint_every_seconds=args.checkpoint_every_seconds,
         verbose=args.verbose,
     )
+    distill = build_distillation(args.strategy, run.peft_model, run.distill_pool or [], args.distill_budget,
+                                 args.distill_lambda, settings.steps_per_epoch, settings.pad_id, args.seed,
+                                 print if dist.is_main else _silent)
+    if distill is not None and dist.is_main:
+        print(f"distill: {distill.per_step} of {len(distill.pool)} history examples a step "
+              f"(lambda {args.distill_lambda:g}, budget {args.distill_budget:g} of the history per epoch)", flush=True)
     seed_everything(args.seed)
     return run_training(model, run.peft_model, run.train_examples, run.plan, run.penalty, settings, dist,
-                        checkpoints, stop)
+                        checkpoints, stop, distill=distill)
 
 
 def save_version(run: Run, outcome: TrainingOutcome, args: argparse.Namespace, dist: Distributed, stop: StopSignal,

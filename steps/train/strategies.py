@@ -9,9 +9,16 @@ to an adapted matrix is exactly delta = s * B @ A. The penalties, summed over ad
            orthogonal to the kept adapters' A_k, as O-LoRA does)
 All are computed in the rank space (r x r products), never materialising delta: cheap at any size.
 `replay` weights replayed examples in the loss instead (train.data).
+- distill: lambda * T^2 * KL(teacher_T || student_T) over the answer positions of old inputs, where the
+           teacher is the starting model itself (the new adapter disabled: the previous version's merged
+           weights, no copy) and T = DISTILL_TEMPERATURE. Learning without Forgetting (Li & Hoiem, "Learning
+           without Forgetting", ECCV 2016, arXiv:1606.09282) with the old task's inputs: each step a slice
+           of the history (`Distillation`), the targets the previous version's distributions, never the
+           stored answers. Costs a forward of the teacher and a forward/backward of the student per slice.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +58,71 @@ class ContinualPenalty:
         if self.orthogonal:
             parts["orthogonal"] = self.orthogonal_lambda * sum(orthogonal_term(m, a) for m, a in self.orthogonal)
         return sum(parts.values()), parts
+
+
+DISTILL_TEMPERATURE = 2.0  # Li & Hoiem's T (Hinton et al.'s soft targets); the term is scaled by T^2
+
+
+def distill_term(model: Any, teacher: Any, batch: Any) -> Any:
+    """T^2 * mean over the batch's scored positions of KL(teacher || student) at temperature T. `teacher()`
+    is a context in which `model` computes the teacher's outputs (peft's disable_adapter)."""
+    import torch
+    import torch.nn.functional as F
+
+    from common.examples import IGNORE_INDEX
+
+    keep = torch.zeros_like(batch.labels, dtype=torch.bool)
+    keep[:, :-1] = batch.labels[:, 1:] != IGNORE_INDEX
+    with torch.no_grad(), teacher():
+        target = model(**batch.inputs, logits_to_keep=keep, use_cache=False).logits
+    logits = model(**batch.inputs, logits_to_keep=keep, use_cache=False).logits
+    t = DISTILL_TEMPERATURE
+    student = F.log_softmax(logits.reshape(-1, logits.shape[-1]).float() / t, dim=-1)
+    teacher_lp = F.log_softmax(target.reshape(-1, target.shape[-1]).float() / t, dim=-1)
+    return t * t * F.kl_div(student, teacher_lp, log_target=True, reduction="batchmean")
+
+
+@dataclass
+class Distillation:
+    """The distill component for one run: `per_step` history examples a step (a seeded order, cycling, so an
+    epoch covers `distill_budget` of the history), their KL to the starting model weighted by `weight`."""
+
+    model: Any  # the PeftModel; its disable_adapter() is the teacher
+    pool: list[Any]  # TrainExample: the history's examples (old inputs)
+    per_step: int
+    weight: float
+    pad_id: int
+    order: list[int] = field(default_factory=list)
+
+    def batch(self, step: int) -> Any:
+        """Step `step`'s (1-based) slice of the history as a packed batch."""
+        from train.data import make_batch
+
+        start = (step - 1) * self.per_step
+        picked = [self.pool[self.order[(start + j) % len(self.order)]] for j in range(self.per_step)]
+        return make_batch(picked, self.pad_id, packing=True)
+
+    def __call__(self, step: int, device: Any) -> tuple[Any, int]:
+        """(weighted KL term, tokens forwarded through the student) for step `step`."""
+        batch = self.batch(step).to(device)
+        return self.weight * distill_term(self.model, self.model.disable_adapter, batch), batch.token_count
+
+
+def build_distillation(strategy: Collection[str], peft_model: Any, history: list[Any], budget: float, weight: float,
+                       steps_per_epoch: float, pad_id: int, seed: int, log: Any = print) -> Distillation | None:
+    """The distill component when `strategy` asks for it and there is a history to distil on, else None."""
+    import random
+
+    if "distill" not in strategy or weight <= 0 or budget <= 0:
+        return None
+    if not history:
+        log("distill: no history examples (a first version, or no replayed data); distillation is off for this run")
+        return None
+    per_epoch = max(1, round(min(budget, 1.0) * len(history)))
+    per_step = max(1, math.ceil(per_epoch / max(steps_per_epoch, 1.0)))
+    order = list(range(len(history)))
+    random.Random(seed * 7919 + 17).shuffle(order)
+    return Distillation(peft_model, list(history), per_step, weight, pad_id, order)
 
 
 def l2sp_term(module: LoraModule) -> Any:
