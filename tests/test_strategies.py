@@ -263,16 +263,21 @@ def test_round_two_with_every_strategy_then_naive(trained_round1: dict, prepared
 
 
 def test_distill_is_zero_at_the_teacher_positive_after_a_step_and_counts_its_tokens(
-        tiny_model_dir: Path, prepared_rounds: dict[int, Path]) -> None:
-    """The distill component (LwF): KL to the starting model is 0 while the new adapter is zero (B = 0), > 0 and
-    differentiable once it moves; a slice of the history a step, cycling, its tokens reported."""
+        tiny_model_dir: Path, prepared_rounds: dict[int, Path], trained_round1: dict, tmp_path: Path) -> None:
+    """The distill component (LwF): KL to the starting model's top-k soft targets is 0 while the new adapter is zero
+    (B = 0), > 0 and differentiable once it moves; a slice of the history a step, cycling; in a round-2 run its
+    riders' tokens are counted in train_tokens."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from train.contract import parse_strategy
-    from train.strategies import build_distillation
+    from train.data import make_batch
+    from train.loss import token_losses
+    from train.strategies import DISTILL_TOP_K, build_distillation, soft_targets
 
     assert parse_strategy("Distill, replay").names == ("replay", "distill")
+    ids, log_probs = soft_targets(torch.randn(3, 200))
+    assert ids.shape == (3, DISTILL_TOP_K) and torch.allclose(log_probs.exp().sum(-1), torch.ones(3), atol=1e-5)
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     history, _ = encode_records(read_examples(prepared_rounds[1] / "train")[:10], tokenizer, DEFAULT_PROMPT_TEMPLATE,
                                 128, 1.0)
@@ -280,19 +285,28 @@ def test_distill_is_zero_at_the_teacher_positive_after_a_step_and_counts_its_tok
     model = add_lora(AutoModelForCausalLM.from_pretrained(tiny_model_dir), 4, 8, 0.0, "all-linear")
     messages: list[str] = []
     assert build_distillation(parse_strategy("replay"), model, history, 0.5, 1.0, 2.0, 0, 0) is None
-    assert build_distillation(parse_strategy("distill"), model, [], 0.5, 1.0, 2.0, 0, 0, messages.append) is None
+    assert build_distillation(parse_strategy("distill"), model, [], 0.5, 1.0, 2.0, 0, 0, log=messages.append) is None
     assert "distillation is off" in messages[0]
     distill = build_distillation(parse_strategy("replay,distill"), model, history, 0.5, 3.0, 2.0, 0, 0)
     assert distill is not None and distill.per_step == 3  # half of 10 an epoch over 2 steps
-    value, tokens = distill(1, torch.device("cpu"))
-    assert float(value) == pytest.approx(0.0, abs=1e-6)  # a fresh LoRA adapter is the identity: student == teacher
-    assert tokens == sum(len(history[i].input_ids) for i in distill.order[:3])
+    assert distill.picked(4) == [distill.order[i % 10] for i in range(9, 12)]  # cycling through the history
+    picked = distill.picked(1)
+    batch = make_batch([distill.pool[i] for i in picked], 0, packing=True)
+    assert float(token_losses(model, batch).weights.sum()) == 0  # riders: no loss on the stored answers
+    assert float(distill.term(token_losses(model, batch).logits, picked)) == pytest.approx(0.0, abs=1e-5)
     with torch.no_grad():
         for module in lora_modules(model):
             module.lora_b.normal_(std=0.05)
-    value, _ = distill(1, torch.device("cpu"))
+    value = distill.term(token_losses(model, batch).logits, picked)
     assert float(value) > 0
     value.backward()
-    assert all(module.lora_b.grad is not None and float(module.lora_b.grad.abs().sum()) > 0
-               for module in lora_modules(model))
-    assert distill.batch(4).token_count == sum(len(history[distill.order[i % 10]].input_ids) for i in range(9, 12))
+    assert all(float(module.lora_b.grad.abs().sum()) > 0 for module in lora_modules(model))
+
+    split = prepared_rounds[2]
+    common = [*TINY_TRAIN_ARGS, "--train-dir", str(split / "train"), "--base-model-dir", str(trained_round1["dir"]),
+              "--max_steps", "2", "--fisher_samples", "0", "--replay_selection", "random"]
+    both = _train([*common, "--model-dir", str(tmp_path / "distill"), "--strategy", "replay,distill"])
+    plain = _train([*common, "--model-dir", str(tmp_path / "replay"), "--strategy", "replay"])
+    assert both["strategy"]["distill"] == {"lambda": 0.3, "budget": 0.1}
+    assert both["metrics"]["distill_tokens"] > 0 and both["metrics"]["penalty_distill"] > 0
+    assert both["metrics"]["train_tokens"] == plain["metrics"]["train_tokens"] + both["metrics"]["distill_tokens"]

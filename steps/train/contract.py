@@ -115,7 +115,7 @@ ARGUMENTS = (
              help="L2-SP strength toward the previous weights"),
     Argument("orthogonal_lambda", float, 100.0, config="training.continual.orthogonal_lambda", parameter=True,
              group=CONTINUAL, help="modular: penalty on overlap with the previous adapters' input subspaces"),
-    Argument("distill_lambda", float, 1.0, group=CONTINUAL,
+    Argument("distill_lambda", float, 0.3, group=CONTINUAL,
              help="distill: weight of the KL term to the starting model on the history's inputs (train.strategies)"),
     Argument("distill_budget", float, 0.1, group=CONTINUAL,
              help="distill: share of the history's examples distilled on per epoch (<= 1), spread over the steps"),

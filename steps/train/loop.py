@@ -68,7 +68,7 @@ def run_training(model: Any, peft_model: Any, examples: list[TrainExample], plan
                  checkpoints: CheckpointManager | None, stop: StopSignal,
                  log: Callable[[str], None] = print, distill: Distillation | None = None) -> TrainingOutcome:
     """Train `model` (peft_model, possibly DDP-wrapped) through `plan`; return the loss summary. `distill`: the
-    distill component's KL to the starting model, added each step (its student tokens count as trained)."""
+    distill component, whose history examples ride along in each step's batch (their tokens count as trained)."""
     import torch
     from transformers import get_linear_schedule_with_warmup
 
@@ -109,19 +109,23 @@ def run_training(model: Any, peft_model: Any, examples: list[TrainExample], plan
     model.train()
     for step in range(start + 1, total_steps + 1):
         indices = plan[((step - 1) * dist.world_size + dist.rank) % len(plan)]
-        batch = make_batch([examples[i] for i in indices], settings.pad_id, settings.packing, settings.pad_to,
+        chosen = [examples[i] for i in indices]
+        picked = distill.picked(step) if distill is not None else []
+        riders = [distill.pool[i] for i in picked] if distill is not None else []  # loss weight 0
+        batch = make_batch(chosen + riders, settings.pad_id, settings.packing, settings.pad_to,
                            settings.flash_kwargs).to(device)
         with autocast_context(settings.autocast_bf16, device.type):
-            loss = token_losses(model, batch).weighted_mean()
+            losses = token_losses(model, batch)
+            loss = losses.weighted_mean()
         total = loss
         parts: dict[str, Any] = {}
         if penalty.active:
             penalty_value, parts = penalty()
             total = loss + penalty_value
         if distill is not None:
-            parts["distill"], distilled = distill(step, device)
+            parts["distill"] = distill.term(losses.logits[losses.segments >= len(chosen)], picked)
             total = total + parts["distill"]
-            logs["distill_tokens"] = logs.get("distill_tokens", 0) + distilled
+            logs["distill_tokens"] = logs.get("distill_tokens", 0) + sum(len(e.input_ids) for e in riders)
         total.backward()
         if settings.max_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_(trainable, settings.max_grad_norm)
@@ -131,7 +135,7 @@ def run_training(model: Any, peft_model: Any, examples: list[TrainExample], plan
         window += loss.detach().double()
         logs["window_count"] += 1
         logs["tokens"] += batch.token_count
-        logs["examples"] += batch.example_count
+        logs["examples"] += len(chosen)
         if logs["first_loss"] is None:
             logs["first_loss"] = loss.item()
         if step % log_every == 0 or step == total_steps:
@@ -161,7 +165,7 @@ def run_training(model: Any, peft_model: Any, examples: list[TrainExample], plan
         "initial_train_loss": float(logs["first_loss"]),
         "epoch": total_steps * dist.world_size / settings.steps_per_epoch,
         "steps": float(total_steps),
-        "train_tokens": _sum_across(float(logs["tokens"] + logs.get("distill_tokens", 0)), dist, device),
+        "train_tokens": _sum_across(float(logs["tokens"]), dist, device),  # with the distill riders
         "train_seconds": time.monotonic() - loop_started,  # the steps (this process, since a resume)
         "train_cpu_seconds": time.process_time() - cpu_started,  # the same, in CPU time of this process's threads
         **{f"penalty_{name}": value for name, value in logs["penalty"].items()},

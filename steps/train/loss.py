@@ -20,6 +20,7 @@ class TokenLosses:
     nll: Any
     weights: Any
     segments: Any
+    logits: Any = None  # (scored tokens, vocab): the predictions the NLL was computed from
 
     def weighted_mean(self) -> Any:
         """sum(w * nll) / sum(w); 0 (with a gradient) when nothing is scored."""
@@ -52,4 +53,5 @@ def token_losses(model: Any, batch: Batch) -> TokenLosses:
     logits = model(**batch.inputs, logits_to_keep=keep, use_cache=False).logits
     targets = labels[:, 1:][keep[:, :-1]]
     nll = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets, reduction="none")
-    return TokenLosses(nll, batch.weights[:, 1:][keep[:, :-1]].float(), batch.segments[:, 1:][keep[:, :-1]])
+    return TokenLosses(nll, batch.weights[:, 1:][keep[:, :-1]].float(), batch.segments[:, 1:][keep[:, :-1]],
+                       logits.reshape(-1, logits.shape[-1]))

@@ -200,6 +200,7 @@ def train_adapter(run: Run, args: argparse.Namespace, dist: Distributed, stop: S
     )
     distill = build_distillation(args.strategy, run.peft_model, run.distill_pool or [], args.distill_budget,
                                  args.distill_lambda, settings.steps_per_epoch, settings.pad_id, args.seed,
+                                 args.tokens_per_batch or 2048, settings.autocast_bf16,
                                  print if dist.is_main else _silent)
     if distill is not None and dist.is_main:
         print(f"distill: {distill.per_step} of {len(distill.pool)} history examples a step "

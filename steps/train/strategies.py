@@ -10,11 +10,12 @@ to an adapted matrix is exactly delta = s * B @ A. The penalties, summed over ad
 All are computed in the rank space (r x r products), never materialising delta: cheap at any size.
 `replay` weights replayed examples in the loss instead (train.data).
 - distill: lambda * T^2 * KL(teacher_T || student_T) over the answer positions of old inputs, where the
-           teacher is the starting model itself (the new adapter disabled: the previous version's merged
-           weights, no copy) and T = DISTILL_TEMPERATURE. Learning without Forgetting (Li & Hoiem, "Learning
-           without Forgetting", ECCV 2016, arXiv:1606.09282) with the old task's inputs: each step a slice
-           of the history (`Distillation`), the targets the previous version's distributions, never the
-           stored answers. Costs a forward of the teacher and a forward/backward of the student per slice.
+           teacher is the starting model (the previous version's merged weights, scored once before the
+           first step while the fresh adapter is still zero: one forward over the history, its top
+           DISTILL_TOP_K tokens per position kept) and T = DISTILL_TEMPERATURE. Learning without Forgetting
+           (Li & Hoiem, "Learning without Forgetting", ECCV 2016, arXiv:1606.09282) on the old task's
+           inputs: each step a slice of the history rides along in the step's batch with loss weight 0
+           (`Distillation`), its targets the previous version's distributions, never the stored answers.
 """
 from __future__ import annotations
 
@@ -61,68 +62,124 @@ class ContinualPenalty:
 
 
 DISTILL_TEMPERATURE = 2.0  # Li & Hoiem's T (Hinton et al.'s soft targets); the term is scaled by T^2
+DISTILL_TOP_K = 64  # the teacher's distribution kept per position: its top k tokens and the rest's mass
 
 
-def distill_term(model: Any, teacher: Any, batch: Any) -> Any:
-    """T^2 * mean over the batch's scored positions of KL(teacher || student) at temperature T. `teacher()`
-    is a context in which `model` computes the teacher's outputs (peft's disable_adapter)."""
+def kept_positions(labels: Any) -> Any:
+    """The positions whose next token is scored (as train.loss scores them)."""
     import torch
-    import torch.nn.functional as F
 
     from common.examples import IGNORE_INDEX
 
-    keep = torch.zeros_like(batch.labels, dtype=torch.bool)
-    keep[:, :-1] = batch.labels[:, 1:] != IGNORE_INDEX
-    with torch.no_grad(), teacher():
-        target = model(**batch.inputs, logits_to_keep=keep, use_cache=False).logits
-    logits = model(**batch.inputs, logits_to_keep=keep, use_cache=False).logits
-    t = DISTILL_TEMPERATURE
-    student = F.log_softmax(logits.reshape(-1, logits.shape[-1]).float() / t, dim=-1)
-    teacher_lp = F.log_softmax(target.reshape(-1, target.shape[-1]).float() / t, dim=-1)
-    return t * t * F.kl_div(student, teacher_lp, log_target=True, reduction="batchmean")
+    keep = torch.zeros_like(labels, dtype=torch.bool)
+    keep[:, :-1] = labels[:, 1:] != IGNORE_INDEX
+    return keep
+
+
+def soft_targets(logits: Any, top_k: int = DISTILL_TOP_K) -> tuple[Any, Any]:
+    """(top-k token ids (N x k), log-probabilities (N x k+1): the top k and the rest's mass) at temperature T."""
+    import torch
+
+    log_probs = torch.log_softmax(logits.float() / DISTILL_TEMPERATURE, dim=-1)
+    top, ids = log_probs.topk(min(top_k, log_probs.shape[-1]), dim=-1)
+    return ids, torch.cat([top, _rest(top)[:, None]], dim=1)
+
+
+def _rest(top_log_probs: Any) -> Any:
+    """log(1 - sum(exp(top))), the mass outside the top k (floored at 1e-12)."""
+    import torch
+
+    return torch.log((1 - top_log_probs.exp().sum(-1)).clamp_min(1e-12))
+
+
+def distill_kl(student_logits: Any, ids: Any, teacher: Any) -> Any:
+    """T^2 * mean over positions of KL(teacher || student) on the teacher's top k tokens and the rest (k+1 bins:
+    a lower bound of the full KL that needs only k numbers per position from the teacher)."""
+    import torch
+
+    log_probs = torch.log_softmax(student_logits.float() / DISTILL_TEMPERATURE, dim=-1)
+    top = log_probs.gather(1, ids)
+    student = torch.cat([top, _rest(top)[:, None]], dim=1)
+    kl = (teacher.exp() * (teacher - student)).sum(-1)
+    return DISTILL_TEMPERATURE**2 * kl.mean()
+
+
+def teacher_targets(model: Any, pool: list[Any], pad_id: int, tokens_per_batch: int,
+                    bf16: bool = False) -> list[tuple[Any, Any]]:
+    """Every pool example's soft targets under `model` (the starting model: before the first step the fresh
+    adapter is zero), (ids, log-probs) per example on CPU; one forward pass over the pool, packed."""
+    import torch
+
+    from train.data import group_batches, make_batch
+    from train.loss import autocast_context
+
+    device = next(model.parameters()).device
+    lengths = [len(example.input_ids) for example in pool]
+    targets: list[tuple[Any, Any]] = [None] * len(pool)  # type: ignore[list-item]
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for indices in group_batches(list(range(len(pool))), lengths, 1, max(tokens_per_batch, max(lengths))):
+            batch = make_batch([pool[i] for i in indices], pad_id, packing=True).to(device)
+            keep = kept_positions(batch.labels)
+            with autocast_context(bf16, device.type):
+                logits = model(**batch.inputs, logits_to_keep=keep, use_cache=False).logits
+            ids, log_probs = soft_targets(logits.reshape(-1, logits.shape[-1]))
+            segments = batch.segments[:, 1:][keep[:, :-1]]
+            for j, index in enumerate(indices):
+                mine = segments == j
+                targets[index] = (ids[mine].cpu(), log_probs[mine].cpu())
+    model.train(was_training)
+    return targets
 
 
 @dataclass
 class Distillation:
-    """The distill component for one run: `per_step` history examples a step (a seeded order, cycling, so an
-    epoch covers `distill_budget` of the history), their KL to the starting model weighted by `weight`."""
+    """The distill component for one run: each step `per_step` history examples (a seeded order, cycling, so an
+    epoch covers `distill_budget` of the history) ride along in the step's batch with loss weight 0, and their
+    answer positions are pulled toward the starting model's distributions (computed once, `teacher_targets`)."""
 
-    model: Any  # the PeftModel; its disable_adapter() is the teacher
-    pool: list[Any]  # TrainExample: the history's examples (old inputs)
+    pool: list[Any]  # TrainExample: the history's examples (old inputs), weight 0
+    targets: list[tuple[Any, Any]]  # per pool example: the teacher's (top-k ids, log-probs) at its answer positions
     per_step: int
     weight: float
-    pad_id: int
     order: list[int] = field(default_factory=list)
 
-    def batch(self, step: int) -> Any:
-        """Step `step`'s (1-based) slice of the history as a packed batch."""
-        from train.data import make_batch
-
+    def picked(self, step: int) -> list[int]:
+        """Step `step`'s (1-based) pool indices."""
         start = (step - 1) * self.per_step
-        picked = [self.pool[self.order[(start + j) % len(self.order)]] for j in range(self.per_step)]
-        return make_batch(picked, self.pad_id, packing=True)
+        return [self.order[(start + j) % len(self.order)] for j in range(self.per_step)]
 
-    def __call__(self, step: int, device: Any) -> tuple[Any, int]:
-        """(weighted KL term, tokens forwarded through the student) for step `step`."""
-        batch = self.batch(step).to(device)
-        return self.weight * distill_term(self.model, self.model.disable_adapter, batch), batch.token_count
+    def term(self, logits: Any, picked: list[int]) -> Any:
+        """The weighted KL for the scored positions' student `logits` of the `picked` examples, in order."""
+        import torch
+
+        ids = torch.cat([self.targets[i][0] for i in picked]).to(logits.device)
+        teacher = torch.cat([self.targets[i][1] for i in picked]).to(logits.device)
+        if ids.shape[0] != logits.shape[0]:
+            raise ValueError(f"distill: {logits.shape[0]} scored positions for {ids.shape[0]} teacher targets")
+        return self.weight * distill_kl(logits, ids, teacher)
 
 
-def build_distillation(strategy: Collection[str], peft_model: Any, history: list[Any], budget: float, weight: float,
-                       steps_per_epoch: float, pad_id: int, seed: int, log: Any = print) -> Distillation | None:
-    """The distill component when `strategy` asks for it and there is a history to distil on, else None."""
+def build_distillation(strategy: Collection[str], model: Any, history: list[Any], budget: float, weight: float,
+                       steps_per_epoch: float, pad_id: int, seed: int, tokens_per_batch: int = 2048,
+                       bf16: bool = False, log: Any = print) -> Distillation | None:
+    """The distill component when `strategy` asks for it and there is a history to distil on, else None. Call it
+    before the first step: `model`'s outputs then are the starting model's."""
     import random
+    from dataclasses import replace
 
     if "distill" not in strategy or weight <= 0 or budget <= 0:
         return None
     if not history:
         log("distill: no history examples (a first version, or no replayed data); distillation is off for this run")
         return None
-    per_epoch = max(1, round(min(budget, 1.0) * len(history)))
+    pool = [replace(example, weight=0.0) for example in history]
+    per_epoch = max(1, round(min(budget, 1.0) * len(pool)))
     per_step = max(1, math.ceil(per_epoch / max(steps_per_epoch, 1.0)))
-    order = list(range(len(history)))
+    order = list(range(len(pool)))
     random.Random(seed * 7919 + 17).shuffle(order)
-    return Distillation(peft_model, list(history), per_step, weight, pad_id, order)
+    return Distillation(pool, teacher_targets(model, pool, pad_id, tokens_per_batch, bf16), per_step, weight, order)
 
 
 def l2sp_term(module: LoraModule) -> Any:
