@@ -17,7 +17,7 @@ from moto import mock_aws
 from pipelines.cli import main
 from pipelines.commands.doctor import Check, aws_checks, image_uris, instance_needs, local_checks
 from pipelines.config import load_config
-from test_infra import PARAMETERS, REGION, _moto_template
+from test_infra import PARAMETERS, REGION, moto_template
 
 
 def test_local_doctor_checks_the_home_packages_and_disk(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -37,7 +37,7 @@ def test_local_doctor_names_a_home_it_cannot_write(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[dict[str, str]]:
-    template, _ = _moto_template()
+    template, _ = moto_template()
     with mock_aws(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         cloudformation = boto3.client("cloudformation", region_name=REGION)
