@@ -125,7 +125,7 @@ def write_suite(items: list[Feedback], folder: Path, threshold: float | None = N
 def with_feedback(backend: Backend, config: Config, input_data_uri: str) -> str:
     """The staged data plus the feedback rows, staged under its own content hash (the URI itself when there is
     no feedback). Called by staging for every training run."""
-    from pipelines.staging import download_prefix, stage_directory
+    from pipelines.s3_transfer import download_prefix, stage_directory
 
     items = list_feedback(backend, config)
     if not items:
@@ -140,7 +140,7 @@ def with_feedback(backend: Backend, config: Config, input_data_uri: str) -> str:
 
 def stage_feedback_suite(backend: Backend, config: Config, staged: dict[str, str]) -> str | None:
     """Put the ``feedback`` suite beside the staged suites (None when nobody gave feedback yet)."""
-    from pipelines.staging import upload_directory
+    from pipelines.s3_transfer import upload_directory
 
     items = list_feedback(backend, config)
     if not items:

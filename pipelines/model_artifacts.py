@@ -142,7 +142,7 @@ def _fill(backend: Backend, uri: str, staging: Path) -> str:
             s3.download_file(bucket, key, str(archive))
             _unpack(archive, staging)
             return fingerprint
-        from pipelines.staging import download_prefix  # an uncompressed artifact: a prefix of files
+        from pipelines.s3_transfer import download_prefix  # an uncompressed artifact: a prefix of files
 
         try:
             folder = download_prefix(s3, uri, Path(tmp) / "model")

@@ -59,7 +59,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="continuum-benchmarks-") as tmp:
         suites_dir = Path(args.path)
         if args.path.startswith("s3://"):
-            from pipelines.staging import download_prefix
+            from pipelines.s3_transfer import download_prefix
 
             suites_dir = download_prefix(backend_for(args, config).client("s3"), args.path, Path(tmp) / "suites")
         elif not suites_dir.exists():

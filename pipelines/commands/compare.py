@@ -116,7 +116,7 @@ def compare_versions(backend: Backend, config: Config, home: Path, a: str, b: st
     label B). Raises LookupError / FileNotFoundError / ValueError / ArtifactError before running, CompareError
     when evaluate.py fails."""
     from pipelines.model_artifacts import cache_root, materialize, resolve_version
-    from pipelines.staging import download_prefix
+    from pipelines.s3_transfer import download_prefix
 
     versions = [resolve_version(backend, config.model.model_package_group, text) for text in (a, b)]
     if versions[0].version == versions[1].version:

@@ -118,7 +118,7 @@ def read_prepared(out: Path) -> list[dict[str, Any]]:
 
 def _local_data(paths: list[str], target: Path, backend_client: Callable[[], Any]) -> tuple[str, list[Path]]:
     """(data.source for the config, local folders to sample); several local paths are copied into DIR/data."""
-    from pipelines.staging import download_prefix
+    from pipelines.s3_transfer import download_prefix
 
     if any(path.startswith("s3://") for path in paths):
         if len(paths) > 1:

@@ -16,7 +16,7 @@ from typing import Callable
 from pipelines.cli_support import add_target, backend_for
 from pipelines.config import Config, load_config
 from pipelines.paths import STEPS_DIR
-from pipelines.staging import download_prefix
+from pipelines.s3_transfer import download_prefix
 from pipelines.training.prepare_arguments import step_command
 
 

@@ -15,6 +15,13 @@ from pathlib import Path
 
 from common.contract import Argument, parse_bool
 
+RECORD_FILE = "bedrock.json"  # what `train` writes and `register` reads: the job, the custom model, how to invoke it
+
+
+class BedrockTrainError(Exception):
+    """The customization cannot start or did not give an invocable model; the message says why."""
+
+
 FLAG_SEPARATOR = "-"
 INPUT_ROOT = Path("/opt/ml/processing/input")
 OUTPUT_DIR = Path("/opt/ml/processing/output/bedrock")

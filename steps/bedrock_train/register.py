@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bedrock_train.run import RECORD_FILE, BedrockTrainError
+from bedrock_train.contract import RECORD_FILE, BedrockTrainError
 
 BACKEND = "bedrock"
 

@@ -10,20 +10,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bedrock_train.contract import FLAG_SEPARATOR, SUBCOMMANDS
+from bedrock_train.contract import FLAG_SEPARATOR, RECORD_FILE, SUBCOMMANDS, BedrockTrainError
 from bedrock_train.formats import DataFormat, FormatError, data_format, to_record
 from common.contract import build_subcommand_parser, parse_list
 from common.examples import ExampleError, read_examples
 from common.jsonl import write_jsonl
 
 DESCRIPTION = "Bedrock train step: prepared splits → a Bedrock model customization job → an invocable custom model."
-RECORD_FILE = "bedrock.json"
 JOB_DONE = {"Completed"}
 JOB_FAILED = {"Failed", "Stopped"}
-
-
-class BedrockTrainError(Exception):
-    """The customization cannot start or did not give an invocable model; the message says why."""
 
 
 @dataclass(frozen=True)
