@@ -103,7 +103,8 @@ class LoraConfig(_Strict):
 
 
 class ContinualConfig(_Strict):
-    """Continual-learning strategy (train.py --strategy): a comma list of replay, ewc, l2sp, modular, or naive."""
+    """Continual-learning strategy (train.py --strategy): a comma list of replay, ewc, l2sp, modular, distill, or
+    naive."""
 
     strategy: str = _train("training.continual.strategy")
     replay_weight: float = _train("training.continual.replay_weight", ge=0)
@@ -111,6 +112,8 @@ class ContinualConfig(_Strict):
                                   "round: <= 1 a share of it, > 1 an amount in replay_budget_unit")
     replay_budget_unit: Literal["examples", "tokens"] = _train("training.continual.replay_budget_unit")
     replay_selection: Literal["at_risk", "random", "rotating"] = _train("training.continual.replay_selection")
+    distill_lambda: float = _train("training.continual.distill_lambda", ge=0)
+    distill_budget: float = _train("training.continual.distill_budget", ge=0, le=1)
     ewc_lambda: float = _train("training.continual.ewc_lambda", ge=0)
     l2sp_lambda: float = _train("training.continual.l2sp_lambda", ge=0)
     orthogonal_lambda: float = _train("training.continual.orthogonal_lambda", ge=0)

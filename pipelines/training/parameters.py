@@ -36,6 +36,8 @@ class TrainingParameters:
     replay_budget: ParameterFloat
     replay_budget_unit: ParameterString
     replay_selection: ParameterString
+    distill_lambda: ParameterFloat
+    distill_budget: ParameterFloat
     ewc_lambda: ParameterFloat
     l2sp_lambda: ParameterFloat
     orthogonal_lambda: ParameterFloat
@@ -96,6 +98,8 @@ def _training_step_parameters(config: Config) -> dict[str, Parameter | None]:
         "replay_budget": _train(config, "replay_budget", ParameterFloat),
         "replay_budget_unit": _train(config, "replay_budget_unit", ParameterString),
         "replay_selection": _train(config, "replay_selection", ParameterString),
+        "distill_lambda": _train(config, "distill_lambda", ParameterFloat),
+        "distill_budget": _train(config, "distill_budget", ParameterFloat),
         "ewc_lambda": _train(config, "ewc_lambda", ParameterFloat),
         "l2sp_lambda": _train(config, "l2sp_lambda", ParameterFloat),
         "orthogonal_lambda": _train(config, "orthogonal_lambda", ParameterFloat),
