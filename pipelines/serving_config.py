@@ -7,8 +7,6 @@ serving code imports nothing from the repository, and this module nothing from t
 from __future__ import annotations
 
 import functools
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -20,12 +18,9 @@ LIMITS_PATH = Path(__file__).resolve().parents[1] / "containers" / "serving" / "
 @functools.lru_cache(maxsize=1)
 def serving_limits() -> ModuleType:
     """containers/serving/limits.py, loaded once by path."""
-    spec = importlib.util.spec_from_file_location("continuum_serving_limits", LIMITS_PATH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve their module through sys.modules
-    spec.loader.exec_module(module)
-    return module
+    from pipelines.local.step_code import module_at
+
+    return module_at(LIMITS_PATH, "continuum_serving_limits")
 
 
 def _default(name: str) -> object:
