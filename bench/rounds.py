@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,16 +65,18 @@ _DEMO_LATER = {
 }
 
 
-class Domain:
+class Domain(ABC):
     """A company's five rounds: facts per round, raw files per round, tokenizer corpus."""
 
     name = ""
 
+    @abstractmethod
     def facts(self, round_no: int) -> list[RoundFact]:
-        raise NotImplementedError
+        """The facts round `round_no` adds or changes."""
 
+    @abstractmethod
     def write_round(self, round_no: int, out_dir: Path) -> None:
-        raise NotImplementedError
+        """Round `round_no`'s raw export files into `out_dir`."""
 
     def current(self, round_no: int) -> dict[str, RoundFact]:
         """Every fact as it stands after `round_no`, by id."""
