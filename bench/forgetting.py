@@ -63,6 +63,10 @@ STRATEGIES: dict[str, list[str]] = {
     "replay-rotating+modular": ["--strategy", "replay,modular", "--replay_selection", "rotating"],
     "replay-rotating+ewc+distill": ["--strategy", "replay,ewc,distill", "--replay_selection", "rotating"],
     "replay-rotating+distill": ["--strategy", "replay,distill", "--replay_selection", "rotating"],
+    "replay-online": ["--strategy", "replay", "--replay_selection", "online"],
+    "replay-online+ewc": ["--strategy", "replay,ewc", "--replay_selection", "online"],
+    "replay-online+distill": ["--strategy", "replay,distill", "--replay_selection", "online"],
+    "replay-online+ewc+distill": ["--strategy", "replay,ewc,distill", "--replay_selection", "online"],
 }
 UNBUDGETED = ("naive", "old-default")
 TARGET = 0.95
@@ -179,8 +183,9 @@ def cost(model_dir: Path) -> tuple[float, float, float, int, int, float, float]:
     replay = metadata.get("replay") or {}
     data = metadata["data"]
     metrics = metadata["metrics"]
-    return (metrics["train_tokens"], metrics.get("train_cpu_seconds", metrics.get("train_seconds", 0.0)),
-            replay.get("scoring_seconds", 0.0),
+    in_loop = metrics.get("replay_scoring_cpu_seconds", 0.0)  # online replay's refreshes, inside the loop's time
+    return (metrics["train_tokens"], metrics.get("train_cpu_seconds", metrics.get("train_seconds", 0.0)) - in_loop,
+            replay.get("scoring_seconds", 0.0) + metrics.get("distill_teacher_cpu_seconds", 0.0),
             replay.get("chosen", 0), replay.get("candidates", 0), data["new_tokens_per_epoch"],
             data["replay_tokens_per_epoch"] + metrics.get("distill_tokens", 0.0) / max(metrics.get("epoch", 1.0), 1e-9))
 

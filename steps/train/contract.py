@@ -18,7 +18,7 @@ from common.contract import Argument, parse_bool
 STRATEGY_COMPONENTS = ("replay", "ewc", "l2sp", "modular", "distill")  # in this order in every record
 NO_STRATEGY = ("naive", "none")
 DEFAULT_STRATEGY = "replay,ewc"
-REPLAY_SELECTIONS = ("at_risk", "random", "rotating")  # steps/train/replay_budget.py says what each does
+REPLAY_SELECTIONS = ("at_risk", "random", "rotating", "online")  # steps/train/replay_budget.py says what each does
 REPLAY_BUDGET_UNITS = ("examples", "tokens")
 
 

@@ -24,6 +24,7 @@ from train.data import TrainExample, group_batches, make_batch
 from train.distributed import Distributed
 from train.lora import load_trainable_state, trainable_state
 from train.loss import autocast_context, token_losses
+from train.online_replay import OnlineReplay, segment_margins
 from train.strategies import ContinualPenalty, Distillation
 
 
@@ -66,9 +67,12 @@ def _fresh_logs() -> dict[str, Any]:
 def run_training(model: Any, peft_model: Any, examples: list[TrainExample], plan: list[list[int]],
                  penalty: ContinualPenalty, settings: LoopSettings, dist: Distributed,
                  checkpoints: CheckpointManager | None, stop: StopSignal,
-                 log: Callable[[str], None] = print, distill: Distillation | None = None) -> TrainingOutcome:
+                 log: Callable[[str], None] = print, distill: Distillation | None = None,
+                 online: OnlineReplay | None = None) -> TrainingOutcome:
     """Train `model` (peft_model, possibly DDP-wrapped) through `plan`; return the loss summary. `distill`: the
-    distill component, whose history examples ride along in each step's batch (their tokens count as trained)."""
+    distill component, whose history examples ride along in each step's batch (their tokens count as trained);
+    `online`: the online replay, whose chosen history examples ride along with the replay weight (the same
+    history as distill's pool, same order, when both are on)."""
     import torch
     from transformers import get_linear_schedule_with_warmup
 
@@ -90,11 +94,15 @@ def run_training(model: Any, peft_model: Any, examples: list[TrainExample], plan
         scheduler.load_state_dict(resumed.state["scheduler"])
         restore_rng_state(resumed.state["rng"])
         logs, start = resumed.logs, resumed.step
+        if online is not None and "online_replay" in logs:
+            online.restore(logs["online_replay"])
         log(f"resumed from {resumed.path} (step {start} of {total_steps})")
 
     def save(step: int) -> None:
         if checkpoints is not None and dist.is_main:
             logs["window_sum"] = float(window)
+            if online is not None:
+                logs["online_replay"] = online.state()
             state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()}
             path = checkpoints.save(step, trainable_state(peft_model), state, logs)
             log(f"checkpoint saved: {path}")
@@ -111,7 +119,9 @@ def run_training(model: Any, peft_model: Any, examples: list[TrainExample], plan
         indices = plan[((step - 1) * dist.world_size + dist.rank) % len(plan)]
         chosen = [examples[i] for i in indices]
         picked = distill.picked(step) if distill is not None else []
-        riders = [distill.pool[i] for i in picked] if distill is not None else []  # loss weight 0
+        replayed = online.picked(step, peft_model) if online is not None else []
+        riders = ([online.pool[i] for i in replayed] if online is not None else []) + (
+            [distill.pool[i] for i in picked] if distill is not None else [])  # replay weight, then weight 0
         batch = make_batch(chosen + riders, settings.pad_id, settings.packing, settings.pad_to,
                            settings.flash_kwargs).to(device)
         with autocast_context(settings.autocast_bf16, device.type):
@@ -123,9 +133,13 @@ def run_training(model: Any, peft_model: Any, examples: list[TrainExample], plan
             penalty_value, parts = penalty()
             total = loss + penalty_value
         if distill is not None:
-            parts["distill"] = distill.term(losses.logits[losses.segments >= len(chosen)], picked)
+            parts["distill"] = distill.term(losses.logits[losses.segments >= len(chosen) + len(replayed)], picked)
             total = total + parts["distill"]
-            logs["distill_tokens"] = logs.get("distill_tokens", 0) + sum(len(e.input_ids) for e in riders)
+            logs["distill_tokens"] = logs.get("distill_tokens", 0) + sum(len(distill.pool[i].input_ids) for i in picked)
+        if online is not None:
+            margins = segment_margins(losses.logits, losses.nll, losses.segments, len(chosen) + len(riders))
+            online.observe(replayed + (picked if distill is not None else []), margins[len(chosen):])
+            logs["replay_tokens"] = logs.get("replay_tokens", 0) + sum(len(online.pool[i].input_ids) for i in replayed)
         total.backward()
         if settings.max_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_(trainable, settings.max_grad_norm)
@@ -172,6 +186,10 @@ def run_training(model: Any, peft_model: Any, examples: list[TrainExample], plan
     }
     if distill is not None:  # already in train_tokens
         metrics["distill_tokens"] = _sum_across(float(logs.get("distill_tokens", 0)), dist, device)
+        metrics["distill_teacher_cpu_seconds"] = distill.teacher_seconds  # before the first step
+    if online is not None:  # riders already in train_tokens; scoring seconds already in train_cpu_seconds
+        metrics["replay_tokens"] = _sum_across(float(logs.get("replay_tokens", 0)), dist, device)
+        metrics["replay_scoring_cpu_seconds"] = online.scoring_seconds
     return TrainingOutcome(metrics, start)
 
 

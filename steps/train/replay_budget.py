@@ -27,13 +27,13 @@ import hashlib
 import math
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from train.data import TrainExample, group_batches, make_batch
 
-SELECTIONS = ("at_risk", "random", "rotating")
+SELECTIONS = ("at_risk", "random", "rotating", "online")  # online: steps/train/online_replay.py
 UNITS = ("examples", "tokens")
 REPLAY_PREFIX = "replay:"
 _LINE_SUFFIX = re.compile(r":\d+$")
@@ -133,9 +133,12 @@ def reason(selection: str, candidate: Candidate) -> str:
 
 def budget_amount(budget: float, unit: str, candidates: Sequence[Candidate]) -> int:
     """The budget in `unit`: budget <= 1 a share of the candidates' total (rounded), else that many."""
-    total = len(candidates) if unit == "examples" else sum(c.tokens for c in candidates)
-    amount = round(budget * total) if budget <= 1 else int(budget)
-    return max(0, min(amount, total))
+    return _amount(budget, len(candidates) if unit == "examples" else sum(c.tokens for c in candidates))
+
+
+def _amount(budget: float, total: int) -> int:
+    """`budget` of `total`: <= 1 a share (rounded), else that many, within 0..total."""
+    return max(0, min(round(budget * total) if budget <= 1 else int(budget), total))
 
 
 def quotas(sizes: dict[str, int], amount: int) -> dict[str, int]:
@@ -161,8 +164,10 @@ def quotas(sizes: dict[str, int], amount: int) -> dict[str, int]:
     return share
 
 
-def choose(candidates: Sequence[Candidate], selection: str, budget: float, unit: str) -> ReplayChoice:
-    """The lowest-score candidates of each stratum, up to the stratum's share of the budget."""
+def choose(candidates: Sequence[Candidate], selection: str, budget: float, unit: str,
+           order: Callable[[Candidate], Any] | None = None) -> ReplayChoice:
+    """The first candidates of each stratum by `order` (default: `Candidate.rank`, then id), up to the stratum's
+    share of the budget."""
     amount = budget_amount(budget, unit, candidates)
     strata: dict[str, list[Candidate]] = {}
     for candidate in candidates:
@@ -172,7 +177,7 @@ def choose(candidates: Sequence[Candidate], selection: str, budget: float, unit:
     chosen: list[Candidate] = []
     for name, members in strata.items():
         spent = 0
-        for candidate in sorted(members, key=lambda c: (c.rank, c.id)):
+        for candidate in sorted(members, key=order or (lambda c: (c.rank, c.id))):
             cost = 1 if unit == "examples" else candidate.tokens
             if spent + cost > share[name]:
                 if unit == "examples":
@@ -241,18 +246,23 @@ def answer_margins(model: Any, examples: Sequence[TrainExample], pad_id: int, to
             segments = batch.segments[:, 1:][keep[:, :-1]]
             target_logit = logits.gather(1, targets[:, None])[:, 0]
             other = logits.scatter(1, targets[:, None], float("-inf")).max(dim=1).values
-            token_margin = (target_logit - other).tolist()
-            nll = torch.nn.functional.cross_entropy(logits, targets, reduction="none").tolist()
-            counts: dict[int, int] = {}
-            for segment, margin, value in zip(segments.tolist(), token_margin, nll):
-                index = indices[segment]
-                margins[index] = min(margins[index], margin)
-                losses[index] += value
-                counts[index] = counts.get(index, 0) + 1
-            for index, count in counts.items():
-                losses[index] /= count
+            nll = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
+            count = len(indices)
+            lowest = torch.full((count,), math.inf, device=logits.device).scatter_reduce_(
+                0, segments, target_logit - other, "amin")
+            sums = torch.zeros(count, device=logits.device).index_add_(0, segments, nll)
+            counts = torch.zeros(count, device=logits.device).index_add_(0, segments, torch.ones_like(nll))
+            for j, (margin, total, n) in enumerate(zip(lowest.tolist(), sums.tolist(), counts.tolist())):
+                margins[indices[j]] = margin
+                losses[indices[j]] = total / n if n else 0.0
     model.train(was_training)
     return margins, losses
+
+
+def covers_history(budget: float, unit: str, history: Sequence[TrainExample]) -> bool:
+    """Whether the budget covers the whole history (then every selection replays all of it)."""
+    total = len(history) if unit == "examples" else sum(len(example.input_ids) for example in history)
+    return _amount(budget, total) >= total
 
 
 def select_replay(model: Any, examples: Sequence[TrainExample], selection: str, budget: float, unit: str, seed: int,
@@ -263,8 +273,7 @@ def select_replay(model: Any, examples: Sequence[TrainExample], selection: str, 
     replayed = [i for i, example in enumerate(examples) if example.replay]
     candidates = [Candidate(i, examples[i].id or str(i), examples[i].source, len(examples[i].input_ids),
                             hash_order(examples[i].id or str(i), seed)) for i in replayed]
-    whole = len(candidates) if unit == "examples" else sum(c.tokens for c in candidates)
-    if budget_amount(budget, unit, candidates) >= whole:
+    if covers_history(budget, unit, [examples[i] for i in replayed]):
         selection = "all"
     elif selection == "at_risk":
         margins, losses = answer_margins(model, [examples[i] for i in replayed], pad_id, tokens_per_batch, bf16)

@@ -41,7 +41,8 @@ from train.loop import LoopSettings, TrainingOutcome, evaluation_loss, log_metri
 from train.metadata import strategy_record, version_metadata
 from train.model import StartingModel, TrainingSetupError, load_starting_model
 from train.quiet import quiet_libraries
-from train.replay_budget import ReplayChoice, select_replay
+from train.online_replay import OnlineReplay, build_online_replay
+from train.replay_budget import ReplayChoice, covers_history, select_replay
 from train.strategies import ContinualPenalty, build_distillation, build_penalty
 
 
@@ -68,6 +69,8 @@ class Run:
     known_examples: list[TrainExample] | None = None  # new data + the whole replayed history: this version's Fisher
     epoch_members: Callable[[int], list[int]] | None = None  # rotating replay: the examples of each epoch
     distill_pool: list[TrainExample] | None = None  # distill: the history's examples (their inputs)
+    online_history: list[TrainExample] | None = None  # replay selection online: the history, out of the step plan
+    online: OnlineReplay | None = None  # built from online_history before the first step (train_adapter)
 
 
 def seed_everything(seed: int) -> None:
@@ -131,13 +134,23 @@ def prepare_run(args: argparse.Namespace, dist: Distributed, say: Callable[..., 
     train_examples, skipped = encode_records(train_records, start.tokenizer, template, max_length, args.replay_weight)
     validation_examples, validation_skipped = encode_records(load_examples(args.validation_dir), start.tokenizer,
                                                              template, max_length, 1.0)
-    distill_pool, _ = encode_records(distill_records, start.tokenizer, template, max_length, 1.0)
     if not train_examples:
         raise NoTrainingData(f"no training example leaves room for a completion within {max_length} tokens")
     replay = None
     epoch_members = None
+    online_history = None
     known_examples = train_examples
-    if any(example.replay for example in train_examples):
+    history_examples = [example for example in train_examples if example.replay]
+    # the distill riders are the replayed history itself (same order), so online replay reads their margins too
+    distill_pool = history_examples if replayed and "replay" in args.strategy else encode_records(
+        distill_records, start.tokenizer, template, max_length, 1.0)[0]
+    if (history_examples and args.replay_selection == "online"
+            and not covers_history(args.replay_budget, args.replay_budget_unit, history_examples)):
+        online_history = history_examples
+        train_examples = [example for example in train_examples if not example.replay]
+        say(f"replay: online, {args.replay_budget:g} {args.replay_budget_unit} of {len(history_examples)} history "
+            f"examples per epoch, re-chosen each epoch by their current answer margins", flush=True)
+    elif history_examples:
         replay = select_replay(start.model, train_examples, args.replay_selection, args.replay_budget,
                                args.replay_budget_unit, args.seed, start.tokenizer.pad_token_id,
                                args.tokens_per_batch or 2048, start.precision.autocast_bf16, math.ceil(args.epochs))
@@ -170,7 +183,8 @@ def prepare_run(args: argparse.Namespace, dist: Distributed, say: Callable[..., 
     history_a = [adapter_a_matrices(entry.path / ADAPTER_WEIGHTS) for entry in history] if "modular" in args.strategy else []
     penalty = build_penalty(args.strategy, lora_modules(peft_model), previous_fisher, history_a, args, say)
     return Run(start, template, train_examples, validation_examples, skipped + validation_skipped, budget, plan,
-               history, previous_fisher, peft_model, penalty, replay, known_examples, epoch_members, distill_pool)
+               history, previous_fisher, peft_model, penalty, replay, known_examples, epoch_members, distill_pool,
+               online_history)
 
 
 def train_adapter(run: Run, args: argparse.Namespace, dist: Distributed, stop: StopSignal) -> TrainingOutcome:
@@ -198,16 +212,20 @@ def train_adapter(run: Run, args: argparse.Namespace, dist: Distributed, stop: S
         checkpoint_every_seconds=args.checkpoint_every_seconds,
         verbose=args.verbose,
     )
+    scoring_tokens = run.budget or args.tokens_per_batch or 512  # forward-only passes pack like the steps
     distill = build_distillation(args.strategy, run.peft_model, run.distill_pool or [], args.distill_budget,
                                  args.distill_lambda, settings.steps_per_epoch, settings.pad_id, args.seed,
-                                 args.tokens_per_batch or 2048, settings.autocast_bf16,
-                                 print if dist.is_main else _silent)
+                                 scoring_tokens, settings.autocast_bf16, print if dist.is_main else _silent)
     if distill is not None and dist.is_main:
         print(f"distill: {distill.per_step} of {len(distill.pool)} history examples a step "
               f"(lambda {args.distill_lambda:g}, budget {args.distill_budget:g} of the history per epoch)", flush=True)
+    if run.online_history:
+        run.online = build_online_replay(run.peft_model, run.online_history, args.replay_budget,
+                                         args.replay_budget_unit, settings.steps_per_epoch, settings.pad_id,
+                                         scoring_tokens, settings.autocast_bf16)
     seed_everything(args.seed)
     return run_training(model, run.peft_model, run.train_examples, run.plan, run.penalty, settings, dist,
-                        checkpoints, stop, distill=distill)
+                        checkpoints, stop, distill=distill, online=run.online)
 
 
 def save_version(run: Run, outcome: TrainingOutcome, args: argparse.Namespace, dist: Distributed, stop: StopSignal,
@@ -237,7 +255,8 @@ def save_version(run: Run, outcome: TrainingOutcome, args: argparse.Namespace, d
     save_merged(run.peft_model, args.model_dir, start.quantized, start.source, start.precision.dtype)
     ship_inference_handler(args.model_dir)
     seconds = time.monotonic() - started
-    replayed = len(run.replay.chosen) if run.replay else 0  # distinct examples (rotating: over all epochs)
+    replay_record = run.replay.record() if run.replay else run.online.record() if run.online else None
+    replayed = replay_record["chosen"] if replay_record else 0  # distinct examples (rotating, online: all epochs)
     write_metadata(args.model_dir, version_metadata(
         args, start_metadata=start.metadata, source=start.source, template=run.template,
         strategy=strategy_record(args, int(start.metadata.get("generation", 0)), len(run.history),
@@ -247,19 +266,21 @@ def save_version(run: Run, outcome: TrainingOutcome, args: argparse.Namespace, d
               "train_examples": sum(not e.replay for e in run.train_examples) + replayed,
               "replay_examples": replayed,
               "new_tokens_per_epoch": sum(len(e.input_ids) for e in run.train_examples if not e.replay),
-              "replay_tokens_per_epoch": replay_tokens_per_epoch(run),
+              "replay_tokens_per_epoch": replay_tokens_per_epoch(run, metrics),
               "validation_examples": len(run.validation_examples), "skipped_examples": run.skipped},
         training={"device": start.precision.device, "dtype": start.precision.dtype, "quantized_base": start.quantized,
                   "attn_implementation": start.attn_implementation, "tokens_per_step": run.budget,
                   "world_size": dist.world_size, "resumed_from_step": outcome.resumed_from_step},
         fisher=fisher, adapter_history=kept, seconds=seconds,
-        replay=run.replay.record() if run.replay is not None else None,
+        replay=replay_record,
     ))
     print(f"saved model to {args.model_dir} in {seconds:.1f}s", flush=True)
 
 
-def replay_tokens_per_epoch(run: Run) -> float:
-    """Replayed tokens an epoch trains on (rotating: the mean over the epochs' windows)."""
+def replay_tokens_per_epoch(run: Run, metrics: dict[str, float]) -> float:
+    """Replayed tokens an epoch trains on (rotating: the mean over the epochs' windows; online: as counted)."""
+    if run.online is not None:
+        return metrics.get("replay_tokens", 0.0) / max(metrics.get("epoch", 1.0), 1e-9)
     if run.replay is None or run.replay.windows is None:
         return sum(len(example.input_ids) for example in run.train_examples if example.replay)
     windows = run.replay.windows

@@ -20,6 +20,7 @@ All are computed in the rank space (r x r products), never materialising delta: 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
@@ -144,6 +145,7 @@ class Distillation:
     per_step: int
     weight: float
     order: list[int] = field(default_factory=list)
+    teacher_seconds: float = 0.0  # CPU seconds of the teacher's pass (teacher_targets)
 
     def picked(self, step: int) -> list[int]:
         """Step `step`'s (1-based) pool indices."""
@@ -179,7 +181,9 @@ def build_distillation(strategy: Collection[str], model: Any, history: list[Any]
     per_step = max(1, math.ceil(per_epoch / max(steps_per_epoch, 1.0)))
     order = list(range(len(pool)))
     random.Random(seed * 7919 + 17).shuffle(order)
-    return Distillation(pool, teacher_targets(model, pool, pad_id, tokens_per_batch, bf16), per_step, weight, order)
+    started = time.process_time()
+    targets = teacher_targets(model, pool, pad_id, tokens_per_batch, bf16)
+    return Distillation(pool, targets, per_step, weight, order, time.process_time() - started)
 
 
 def l2sp_term(module: LoraModule) -> Any:
