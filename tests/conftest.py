@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Iterator
 import pytest
 
 if TYPE_CHECKING:
+    from demo_homes import DemoSnapshot
+
     from pipelines.backend import Backend
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -114,3 +116,12 @@ def moto_backend() -> Iterator[Backend]:
         session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
         session.client("s3").create_bucket(Bucket=load_config().project.bucket)
         yield Backend("aws", session)
+
+
+@pytest.fixture(scope="session")
+def demo_rounds(tmp_path_factory: pytest.TempPathFactory) -> dict[int, DemoSnapshot]:
+    """The demo's rounds 1 and 2 run once per session (tests/demo_homes.py): {round: snapshot of the home after it};
+    a module that uses a demo home takes its own copy (`snapshot.copy_to(folder)`), so their changes never meet."""
+    from demo_homes import build_demo_rounds
+
+    return build_demo_rounds(tmp_path_factory.mktemp("demo-rounds"))

@@ -1,28 +1,44 @@
-"""Both pipeline definitions end to end on the embedded runtime with the tiny model (two demo rounds)."""
+"""Both pipeline definitions end to end on the embedded runtime with the tiny model (two demo rounds, run once per
+session by tests/demo_homes.py; this module reads its own copies of the home after round 1 and after round 2)."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import pytest
 
 from pipelines.backend import Backend, local_backend
 from pipelines.config import load_config
 from pipelines.definitions import definition_json
-from pipelines.demo.run_demo import DemoSummary, demo_config, run_demo, tiny_base_model_builder
+from pipelines.demo.run_demo import DemoSummary, demo_config, tiny_base_model_builder
 from pipelines.local.capture import read_capture_records
 from pipelines.local.s3 import LocalS3
 from pipelines.registry_ops import list_versions
 from pipelines.staging import stage_training_inputs
+
+if TYPE_CHECKING:
+    from demo_homes import DemoSnapshot
 
 CONFIG = load_config()
 GROUP = CONFIG.model.model_package_group
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    root = tmp_path_factory.mktemp("continuum-home")
+def round_one_home(demo_rounds: dict[int, DemoSnapshot], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The home as the demo's first round left it (a copy of the session's, tests/demo_homes.py)."""
+    return demo_rounds[1].copy_to(tmp_path_factory.mktemp("demo-round-one"))
+
+
+@pytest.fixture(scope="module")
+def round_one_backend(round_one_home: Path) -> Backend:
+    return local_backend(CONFIG, round_one_home)
+
+
+@pytest.fixture(scope="module")
+def home(demo_rounds: dict[int, DemoSnapshot], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The home after both demo rounds (a copy of the session's; its name is what test_permissions_observed reads)."""
+    root = demo_rounds[2].copy_to(tmp_path_factory.mktemp("continuum-home"))
     yield root
     backend = local_backend(CONFIG, root)
     sagemaker = backend.client("sagemaker")
@@ -37,26 +53,20 @@ def backend(home: Path) -> Backend:
 
 
 @pytest.fixture(scope="module")
-def round_one(home: Path) -> DemoSummary:
-    lines: list[str] = []
-    summary = run_demo(home, echo=lines.append)
-    assert summary.succeeded, "\n".join(lines[-60:])
-    return summary
+def round_one(demo_rounds: dict[int, DemoSnapshot], round_one_home: Path) -> DemoSummary:
+    return demo_rounds[1].summary_in(round_one_home)
 
 
 @pytest.fixture(scope="module")
-def round_two(home: Path, round_one: DemoSummary) -> DemoSummary:
-    lines: list[str] = []
-    summary = run_demo(home, echo=lines.append)
-    assert summary.succeeded, "\n".join(lines[-60:])
-    return summary
+def round_two(demo_rounds: dict[int, DemoSnapshot], home: Path) -> DemoSummary:
+    return demo_rounds[2].summary_in(home)
 
 
 def _step_statuses(summary: DemoSummary) -> dict[str, str]:
     return {step["name"]: step["status"] for step in summary.training.steps}
 
 
-def test_round_one_runs_every_step_and_registers_version_one(round_one: DemoSummary, backend: Backend) -> None:
+def test_round_one_runs_every_step_and_registers_version_one(round_one: DemoSummary, round_one_backend: Backend) -> None:
     assert _step_statuses(round_one) == {
         "ResolveBaseline": "Succeeded",
         "PrepareData": "Succeeded",
@@ -69,17 +79,17 @@ def test_round_one_runs_every_step_and_registers_version_one(round_one: DemoSumm
         "CheckNoRegression": "Succeeded",
         "RegisterModel-RegisterModel": "Succeeded",
     }  # the FailSteps never started, so they are not listed (as in ListPipelineExecutionSteps)
-    versions = list_versions(backend.client("sagemaker"), GROUP)
+    versions = list_versions(round_one_backend.client("sagemaker"), GROUP)
     assert [(v.version, v.approval_status) for v in versions] == [(1, "Approved")]
     train = next(step for step in round_one.training.steps if step["name"] == "TrainModel")
     assert train["metrics"]["train_loss"] < 2.0
     assert versions[0].model_data_url == train["model_artifacts"]
 
 
-def test_lineage_records_the_data_version(round_one: DemoSummary, home: Path) -> None:
+def test_lineage_records_the_data_version(round_one: DemoSummary, round_one_home: Path) -> None:
     assert round_one.version is not None
     metadata = round_one.version.metadata
-    reports = [json.loads(path.read_text()) for path in (home / "s3").rglob("report/report.json")]
+    reports = [json.loads(path.read_text()) for path in (round_one_home / "s3").rglob("report/report.json")]
     assert metadata["data_version"] in {report["data_version"] for report in reports}
     assert metadata["training_data_uri"].startswith(f"{CONFIG.s3_prefix}/data/")
     assert metadata["parent_model_package_arn"] == "none"
@@ -99,12 +109,13 @@ def test_evaluation_json_follows_the_contract(round_one: DemoSummary) -> None:
     assert evaluation["gate"]["passed"] is True
 
 
-def test_endpoint_answers_and_captures_traffic(round_one: DemoSummary, backend: Backend, home: Path) -> None:
+def test_endpoint_answers_and_captures_traffic(round_one: DemoSummary, round_one_home: Path) -> None:
     assert len(round_one.answers) == 4
     assert all(item["answer"] for item in round_one.answers)
     correct = sum(item["expected"].lower() in item["answer"].lower() for item in round_one.answers)
     assert correct >= 2, round_one.answers
-    records = list(read_capture_records(LocalS3(home / "s3"), f"{CONFIG.s3_prefix}/data-capture", CONFIG.deploy.endpoint_name))
+    records = list(read_capture_records(LocalS3(round_one_home / "s3"), f"{CONFIG.s3_prefix}/data-capture",
+                                        CONFIG.deploy.endpoint_name))
     prompts = [json.loads(r["captureData"]["endpointInput"]["data"])["inputs"] for r in records]
     for item in round_one.answers:
         assert item["question"] in prompts

@@ -1,10 +1,10 @@
 """`continuum ui` in a real browser (Playwright driving Debian's Chromium, headless) on the demo's local home.
 
-The home is built once for this module: two demo rounds (v1, v2 approved and serving), a monitor run, and a
-third registration of v2's artifact waiting for approval. Each screen is opened and photographed into
-test-artifacts/ui/ ($CONTINUUM_TEST_ARTIFACTS); then a version is approved, a captured answer is corrected and
-found in the next prepared data and the feedback suite, two versions are compared (the feedback suite among the
-others), and a rollback switches both stages. A Viewer's approve is refused.
+The home is this module's copy of the session's two-round demo home (tests/demo_homes.py: v1, v2 approved and
+serving), plus a monitor run and a third registration of v2's artifact waiting for approval. Each screen is
+opened and photographed into test-artifacts/ui/ ($CONTINUUM_TEST_ARTIFACTS); then a version is approved, a
+captured answer is corrected and found in the next prepared data and the feedback suite, two versions are compared
+(the feedback suite among the others), and a rollback switches both stages. A Viewer's approve is refused.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import pytest
 
@@ -22,6 +22,9 @@ from pipelines import s3_layout
 from pipelines.backend import local_backend
 from pipelines.config import load_config
 from pipelines.registry_ops import find_version
+
+if TYPE_CHECKING:
+    from demo_homes import DemoSnapshot
 
 CONFIG = load_config()
 GROUP = CONFIG.model.model_package_group
@@ -33,14 +36,10 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromiu
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def home(demo_rounds: dict[int, DemoSnapshot], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     from pipelines.cli import main as cli_main
-    from pipelines.demo.run_demo import run_demo
 
-    root = tmp_path_factory.mktemp("ui-home")
-    for _ in range(2):
-        lines: list[str] = []
-        assert run_demo(root, echo=lines.append).succeeded, "\n".join(lines[-40:])
+    root = demo_rounds[2].copy_to(tmp_path_factory.mktemp("ui-home"))
     assert cli_main(["--home", str(root), "monitor", "run", "--endpoint", CONFIG.deploy.endpoint_name]) == 0
     sagemaker = local_backend(CONFIG, root).client("sagemaker")
     v2 = find_version(sagemaker, GROUP, 2)
