@@ -102,6 +102,9 @@ class LoraConfig(_Strict):
     target_modules: str = _train("training.lora.target_modules")
 
 
+_TRAIN_CONTRACT = step_contract("train")  # the choices below are declared there, once
+
+
 class ContinualConfig(_Strict):
     """Continual-learning strategy (train.py --strategy): a comma list of replay, ewc, l2sp, modular, distill, or
     naive."""
@@ -110,8 +113,8 @@ class ContinualConfig(_Strict):
     replay_weight: float = _train("training.continual.replay_weight", ge=0)
     replay_budget: float = _train("training.continual.replay_budget", ge=0, description="replayed history per "
                                   "round: <= 1 a share of it, > 1 an amount in replay_budget_unit")
-    replay_budget_unit: Literal["examples", "tokens"] = _train("training.continual.replay_budget_unit")
-    replay_selection: Literal["at_risk", "random", "rotating"] = _train("training.continual.replay_selection")
+    replay_budget_unit: Literal[_TRAIN_CONTRACT.REPLAY_BUDGET_UNITS] = _train("training.continual.replay_budget_unit")
+    replay_selection: Literal[_TRAIN_CONTRACT.REPLAY_SELECTIONS] = _train("training.continual.replay_selection")
     distill_lambda: float = _train("training.continual.distill_lambda", ge=0)
     distill_budget: float = _train("training.continual.distill_budget", ge=0, le=1)
     ewc_lambda: float = _train("training.continual.ewc_lambda", ge=0)
@@ -125,7 +128,7 @@ class ContinualConfig(_Strict):
     def _known_strategy(cls, value: str) -> str:
         """Checked by train.py's own parser (steps/train/contract.py), kept as written."""
         try:
-            step_contract("train").parse_strategy(value)
+            _TRAIN_CONTRACT.parse_strategy(value)
         except ArgumentTypeError as err:
             raise ValueError(str(err)) from None
         return value

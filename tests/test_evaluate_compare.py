@@ -108,7 +108,8 @@ def test_forgetting_fails_the_gate_beside_the_gate_metric_and_only_past_its_boun
     gate = compute_gate(metrics, "facts_m", 0.5, 0.1, True, forgot, 0.2)
     assert gate["passed"] is False and gate["forgetting_failures"] == 1 and gate["suite_threshold_failures"] == 0
     assert gate["reasons"] == ["the candidate forgot 2 of 8 items the previous version knew: forgetting 0.25 > "
-                               "MaxForgetting 0.2 (data version(s) 0123456789ab) - report.html lists the forgotten items"]
+                               "MaxForgetting 0.2 (data version(s) 0123456789ab) - report.html lists the forgotten items; to keep more, train again with a "
+                               "larger ReplayBudget (training.continual.replay_budget; 1 replays the whole history)"]
     assert gate["checks"]["forgetting"] == {"passed": False, "value": 0.25, "bound": 0.2, "message": gate["reasons"][0]}
     assert (gate["forgetting"], gate["forgotten_items"], gate["known_items_asked"]) == (0.25, 2, 8)
     assert compute_gate(metrics, "facts_m", 0.5, 0.1, True, forgot, 0.25)["passed"] is True
@@ -165,7 +166,8 @@ def test_every_check_says_what_it_compared() -> None:
         {"id": "c", "data_version": "bbbbbbbbbbbbXXXX"}])
     assert forgetting_check(more, 0.5)["message"] == (
         "the candidate forgot 3 of 4 items the previous version knew: forgetting 0.75 > MaxForgetting 0.5 "
-        "(data version(s) aaaaaaaaaaaa, bbbbbbbbbbbb) - report.html lists the forgotten items")
+        "(data version(s) aaaaaaaaaaaa, bbbbbbbbbbbb) - report.html lists the forgotten items; to keep more, train again with a larger "
+        "ReplayBudget (training.continual.replay_budget; 1 replays the whole history)")
 
     assert threshold_check("m", None, 0.5, True) == {"passed": True, "value": None, "bound": 0.5,
                                                      "message": "threshold not checked (no gate metric)"}

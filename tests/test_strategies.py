@@ -288,8 +288,10 @@ def test_distill_is_zero_at_the_teacher_positive_after_a_step_and_counts_its_tok
     assert build_distillation(parse_strategy("distill"), model, [], 0.5, 1.0, 2.0, 0, 0, log=messages.append) is None
     assert "distillation is off" in messages[0]
     distill = build_distillation(parse_strategy("replay,distill"), model, history, 0.5, 3.0, 2.0, 0, 0)
-    assert distill is not None and distill.per_step == 3  # half of 10 an epoch over 2 steps
-    assert distill.picked(4) == [distill.order[i % 10] for i in range(9, 12)]  # cycling through the history
+    assert distill is not None and distill.per_epoch == 5  # half of 10 an epoch, spread over its 2 steps
+    assert [len(distill.picked(step)) for step in range(1, 7)] == [2, 3, 2, 3, 2, 3]  # exactly 5 an epoch
+    assert distill.picked(4) == [distill.order[i] for i in range(7, 10)]
+    assert distill.picked(5) == [distill.order[i % 10] for i in range(10, 12)]  # cycling through the history
     picked = distill.picked(1)
     batch = make_batch([distill.pool[i] for i in picked], 0, packing=True)
     assert float(token_losses(model, batch).weights.sum()) == 0  # riders: no loss on the stored answers
@@ -304,9 +306,10 @@ def test_distill_is_zero_at_the_teacher_positive_after_a_step_and_counts_its_tok
 
     split = prepared_rounds[2]
     common = [*TINY_TRAIN_ARGS, "--train-dir", str(split / "train"), "--base-model-dir", str(trained_round1["dir"]),
-              "--max_steps", "2", "--fisher_samples", "0", "--replay_selection", "random"]
-    both = _train([*common, "--model-dir", str(tmp_path / "distill"), "--strategy", "replay,distill"])
+              "--epochs", "1", "--fisher_samples", "0", "--replay_selection", "random"]  # whole epochs: same new tokens
+    both = _train([*common, "--model-dir", str(tmp_path / "distill"), "--strategy", "replay,distill",
+                   "--distill_budget", "0.5"])  # riders on every step (a tenth spread over an epoch's steps may skip one)
     plain = _train([*common, "--model-dir", str(tmp_path / "replay"), "--strategy", "replay"])
-    assert both["strategy"]["distill"] == {"lambda": 0.3, "budget": 0.1}
+    assert both["strategy"]["distill"] == {"lambda": 0.3, "budget": 0.5}
     assert both["metrics"]["distill_tokens"] > 0 and both["metrics"]["penalty_distill"] > 0
     assert both["metrics"]["train_tokens"] == plain["metrics"]["train_tokens"] + both["metrics"]["distill_tokens"]

@@ -49,7 +49,8 @@ def forgetting_check(retention: Retention | None, max_forgetting: float | None) 
     return check(False, share, max_forgetting,
                  f"the candidate forgot {forgotten} of {known} items the previous version knew: forgetting "
                  f"{share:.4g} > MaxForgetting {max_forgetting:.6g} (data version(s) {', '.join(versions)}) "
-                 "- report.html lists the forgotten items")
+                 "- report.html lists the forgotten items; to keep more, train again with a larger ReplayBudget "
+                 "(training.continual.replay_budget; 1 replays the whole history)")
 
 
 def threshold_check(metric: str | None, entry: dict[str, Any] | None, threshold: float | None,

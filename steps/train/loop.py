@@ -132,7 +132,7 @@ def run_training(model: Any, peft_model: Any, examples: list[TrainExample], plan
         if penalty.active:
             penalty_value, parts = penalty()
             total = loss + penalty_value
-        if distill is not None:
+        if distill is not None and picked:
             parts["distill"] = distill.term(losses.logits[losses.segments >= len(chosen) + len(replayed)], picked)
             total = total + parts["distill"]
             logs["distill_tokens"] = logs.get("distill_tokens", 0) + sum(len(distill.pool[i].input_ids) for i in picked)

@@ -133,10 +133,10 @@ def reason(selection: str, candidate: Candidate) -> str:
 
 def budget_amount(budget: float, unit: str, candidates: Sequence[Candidate]) -> int:
     """The budget in `unit`: budget <= 1 a share of the candidates' total (rounded), else that many."""
-    return _amount(budget, len(candidates) if unit == "examples" else sum(c.tokens for c in candidates))
+    return amount_of(budget, len(candidates) if unit == "examples" else sum(c.tokens for c in candidates))
 
 
-def _amount(budget: float, total: int) -> int:
+def amount_of(budget: float, total: int) -> int:
     """`budget` of `total`: <= 1 a share (rounded), else that many, within 0..total."""
     return max(0, min(round(budget * total) if budget <= 1 else int(budget), total))
 
@@ -262,7 +262,7 @@ def answer_margins(model: Any, examples: Sequence[TrainExample], pad_id: int, to
 def covers_history(budget: float, unit: str, history: Sequence[TrainExample]) -> bool:
     """Whether the budget covers the whole history (then every selection replays all of it)."""
     total = len(history) if unit == "examples" else sum(len(example.input_ids) for example in history)
-    return _amount(budget, total) >= total
+    return amount_of(budget, total) >= total
 
 
 def select_replay(model: Any, examples: Sequence[TrainExample], selection: str, budget: float, unit: str, seed: int,

@@ -42,8 +42,8 @@ from train.metadata import strategy_record, version_metadata
 from train.model import StartingModel, TrainingSetupError, load_starting_model
 from train.quiet import quiet_libraries
 from train.online_replay import OnlineReplay, build_online_replay
-from train.replay_budget import ReplayChoice, covers_history, select_replay
-from train.strategies import ContinualPenalty, build_distillation, build_penalty
+from train.replay_budget import ReplayChoice, amount_of, covers_history, select_replay
+from train.strategies import ContinualPenalty, build_distillation, build_penalty, distilled_per_epoch
 
 
 class NoTrainingData(ValueError):
@@ -71,6 +71,7 @@ class Run:
     distill_pool: list[TrainExample] | None = None  # distill: the history's examples (their inputs)
     online_history: list[TrainExample] | None = None  # replay selection online: the history, out of the step plan
     online: OnlineReplay | None = None  # built from online_history before the first step (train_adapter)
+    plan_budget: int | None = None  # the plan's packing budget: `budget` less the room the riders take
 
 
 def seed_everything(seed: int) -> None:
@@ -165,15 +166,19 @@ def prepare_run(args: argparse.Namespace, dist: Distributed, say: Callable[..., 
             f"scored in {replay.scoring_seconds:.1f}s)", flush=True)
     lengths = [len(example.input_ids) for example in train_examples]
     budget = token_budget(lengths, args.batch_size, args.tokens_per_batch) if args.packing else None
+    epoch_tokens = sum(lengths[i] for i in epoch_members(0)) if epoch_members else sum(lengths)
+    plan_budget = rider_room(budget, epoch_tokens, rider_tokens_per_epoch(args, distill_pool, online_history),
+                             max(lengths))
     # max_steps counts optimizer steps; each step takes one batch per process.
-    plan = step_plan(lengths, args.seed, args.epochs, args.max_steps * dist.world_size, args.batch_size, budget,
+    plan = step_plan(lengths, args.seed, args.epochs, args.max_steps * dist.world_size, args.batch_size, plan_budget,
                      epoch_members)
     say(f"starting model: {start.source} (generation {start.metadata.get('generation', 0)}); "
         f"train examples: {len(train_examples)} ({sum(e.replay for e in train_examples)} replayed); "
         f"validation: {len(validation_examples)}; prompt template: {template_origin}; "
         f"{start.precision.device} {start.precision.dtype}{' 4-bit base' if start.quantized else ''}, "
         f"attention {start.attn_implementation}, "
-        f"{f'packing {budget} tokens/step' if budget else f'batches of {args.batch_size}'}, "
+        f"{f'packing {budget} tokens/step' if budget else f'batches of {args.batch_size}'}"
+        f"{f' ({plan_budget} of them new data, the rest riders)' if plan_budget != budget else ''}, "
         f"{len(plan)} batches on {dist.world_size} process(es)", flush=True)
 
     history = read_history(start.model_dir, start.metadata)
@@ -184,7 +189,7 @@ def prepare_run(args: argparse.Namespace, dist: Distributed, say: Callable[..., 
     penalty = build_penalty(args.strategy, lora_modules(peft_model), previous_fisher, history_a, args, say)
     return Run(start, template, train_examples, validation_examples, skipped + validation_skipped, budget, plan,
                history, previous_fisher, peft_model, penalty, replay, known_examples, epoch_members, distill_pool,
-               online_history)
+               online_history, plan_budget=plan_budget)
 
 
 def train_adapter(run: Run, args: argparse.Namespace, dist: Distributed, stop: StopSignal) -> TrainingOutcome:
@@ -205,19 +210,20 @@ def train_adapter(run: Run, args: argparse.Namespace, dist: Distributed, stop: S
         learning_rate=args.learning_rate, warmup_ratio=args.warmup_ratio, max_grad_norm=args.max_grad_norm,
         packing=args.packing, pad_id=run.start.tokenizer.pad_token_id,
         autocast_bf16=run.start.precision.autocast_bf16,
-        steps_per_epoch=float(len(epoch_batches(lengths, args.seed, 0, args.batch_size, run.budget,
+        steps_per_epoch=float(len(epoch_batches(lengths, args.seed, 0, args.batch_size, run.plan_budget,
                                                 run.epoch_members(0) if run.epoch_members else None))),
         pad_to=run.budget if args.compile else None,
         flash_kwargs=args.packing and run.start.attn_implementation == "flash_attention_2",
         checkpoint_every_seconds=args.checkpoint_every_seconds,
         verbose=args.verbose,
     )
-    scoring_tokens = run.budget or args.tokens_per_batch or 512  # forward-only passes pack like the steps
+    # forward-only passes keep no activations for a backward: twice a step's tokens fit where a step fits
+    scoring_tokens = 2 * (run.budget or args.tokens_per_batch or 256)
     distill = build_distillation(args.strategy, run.peft_model, run.distill_pool or [], args.distill_budget,
                                  args.distill_lambda, settings.steps_per_epoch, settings.pad_id, args.seed,
                                  scoring_tokens, settings.autocast_bf16, print if dist.is_main else _silent)
     if distill is not None and dist.is_main:
-        print(f"distill: {distill.per_step} of {len(distill.pool)} history examples a step "
+        print(f"distill: {distill.per_epoch} of {len(distill.pool)} history examples an epoch "
               f"(lambda {args.distill_lambda:g}, budget {args.distill_budget:g} of the history per epoch)", flush=True)
     if run.online_history:
         run.online = build_online_replay(run.peft_model, run.online_history, args.replay_budget,
@@ -275,6 +281,30 @@ def save_version(run: Run, outcome: TrainingOutcome, args: argparse.Namespace, d
         replay=replay_record,
     ))
     print(f"saved model to {args.model_dir} in {seconds:.1f}s", flush=True)
+
+
+def rider_tokens_per_epoch(args: argparse.Namespace, distill_pool: list[TrainExample],
+                           online_history: list[TrainExample] | None) -> float:
+    """Tokens the riders add to each epoch: online replay's budget and the distill component's share."""
+    tokens = 0.0
+    if online_history:
+        total = sum(len(example.input_ids) for example in online_history)
+        if args.replay_budget_unit == "tokens":
+            tokens += amount_of(args.replay_budget, total)
+        else:
+            tokens += amount_of(args.replay_budget, len(online_history)) * total / len(online_history)
+    if "distill" in args.strategy and args.distill_lambda > 0 and distill_pool:
+        mean = sum(len(example.input_ids) for example in distill_pool) / len(distill_pool)
+        tokens += distilled_per_epoch(args.distill_budget, len(distill_pool)) * mean
+    return tokens
+
+
+def rider_room(budget: int | None, epoch_tokens: int, rider_tokens: float, longest: int) -> int | None:
+    """The plan's packing budget so that a step's row (its planned examples and its share of the riders) stays at
+    `budget` tokens: longer rows cost more per token (attention is quadratic in the row)."""
+    if budget is None or rider_tokens <= 0:
+        return budget
+    return max(longest, round(budget * epoch_tokens / (epoch_tokens + rider_tokens)))
 
 
 def replay_tokens_per_epoch(run: Run, metrics: dict[str, float]) -> float:

@@ -136,21 +136,23 @@ def teacher_targets(model: Any, pool: list[Any], pad_id: int, tokens_per_batch: 
 
 @dataclass
 class Distillation:
-    """The distill component for one run: each step `per_step` history examples (a seeded order, cycling, so an
-    epoch covers `distill_budget` of the history) ride along in the step's batch with loss weight 0, and their
+    """The distill component for one run: each epoch `per_epoch` history examples (a seeded order, cycling: an epoch
+    covers `distill_budget` of the history), spread evenly over its steps, ride along with loss weight 0, and their
     answer positions are pulled toward the starting model's distributions (computed once, `teacher_targets`)."""
 
     pool: list[Any]  # TrainExample: the history's examples (old inputs), weight 0
     targets: list[tuple[Any, Any]]  # per pool example: the teacher's (top-k ids, log-probs) at its answer positions
-    per_step: int
+    per_epoch: int  # examples distilled on per epoch (distilled_per_epoch), spread evenly over its steps
+    steps_per_epoch: float
     weight: float
     order: list[int] = field(default_factory=list)
     teacher_seconds: float = 0.0  # CPU seconds of the teacher's pass (teacher_targets)
 
     def picked(self, step: int) -> list[int]:
         """Step `step`'s (1-based) pool indices."""
-        start = (step - 1) * self.per_step
-        return [self.order[(start + j) % len(self.order)] for j in range(self.per_step)]
+        start = math.floor((step - 1) * self.per_epoch / self.steps_per_epoch)
+        end = math.floor(step * self.per_epoch / self.steps_per_epoch)
+        return [self.order[j % len(self.order)] for j in range(start, end)]
 
     def term(self, logits: Any, picked: list[int]) -> Any:
         """The weighted KL for the scored positions' student `logits` of the `picked` examples, in order."""
@@ -161,6 +163,11 @@ class Distillation:
         if ids.shape[0] != logits.shape[0]:
             raise ValueError(f"distill: {logits.shape[0]} scored positions for {ids.shape[0]} teacher targets")
         return self.weight * distill_kl(logits, ids, teacher)
+
+
+def distilled_per_epoch(budget: float, history_size: int) -> int:
+    """How many history examples the distill component rides along per epoch (`distill_budget`, a share <= 1)."""
+    return max(1, round(min(budget, 1.0) * history_size)) if history_size and budget > 0 else 0
 
 
 def build_distillation(strategy: Collection[str], model: Any, history: list[Any], budget: float, weight: float,
@@ -177,13 +184,13 @@ def build_distillation(strategy: Collection[str], model: Any, history: list[Any]
         log("distill: no history examples (a first version, or no replayed data); distillation is off for this run")
         return None
     pool = [replace(example, weight=0.0) for example in history]
-    per_epoch = max(1, round(min(budget, 1.0) * len(pool)))
-    per_step = max(1, math.ceil(per_epoch / max(steps_per_epoch, 1.0)))
+    per_epoch = distilled_per_epoch(budget, len(pool))
     order = list(range(len(pool)))
     random.Random(seed * 7919 + 17).shuffle(order)
     started = time.process_time()
     targets = teacher_targets(model, pool, pad_id, tokens_per_batch, bf16)
-    return Distillation(pool, targets, per_step, weight, order, time.process_time() - started)
+    return Distillation(pool, targets, per_epoch, max(steps_per_epoch, 1.0), weight, order,
+                        time.process_time() - started)
 
 
 def l2sp_term(module: LoraModule) -> Any:
