@@ -1,4 +1,4 @@
-"""Shared fixtures: the steps/ folder on sys.path, an isolated CONTINUUM_HOME, a tiny model."""
+"""Shared fixtures: the steps/ folder on sys.path, an isolated CONTINUUM_HOME, a tiny model, the demo's two rounds."""
 from __future__ import annotations
 
 import os
