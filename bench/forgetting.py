@@ -50,7 +50,7 @@ from train.contract import DEFAULT_STRATEGY  # noqa: E402
 # name -> train.py arguments after the domain's training settings; BUDGETED ones also get --replay_budget.
 STRATEGIES: dict[str, list[str]] = {
     "naive": ["--strategy", "naive"],
-    "old-default": ["--strategy", "replay,ewc", "--replay_budget", "1.0"],
+    "old-default": ["--strategy", "replay,ewc", "--replay_budget", "1.0", "--ewc_lambda", "0.1"],  # before issue 15
     "default": [],  # train.py's defaults (steps/train/contract.py), the budget from --replay-budget
     "replay-random": ["--strategy", "replay", "--replay_selection", "random"],
     "replay-at_risk": ["--strategy", "replay", "--replay_selection", "at_risk"],

@@ -54,6 +54,9 @@ def bedrock_problems(training: Any) -> list[str]:
     if needs_weights:
         problems.append(f"training.continual.strategy: {', '.join(needs_weights)} need(s) the model's weights, which "
                         "Bedrock customization does not expose; with training.backend: bedrock use 'replay' or 'naive'")
+    if "replay" in strategy and training.continual.replay_budget < 1:
+        problems.append(f"training.continual.replay_budget: {training.continual.replay_budget:g}; Bedrock trains on "
+                        "every replayed row (a budget needs train.py's loop), so set 1 with training.backend: bedrock")
     if training.continual.replay_weight != 1.0:
         problems.append("training.continual.replay_weight: weighting replayed rows needs the training loss; Bedrock "
                         "trains every row alike (leave it at 1)")

@@ -112,7 +112,7 @@ class ContinualConfig(_Strict):
     strategy: str = _train("training.continual.strategy")
     replay_weight: float = _train("training.continual.replay_weight", ge=0)
     replay_budget: float = _train("training.continual.replay_budget", ge=0, description="replayed history per "
-                                  "round: <= 1 a share of it, > 1 an amount in replay_budget_unit")
+                                  "epoch: <= 1 a share of it, > 1 an amount in replay_budget_unit; 1: all of it")
     replay_budget_unit: Literal[_TRAIN_CONTRACT.REPLAY_BUDGET_UNITS] = _train("training.continual.replay_budget_unit")
     replay_selection: Literal[_TRAIN_CONTRACT.REPLAY_SELECTIONS] = _train("training.continual.replay_selection")
     distill_lambda: float = _train("training.continual.distill_lambda", ge=0)

@@ -17,10 +17,11 @@ from pipelines.definitions import build_pipeline, definition_json
 NOVA = "amazon.nova-lite-v1:0:300k"
 BEDROCK = {"training.backend": "bedrock", "training.bedrock.base_model_identifier": NOVA,
            "training.bedrock.role_arn": "arn:aws:iam::123456789012:role/BedrockCustomizationRole",
-           "training.continual.strategy": "replay", "training.epochs": 2}
+           "training.continual.strategy": "replay", "training.continual.replay_budget": 1, "training.epochs": 2}
 
 
-@pytest.mark.parametrize("strategy, refused", [("replay,ewc", "ewc"), ("l2sp", "l2sp"), ("replay,modular", "modular")])
+@pytest.mark.parametrize("strategy, refused", [("replay,ewc", "ewc"), ("l2sp", "l2sp"), ("replay,modular", "modular"),
+                                               ("replay,distill", "distill")])
 def test_strategies_that_need_the_weights_are_refused(strategy: str, refused: str) -> None:
     with pytest.raises(ConfigError, match=rf"training\.continual\.strategy: {refused} need\(s\) the model's weights"):
         load_config(None, {**BEDROCK, "training.continual.strategy": strategy})
@@ -30,6 +31,7 @@ def test_replay_and_naive_remain_and_other_misfits_are_named() -> None:
     assert load_config(None, BEDROCK).training.backend == "bedrock"
     assert load_config(None, {**BEDROCK, "training.continual.strategy": "naive"}).training.bedrock.inference == "on_demand"
     for override, field in (({"training.continual.replay_weight": 2.0}, "training.continual.replay_weight"),
+                            ({"training.continual.replay_budget": 0.1}, "training.continual.replay_budget"),
                             ({"training.epochs": 1.5}, "training.epochs"),
                             ({"training.bedrock.role_arn": None}, "training.bedrock.role_arn"),
                             ({"training.bedrock.subnet_ids": ["subnet-1"]}, "training.bedrock.subnet_ids")):

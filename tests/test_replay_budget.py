@@ -159,7 +159,7 @@ def test_train_replays_its_budget_and_records_why(trained_round1: dict, prepared
     assert tokens["scoring_seconds"] < replay["scoring_seconds"] and tokens["wrong_before"] is None
 
     rotating = _train([*common, "--model-dir", str(tmp_path / "rotating"), "--replay_budget", "0.1",
-                       "--epochs", "4"])["replay"]  # the default selection
+                       "--epochs", "4", "--replay_selection", "rotating"])["replay"]
     assert rotating["epoch_windows"] == 4 and rotating["amount"] == replay["amount"]
     assert rotating["chosen"] == min(history, 4 * rotating["amount"]) and rotating["items"][0]["reason"].startswith("its")
 

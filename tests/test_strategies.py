@@ -241,7 +241,7 @@ def test_round_two_with_every_strategy_then_naive(trained_round1: dict, prepared
                                                   tmp_path: Path) -> None:
     split = prepared_rounds[2]
     common = [*TINY_TRAIN_ARGS, "--train-dir", str(split / "train"), "--base-model-dir", str(trained_round1["dir"]),
-              "--max_steps", "6",
+              "--max_steps", "6", "--replay_budget", "1",
               "--fisher_samples", "8", "--ewc_lambda", "10", "--l2sp_lambda", "1", "--orthogonal_lambda", "100"]
     everything = _train([*common, "--model-dir", str(tmp_path / "all"), "--strategy", "modular,l2sp,replay,ewc"])
     assert everything["generation"] == 2 and everything["strategy"]["names"] == ["replay", "ewc", "l2sp", "modular"]

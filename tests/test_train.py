@@ -258,9 +258,10 @@ def test_metadata_records_strategy_data_fisher_and_cost(trained: dict, round1_sp
     assert meta["data"]["data_version"] == report["data_version"]
     assert meta["data"]["replay_examples"] == 0 and len(meta["data"]["train_sha256"]) == 64
     # The default strategy; a first version has no Fisher to start from, so nothing is penalised yet.
-    assert meta["strategy"]["names"] == ["replay", "ewc"] and meta["strategy"]["penalty_applied"] is False
-    assert meta["strategy"]["ewc"] == {"lambda": 0.1, "fisher_from_starting_model": False}
-    assert meta["hyperparameters"]["strategy"] == "replay,ewc" and meta["hyperparameters"]["packing"] is True
+    assert meta["strategy"]["names"] == ["replay", "ewc", "distill"] and meta["strategy"]["penalty_applied"] is False
+    assert meta["strategy"]["ewc"] == {"lambda": 0.3, "fisher_from_starting_model": False}
+    assert meta["hyperparameters"]["strategy"] == "replay,ewc,distill" and meta["hyperparameters"]["packing"] is True
+    assert "distill: no history examples" in trained["log"] and meta["replay"] is None
     assert "ewc: the starting model has no Fisher information" in trained["log"]
     assert meta["training"] == {**meta["training"], "device": "cpu", "dtype": "float32", "quantized_base": False,
                                 "attn_implementation": "sdpa", "world_size": 1, "resumed_from_step": 0}

@@ -37,7 +37,9 @@ def training(moto_backend: Backend) -> dict[str, Any]:
 def test_strategy_and_qlora_are_pipeline_parameters(training: dict[str, Any]) -> None:
     parameters = {p["Name"]: p for p in training["Parameters"]}
     continual = CONFIG.training.continual
-    assert parameters["TrainingStrategy"]["DefaultValue"] == continual.strategy == "replay,ewc"
+    assert parameters["TrainingStrategy"]["DefaultValue"] == continual.strategy == "replay,ewc,distill"
+    assert parameters["ReplayBudget"]["DefaultValue"] == continual.replay_budget == 0.1
+    assert parameters["ReplaySelection"]["DefaultValue"] == continual.replay_selection == "online"
     assert parameters["EwcLambda"]["DefaultValue"] == continual.ewc_lambda
     assert parameters["Quantization"]["EnumValues"] == ["none", "4bit"]
     assert parameters["CheckpointS3Uri"]["DefaultValue"] == f"{CONFIG.s3_prefix}/checkpoints"

@@ -17,8 +17,8 @@ from common.contract import Argument, parse_bool
 # The continual-learning strategy: a comma list of components, or naive (none). Declared here only.
 STRATEGY_COMPONENTS = ("replay", "ewc", "l2sp", "modular", "distill")  # in this order in every record
 NO_STRATEGY = ("naive", "none")
-DEFAULT_STRATEGY = "replay,ewc"
-REPLAY_SELECTIONS = ("at_risk", "random", "rotating", "online")  # steps/train/replay_budget.py says what each does
+DEFAULT_STRATEGY = "replay,ewc,distill"  # with the replay budget and selection below: bench/forgetting.py's best
+REPLAY_SELECTIONS = ("at_risk", "random", "rotating", "online")  # steps/train/replay_budget.py, online_replay.py
 REPLAY_BUDGET_UNITS = ("examples", "tokens")
 
 
@@ -98,18 +98,20 @@ ARGUMENTS = (
              help=f"comma list of {', '.join(STRATEGY_COMPONENTS)}, or naive (default: {DEFAULT_STRATEGY})"),
     Argument("replay_weight", float, 1.0, config="training.continual.replay_weight", parameter=True, group=CONTINUAL,
              help="loss weight of replayed examples"),
-    Argument("replay_budget", float, 1.0, config="training.continual.replay_budget", parameter=True,
-             group=CONTINUAL, help="replayed history trained on per round: <= 1 a share of the history, > 1 an "
+    Argument("replay_budget", float, 0.1, config="training.continual.replay_budget", parameter=True,
+             group=CONTINUAL, help="replayed history trained on per epoch: <= 1 a share of the history, > 1 an "
                                    "amount, in --replay_budget_unit (1: all of it)"),
     Argument("replay_budget_unit", str, "examples", choices=REPLAY_BUDGET_UNITS,
              config="training.continual.replay_budget_unit", parameter=True, group=CONTINUAL,
              help="what the replay budget counts"),
-    Argument("replay_selection", str, "rotating", choices=REPLAY_SELECTIONS,
+    Argument("replay_selection", str, "online", choices=REPLAY_SELECTIONS,
              config="training.continual.replay_selection", parameter=True, group=CONTINUAL,
-             help="at_risk: the history items the starting model is closest to getting wrong (lowest answer "
-                  "margin), per data version; random: a seeded sample per data version; rotating: a budget's "
-                  "worth per epoch, each epoch the next window of every data version"),
-    Argument("ewc_lambda", float, 0.1, config="training.continual.ewc_lambda", parameter=True, group=CONTINUAL,
+             help="online: each epoch, the known items closest to being forgotten under the current weights (a "
+                  "window of the history re-scored every epoch), per data version; at_risk: the items the starting "
+                  "model is closest to getting wrong (lowest answer margin), per data version; random: a seeded "
+                  "sample per data version; rotating: a budget's worth per epoch, each epoch the next window of "
+                  "every data version"),
+    Argument("ewc_lambda", float, 0.3, config="training.continual.ewc_lambda", parameter=True, group=CONTINUAL,
              help="EWC strength (Fisher normalised to mean 1)"),
     Argument("l2sp_lambda", float, 0.1, config="training.continual.l2sp_lambda", parameter=True, group=CONTINUAL,
              help="L2-SP strength toward the previous weights"),
