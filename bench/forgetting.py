@@ -12,13 +12,19 @@ every phrasing of every fact by greedy generation; per strategy and round it pri
 - new: share of this round's new facts answered right (vs naive: >= 95% of naive's);
 - para: paraphrase recall, the phrasings the prepare step held out (never trained; demo only); the
   other columns count trained phrasings only;
-- replay: distinct examples replayed / history examples (rotating: over all epochs, a budget's
-  worth per epoch); tokens trained on and CPU seconds of the training loop (wall time on a
-  shared machine measures the neighbours; score s: the replay selection, wall); cost x: the round's cost at round 1's amount of new data (round k's replayed
-  tokens per epoch added to round 1's new tokens per epoch; seconds scaled alike, plus scoring) as a
-  multiple of round 1 (the target: round 5 <= 1.5x). Tokens are exact, CPU seconds close.
+- replay: distinct examples replayed / history examples (rotating, online: over all epochs, a budget's
+  worth per epoch); tokens trained on (with the distill and online riders) and CPU seconds of the
+  training loop without the re-scoring (wall time on a shared machine measures the neighbours);
+  score s: CPU seconds of forward-only passes (replay selection, online re-scoring, distill's teacher);
+  cost x: the round's cost at round 1's amount of new data (round k's replayed and distilled tokens per
+  epoch added to round 1's new tokens per epoch; loop seconds scaled alike, plus score s) as a multiple
+  of round 1 (the target: round 5 <= 1.5x). Tokens are exact, CPU seconds close.
+Strategies: `default` is train.py's defaults (steps/train/contract.py: replay,ewc,distill, selection
+online) at --replay-budget; `old-default` the default before the replay budget (replay,ewc, all of the
+history, EWC 0.1); the rest name their components and selection. For steady CPU seconds next to other
+work, run with OMP_NUM_THREADS=1.
 
-    python bench/forgetting.py --rounds 5 --replay-budget 0.1 --domain demo   # ~4 min on 2 quiet cores (ferries ~1.5)
+    python bench/forgetting.py --rounds 5 --replay-budget 0.1 --domain demo   # ~10 min on 2 quiet cores (ferries ~1.5)
     python bench/forgetting.py --domain ferries --strategies naive,old-default,default --json out.json
 """
 from __future__ import annotations

@@ -179,3 +179,19 @@ def test_the_candidates_lineage_carries_what_the_replay_budget_replayed_and_why(
     evaluation["lineage"]["candidate"] = lineage
     page = render_report(evaluation)
     assert "known, lowest margin first" in page and "&quot;selection&quot;: &quot;rotating&quot;" in page
+    online = {"selection": "online", "budget": 0.1, "unit": "examples", "amount": 4, "candidates": 36, "chosen": 26,
+              "scored_tokens": 12454, "scoring_seconds": 0.38,
+              "by_data_version": {"faq.csv": {"candidates": 20, "known": 18, "chosen": 15, "replays": 40, "at_risk": 1},
+                                  "schedule.jsonl": {"candidates": 16, "known": 11, "chosen": 11, "replays": 40,
+                                                     "at_risk": 0}},
+              "items": [{"id": "fare-7", "source": "replay:faq.csv:7", "score": -0.39, "replays": 9,
+                         "reason": "known by the previous version (margin 0.38); forgotten <now>"}]}
+    evaluation["lineage"]["candidate"] = {**lineage, "replay": online, "data": {"replay_tokens_per_epoch": 181.4}}
+    section = render_report(evaluation).split("<h2>Replay</h2>")[1].split("<h2>")[0]
+    assert ("selection online, budget 0.1 examples (4 per epoch); 26 of 36 history examples replayed, 181 replayed "
+            "tokens per epoch; 12454 tokens re-scored while training; scoring 0.38 s") in section
+    assert "<td>schedule.jsonl</td><td class=\"num\">16</td><td class=\"num\">11</td>" in section
+    assert "<td>fare-7</td><td>replay:faq.csv:7</td><td class=\"num\">9</td><td class=\"num\">-0.39</td>" in section
+    assert "forgotten &lt;now&gt;" in section  # escaped
+    evaluation["lineage"]["candidate"] = {"base_model": "tiny"}
+    assert "Nothing replayed" in render_report(evaluation)

@@ -35,11 +35,32 @@ def _adapter(model_dir: Path) -> dict:
 def test_sigterm_mid_run_then_restart_matches_uninterrupted_run(
     tiny_model_dir: Path, prepared_rounds: dict[int, Path], tmp_path: Path
 ) -> None:
+    split = prepared_rounds[1]
+    _interrupt_resume_and_compare(
+        [*TINY_TRAIN_ARGS, "--train-dir", str(split / "train"), "--validation-dir", str(split / "validation"),
+         "--base_model", str(tiny_model_dir), "--max_steps", "80", "--fisher_samples", "8", "--seed", "7"], tmp_path)
+
+
+def test_round_two_with_online_replay_and_distill_resumes_to_the_same_adapter(
+    trained_round1: dict, prepared_rounds: dict[int, Path], tmp_path: Path
+) -> None:
+    """The default strategy (replay,ewc,distill, online replay): the replay's state (margins seen, queue, replays)
+    travels in the checkpoint, so the resumed run replays what the uninterrupted one did."""
+    split = prepared_rounds[2]
+    reference, resumed = _interrupt_resume_and_compare(
+        [*TINY_TRAIN_ARGS, "--train-dir", str(split / "train"), "--validation-dir", str(split / "validation"),
+         "--base-model-dir", str(trained_round1["dir"]), "--epochs", "3", "--fisher_samples", "8", "--seed", "7"],
+        tmp_path)
+    assert reference["replay"]["selection"] == "online" and reference["replay"]["epoch_windows"] == 3
+    for key in ("chosen", "replayed_tokens", "scored_tokens", "by_data_version", "items"):
+        assert resumed["replay"][key] == reference["replay"][key], key
+    assert resumed["metrics"]["distill_tokens"] == reference["metrics"]["distill_tokens"] > 0
+
+
+def _interrupt_resume_and_compare(common: list[str], tmp_path: Path) -> tuple[dict, dict]:
+    """Train uninterrupted; train again, SIGTERM after the first logged step, restart: same adapter and losses."""
     import torch
 
-    split = prepared_rounds[1]
-    common = [*TINY_TRAIN_ARGS, "--train-dir", str(split / "train"), "--validation-dir", str(split / "validation"),
-              "--base_model", str(tiny_model_dir), "--max_steps", "80", "--fisher_samples", "8", "--seed", "7"]
     code, _ = _run_in_process([*common, "--model-dir", str(tmp_path / "reference"),
                                "--checkpoint-dir", str(tmp_path / "reference-checkpoints")])
     assert code == 0
@@ -52,13 +73,14 @@ def test_sigterm_mid_run_then_restart_matches_uninterrupted_run(
     assert process.stdout is not None
     for line in process.stdout:
         output.append(line)
-        if "train_loss=" in line:  # the first log line: step 4 of 80
+        if "train_loss=" in line:  # the first log line (step 4 of 80)
             process.send_signal(signal.SIGTERM)
             break
     output += process.stdout.readlines()
     assert process.wait(timeout=120) == INTERRUPTED_EXIT_CODE, "".join(output[-20:])
     saved = sorted(checkpoints.glob("step-*"))
-    assert len(saved) == 1 and 4 <= int(saved[0].name[5:]) < 80, "".join(output[-20:])
+    total = json.loads((tmp_path / "reference" / "continuum.json").read_text())["metrics"]["steps"]
+    assert len(saved) == 1 and 1 <= int(saved[0].name[5:]) < total, "".join(output[-20:])
     assert not (tmp_path / "resumed" / "continuum.json").exists()
 
     code, log = _run_in_process(argv)
@@ -72,6 +94,7 @@ def test_sigterm_mid_run_then_restart_matches_uninterrupted_run(
     assert expected.keys() == actual.keys()
     assert all(torch.equal(expected[key], actual[key]) for key in expected)
     assert float(sum(t.abs().sum() for t in actual.values())) > 0
+    return reference, resumed
 
 
 def _manager(root: Path, run: str = "run-a", keep: int = 2) -> CheckpointManager:

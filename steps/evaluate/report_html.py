@@ -287,6 +287,33 @@ def _lineage(evaluation: dict[str, Any]) -> str:
     return "".join(parts)
 
 
+def _replay(evaluation: dict[str, Any]) -> str:
+    """What the candidate's round replayed of the history, why, and what it cost (continuum.json's `replay`)."""
+    candidate = (evaluation.get("lineage") or {}).get("candidate") or {}
+    replay = candidate.get("replay")
+    if not replay:
+        return "<p class='sub'>Nothing replayed: no history (a first version) or no replay in the strategy.</p>"
+    tokens = (candidate.get("data") or {}).get("replay_tokens_per_epoch")
+    summary = (f"selection {replay.get('selection')}, budget {replay.get('budget')} {replay.get('unit')} "
+               f"({replay.get('amount')} per epoch); {replay.get('chosen')} of {replay.get('candidates')} history "
+               f"examples replayed")
+    if tokens is not None:
+        summary += f", {tokens:.0f} replayed tokens per epoch"
+    if replay.get("scored_tokens"):
+        summary += f"; {replay['scored_tokens']} tokens re-scored while training"
+    summary += f"; scoring {replay.get('scoring_seconds', 0)} s"
+    versions = replay.get("by_data_version") or {}
+    version_rows = [[_td(name), _td(info.get("candidates"), "num"), _td(info.get("known", "–"), "num"),
+                     _td(info.get("chosen"), "num"), _td(info.get("replays", info.get("quota")), "num"),
+                     _td(info.get("at_risk"), "num")] for name, info in versions.items()]
+    item_rows = [[_td(item.get("id")), _td(item.get("source")), _td(item.get("replays", "–"), "num"),
+                  _td(_num(item.get("score"), 2), "num"), _td(item.get("reason"))]
+                 for item in (replay.get("items") or [])[:20]]
+    return (f"<p class='sub'>{_e(summary)}</p>"
+            + _table(["data version", "history", "known", "replayed", "replays (quota)", "at risk"], version_rows)
+            + (_table(["item", "source", "replays", "margin", "why"], item_rows) if item_rows else ""))
+
+
 def render_report(evaluation: dict[str, Any], title: str = "Evaluation report") -> str:
     """The whole report as one HTML document."""
     lineage = evaluation.get("lineage") or {}
@@ -297,6 +324,7 @@ def render_report(evaluation: dict[str, Any], title: str = "Evaluation report") 
         ("Every metric", _metrics_table(evaluation)),
         ("Worst regressions", _regressions(evaluation)),
         ("Forgetting", _forgetting(evaluation)),
+        ("Replay", _replay(evaluation)),
         ("Examples", _examples(evaluation)),
         ("Lineage", _lineage(evaluation)),
     ]
