@@ -117,7 +117,7 @@ def test_train_with_online_replay_keeps_its_budget_and_records_why(trained_round
     assert meta["data"]["replay_tokens_per_epoch"] == metrics["replay_tokens"] / metrics["epoch"]
     assert meta["data"]["replay_examples"] == replay["chosen"]
     assert 0 < replay["scored_tokens"] < refreshes * replay["candidate_tokens"]  # a window, not the history
-    assert replay["scoring_seconds"] >= metrics["replay_scoring_cpu_seconds"] > 0
+    assert replay["scoring_seconds"] >= round(metrics["replay_scoring_cpu_seconds"], 3) > 0  # + the start, rounded
     assert metrics["distill_teacher_cpu_seconds"] > 0 and metrics["distill_tokens"] > 0
     items = replay["items"]
     assert items and all(item["replays"] >= 1 and item["reason"] and item["source"].startswith("replay:")

@@ -17,6 +17,7 @@ from train.fisher import FactoredFisher, compute_fisher, load_fisher, save_fishe
 from train.history import read_history, write_history
 from train.lora import LoraModule, add_lora, lora_modules
 from train.strategies import build_penalty, ewc_term, l2sp_term, normalised_fisher, orthogonal_term
+from train.scoring import answer_margins
 from conftest import TINY_TRAIN_ARGS
 
 
@@ -289,6 +290,9 @@ def test_distill_is_zero_at_the_teacher_positive_after_a_step_and_counts_its_tok
     assert "distillation is off" in messages[0]
     distill = build_distillation(parse_strategy("replay,distill"), model, history, 0.5, 3.0, 2.0, 0, 0)
     assert distill is not None and distill.per_epoch == 5  # half of 10 an epoch, spread over its 2 steps
+    # the same pass gives online replay its start: each example's answer margin, as answer_margins finds it
+    assert distill.start_margins == pytest.approx(answer_margins(model, history, 0, 2048)[0], abs=1e-5)
+    assert len(set(distill.start_margins)) > 1
     assert [len(distill.picked(step)) for step in range(1, 7)] == [2, 3, 2, 3, 2, 3]  # exactly 5 an epoch
     assert distill.picked(4) == [distill.order[i] for i in range(7, 10)]
     assert distill.picked(5) == [distill.order[i % 10] for i in range(10, 12)]  # cycling through the history
@@ -300,7 +304,7 @@ def test_distill_is_zero_at_the_teacher_positive_after_a_step_and_counts_its_tok
         for module in lora_modules(model):
             module.lora_b.normal_(std=0.05)
     value = distill.term(token_losses(model, batch).logits, picked)
-    assert float(value) > 0
+    assert float(value.detach()) > 0
     value.backward()
     assert all(float(module.lora_b.grad.abs().sum()) > 0 for module in lora_modules(model))
 

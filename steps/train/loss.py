@@ -43,13 +43,21 @@ def autocast_context(bf16: bool, device_type: str) -> Any:
     return torch.autocast(device_type=device_type, dtype=torch.bfloat16) if bf16 else nullcontext()
 
 
+def scored_positions(labels: Any) -> Any:
+    """The positions whose next token is scored (an answer token follows): where logits are needed."""
+    import torch
+
+    keep = torch.zeros_like(labels, dtype=torch.bool)
+    keep[:, :-1] = labels[:, 1:] != IGNORE_INDEX
+    return keep
+
+
 def token_losses(model: Any, batch: Batch) -> TokenLosses:
     """Forward `batch` and return the NLL of every scored next-token prediction."""
     import torch
 
     labels = batch.labels
-    keep = torch.zeros_like(labels, dtype=torch.bool)
-    keep[:, :-1] = labels[:, 1:] != IGNORE_INDEX
+    keep = scored_positions(labels)
     logits = model(**batch.inputs, logits_to_keep=keep, use_cache=False).logits
     targets = labels[:, 1:][keep[:, :-1]]
     nll = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets, reduction="none")

@@ -4,7 +4,7 @@ The static selections (steps/train/replay_budget.py) decide before the first ste
 forgets is decided by the round itself (the new facts' gradients interfere with their neighbours).
 `online` re-decides every epoch, at the same replay budget:
 - refresh (each epoch): score a window of the history under the current weights (answer margins, one
-  forward pass, no backward; steps/train/replay_budget.answer_margins), SCORING_SHARE times the epoch's
+  forward pass, no backward; steps/train/scoring.answer_margins), SCORING_SHARE times the epoch's
   replay amount: half the items scored longest ago (every item comes round) and half the lowest margins
   seen so far (the ones at risk are watched closely);
 - the epoch's replay: per data version (replay_budget.quotas: every version keeps a voice), the items
@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from train.data import TrainExample
-from train.replay_budget import RECORDED_ITEMS, Candidate, answer_margins, budget_amount, choose
+from train.replay_budget import RECORDED_ITEMS, Candidate, budget_amount, choose
+from train.scoring import answer_margins
 
 SCORING_SHARE = 3  # history items scored per epoch, as a multiple of the epoch's replayed items (measured: 1-3)
 
@@ -178,12 +179,15 @@ class OnlineReplay:
 
 
 def build_online_replay(model: Any, history: list[TrainExample], budget: float, unit: str,
-                        steps_per_epoch: float, pad_id: int, tokens_per_batch: int, bf16: bool) -> OnlineReplay:
-    """The online replay over `history`, scored once under the starting `model` (before the first step)."""
+                        steps_per_epoch: float, pad_id: int, tokens_per_batch: int, bf16: bool,
+                        start_margins: list[float] | None = None) -> OnlineReplay:
+    """The online replay over `history`, scored once under the starting `model` (before the first step), unless
+    `start_margins` already hold that (distill's teacher pass over the same history)."""
     started = time.process_time()
-    margins, _ = answer_margins(model, history, pad_id, tokens_per_batch, bf16)
+    if start_margins is None:
+        start_margins, _ = answer_margins(model, history, pad_id, tokens_per_batch, bf16)
     return OnlineReplay(history, budget, unit, max(1, math.ceil(steps_per_epoch)), pad_id, tokens_per_batch, bf16,
-                        margins, start_seconds=time.process_time() - started)
+                        list(start_margins), start_seconds=time.process_time() - started)
 
 
 def segment_margins(logits: Any, nll: Any, segments: Any, count: int) -> list[float]:

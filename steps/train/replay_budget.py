@@ -31,7 +31,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from train.data import TrainExample, group_batches, make_batch
+from train.data import TrainExample
+from train.scoring import answer_margins
 
 SELECTIONS = ("at_risk", "random", "rotating", "online")  # online: steps/train/online_replay.py
 UNITS = ("examples", "tokens")
@@ -215,48 +216,6 @@ def rotate(choice: ReplayChoice, epochs: int) -> ReplayChoice:
 def hash_order(example_id: str, seed: int) -> float:
     """A stable pseudo-random place in [0, 1) for an id and seed."""
     return int(hashlib.sha256(f"{seed}:replay-budget:{example_id}".encode()).hexdigest()[:13], 16) / 16**13
-
-
-def answer_margins(model: Any, examples: Sequence[TrainExample], pad_id: int, tokens_per_batch: int,
-                   bf16: bool = False) -> tuple[list[float], list[float]]:
-    """(margin, mean NLL) of each example's answer under `model`: margin = min over answer tokens of the answer
-    token's logit minus the best other logit (< 0: greedy decoding leaves the answer). One forward pass, packed."""
-    import torch
-
-    from common.examples import IGNORE_INDEX
-    from train.loss import autocast_context
-
-    if not examples:
-        return [], []
-    device = next(model.parameters()).device
-    margins = [math.inf] * len(examples)
-    losses = [0.0] * len(examples)
-    lengths = [len(example.input_ids) for example in examples]
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        for indices in group_batches(list(range(len(examples))), lengths, 1, max(tokens_per_batch, max(lengths))):
-            batch = make_batch([examples[i] for i in indices], pad_id, packing=True).to(device)
-            keep = torch.zeros_like(batch.labels, dtype=torch.bool)
-            keep[:, :-1] = batch.labels[:, 1:] != IGNORE_INDEX
-            with autocast_context(bf16, device.type):
-                logits = model(**batch.inputs, logits_to_keep=keep, use_cache=False).logits
-            logits = logits.reshape(-1, logits.shape[-1]).float()
-            targets = batch.labels[:, 1:][keep[:, :-1]]
-            segments = batch.segments[:, 1:][keep[:, :-1]]
-            target_logit = logits.gather(1, targets[:, None])[:, 0]
-            other = logits.scatter(1, targets[:, None], float("-inf")).max(dim=1).values
-            nll = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
-            count = len(indices)
-            lowest = torch.full((count,), math.inf, device=logits.device).scatter_reduce_(
-                0, segments, target_logit - other, "amin")
-            sums = torch.zeros(count, device=logits.device).index_add_(0, segments, nll)
-            counts = torch.zeros(count, device=logits.device).index_add_(0, segments, torch.ones_like(nll))
-            for j, (margin, total, n) in enumerate(zip(lowest.tolist(), sums.tolist(), counts.tolist())):
-                margins[indices[j]] = margin
-                losses[indices[j]] = total / n if n else 0.0
-    model.train(was_training)
-    return margins, losses
 
 
 def covers_history(budget: float, unit: str, history: Sequence[TrainExample]) -> bool:

@@ -226,9 +226,11 @@ def train_adapter(run: Run, args: argparse.Namespace, dist: Distributed, stop: S
         print(f"distill: {distill.per_epoch} of {len(distill.pool)} history examples an epoch "
               f"(lambda {args.distill_lambda:g}, budget {args.distill_budget:g} of the history per epoch)", flush=True)
     if run.online_history:
+        shared = distill is not None and run.distill_pool is run.online_history  # one pass scored them already
         run.online = build_online_replay(run.peft_model, run.online_history, args.replay_budget,
                                          args.replay_budget_unit, settings.steps_per_epoch, settings.pad_id,
-                                         scoring_tokens, settings.autocast_bf16)
+                                         scoring_tokens, settings.autocast_bf16,
+                                         distill.start_margins if shared else None)
     seed_everything(args.seed)
     return run_training(model, run.peft_model, run.train_examples, run.plan, run.penalty, settings, dist,
                         checkpoints, stop, distill=distill, online=run.online)

@@ -66,17 +66,6 @@ DISTILL_TEMPERATURE = 2.0  # Li & Hoiem's T (Hinton et al.'s soft targets); the 
 DISTILL_TOP_K = 64  # the teacher's distribution kept per position: its top k tokens and the rest's mass
 
 
-def kept_positions(labels: Any) -> Any:
-    """The positions whose next token is scored (as train.loss scores them)."""
-    import torch
-
-    from common.examples import IGNORE_INDEX
-
-    keep = torch.zeros_like(labels, dtype=torch.bool)
-    keep[:, :-1] = labels[:, 1:] != IGNORE_INDEX
-    return keep
-
-
 def soft_targets(logits: Any, top_k: int = DISTILL_TOP_K) -> tuple[Any, Any]:
     """(top-k token ids (N x k), log-probabilities (N x k+1): the top k and the rest's mass) at temperature T."""
     import torch
@@ -105,40 +94,29 @@ def distill_kl(student_logits: Any, ids: Any, teacher: Any) -> Any:
     return DISTILL_TEMPERATURE**2 * kl.mean()
 
 
-def teacher_targets(model: Any, pool: list[Any], pad_id: int, tokens_per_batch: int,
-                    bf16: bool = False) -> list[tuple[Any, Any]]:
+def teacher_pass(model: Any, pool: list[Any], pad_id: int, tokens_per_batch: int,
+                 bf16: bool = False) -> tuple[list[tuple[Any, Any]], list[float]]:
     """Every pool example's soft targets under `model` (the starting model: before the first step the fresh
-    adapter is zero), (ids, log-probs) per example on CPU; one forward pass over the pool, packed."""
-    import torch
+    adapter is zero), (ids, log-probs) per example on CPU, and its answer margin (train.scoring), which online
+    replay starts from; one forward pass over the pool, packed."""
+    from train.scoring import scored_batches
 
-    from train.data import group_batches, make_batch
-    from train.loss import autocast_context
-
-    device = next(model.parameters()).device
-    lengths = [len(example.input_ids) for example in pool]
     targets: list[tuple[Any, Any]] = [None] * len(pool)  # type: ignore[list-item]
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        for indices in group_batches(list(range(len(pool))), lengths, 1, max(tokens_per_batch, max(lengths))):
-            batch = make_batch([pool[i] for i in indices], pad_id, packing=True).to(device)
-            keep = kept_positions(batch.labels)
-            with autocast_context(bf16, device.type):
-                logits = model(**batch.inputs, logits_to_keep=keep, use_cache=False).logits
-            ids, log_probs = soft_targets(logits.reshape(-1, logits.shape[-1]))
-            segments = batch.segments[:, 1:][keep[:, :-1]]
-            for j, index in enumerate(indices):
-                mine = segments == j
-                targets[index] = (ids[mine].cpu(), log_probs[mine].cpu())
-    model.train(was_training)
-    return targets
+    margins = [math.inf] * len(pool)
+    for scored in scored_batches(model, pool, pad_id, tokens_per_batch, bf16):
+        ids, log_probs = soft_targets(scored.logits)
+        for j, (index, margin) in enumerate(zip(scored.indices, scored.margins_and_losses()[0])):
+            mine = scored.segments == j
+            targets[index] = (ids[mine].cpu(), log_probs[mine].cpu())
+            margins[index] = margin
+    return targets, margins
 
 
 @dataclass
 class Distillation:
     """The distill component for one run: each epoch `per_epoch` history examples (a seeded order, cycling: an epoch
     covers `distill_budget` of the history), spread evenly over its steps, ride along with loss weight 0, and their
-    answer positions are pulled toward the starting model's distributions (computed once, `teacher_targets`)."""
+    answer positions are pulled toward the starting model's distributions (computed once, `teacher_pass`)."""
 
     pool: list[Any]  # TrainExample: the history's examples (old inputs), weight 0
     targets: list[tuple[Any, Any]]  # per pool example: the teacher's (top-k ids, log-probs) at its answer positions
@@ -146,7 +124,8 @@ class Distillation:
     steps_per_epoch: float
     weight: float
     order: list[int] = field(default_factory=list)
-    teacher_seconds: float = 0.0  # CPU seconds of the teacher's pass (teacher_targets)
+    teacher_seconds: float = 0.0  # CPU seconds of the teacher's pass (teacher_pass)
+    start_margins: list[float] = field(default_factory=list)  # the pool's answer margins under the teacher
 
     def picked(self, step: int) -> list[int]:
         """Step `step`'s (1-based) pool indices."""
@@ -188,9 +167,9 @@ def build_distillation(strategy: Collection[str], model: Any, history: list[Any]
     order = list(range(len(pool)))
     random.Random(seed * 7919 + 17).shuffle(order)
     started = time.process_time()
-    targets = teacher_targets(model, pool, pad_id, tokens_per_batch, bf16)
+    targets, margins = teacher_pass(model, pool, pad_id, tokens_per_batch, bf16)
     return Distillation(pool, targets, per_epoch, max(steps_per_epoch, 1.0), weight, order,
-                        time.process_time() - started)
+                        time.process_time() - started, margins)
 
 
 def l2sp_term(module: LoraModule) -> Any:
