@@ -43,6 +43,19 @@ def test_each_epoch_replays_the_known_items_closest_to_forgotten_per_data_versio
     assert everything.choose() == [*range(12), 12, 13, 15, 14]
 
 
+def test_a_token_budget_is_never_exceeded_and_a_zero_budget_scores_nothing() -> None:
+    online = OnlineReplay(_pool({"a.csv": 30, "b.jsonl": 10}), 0.1, "tokens", 2, 0, 512, False, [1.0] * 40)
+    for i, example in enumerate(online.pool):
+        example.input_ids.extend([5] * (i % 7))  # lengths 4..10
+    online.observe(list(range(40)), [float(i % 5) for i in range(40)])
+    queue = online.choose()
+    spent = sum(len(online.pool[i].input_ids) for i in queue)
+    assert online.amount == round(0.1 * sum(len(e.input_ids) for e in online.pool)) and 0 < spent <= online.amount
+    nothing = OnlineReplay(_pool({"a.csv": 8}), 0.0, "examples", 2, 0, 512, False, [1.0] * 8)
+    assert [nothing.picked(step, None) for step in range(1, 5)] == [[], [], [], []]  # no model call: None is fine
+    assert nothing.refreshes == 2 and nothing.scored_tokens == 0
+
+
 def test_scoring_window_is_half_stalest_half_lowest_and_fixed_in_size() -> None:
     online = _online([5.0] * 40, budget=4)
     online.queue = [0, 1, 2, 3]
@@ -59,7 +72,7 @@ def test_riders_spread_each_epoch_queue_evenly_and_refresh_once_an_epoch(monkeyp
 
     def fake_refresh(model: object) -> None:
         refreshed.append(len(refreshed))
-        online.queue = [10 + len(refreshed), 1, 2, 3]
+        online.queue, online.refreshes = [10 + len(refreshed), 1, 2, 3], len(refreshed)
 
     monkeypatch.setattr(online, "refresh", fake_refresh)
     epochs = [[online.picked(step, None) for step in range(1 + 3 * e, 4 + 3 * e)] for e in range(2)]

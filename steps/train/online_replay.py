@@ -74,7 +74,7 @@ class OnlineReplay:
     def picked(self, step: int, model: Any) -> list[int]:
         """Step `step`'s replayed items (pool indices): the epoch's queue spread evenly over its steps."""
         offset = (step - 1) % self.steps_per_refresh
-        if offset == 0 or not self.queue:
+        if offset == 0 or not self.refreshes:  # an epoch's first step (or a run resumed before any refresh)
             self.refresh(model)
         count = len(self.queue)
         chosen = [self.queue[j] for j in range(count) if j * self.steps_per_refresh // count == offset]
@@ -84,6 +84,9 @@ class OnlineReplay:
 
     def refresh(self, model: Any) -> None:
         """Score this epoch's window under `model` and choose the epoch's replay."""
+        if self.amount == 0:  # a budget of nothing: nothing to score or replay
+            self.queue, self.refreshes = [], self.refreshes + 1
+            return
         started = time.process_time()
         window = self.window()
         margins, _ = answer_margins(model, [self.pool[i] for i in window], self.pad_id, self.tokens_per_batch, self.bf16)
