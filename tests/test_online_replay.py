@@ -12,7 +12,8 @@ import train
 from common.examples import read_examples
 from conftest import TINY_TRAIN_ARGS
 from train.data import TrainExample
-from train.online_replay import SCORING_SHARE, OnlineReplay, segment_margins
+from train.online_replay import SCORING_SHARE, OnlineReplay
+from train.scoring import lowest_margins
 
 
 def _pool(sizes: dict[str, int]) -> list[TrainExample]:
@@ -93,13 +94,12 @@ def test_checkpoint_state_round_trips_through_json() -> None:
     assert resumed.state() == online.state() and resumed.choose() == online.choose()
 
 
-def test_segment_margins_match_the_targets_logit_minus_the_best_other() -> None:
+def test_lowest_margins_match_the_targets_logit_minus_the_best_other() -> None:
     import torch
 
     logits = torch.tensor([[2.0, 1.0, 0.0], [0.0, 3.0, 1.0], [1.0, 1.5, 0.5], [0.0, 0.0, 4.0]])
     targets = torch.tensor([0, 1, 0, 2])
-    nll = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
-    margins = segment_margins(logits, nll, torch.tensor([0, 0, 1, 2]), 4)
+    margins = lowest_margins(logits, targets, torch.tensor([0, 0, 1, 2]), 4)
     assert [round(m, 4) for m in margins[:3]] == [1.0, -0.5, 4.0] and math.isinf(margins[3])
 
 

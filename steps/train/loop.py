@@ -24,7 +24,8 @@ from train.data import TrainExample, group_batches, make_batch
 from train.distributed import Distributed
 from train.lora import load_trainable_state, trainable_state
 from train.loss import autocast_context, token_losses
-from train.online_replay import OnlineReplay, segment_margins
+from train.online_replay import OnlineReplay
+from train.scoring import lowest_margins
 from train.strategies import ContinualPenalty, Distillation
 
 
@@ -137,7 +138,7 @@ def run_training(model: Any, peft_model: Any, examples: list[TrainExample], plan
             total = total + parts["distill"]
             logs["distill_tokens"] = logs.get("distill_tokens", 0) + sum(len(distill.pool[i].input_ids) for i in picked)
         if online is not None:
-            margins = segment_margins(losses.logits, losses.nll, losses.segments, len(chosen) + len(riders))
+            margins = lowest_margins(losses.logits, losses.targets, losses.segments, len(chosen) + len(riders))
             online.observe(replayed + (picked if distill is not None else []), margins[len(chosen):])
             logs["replay_tokens"] = logs.get("replay_tokens", 0) + sum(len(online.pool[i].input_ids) for i in replayed)
         total.backward()

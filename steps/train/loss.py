@@ -21,6 +21,7 @@ class TokenLosses:
     weights: Any
     segments: Any
     logits: Any = None  # (scored tokens, vocab): the predictions the NLL was computed from
+    targets: Any = None  # (scored tokens,): the tokens they should predict
 
     def weighted_mean(self) -> Any:
         """sum(w * nll) / sum(w); 0 (with a gradient) when nothing is scored."""
@@ -62,4 +63,4 @@ def token_losses(model: Any, batch: Batch) -> TokenLosses:
     targets = labels[:, 1:][keep[:, :-1]]
     nll = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets, reduction="none")
     return TokenLosses(nll, batch.weights[:, 1:][keep[:, :-1]].float(), batch.segments[:, 1:][keep[:, :-1]],
-                       logits.reshape(-1, logits.shape[-1]))
+                       logits.reshape(-1, logits.shape[-1]), targets)

@@ -192,15 +192,3 @@ def build_online_replay(model: Any, history: list[TrainExample], budget: float, 
     return OnlineReplay(history, budget, unit, max(1, math.ceil(steps_per_epoch)), pad_id, tokens_per_batch, bf16,
                         list(start_margins), start_seconds=time.process_time() - started)
 
-
-def segment_margins(logits: Any, nll: Any, segments: Any, count: int) -> list[float]:
-    """Per example of a batch (`count` segments): the lowest answer margin among its scored tokens, from the
-    step's own logits and NLL (the target's logit is logsumexp - NLL); inf for an example with none."""
-    import torch
-
-    logits = logits.detach().float()
-    target = torch.logsumexp(logits, dim=-1) - nll.detach().float()
-    top2 = logits.topk(min(2, logits.shape[-1]), dim=-1).values
-    other = torch.where(target >= top2[:, 0] - 1e-6, top2[:, -1], top2[:, 0])
-    lowest = torch.full((count,), math.inf, device=logits.device)
-    return lowest.scatter_reduce_(0, segments, target - other, "amin").tolist()

@@ -25,15 +25,23 @@ class ScoredBatch:
         import torch
 
         count = len(self.indices)
-        target_logit = self.logits.gather(1, self.targets[:, None])[:, 0]
-        other = self.logits.scatter(1, self.targets[:, None], float("-inf")).max(dim=1).values
         nll = torch.nn.functional.cross_entropy(self.logits, self.targets, reduction="none")
-        lowest = torch.full((count,), math.inf, device=self.logits.device).scatter_reduce_(
-            0, self.segments, target_logit - other, "amin")
         sums = torch.zeros(count, device=self.logits.device).index_add_(0, self.segments, nll)
         counts = torch.zeros(count, device=self.logits.device).index_add_(0, self.segments, torch.ones_like(nll))
         losses = [total / n if n else 0.0 for total, n in zip(sums.tolist(), counts.tolist())]
-        return lowest.tolist(), losses
+        return lowest_margins(self.logits, self.targets, self.segments, count), losses
+
+
+def lowest_margins(logits: Any, targets: Any, segments: Any, count: int) -> list[float]:
+    """Per example (`count` segments): the lowest, over its scored positions, of the target's logit minus the best
+    other logit (< 0: greedy decoding leaves the answer); inf for an example with no scored position."""
+    import torch
+
+    logits = logits.detach().float()
+    target_logit = logits.gather(1, targets[:, None])[:, 0]
+    other = logits.scatter(1, targets[:, None], float("-inf")).max(dim=1).values
+    lowest = torch.full((count,), math.inf, device=logits.device)
+    return lowest.scatter_reduce_(0, segments, target_logit - other, "amin").tolist()
 
 
 def scored_batches(model: Any, examples: Sequence[TrainExample], pad_id: int, tokens_per_batch: int,
